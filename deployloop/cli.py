@@ -1,0 +1,140 @@
+"""Typer wiring only: parse options, call one command, turn its outcome into an exit code."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    help="Run staging e2e suites phase by phase, file one issue per root cause, "
+    "wait for the redeploy, retest, close what is verified fixed.",
+)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("-c", "--config", help="Config file (else $DEPLOYLOOP_CONFIG, ./deployloop.toml)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
+
+EXIT_INTERRUPTED = 130
+EXIT_SOFTWARE = 70  # an unexpected crash: not a verdict about staging
+
+
+def _call(command: Callable[[], int]) -> None:
+    """The one top-level handler: expected errors are one clear line, crashes leave a log."""
+    from deployloop.console import error
+    from deployloop.errors import DeployloopError
+
+    try:
+        code = command()
+    except DeployloopError as exc:
+        error(str(exc))
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        error("interrupted")
+        code = EXIT_INTERRUPTED
+    except Exception as exc:
+        crash = Path("logs") / "crash.log"
+        crash.parent.mkdir(parents=True, exist_ok=True)
+        crash.write_text(traceback.format_exc(), encoding="utf-8")
+        error(f"unexpected error: {type(exc).__name__}: {exc} (traceback in {crash})")
+        code = EXIT_SOFTWARE
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    budget: Annotated[str | None, typer.Option(help="Time budget, e.g. 8h.")] = None,
+    until: Annotated[str | None, typer.Option(help="Stop at this local time, e.g. 07:00.")] = None,
+    max_iterations: Annotated[int | None, typer.Option(min=1)] = None,
+    phase: Annotated[list[str] | None, typer.Option(help="Run only this phase (repeatable).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="One iteration, no waiting.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide issues, write none.")] = False,
+    new: Annotated[bool, typer.Option("--new", help="Start a new session, do not resume.")] = False,
+) -> None:
+    """Run the test-deploy-retest loop until every gate is green or the budget is spent."""
+    from deployloop.commands import run as command
+
+    options = command.RunOptions(
+        budget=budget,
+        until=until,
+        max_iterations=max_iterations,
+        phases=tuple(phase or ()),
+        once=once,
+        dry_run=dry_run,
+        new=new,
+    )
+    _call(lambda: command.run(config, options))
+
+
+@app.command()
+def validate(config: ConfigOpt = None) -> None:
+    """Check the config; one FILE:LINE: message line per problem."""
+    from deployloop.commands import validate as command
+
+    _call(lambda: command.run(config))
+
+
+@app.command()
+def preflight(config: ConfigOpt = None) -> None:
+    """Probe the target: health, version, WebSocket and HTTP probes."""
+    from deployloop.commands import preflight as command
+
+    _call(lambda: command.run(config))
+
+
+@app.command()
+def results(
+    paths: Annotated[list[Path], typer.Argument(help="JUnit XML files or directories.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Read JUnit XML: counts, pass rate, p95, failure clusters."""
+    from deployloop.commands import results as command
+
+    _call(lambda: command.run(paths, json_out))
+
+
+@app.command()
+def status(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
+    """The current or last session: iteration, phase, gates, issues, budget left."""
+    from deployloop.commands import status as command
+
+    _call(lambda: command.run(config, json_out))
+
+
+@app.command()
+def report(
+    session: Annotated[str | None, typer.Argument(help="Session id (default: latest).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="md or html.")] = "md",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The morning report of a session."""
+    from deployloop.commands import report as command
+
+    _call(lambda: command.run(session, fmt, output, config))
+
+
+@app.command()
+def demo() -> None:
+    """The whole overnight story, self-contained, on this machine."""
+    from deployloop.commands import demo as command
+
+    _call(command.run)
+
+
+@app.command()
+def init(directory: Annotated[Path, typer.Argument()] = Path(".")) -> None:
+    """Write a commented starter deployloop.toml."""
+    from deployloop.commands import init as command
+
+    _call(lambda: command.run(directory))

@@ -1,0 +1,60 @@
+"""All output goes through here: a live rich view on a terminal, plain timestamped lines off one.
+
+Colour follows the usual conventions: only on a terminal, never with NO_COLOR or TERM=dumb.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import IO, Any
+
+from rich.console import Console as RichConsole
+from rich.console import RenderableType
+
+
+def is_interactive(stream: IO[str]) -> bool:
+    """A human is watching: a terminal that can take cursor codes."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and os.environ.get("TERM", "") != "dumb"
+
+
+class Console:
+    """Renders text, tables and JSON for one output stream."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.interactive = is_interactive(self.stream)
+        self.rich = RichConsole(
+            file=self.stream,
+            force_terminal=self.interactive,
+            no_color=not self.interactive or "NO_COLOR" in os.environ,
+            highlight=False,
+            soft_wrap=not self.interactive,
+            width=None if self.interactive else 120,
+        )
+
+    def line(self, text: str, style: str | None = None) -> None:
+        """One log-like line: styled on a terminal, timestamped plain text off one."""
+        if self.interactive:
+            self.rich.print(text, style=style, markup=False)
+        else:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            self.stream.write(f"{stamp} {text}\n")
+            self.stream.flush()
+
+    def show(self, renderable: RenderableType) -> None:
+        """A table or panel; off a terminal it is drawn without colour or cursor codes."""
+        self.rich.print(renderable)
+
+    def json(self, payload: Any) -> None:
+        self.stream.write(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+        self.stream.flush()
+
+
+def error(message: str) -> None:
+    """An expected failure, on stderr, without a traceback."""
+    sys.stderr.write(f"deployloop: {message}\n" if "\n" not in message else f"{message}\n")
+    sys.stderr.flush()
