@@ -36,6 +36,7 @@ class SessionConfig(_Model):
     until: Clock | None = None
     max_iterations: int = Field(100, ge=1)
     logs_dir: str = "logs"
+    interval: Duration = 60.0  # between iterations when there is no [redeploy] section
 
 
 class VersionSource(_Model):
@@ -113,9 +114,6 @@ class PhaseConfig(_Model):
     def _has_work(self) -> PhaseConfig:
         if not self.suites and not self.probes:
             raise ValueError("a phase needs at least one [[phase.suite]] or [[phase.probe]]")
-        names = [s.name for s in self.suites]
-        if len(names) != len(set(names)):
-            raise ValueError(f"suite names repeat in phase {self.name!r}")
         return self
 
 
@@ -161,10 +159,14 @@ class Config(_Model):
     path: str = Field("", exclude=True)  # where it was read from; set by load()
 
     @model_validator(mode="after")
-    def _unique_phases(self) -> Config:
-        names = [p.name for p in self.phases]
-        if len(names) != len(set(names)):
+    def _unique_names(self) -> Config:
+        phases = [p.name for p in self.phases]
+        if len(phases) != len(set(phases)):
             raise ValueError("phase names repeat")
+        # suite names name the files under logs/<session>/<iteration>/, so they must be unique
+        suites = [s.name for p in self.phases for s in p.suites]
+        if len(suites) != len(set(suites)):
+            raise ValueError("suite names repeat (they name the log files, so must be unique)")
         return self
 
     @property
@@ -224,10 +226,12 @@ def parse(text: str, source: str, environ: Mapping[str, str]) -> Config:
     lines = locate_keys(text)
     problems: list[tuple[int, str]] = []
     data = _interpolate(raw, (), environ, lines, problems)
+    unset = {line for line, _ in problems}  # an unset variable explains its key's other errors
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_describe(err, lines) for err in exc.errors())
+        described = (_describe(err, lines) for err in exc.errors())
+        problems.extend(p for p in described if p[0] not in unset)
         config = None
     if problems or config is None:
         ordered = sorted(set(problems))

@@ -1,0 +1,91 @@
+"""``deployloop status``: the current or last session, read without taking the run lock."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from deployloop import config as config_module
+from deployloop.console import Console
+from deployloop.durations import format_duration
+from deployloop.state import Store, state_dir
+
+
+def run(config_path: Path | None, as_json: bool) -> int:
+    logs_dir = _logs_dir(config_path)
+    console = Console()
+    store = Store(state_dir(logs_dir))
+    try:
+        payload = snapshot(store)
+    finally:
+        store.close()
+    if as_json:
+        console.json(payload)
+    elif payload["session"] is None:
+        console.line("no session yet")
+    else:
+        console.show(_table(payload))
+    return 0
+
+
+def _logs_dir(config_path: Path | None) -> str:
+    """The config's logs_dir when a config is around; ``logs`` otherwise."""
+    try:
+        return config_module.load(config_module.find_config(config_path)).session.logs_dir
+    except config_module.UsageError:
+        if config_path is not None:
+            raise
+        return "logs"
+
+
+def snapshot(store: Store) -> dict[str, Any]:
+    row = store.session()
+    if row is None:
+        return {"session": None}
+    live = store.live(row.id)
+    iterations = store.iterations(row.id)
+    budget_left = None if row.deadline is None else max(0.0, row.deadline - time.time())
+    open_issues = sorted(
+        {c["issue_number"] for c in store.clusters(row.id).values()
+         if c.get("issue_number") and c.get("status") == "open"}
+    )  # fmt: skip
+    return {
+        "session": row.id,
+        "status": row.status,
+        "exit_code": row.exit_code,
+        "started": row.started,
+        "iteration": live.get("iteration", len(iterations)),
+        "iterations_done": sum(1 for it in iterations if it["ended"] is not None),
+        "state": live.get("state"),
+        "phase": live.get("phase"),
+        "suite": live.get("suite"),
+        "version": live.get("version"),
+        "gates": live.get("gates", {}),
+        "open_issues": open_issues,
+        "budget_left_s": budget_left,
+        "max_iterations": row.max_iterations,
+        "last_event": live.get("last_event"),
+        "last_event_ts": live.get("last_event_ts"),
+        "logs": str(row.directory),
+    }
+
+
+def _table(p: dict[str, Any]) -> Table:
+    table = Table("", "", show_header=False, box=None)
+    table.add_row("session", f"{p['session']} ({p['status']})")
+    table.add_row("iteration", f"{p['iteration']} of at most {p['max_iterations']}")
+    table.add_row("now", " / ".join(str(x) for x in (p["state"], p["phase"], p["suite"]) if x) or "-")
+    table.add_row("version", str(p["version"] or "unknown"))
+    for phase, gate in p["gates"].items():
+        table.add_row(f"gates {phase}", "passed" if gate["passed"] else "FAILED")
+    table.add_row("open issues", ", ".join(f"#{n}" for n in p["open_issues"]) or "none")
+    left = p["budget_left_s"]
+    table.add_row("budget left", "unbounded" if left is None else format_duration(left))
+    if p["last_event_ts"]:
+        ago = format_duration(time.time() - p["last_event_ts"])
+        table.add_row("last event", f"{p['last_event']} ({ago} ago)")
+    table.add_row("logs", p["logs"])
+    return table

@@ -1,0 +1,348 @@
+"""The loop: iterations of plan → run suites → read results → judge gates → triage → tracker →
+wait for the redeploy, until every gate is green or the budget is spent.
+
+Side effects come in through ``Services`` so tests can drive many iterations fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deployloop import gates, plan
+from deployloop.config import Config, PhaseConfig, ProbeConfig, SuiteConfig
+from deployloop.errors import TargetUnreachable
+from deployloop.events import Reporter
+from deployloop.gates import PhaseResult
+from deployloop.models import Outcome
+from deployloop.models import ProbeResult, SuiteRun
+from deployloop.runner import SuiteJob
+from deployloop.state import Store
+from deployloop.wait import Clock, WaitResult
+
+RERUN_LIMIT = 50  # more failures than this is no flake: do not spend the night rerunning them
+
+
+class Status(enum.Enum):
+    GREEN = 0
+    FAILING = 1
+    UNREACHABLE = 3
+    INTERRUPTED = 130
+
+
+@dataclass(frozen=True, slots=True)
+class LoopResult:
+    status: Status
+    iterations: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IterationReport:
+    """What the tracker stage needs from one iteration."""
+
+    iteration: int
+    version: str | None
+    previous_version: str | None
+    phases: tuple[PhaseResult, ...]
+    dry_run: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IterationResult:
+    iteration: int
+    version: str | None
+    phases: tuple[PhaseResult, ...] = ()
+    mixed_to: str | None = None  # the version that appeared mid-iteration
+    interrupted: bool = False
+    hit_deadline: bool = False
+
+    @property
+    def green(self) -> bool:
+        return bool(self.phases) and all(p.passed for p in self.phases)
+
+    @property
+    def runs(self) -> list[SuiteRun]:
+        return [run for phase in self.phases for run in phase.runs]
+
+
+@dataclass
+class Services:
+    """The loop's side effects, each behind one small callable."""
+
+    run_suite: Callable[[SuiteJob], SuiteRun]
+    run_probe: Callable[[ProbeConfig], ProbeResult]
+    read_version: Callable[[], str | None]
+    wait: Callable[[str | None], WaitResult]
+    clock: Clock
+    stop: threading.Event
+    check_health: Callable[[], ProbeResult] | None = None
+    trigger: Callable[[int], None] | None = None
+    file_issues: Callable[[IterationReport], None] = lambda report: None
+
+
+@dataclass
+class Session:
+    id: str
+    directory: Path
+    deadline: float | None  # wall-clock time; shared by resumed runs
+    max_iterations: int
+    first_iteration: int = 1
+    previous: IterationResult | None = None  # the last finished iteration, on resume
+    done_runs: dict[str, SuiteRun] = field(default_factory=dict)  # resumed iteration's suites
+
+
+class Loop:
+    def __init__(
+        self,
+        config: Config,
+        the_plan: plan.Plan,
+        session: Session,
+        store: Store,
+        services: Services,
+        reporter: Reporter,
+    ) -> None:
+        self.config = config
+        self.plan = the_plan
+        self.session = session
+        self.store = store
+        self.services = services
+        self.reporter = reporter
+
+    # the session -------------------------------------------------------------------------
+    def run(self) -> LoopResult:
+        n = self.session.first_iteration
+        previous = self.session.previous
+        while True:
+            ended = self._budget_spent(n)
+            if ended:
+                return LoopResult(Status.FAILING, n - 1, ended)
+            self._await_reachable()
+            result = self.iteration(n, previous)
+            if result.interrupted:
+                return LoopResult(Status.INTERRUPTED, n, "interrupted")
+            if result.mixed_to is not None:
+                continue  # same iteration number, on the new version
+            if result.green:
+                return LoopResult(Status.GREEN, n, "every gate passed")
+            if result.hit_deadline:
+                return LoopResult(Status.FAILING, n, "deadline reached")
+            ended = "--once" if self.plan.once else self._budget_spent(n + 1)
+            if ended:
+                return LoopResult(Status.FAILING, n, ended)
+            waited = self._between(n, result.version)
+            if waited.outcome == "interrupted":
+                return LoopResult(Status.INTERRUPTED, n, "interrupted")
+            if waited.outcome == "deadline":
+                return LoopResult(Status.FAILING, n, "deadline reached while waiting")
+            if waited.outcome == "timeout" and self._stop_on_timeout():
+                return LoopResult(Status.UNREACHABLE, n, "no new version before the redeploy timeout")
+            previous, n = result, n + 1
+
+    def _budget_spent(self, n: int) -> str:
+        if n > self.session.max_iterations:
+            return f"max_iterations ({self.session.max_iterations}) reached"
+        deadline = self.session.deadline
+        if deadline is not None and self.services.clock.time() >= deadline:
+            return "budget spent"
+        return ""
+
+    def _stop_on_timeout(self) -> bool:
+        return self.config.redeploy is not None and self.config.redeploy.on_timeout == "stop"
+
+    def _between(self, n: int, tested: str | None) -> WaitResult:
+        if self.services.trigger is not None and not self.plan.dry_run:
+            self.services.trigger(n)
+        return self.services.wait(tested)
+
+    def _await_reachable(self) -> None:
+        """Health must answer before tests run; past the target's timeout the night is over."""
+        check = self.services.check_health
+        if check is None:
+            return
+        clock = self.services.clock
+        give_up = clock.monotonic() + self.config.target.unreachable_timeout
+        while not (probe := check()).ok:
+            self.reporter.emit("health", ok=False, detail=probe.detail)
+            if clock.monotonic() >= give_up:
+                raise TargetUnreachable(f"staging unhealthy past its timeout: {probe.detail}")
+            if clock.wait(min(10.0, self.config.target.unreachable_timeout / 10)):
+                return  # a stop request: the iteration notices it straight away
+
+    # one iteration -----------------------------------------------------------------------
+    def iteration(self, n: int, previous: IterationResult | None) -> IterationResult:
+        started = self.services.clock.monotonic()
+        version = self.services.read_version()
+        self.store.begin_iteration(self.session.id, n, version)
+        self.reporter.emit("iteration_start", iteration=n, version=version)
+        if previous is not None and not previous.green:
+            self._failed_first(n, previous, version)
+        result = self._phases(n, version)
+        if result.interrupted or result.mixed_to is not None:
+            if result.mixed_to is not None:
+                self.store.discard_runs(self.session.id, n)
+            return result
+        self.services.file_issues(
+            IterationReport(
+                n, version, previous.version if previous else None, result.phases, self.plan.dry_run
+            )
+        )
+        self._finish(result, started)
+        return result
+
+    def _finish(self, result: IterationResult, started: float) -> None:
+        failing = [p.phase for p in result.phases if not p.passed]
+        duration = self.services.clock.monotonic() - started
+        summary = {"phases": {p.phase: p.passed for p in result.phases}, "duration_s": duration}
+        self.store.end_iteration(self.session.id, result.iteration, result.version, result.green, summary)
+        self.reporter.emit(
+            "iteration_end",
+            iteration=result.iteration,
+            green=result.green,
+            version=result.version,
+            duration_s=duration,
+            failing=failing,
+        )
+
+    def _phases(self, n: int, version: str | None) -> IterationResult:
+        done: list[PhaseResult] = []
+        for index, phase in enumerate(self.plan.phases):
+            self.reporter.emit("phase_start", phase=phase.name)
+            runs, stopped = self._run_suites(n, phase, version)
+            if stopped == "interrupted":
+                return IterationResult(n, version, tuple(done), interrupted=True)
+            result = self._judge(n, phase, runs, version)
+            done.append(result)
+            if stopped == "deadline":
+                return IterationResult(n, version, tuple(done), hit_deadline=True)
+            now = self.services.read_version()
+            if now is not None and version is not None and now != version:
+                self.reporter.emit("mixed", from_version=version, to_version=now)
+                return IterationResult(n, version, tuple(done), mixed_to=now)
+            if not result.passed and phase.fail_fast:
+                rest = [p.name for p in self.plan.phases[index + 1 :]]
+                if rest:
+                    self.reporter.emit("skipped_phases", phases=rest, reason=f"{phase.name} failed (fail_fast)")
+                break
+        return IterationResult(n, version, tuple(done))
+
+    def _run_suites(self, n: int, phase: PhaseConfig, version: str | None) -> tuple[list[SuiteRun], str]:
+        runs: list[SuiteRun] = []
+        for suite in phase.suites:
+            run = self.session.done_runs.pop(suite.name, None)
+            if run is None:
+                run = self._run(n, phase, suite, version, "full")
+            runs.append(run)
+            if self.services.stop.is_set():
+                return runs, "interrupted"
+            if run.harness_error and "deadline" in run.harness_error:
+                return runs, "deadline"
+        return runs, ""
+
+    def _run(
+        self,
+        n: int,
+        phase: PhaseConfig,
+        suite: SuiteConfig,
+        version: str | None,
+        pass_name: str,
+        select: Sequence[str] = (),
+    ) -> SuiteRun:
+        base = self.session.directory / str(n)
+        stem = suite.name if pass_name == "full" else f"{suite.name}.{pass_name}"
+        job = SuiteJob(
+            phase=phase,
+            suite=suite,
+            junit_path=base / f"{stem}.xml",
+            log_path=base / f"{stem}.log",
+            select=tuple(select),
+            deadline=self._monotonic_deadline(),
+            version=version,
+        )
+        self.reporter.emit(
+            "suite_start",
+            phase=phase.name,
+            suite=suite.name,
+            tests=len(select) or suite.expect_tests,
+            **{"pass": pass_name},
+        )
+        run = self.services.run_suite(job)
+        interrupted = self.services.stop.is_set()
+        self.store.save_run(self.session.id, n, "partial" if interrupted else pass_name, run)
+        self.reporter.emit(
+            "suite_end",
+            phase=phase.name,
+            suite=suite.name,
+            counts=run.counts,
+            wall_s=run.wall_s,
+            harness_error=run.harness_error,
+            exit_code=run.exit_code,
+            **{"pass": pass_name},
+        )
+        return run
+
+    def _monotonic_deadline(self) -> float | None:
+        if self.session.deadline is None:
+            return None
+        clock = self.services.clock
+        return clock.monotonic() + max(0.0, self.session.deadline - clock.time())
+
+    def _judge(self, n: int, phase: PhaseConfig, runs: list[SuiteRun], version: str | None) -> PhaseResult:
+        flaky = self._rerun_failures(n, phase, runs, version)
+        probes = [self.services.run_probe(probe) for probe in phase.probes]
+        issues = self.config.issues
+        result = gates.judge(phase, runs, probes, flaky, issues.flaky == "pass")
+        self.reporter.emit(
+            "phase_end",
+            phase=phase.name,
+            passed=result.passed,
+            verdicts=[v.describe() for v in result.verdicts],
+            clusters=_clusters(runs, issues.mask),
+            flaky=sorted(flaky),
+        )
+        return result
+
+    def _rerun_failures(
+        self, n: int, phase: PhaseConfig, runs: list[SuiteRun], version: str | None
+    ) -> set[str]:
+        """Run each failed test once more; one that passes now is flaky, not a root cause."""
+        if not self.config.issues.rerun_failed or self.services.stop.is_set():
+            return set()
+        flaky: set[str] = set()
+        for run in runs:
+            failed = plan.failed_tests([run]).get(run.suite, ())
+            if run.harness_error or not failed or len(failed) > RERUN_LIMIT:
+                continue
+            if not plan.selectable(phase, run.suite):
+                continue
+            suite = next(s for s in phase.suites if s.name == run.suite)
+            again = self._run(n, phase, suite, version, "rerun", failed)
+            flaky |= {c.id for c in again.cases if c.id in failed and c.outcome is Outcome.PASSED}
+        return flaky
+
+    def _failed_first(self, n: int, previous: IterationResult, version: str | None) -> None:
+        """On a new version, rerun just what failed before: a quick signal before the full run."""
+        if version is not None and version == previous.version:
+            return
+        passed = total = 0
+        for phase in self.plan.phases:
+            failed = plan.failed_tests(r for r in previous.runs if r.phase == phase.name)
+            for suite in phase.suites:
+                ids = failed.get(suite.name)
+                if not ids or not plan.selectable(phase, suite.name) or self.services.stop.is_set():
+                    continue
+                run = self._run(n, phase, suite, version, "failed-first", ids)
+                total += len(ids)
+                passed += sum(1 for c in run.cases if c.id in ids and c.outcome is Outcome.PASSED)
+        if total:
+            self.reporter.emit("failed_first", passed=passed, total=total, version=version)
+
+
+def _clusters(runs: Sequence[SuiteRun], masks: Sequence[str]) -> list[dict[str, object]]:
+    from deployloop.summary import summarize
+
+    cases = [c for run in runs for c in run.cases]
+    return [c.to_json() for c in summarize(cases, extra_masks=tuple(masks)).clusters]

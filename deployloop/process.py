@@ -1,0 +1,145 @@
+"""The one subprocess wrapper: own process group, output streamed to a file, staged shutdown.
+
+Tests under staging start servers, browsers and workers of their own; stopping only the direct
+child would leave them running all night. Every child therefore leads its own process group,
+and stopping means TERM to the whole group, a grace period, then KILL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+SHELL_SYNTAX = re.compile(r"[|&;<>()$`*?~]|^\s*\w+=")
+POLL_S = 0.02  # how often a running child is checked against stop and deadline
+TAIL_BYTES = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """How a child process ended."""
+
+    command: str
+    returncode: int | None  # None when it could not be started
+    wall_s: float
+    timed_out: bool = False
+    interrupted: bool = False
+    start_error: str | None = None
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.returncode is None or self.returncode >= 0:
+            return None
+        try:
+            return signal.Signals(-self.returncode).name
+        except ValueError:
+            return f"signal {-self.returncode}"
+
+
+def split_command(command: str | Sequence[str]) -> list[str]:
+    """argv for ``command``; a string with shell syntax runs under /bin/sh."""
+    if not isinstance(command, str):
+        return list(command)
+    if SHELL_SYNTAX.search(command):
+        return ["/bin/sh", "-c", command]
+    return shlex.split(command)
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    timeout: float,
+    stop: threading.Event,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    grace_s: float = 5.0,
+) -> Completed:
+    """Run ``argv`` to completion, its output appended to ``log_path``; never raises for the child."""
+    command = shlex.join(argv)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(log_path, "ab") as log:
+        try:
+            child = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=None if env is None else dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            log.write(f"deployloop: cannot start {command}: {exc}\n".encode())
+            return Completed(command, None, 0.0, start_error=f"cannot start: {exc.strerror or exc}")
+        timed_out, interrupted = _wait(child, started + timeout, stop)
+        if timed_out or interrupted:
+            shutdown_group(child, grace_s)
+        else:
+            _reap_strays(child.pid, grace_s)
+    return Completed(
+        command, child.returncode, time.monotonic() - started, timed_out, interrupted
+    )
+
+
+def _wait(child: subprocess.Popen[bytes], deadline: float, stop: threading.Event) -> tuple[bool, bool]:
+    while True:
+        try:
+            child.wait(timeout=max(0.0, min(POLL_S, deadline - time.monotonic())))
+            return False, False
+        except subprocess.TimeoutExpired:
+            pass
+        if stop.is_set():
+            return False, True
+        if time.monotonic() >= deadline:
+            return True, False
+
+
+def shutdown_group(child: subprocess.Popen[bytes], grace_s: float) -> None:
+    """TERM the child's whole group, wait ``grace_s``, then KILL whatever is left."""
+    _signal_group(child.pid, signal.SIGTERM)
+    try:
+        child.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(child.pid, signal.SIGKILL)
+    child.wait()
+
+
+def _reap_strays(pgid: int, grace_s: float) -> None:
+    """The leader exited; anything still in its group was left behind by the tests."""
+    if not _signal_group(pgid, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and _signal_group(pgid, 0):
+        time.sleep(POLL_S)  # nothing to wait on: strays are not our children
+    _signal_group(pgid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def tail(path: Path, limit: int = TAIL_BYTES) -> str:
+    """The end of a log, for error messages and issue bodies."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""

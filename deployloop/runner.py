@@ -1,0 +1,179 @@
+"""Runs one suite and turns what happened into a SuiteRun, harness errors included.
+
+A result is only a result when the harness worked: a pytest usage error, a crash, a missing or
+truncated JUnit file or an empty collection says nothing about staging, and must never pass.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from deployloop import process
+from deployloop.config import PhaseConfig, SuiteConfig
+from deployloop.durations import format_duration
+from deployloop.errors import JUnitError
+from deployloop.models import CaseResult, Outcome, SuiteRun
+
+PYTEST_EXIT = {
+    2: "pytest was interrupted (exit 2)",
+    3: "pytest internal error (exit 3)",
+    4: "pytest usage error (exit 4)",
+    5: "no tests collected (pytest exit 5)",
+}
+# The live-progress plugin is a stdlib-only module on its own path, so it loads in the suite's
+# own Python environment even where deployloop is not installed.
+PLUGIN_DIR = Path(__file__).parent / "plugin"
+PLUGIN = "deployloop_live"
+PROGRESS_ENV = "DEPLOYLOOP_PROGRESS"
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteJob:
+    """One suite to run now: where its files go, and optionally which tests only."""
+
+    phase: PhaseConfig
+    suite: SuiteConfig
+    junit_path: Path
+    log_path: Path
+    select: tuple[str, ...] = ()  # pytest node ids: rerun just these
+    deadline: float | None = None  # monotonic time the session ends; stops the suite early
+    version: str | None = None
+
+
+def is_pytest(argv: Sequence[str]) -> bool:
+    """``pytest …``, ``py.test …`` or ``python -m pytest …``."""
+    if not argv:
+        return False
+    exe = os.path.basename(argv[0])
+    if exe in ("pytest", "py.test"):
+        return True
+    return exe.startswith("python") and list(argv[1:3]) == ["-m", "pytest"]
+
+
+def build_argv(job: SuiteJob) -> list[str]:
+    argv = process.split_command(job.suite.run)
+    if not is_pytest(argv):
+        return argv
+    extra = [f"--junitxml={job.junit_path}", "-o", "junit_family=xunit1", "-p", PLUGIN]
+    return [*argv, *extra, *job.select]
+
+
+def run_suite(job: SuiteJob, stop: threading.Event, env: Mapping[str, str] | None = None) -> SuiteRun:
+    """Run the job's command and read its JUnit output; never raises for a broken harness."""
+    argv = build_argv(job)
+    job.junit_path.parent.mkdir(parents=True, exist_ok=True)
+    job.junit_path.unlink(missing_ok=True)
+    timeout, by_deadline = _timeout(job)
+    started_wall = time.time()
+    done = process.run(
+        argv,
+        log_path=job.log_path,
+        timeout=timeout,
+        stop=stop,
+        cwd=job.suite.cwd,
+        env=_environment(job, env),
+    )
+    cases, junit_path, read_error = _read_results(job, is_pytest(argv), started_wall)
+    reason = harness_error(job, done, cases, read_error, is_pytest(argv), by_deadline)
+    return SuiteRun(
+        phase=job.phase.name,
+        suite=job.suite.name,
+        cases=tuple(cases),
+        wall_s=done.wall_s,
+        exit_code=done.returncode,
+        harness_error=reason,
+        version=job.version,
+        junit_path=str(junit_path) if junit_path else None,
+        log_path=str(job.log_path),
+        expected_tests=None if job.select else job.suite.expect_tests,
+    )
+
+
+def progress_path(job: SuiteJob) -> Path:
+    """Where the plugin streams per-test outcomes (one JSON object per line)."""
+    return job.log_path.with_suffix(".progress.jsonl")
+
+
+def _environment(job: SuiteJob, extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = {**os.environ, **(extra or {}), **job.suite.env}
+    pythonpath = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = f"{PLUGIN_DIR}{os.pathsep}{pythonpath}" if pythonpath else str(PLUGIN_DIR)
+    env[PROGRESS_ENV] = str(progress_path(job))
+    return env
+
+
+def _timeout(job: SuiteJob) -> tuple[float, bool]:
+    """The suite's own timeout, or less when the session's deadline comes first."""
+    if job.deadline is None:
+        return job.suite.timeout, False
+    left = max(0.0, job.deadline - time.monotonic())
+    return (left, True) if left < job.suite.timeout else (job.suite.timeout, False)
+
+
+def _read_results(
+    job: SuiteJob, pytest: bool, started_wall: float
+) -> tuple[list[CaseResult], Path | None, str | None]:
+    from deployloop import junit
+
+    paths = [job.junit_path] if pytest else _fresh_matches(job, started_wall)
+    if not paths or not paths[0].exists():
+        where = job.junit_path if pytest else job.suite.junit or "(no junit = set)"
+        return [], None, f"no JUnit file written ({where})"
+    cases: list[CaseResult] = []
+    try:
+        for path in paths:
+            cases.extend(junit.read_cases(path))
+    except JUnitError as exc:
+        return cases, paths[0], f"JUnit file unreadable: {exc.problem}"
+    return cases, paths[0], None
+
+
+def _fresh_matches(job: SuiteJob, started_wall: float) -> list[Path]:
+    """Files matching ``junit`` written by this run (a stale file from last night is no result)."""
+    if not job.suite.junit:
+        return []
+    base = Path(job.suite.cwd or ".")
+    matches = sorted(Path(p) for p in glob.glob(str(base / job.suite.junit), recursive=True))
+    return [p for p in matches if p.stat().st_mtime >= started_wall - 1.0]
+
+
+def harness_error(
+    job: SuiteJob,
+    done: process.Completed,
+    cases: Sequence[CaseResult],
+    read_error: str | None,
+    pytest: bool,
+    by_deadline: bool,
+) -> str | None:
+    """Why this run cannot be trusted as a verdict on staging, or None."""
+    if done.start_error:
+        return done.start_error
+    if done.interrupted:
+        return "interrupted; partial results kept"
+    if done.timed_out:
+        if by_deadline:
+            return "stopped at the session deadline; partial results kept"
+        return f"timed out after {format_duration(job.suite.timeout)}; process group stopped"
+    if done.signal_name:
+        return f"runner killed by {done.signal_name}"
+    if pytest and done.returncode in PYTEST_EXIT:
+        return PYTEST_EXIT[done.returncode]
+    if read_error:
+        return read_error
+    return _suspicious_results(done, cases)
+
+
+def _suspicious_results(done: process.Completed, cases: Sequence[CaseResult]) -> str | None:
+    if not cases:
+        return "zero tests collected"
+    if all(c.outcome is Outcome.SKIPPED for c in cases):
+        return f"all {len(cases)} tests skipped"
+    if done.returncode != 0 and not any(c.broken for c in cases):
+        return f"runner exited {done.returncode} but its JUnit file reports no failure"
+    return None

@@ -1,0 +1,117 @@
+"""Between iterations: trigger the deploy, wait for a new version, let it settle.
+
+While staging is mid-deploy it refuses connections or answers 5xx: that is "deploying", not a
+failure. Every wait goes through the clock, so a stop signal ends it at once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from deployloop.config import RedeployConfig
+from deployloop.events import Reporter
+from deployloop.models import ProbeResult
+
+
+class Clock(Protocol):
+    """Time for the loop; ``wait`` returns True when a stop was requested."""
+
+    def time(self) -> float: ...
+
+    def monotonic(self) -> float: ...
+
+    def wait(self, seconds: float) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WaitResult:
+    outcome: str  # "changed", "timeout", "interrupted", "deadline"
+    version: str | None = None
+
+
+ReadVersion = Callable[[], str | None]  # None while staging cannot say (deploying)
+CheckHealth = Callable[[], ProbeResult]
+
+
+@dataclass
+class RedeployWaiter:
+    """Waits for the deployed version to differ from the one tested, then for it to settle."""
+
+    config: RedeployConfig
+    read_version: ReadVersion
+    check_health: CheckHealth | None
+    clock: Clock
+    reporter: Reporter
+    deadline: float | None = None  # wall time the session ends
+
+    def wait(self, tested: str | None) -> WaitResult:
+        started = self.clock.monotonic()
+        limit = started + self.config.timeout
+        self.reporter.emit("waiting", tested=tested, reason=f"polling every {self.config.poll:g} s")
+        while True:
+            version = self.read_version()
+            if version is None:
+                self.reporter.emit("deploying", detail="version source not answering")
+            elif version != tested:
+                self.reporter.emit(
+                    "version_seen", version=version, after_s=self.clock.monotonic() - started
+                )
+                return self._settle(version)
+            stop = self._pause(self.config.poll * random.uniform(0.9, 1.0), limit)
+            if stop:
+                return stop
+
+    def _settle(self, version: str) -> WaitResult:
+        """Healthy continuously for ``settle`` seconds on ``version`` before retesting."""
+        if self.check_health is None or self.config.settle <= 0:
+            self.reporter.emit("settled", version=version, seconds=0.0)
+            return WaitResult("changed", version)
+        healthy_since: float | None = None
+        step = min(self.config.poll, max(self.config.settle / 4, 0.05))
+        while True:
+            now = self.clock.monotonic()
+            if self.check_health().ok:
+                healthy_since = now if healthy_since is None else healthy_since
+                if now - healthy_since >= self.config.settle:
+                    self.reporter.emit("settled", version=version, seconds=now - healthy_since)
+                    return WaitResult("changed", version)
+            else:
+                healthy_since = None
+            stop = self._pause(step, None)
+            if stop:
+                return stop
+
+    def _pause(self, seconds: float, limit: float | None) -> WaitResult | None:
+        """Sleep interruptibly; a WaitResult when the wait must end instead."""
+        if limit is not None and self.clock.monotonic() + seconds > limit:
+            seconds = max(0.0, limit - self.clock.monotonic())
+        if self.deadline is not None and self.clock.time() + seconds >= self.deadline:
+            self.clock.wait(max(0.0, self.deadline - self.clock.time()))
+            return WaitResult("deadline")
+        if self.clock.wait(seconds):
+            return WaitResult("interrupted")
+        if limit is not None and self.clock.monotonic() >= limit:
+            return WaitResult("timeout")
+        return None
+
+
+@dataclass
+class IntervalWaiter:
+    """No [redeploy] section: iterations are simply spaced by an interval."""
+
+    interval: float
+    read_version: ReadVersion
+    clock: Clock
+    reporter: Reporter
+    deadline: float | None = None
+
+    def wait(self, tested: str | None) -> WaitResult:
+        self.reporter.emit("waiting", tested=tested, reason=f"next iteration in {self.interval:g} s")
+        if self.deadline is not None and self.clock.time() + self.interval >= self.deadline:
+            return WaitResult("deadline")  # no room for another iteration: end now, not later
+        if self.clock.wait(self.interval):
+            return WaitResult("interrupted")
+        return WaitResult("changed", self.read_version())

@@ -1,0 +1,154 @@
+"""Config: lookup order, interpolation, durations, defaults, and FILE:LINE problem reports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deployloop import config
+from deployloop.commands.init import starter_text
+from deployloop.errors import ConfigError, UsageError
+
+MINIMAL = """
+[session]
+name = "night"
+
+[target]
+base_url = "http://127.0.0.1:9"
+
+[[phase]]
+name = "p1"
+  [[phase.suite]]
+  name = "critical"
+  run = "pytest tests"
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
+    """Session name, base_url and one suite make a valid config; a phase without gates needs 100 %."""
+    cfg = config.load(write(tmp_path / "c.toml", MINIMAL))
+    assert cfg.phases[0].gates.pass_rate == 1.0
+    assert cfg.issues.tracker == "local"
+    assert cfg.redeploy is None
+    assert cfg.phases[0].suites[0].timeout == 1800.0
+
+
+def test_durations_and_clock_parse(tmp_path: Path) -> None:
+    """'8h', '15m', '90s' become seconds and '07:00' a clock time."""
+    text = MINIMAL.replace('name = "night"', 'name = "night"\nbudget = "8h"\nuntil = "07:00"')
+    text += '  timeout = "15m"\n[redeploy]\npoll = "90s"\n'
+    cfg = config.load(write(tmp_path / "c.toml", text))
+    assert cfg.session.budget == 8 * 3600
+    assert cfg.session.until is not None and cfg.session.until.hour == 7
+    assert cfg.phases[0].suites[0].timeout == 900
+    assert cfg.redeploy is not None and cfg.redeploy.poll == 90
+
+
+def test_environment_interpolation_with_default() -> None:
+    """${NAME} reads the environment and ${NAME:-default} falls back."""
+    text = MINIMAL.replace(
+        'base_url = "http://127.0.0.1:9"',
+        'base_url = "${URL:-http://127.0.0.1:1}"\nheaders = { Authorization = "Bearer ${TOK}" }',
+    )
+    cfg = config.parse(text, "c.toml", {"TOK": "s3cret"})
+    assert cfg.target.base_url == "http://127.0.0.1:1"
+    assert cfg.target.headers["Authorization"] == "Bearer s3cret"
+
+
+def test_three_mistakes_three_lines(tmp_path: Path) -> None:
+    """Three independent mistakes are reported together, each with the line of its key."""
+    text = MINIMAL.replace('name = "night"', 'name = "night"\nbudget = "ten hours"')
+    text = text.replace('  run = "pytest tests"', '  run = "pytest tests"\n  timeot = "5m"')
+    text += '[issues]\ntracker = "jira"\n'
+    path = write(tmp_path / "c.toml", text)
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    problems = info.value.problems
+    assert len(problems) == 3
+    assert problems[0].startswith(f"{path}:4: session.budget")
+    assert problems[1].startswith(f"{path}:14: phase[0].suite[0].timeot: unknown key")
+    assert problems[2].startswith(f"{path}:16: issues.tracker")
+
+
+def test_unset_variable_is_named(tmp_path: Path) -> None:
+    """An unset variable without default is an error naming it and its line."""
+    text = MINIMAL.replace('"http://127.0.0.1:9"', '"${STAGING_URL}"')
+    with pytest.raises(ConfigError) as info:
+        config.parse(text, "c.toml", {})
+    assert info.value.problems == ["c.toml:6: target.base_url: environment variable ${STAGING_URL} is not set"]
+
+
+def test_toml_syntax_error_names_line() -> None:
+    """Broken TOML is one problem naming its line."""
+    with pytest.raises(ConfigError) as info:
+        config.parse("[session]\nname = \n", "c.toml", {})
+    assert info.value.problems[0].startswith("c.toml:2: invalid TOML")
+
+
+def test_nested_array_tables_are_located(tmp_path: Path) -> None:
+    """A mistake in the second phase's second suite points at that suite's line."""
+    text = MINIMAL + '\n[[phase]]\nname = "p2"\n  [[phase.suite]]\n  name = "a"\n  run = "x"\n'
+    text += '  [[phase.suite]]\n  name = "b"\n  run = "y"\n  expect_tests = 0\n'
+    with pytest.raises(ConfigError) as info:
+        config.parse(text, "c.toml", {})
+    assert info.value.problems[0].startswith("c.toml:22: phase[1].suite[1].expect_tests")
+
+
+def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """-c beats $DEPLOYLOOP_CONFIG beats ./deployloop.toml beats config/deployloop.toml."""
+    (tmp_path / "config").mkdir()
+    write(tmp_path / "config" / "deployloop.toml", MINIMAL)
+    assert config.find_config() == Path("config/deployloop.toml")
+    write(tmp_path / "deployloop.toml", MINIMAL)
+    assert config.find_config() == Path("deployloop.toml")
+    monkeypatch.setenv("DEPLOYLOOP_CONFIG", str(write(tmp_path / "env.toml", MINIMAL)))
+    assert config.find_config() == tmp_path / "env.toml"
+    assert config.find_config("deployloop.toml") == Path("deployloop.toml")
+
+
+def test_missing_config_is_usage_error() -> None:
+    """No config anywhere says how to make one."""
+    with pytest.raises(UsageError, match="deployloop init"):
+        config.find_config()
+
+
+def test_starter_config_validates() -> None:
+    """The config `init` writes validates as written, with four phases."""
+    cfg = config.parse(starter_text(), "deployloop.toml", {})
+    assert [p.name for p in cfg.phases] == [
+        "infrastructure", "agent-pipeline", "business-value", "comprehensive"
+    ]
+    assert cfg.issues.tracker == "local"
+
+
+def test_validate_command_exit_codes(tmp_path: Path) -> None:
+    """`validate` exits 0 on a good config and 2 with FILE:LINE lines and no traceback on a bad one."""
+    good = write(tmp_path / "good.toml", MINIMAL)
+    bad = write(tmp_path / "bad.toml", MINIMAL.replace('"pytest tests"', '""') + "[what]\n")
+    ok = subprocess.run([sys.executable, "-m", "deployloop", "validate", "-c", str(good)],
+                        capture_output=True, text=True)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    failed = subprocess.run([sys.executable, "-m", "deployloop", "validate", "-c", str(bad)],
+                            capture_output=True, text=True)  # fmt: skip
+    assert failed.returncode == 2
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"{bad}:") for line in lines)
+    assert "Traceback" not in failed.stderr
+
+
+def test_init_writes_and_refuses_overwrite(tmp_path: Path) -> None:
+    """`init DIR` writes a starter config once and will not clobber it."""
+    first = subprocess.run([sys.executable, "-m", "deployloop", "init", str(tmp_path / "d")],
+                           capture_output=True, text=True)  # fmt: skip
+    assert first.returncode == 0 and (tmp_path / "d" / "deployloop.toml").is_file()
+    again = subprocess.run([sys.executable, "-m", "deployloop", "init", str(tmp_path / "d")],
+                           capture_output=True, text=True)  # fmt: skip
+    assert again.returncode == 2 and "already exists" in again.stderr
