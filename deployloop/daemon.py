@@ -142,7 +142,7 @@ def open_session(store: Store, config: Config, options: RunOptions) -> tuple[Ses
         store.end_session(old.id, "abandoned", 1)
     now = time.time()
     row = SessionRow(
-        id=f"{config.session.name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}",
+        id=_new_id(store, config.session.name, now),
         config_key=key,
         name=config.session.name,
         logs_dir=str(Path(config.session.logs_dir).resolve()),
@@ -155,6 +155,16 @@ def open_session(store: Store, config: Config, options: RunOptions) -> tuple[Ses
     )
     store.create_session(row)
     return row, False
+
+
+def _new_id(store: Store, name: str, now: float) -> str:
+    """``<name>-<start time>``, suffixed when two sessions start within a second."""
+    base = f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}"
+    candidate, n = base, 1
+    while store.session(candidate) is not None:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
 
 
 def deadline(config: Config, options: RunOptions, now: float) -> float | None:

@@ -3,7 +3,7 @@
 Kinds (data keys):
   session_start (session, config, resumed, deadline, max_iterations, logs_dir)
   iteration_start (iteration, version)   phase_start (phase)
-  suite_start (phase, suite, pass, tests)   suite_end (phase, suite, pass, counts, wall_s,
+  suite_start (phase, suite, pass, tests, progress, previous_s)   suite_end (phase, suite, pass, counts, wall_s,
   harness_error, exit_code)   test (phase, suite, id, outcome, done, total)
   phase_end (phase, passed, verdicts, clusters, flaky)   skipped_phases (phases, reason)
   failed_first (passed, total, version)   issue (action, number, title, fingerprint, dry_run)

@@ -19,7 +19,7 @@ from deployloop.events import Reporter
 from deployloop.gates import PhaseResult
 from deployloop.models import Outcome
 from deployloop.models import ProbeResult, SuiteRun
-from deployloop.runner import SuiteJob
+from deployloop.runner import SuiteJob, progress_path
 from deployloop.state import Store
 from deployloop.wait import Clock, WaitResult
 
@@ -267,6 +267,8 @@ class Loop:
             phase=phase.name,
             suite=suite.name,
             tests=len(select) or suite.expect_tests,
+            progress=str(progress_path(job)),
+            previous_s=self.store.last_wall_s(self.session.id, suite.name),
             **{"pass": pass_name},
         )
         run = self.services.run_suite(job)

@@ -165,6 +165,15 @@ class Store:
         rows = self.db.execute(query + " ORDER BY iteration, rowid", args).fetchall()
         return [(r["iteration"], run_from_json(json.loads(r["data"]))) for r in rows]
 
+    def last_wall_s(self, session_id: str, suite: str) -> float | None:
+        """How long the suite's last full run took: the live view's ETA."""
+        found = self.db.execute(
+            "SELECT json_extract(data, '$.wall_s') AS wall FROM suite_runs "
+            "WHERE session=? AND suite=? AND pass='full' ORDER BY iteration DESC LIMIT 1",
+            (session_id, suite),
+        ).fetchone()
+        return None if found is None else float(found["wall"])
+
     def discard_runs(self, session_id: str, iteration: int) -> None:
         """Forget an iteration's runs: it is being restarted on a new version."""
         with self.transaction() as db:

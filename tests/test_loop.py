@@ -1,0 +1,237 @@
+"""The loop's decisions, driven fast through fake services (clock, runner, version, wait)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from deployloop import plan
+from deployloop.config import Config
+from deployloop.errors import TargetUnreachable
+from deployloop.events import Reporter
+from deployloop.loop import IterationReport, Loop, LoopResult, Services, Session, Status
+from deployloop.models import CaseResult, Event, Outcome, ProbeResult, SuiteRun
+from deployloop.runner import SuiteJob
+from deployloop.state import Store
+from deployloop.wait import WaitResult
+
+CONFIG = {
+    "session": {"name": "t"},
+    "target": {"base_url": "http://127.0.0.1:9"},
+    "issues": {"rerun_failed": False},
+    "phase": [
+        {"name": "infra", "fail_fast": True, "suite": [{"name": "critical", "run": "pytest a"}]},
+        {"name": "journeys", "suite": [{"name": "shop", "run": "pytest b"}]},
+    ],
+}
+
+
+class FakeClock:
+    def __init__(self, stop: threading.Event) -> None:
+        self.now = 1_000_000.0
+        self.stop = stop
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.now += seconds
+        return self.stop.is_set()
+
+
+def case(name: str, ok: bool) -> CaseResult:
+    outcome = Outcome.PASSED if ok else Outcome.FAILED
+    message = "" if ok else "server closed with 1011 (internal error)"
+    return CaseResult(f"t.py::{name}", name, "t", outcome, 0.1, message, "" if ok else "AssertionError")
+
+
+class World:
+    """A fake staging: a version, and which suites fail on which version."""
+
+    def __init__(self, tmp_path: Path, config: dict[str, object] | None = None) -> None:
+        self.config = Config.model_validate(config or CONFIG).model_copy(update={"path": "c.toml"})
+        self.stop = threading.Event()
+        self.clock = FakeClock(self.stop)
+        self.version = "v1"
+        self.failing: Callable[[str, str], bool] = lambda suite, version: False
+        self.events: list[Event] = []
+        self.jobs: list[SuiteJob] = []
+        self.store = Store(tmp_path / "state")
+        self.tmp = tmp_path
+        self.filed: list[IterationReport] = []
+
+    def run_suite(self, job: SuiteJob) -> SuiteRun:
+        self.jobs.append(job)
+        self.clock.now += 10
+        bad = self.failing(job.suite.name, self.version)
+        cases = (case("test_a", True), case("test_b", not bad))
+        if job.select:
+            cases = tuple(c for c in cases if c.id in job.select)
+        return SuiteRun(job.phase.name, job.suite.name, cases, 10.0, int(bad), version=self.version)
+
+    def services(self) -> Services:
+        def wait(tested: str | None) -> WaitResult:
+            self.clock.now += 60
+            return WaitResult("interrupted") if self.stop.is_set() else WaitResult("changed", self.version)
+
+        return Services(
+            run_suite=self.run_suite,
+            run_probe=lambda probe: ProbeResult("p", "http", True, "ok"),
+            read_version=lambda: self.version,
+            wait=wait,
+            clock=self.clock,
+            stop=self.stop,
+            file_issues=self.filed.append,
+        )
+
+    def loop(self, max_iterations: int = 5, deadline: float | None = None, **plan_options: bool) -> Loop:
+        self.store.create_session(_row(self.tmp))
+        session = Session("s1", self.tmp / "s1", deadline, max_iterations)
+        the_plan = plan.build_plan(self.config, **plan_options)  # type: ignore[arg-type]
+        return Loop(self.config, the_plan, session, self.store, self.services(), Reporter(self.events.append))
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events]
+
+
+def _row(tmp: Path) -> object:
+    from deployloop.state import SessionRow
+
+    return SessionRow("s1", "k", "t", str(tmp), 0.0, None, 5, "running", None, None)
+
+
+def test_green_first_iteration(tmp_path: Path) -> None:
+    """Every gate green on the first iteration ends the session green at once."""
+    world = World(tmp_path)
+    result = world.loop().run()
+    assert result == LoopResult(Status.GREEN, 1, "every gate passed")
+    assert [j.suite.name for j in world.jobs] == ["critical", "shop"]
+    assert len(world.filed) == 1
+
+
+def test_fail_fast_skips_later_phases(tmp_path: Path) -> None:
+    """A failing fail_fast phase stops the iteration: later phases are not run."""
+    world = World(tmp_path)
+    world.failing = lambda suite, version: suite == "critical"
+    result = world.loop(max_iterations=1).run()
+    assert result.status is Status.FAILING
+    assert [j.suite.name for j in world.jobs] == ["critical"]
+    skipped = next(e for e in world.events if e.kind == "skipped_phases")
+    assert skipped.data["phases"] == ["journeys"]
+
+
+def test_fix_on_new_version_ends_green_with_failed_first(tmp_path: Path) -> None:
+    """Failing on v1, fixed on v2: retest failed-first, then the full run, green in two iterations."""
+    world = World(tmp_path)
+    world.failing = lambda suite, version: suite == "shop" and version == "v1"
+    original_wait = world.services
+
+    def flip_on_wait() -> Services:
+        services = original_wait()
+        inner = services.wait
+
+        def wait(tested: str | None) -> WaitResult:
+            world.version = "v2"
+            return inner(tested)
+
+        services.wait = wait
+        return services
+
+    world.services = flip_on_wait  # type: ignore[method-assign]
+    result = world.loop().run()
+    assert result.status is Status.GREEN and result.iterations == 2
+    first_of_two = [j for j in world.jobs[2:]]
+    assert first_of_two[0].select == ("t.py::test_b",) and first_of_two[0].suite.name == "shop"
+    ff = next(e for e in world.events if e.kind == "failed_first")
+    assert ff.data == {"passed": 1, "total": 1, "version": "v2"}
+    assert [r.previous_version for r in world.filed] == [None, "v1"]
+
+
+def test_max_iterations_ends_failing(tmp_path: Path) -> None:
+    """Still failing after max_iterations ends the session with status FAILING."""
+    world = World(tmp_path)
+    world.failing = lambda suite, version: True
+    result = world.loop(max_iterations=3).run()
+    assert result.status is Status.FAILING and result.iterations == 3
+    assert "max_iterations (3) reached" in result.reason
+
+
+def test_budget_deadline_ends_failing(tmp_path: Path) -> None:
+    """A deadline passed between iterations ends the session instead of starting another."""
+    world = World(tmp_path)
+    world.failing = lambda suite, version: True
+    result = world.loop(max_iterations=100, deadline=world.clock.now + 200).run()
+    assert result.status is Status.FAILING and result.reason == "budget spent"
+    assert result.iterations == 3  # 70 s each (10 s suite + 60 s wait): the third starts at 140 s
+
+
+def test_once_runs_one_iteration(tmp_path: Path) -> None:
+    """--once runs exactly one iteration and does not wait."""
+    world = World(tmp_path)
+    world.failing = lambda suite, version: True
+    result = world.loop(once=True).run()
+    assert result == LoopResult(Status.FAILING, 1, "--once")
+    assert "waiting" not in world.kinds()
+
+
+def test_version_change_mid_iteration_restarts_it(tmp_path: Path) -> None:
+    """A new version seen at a phase boundary marks the iteration mixed and restarts it."""
+    world = World(tmp_path)
+    runner = world.run_suite
+
+    def deploy_during_first_suite(job: SuiteJob) -> SuiteRun:
+        run = runner(job)
+        if len(world.jobs) == 1:
+            world.version = "v2"
+        return run
+
+    world.run_suite = deploy_during_first_suite  # type: ignore[method-assign]
+    result = world.loop().run()
+    assert result.status is Status.GREEN and result.iterations == 1
+    mixed = next(e for e in world.events if e.kind == "mixed")
+    assert mixed.data == {"from_version": "v1", "to_version": "v2"}
+    assert [j.version for j in world.jobs] == ["v1", "v2", "v2"]
+
+
+def test_stop_during_suite_interrupts(tmp_path: Path) -> None:
+    """A stop request during a suite ends the loop as interrupted, results saved as partial."""
+    world = World(tmp_path)
+    runner = world.run_suite
+
+    def stopped(job: SuiteJob) -> SuiteRun:
+        world.stop.set()
+        return runner(job)
+
+    world.run_suite = stopped  # type: ignore[method-assign]
+    result = world.loop().run()
+    assert result.status is Status.INTERRUPTED
+    assert [r.suite for _, r in world.store.runs("s1", 1, "partial")] == ["critical"]
+
+
+def test_unreachable_target_raises(tmp_path: Path) -> None:
+    """Health failing past unreachable_timeout ends the run with TargetUnreachable (exit 3)."""
+    world = World(tmp_path)
+    services = world.services()
+    services.check_health = lambda: ProbeResult("health", "http", False, "connection refused")
+    the_plan = plan.build_plan(world.config)
+    world.store.create_session(_row(tmp_path))
+    loop = Loop(world.config, the_plan, Session("s1", tmp_path, None, 5), world.store, services,
+                Reporter(world.events.append))  # fmt: skip
+    with pytest.raises(TargetUnreachable, match="connection refused"):
+        loop.run()
+    assert TargetUnreachable.exit_code == 3
+
+
+def test_session_log_sink_gets_verdicts(tmp_path: Path) -> None:
+    """phase_end events carry ✅/❌ verdict lines with measured values."""
+    world = World(tmp_path)
+    world.failing = lambda suite, version: suite == "critical"
+    world.loop(max_iterations=1).run()
+    phase_end = next(e for e in world.events if e.kind == "phase_end")
+    assert "❌ pass_rate: 50.0% (1/2) (threshold ≥ 100%)" in phase_end.data["verdicts"]

@@ -1,0 +1,181 @@
+"""The suite runner against real pytest subprocesses: every way a harness can break."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+
+from deployloop import gates
+from deployloop.config import PhaseConfig
+from deployloop.models import Outcome
+from deployloop.runner import SuiteJob, build_argv, is_pytest, run_suite
+from tests.helpers import python_pytest, wait_for, write_tests
+
+
+def make_job(tmp_path: Path, run: str, **suite: object) -> SuiteJob:
+    phase = PhaseConfig.model_validate(
+        {"name": "p", "suite": [{"name": "s", "run": run, **suite}]}
+    )
+    return SuiteJob(phase, phase.suites[0], tmp_path / "out" / "s.xml", tmp_path / "out" / "s.log")
+
+
+def run_in(tmp_path: Path, source: str, args: str = "", **suite: object) -> tuple[SuiteJob, object]:
+    write_tests(tmp_path / "suite", "test_it.py", source)
+    job = make_job(tmp_path, python_pytest(f"{tmp_path / 'suite'} {args}"), **suite)
+    return job, run_suite(job, threading.Event())
+
+
+def test_pytest_commands_are_recognised() -> None:
+    """pytest, py.test and python -m pytest get --junitxml; other runners do not."""
+    assert is_pytest(["pytest", "x"]) and is_pytest(["/usr/bin/python3.11", "-m", "pytest"])
+    assert not is_pytest(["npx", "jest"]) and not is_pytest(["python", "-m", "unittest"])
+
+
+def test_junitxml_and_selection_are_appended(tmp_path: Path) -> None:
+    """A pytest suite gets --junitxml, the live plugin and the selected node ids."""
+    job = make_job(tmp_path, "pytest tests/e2e -q")
+    argv = build_argv(SuiteJob(job.phase, job.suite, job.junit_path, job.log_path, ("t.py::a",)))
+    assert argv[:3] == ["pytest", "tests/e2e", "-q"]
+    assert f"--junitxml={job.junit_path}" in argv and argv[-1] == "t.py::a"
+
+
+def test_passing_suite_passes(tmp_path: Path) -> None:
+    """A clean pytest run is a result, with node ids and a green gate."""
+    job, run = run_in(tmp_path, "def test_a():\n    pass\ndef test_b():\n    pass\n")
+    assert run.harness_error is None and run.exit_code == 0
+    assert [c.outcome for c in run.cases] == [Outcome.PASSED, Outcome.PASSED]
+    assert run.cases[0].id.endswith("test_it.py::test_a")
+    assert gates.judge(job.phase, [run], []).passed
+
+
+def test_failing_suite_fails_the_gate_with_measured_value(tmp_path: Path) -> None:
+    """A failing test is a result (not a harness error) that fails pass_rate with its value."""
+    job, run = run_in(tmp_path, "def test_a():\n    pass\ndef test_b():\n    assert 1 == 2\n")
+    assert run.harness_error is None and run.exit_code == 1
+    result = gates.judge(job.phase, [run], [])
+    verdict = next(v for v in result.verdicts if v.gate == "pass_rate")
+    assert not verdict.passed and verdict.measured == "50.0% (1/2)" and verdict.threshold == "≥ 100%"
+
+
+def test_crashing_runner_is_a_harness_error(tmp_path: Path) -> None:
+    """A runner killed by a signal is a harness error even when its JUnit file looks fine."""
+    source = "import os, signal\ndef test_a():\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+    job, run = run_in(tmp_path, source)
+    assert run.harness_error == "runner killed by SIGKILL"
+    assert not gates.judge(job.phase, [run], []).passed
+
+
+def test_collection_error_is_a_harness_error(tmp_path: Path) -> None:
+    """pytest exit 2 (an import error at collection) is reported as interrupted, never a pass."""
+    job, run = run_in(tmp_path, "import no_such_module\ndef test_a():\n    pass\n")
+    assert run.harness_error == "pytest was interrupted (exit 2)"
+
+
+def test_usage_error_is_a_harness_error(tmp_path: Path) -> None:
+    """pytest exit 4 (bad arguments) is a harness error."""
+    job, run = run_in(tmp_path, "def test_a():\n    pass\n", args="--no-such-option")
+    assert run.harness_error == "pytest usage error (exit 4)"
+
+
+def test_nothing_collected_is_a_harness_error(tmp_path: Path) -> None:
+    """Zero tests collected (pytest exit 5) fails the gate."""
+    job, run = run_in(tmp_path, "def helper():\n    pass\n")
+    assert run.harness_error == "no tests collected (pytest exit 5)"
+    assert not gates.judge(job.phase, [run], []).passed
+
+
+def test_all_skipped_fails_the_gate(tmp_path: Path) -> None:
+    """A suite whose every test skipped proves nothing about staging."""
+    source = "import pytest\n@pytest.mark.skip\ndef test_a():\n    pass\n"
+    job, run = run_in(tmp_path, source)
+    assert run.harness_error == "all 1 tests skipped"
+
+
+def test_too_fast_suite_fails_min_seconds(tmp_path: Path) -> None:
+    """A suite faster than min_seconds is suspected of not touching staging."""
+    job, run = run_in(tmp_path, "def test_a():\n    pass\n", min_seconds=60)
+    verdict = next(v for v in gates.judge(job.phase, [run], []).verdicts if v.gate == "s: duration")
+    assert not verdict.passed and "not against real services?" in verdict.reason
+
+
+def test_shrunken_collection_fails_expect_tests(tmp_path: Path) -> None:
+    """Fewer tests than expect_tests says the collection shrank, from what to what."""
+    job, run = run_in(tmp_path, "def test_a():\n    pass\n", expect_tests=25)
+    verdict = next(v for v in gates.judge(job.phase, [run], []).verdicts if v.gate == "s: tests")
+    assert not verdict.passed and verdict.reason == "collection shrank from 25 to 1"
+
+
+def test_missing_junit_from_other_runner(tmp_path: Path) -> None:
+    """A non-pytest runner whose junit glob matches nothing is a harness error."""
+    job = make_job(tmp_path, f"{sys.executable} -c pass", junit="reports/*.xml")
+    run = run_suite(job, threading.Event())
+    assert run.harness_error is not None and run.harness_error.startswith("no JUnit file written")
+
+
+def test_truncated_junit_from_other_runner(tmp_path: Path) -> None:
+    """A truncated JUnit file is a harness error naming the problem; stale files are ignored."""
+    script = tmp_path / "write.py"
+    script.write_text("open('r.xml','w').write('<testsuite><testcase name=\"a\"')\n")
+    job = make_job(tmp_path, f"{sys.executable} {script}", junit="r.xml", cwd=str(tmp_path))
+    run = run_suite(job, threading.Event())
+    assert run.harness_error is not None and run.harness_error.startswith("JUnit file unreadable")
+
+
+def test_timeout_kills_whole_process_group(tmp_path: Path) -> None:
+    """A hanging suite is stopped at its timeout and no process it started survives."""
+    pids = tmp_path / "pids"
+    source = f"""
+        import os, subprocess, time
+        def test_hang():
+            child = subprocess.Popen(["sleep", "300"])
+            open({str(pids)!r}, "w").write(f"{{os.getpid()}} {{child.pid}}")
+            time.sleep(300)
+    """
+    job, run = run_in(tmp_path, source, timeout="2s")
+    assert run.harness_error == "timed out after 2.0 s; process group stopped"
+    assert run.wall_s < 15
+    for pid in map(int, pids.read_text().split()):
+        assert _gone(pid), f"process {pid} survived the timeout"
+
+
+def test_strays_left_by_a_finished_suite_are_reaped(tmp_path: Path) -> None:
+    """A background process a passing test leaves behind does not outlive the suite."""
+    pids = tmp_path / "pids"
+    source = f"""
+        import subprocess
+        def test_leaves_server():
+            child = subprocess.Popen(["sleep", "300"])
+            open({str(pids)!r}, "w").write(str(child.pid))
+    """
+    job, run = run_in(tmp_path, source)
+    assert run.harness_error is None
+    wait_for(lambda: _gone(int(pids.read_text())), timeout=10)
+
+
+def test_stop_event_interrupts_and_keeps_partial_results(tmp_path: Path) -> None:
+    """Setting the stop event ends the suite at once and says so."""
+    stop = threading.Event()
+    write_tests(tmp_path / "suite", "test_it.py", "import time\ndef test_a():\n    time.sleep(300)\n")
+    job = make_job(tmp_path, python_pytest(str(tmp_path / "suite")))
+    timer = threading.Timer(1.0, stop.set)
+    timer.start()
+    run = run_suite(job, stop)
+    assert run.harness_error == "interrupted; partial results kept"
+    assert run.wall_s < 10
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.fixture(autouse=True)
+def _no_plugin_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Suites run with this interpreter, isolated from the outer pytest's options."""
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
