@@ -61,7 +61,21 @@ def build_argv(job: SuiteJob) -> list[str]:
     if not is_pytest(argv):
         return argv
     extra = [f"--junitxml={job.junit_path}", "-o", "junit_family=xunit1", "-p", PLUGIN]
-    return [*argv, *extra, *job.select]
+    return [*argv, *extra, *(_from_cwd(node, job.suite.cwd) for node in job.select)]
+
+
+def _from_cwd(node_id: str, cwd: str | None) -> str:
+    """A node id as pytest wants it on the command line: relative to where it runs.
+
+    JUnit ids are relative to pytest's rootdir, which may sit above the suite's cwd.
+    """
+    path, sep, rest = node_id.partition("::")
+    parts = Path(path).parts
+    base = Path(cwd or ".")
+    for start in range(len(parts)):
+        if (base.joinpath(*parts[start:])).exists():
+            return str(Path(*parts[start:])) + sep + rest
+    return node_id
 
 
 def run_suite(job: SuiteJob, stop: threading.Event, env: Mapping[str, str] | None = None) -> SuiteRun:

@@ -15,4 +15,5 @@ def test_unknown_route_is_404():
 
     with pytest.raises(urllib.error.HTTPError) as info:
         get("/api/nothing-here")
+    info.value.close()
     assert info.value.code == 404

@@ -1,0 +1,22 @@
+"""``deployloop demo``: the whole overnight story on this machine, in under a minute."""
+
+from __future__ import annotations
+
+from deployloop import daemon
+from deployloop.console import Console
+from deployloop.daemon import RunOptions
+from deployloop.demo import demo_config, demo_environment
+from deployloop.plan import build_plan
+from deployloop.view import EventView
+
+
+def run() -> int:
+    from deployloop.simulator import Simulator
+
+    console = Console()
+    with Simulator(bug=True) as staging, demo_environment(staging.base_url, staging.ws_url):
+        console.line(f"demo staging simulator on {staging.base_url} ({staging.version}, with a bug)")
+        config = demo_config()
+        outcome = daemon.run(config, build_plan(config), RunOptions(new=True), [EventView(console)])
+    console.line(f"session log: {outcome.directory / 'session.md'}")
+    return outcome.exit_code

@@ -1,0 +1,45 @@
+"""The embedded demo: a staging simulator with a bug, real e2e suites, and the demo config.
+
+Everything ships in the package (``assets/``) so ``deployloop demo`` works from any directory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from deployloop.config import Config, load
+
+
+def assets() -> Path:
+    return Path(str(resources.files("deployloop") / "demo" / "assets"))
+
+
+@contextmanager
+def demo_environment(base_url: str, ws_url: str) -> Iterator[None]:
+    """Point the demo config's ${DEPLOYLOOP_DEMO_*} variables at this simulator and these assets."""
+    values = {
+        "DEPLOYLOOP_DEMO_URL": base_url,
+        "DEPLOYLOOP_DEMO_WS": ws_url,
+        "DEPLOYLOOP_DEMO_PYTHON": sys.executable,
+        "DEPLOYLOOP_DEMO_SUITES": str(assets() / "suites"),
+        "DEPLOYLOOP_DEMO_ASSETS": str(assets()),
+    }
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def demo_config() -> Config:
+    return load(assets() / "demo.toml")
