@@ -20,7 +20,9 @@ app = typer.Typer(
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("-c", "--config", help="Config file (else $DEPLOYLOOP_CONFIG, ./deployloop.toml)."),
+    typer.Option(
+        "-c", "--config", help="Config file (else $DEPLOYLOOP_CONFIG, ./deployloop.toml)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 
@@ -56,7 +58,9 @@ def run(
     budget: Annotated[str | None, typer.Option(help="Time budget, e.g. 8h.")] = None,
     until: Annotated[str | None, typer.Option(help="Stop at this local time, e.g. 07:00.")] = None,
     max_iterations: Annotated[int | None, typer.Option(min=1)] = None,
-    phase: Annotated[list[str] | None, typer.Option(help="Run only this phase (repeatable).")] = None,
+    phase: Annotated[
+        list[str] | None, typer.Option(help="Run only this phase (repeatable).")
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="One iteration, no waiting.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide issues, write none.")] = False,
     new: Annotated[bool, typer.Option("--new", help="Start a new session, do not resume.")] = False,

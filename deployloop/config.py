@@ -87,7 +87,9 @@ class SuiteConfig(_Model):
 class ProbeConfig(_Model):
     kind: Literal["http", "websocket"]
     name: Name | None = None
-    url: str | None = None  # http: a path on base_url or a full URL; websocket: default target.websocket
+    url: str | None = (
+        None  # http: a path on base_url or a full URL; websocket: default target.websocket
+    )
     method: str = "GET"
     expect_status: int = 200
     samples: int = Field(1, ge=1, le=1000)
@@ -339,7 +341,9 @@ def _split_key(dotted: str) -> list[str]:
     return [part.strip().strip("\"'") for part in dotted.split(".")]
 
 
-def _resolve(parts: list[str], arrays: Mapping[tuple[str | int, ...], int]) -> tuple[str | int, ...]:
+def _resolve(
+    parts: list[str], arrays: Mapping[tuple[str | int, ...], int]
+) -> tuple[str | int, ...]:
     path: tuple[str | int, ...] = ()
     for index, part in enumerate(parts):
         path = (*path, part)

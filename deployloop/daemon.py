@@ -19,9 +19,9 @@ from deployloop.config import Config
 from deployloop.durations import next_occurrence, parse_clock, parse_duration
 from deployloop.errors import UsageError
 from deployloop.events import Journal, Reporter, Sink
+from deployloop.gates import PhaseResult
 from deployloop.lock import InstanceLock, lock_path
 from deployloop.loop import IterationResult, Loop, LoopResult, Services, Session, Status
-from deployloop.gates import PhaseResult
 from deployloop.models import Event, SuiteRun, Verdict
 from deployloop.plan import Plan
 from deployloop.runner import run_suite
@@ -84,7 +84,10 @@ def run(
     store = Store(state_dir(config.session.logs_dir))
     stop = StopSignal()
     try:
-        with InstanceLock(lock_path(store.directory, config_key(config)), config.path), capture_signals(stop):
+        with (
+            InstanceLock(lock_path(store.directory, config_key(config)), config.path),
+            capture_signals(stop),
+        ):
             return _run_locked(config, plan, options, sinks, redact, store, stop)
     finally:
         store.close()
@@ -119,7 +122,11 @@ def _run_locked(
     exit_code = stop.exit_code if result.status is Status.INTERRUPTED else result.status.value
     status = "running" if result.status is Status.INTERRUPTED else _status_word(result)
     reporter.emit(
-        "session_end", status=status, exit_code=exit_code, iterations=result.iterations, reason=result.reason
+        "session_end",
+        status=status,
+        exit_code=exit_code,
+        iterations=result.iterations,
+        reason=result.reason,
     )
     if status != "running":  # an interrupted session stays open for the next run to resume
         store.end_session(row.id, status, exit_code)
@@ -127,9 +134,11 @@ def _run_locked(
 
 
 def _status_word(result: LoopResult) -> str:
-    return {Status.GREEN: "green", Status.FAILING: "failing", Status.UNREACHABLE: "unreachable"}.get(
-        result.status, "stopped"
-    )
+    return {
+        Status.GREEN: "green",
+        Status.FAILING: "failing",
+        Status.UNREACHABLE: "unreachable",
+    }.get(result.status, "stopped")
 
 
 def open_session(store: Store, config: Config, options: RunOptions) -> tuple[SessionRow, bool]:
@@ -148,7 +157,9 @@ def open_session(store: Store, config: Config, options: RunOptions) -> tuple[Ses
         logs_dir=str(Path(config.session.logs_dir).resolve()),
         started=now,
         deadline=deadline(config, options, now),
-        max_iterations=1 if options.once else (options.max_iterations or config.session.max_iterations),
+        max_iterations=1
+        if options.once
+        else (options.max_iterations or config.session.max_iterations),
         status="running",
         exit_code=None,
         ended=None,
@@ -195,7 +206,9 @@ def resume_point(store: Store, row: SessionRow) -> Session:
     open_ones = [it for it in iterations if it["ended"] is None]
     if open_ones:
         session.first_iteration = open_ones[-1]["n"]
-        session.done_runs = {run.suite: run for _, run in store.runs(row.id, session.first_iteration)}
+        session.done_runs = {
+            run.suite: run for _, run in store.runs(row.id, session.first_iteration)
+        }
     return session
 
 
@@ -299,7 +312,11 @@ def trigger_runner(
     def trigger(n: int) -> None:
         log = row.directory / str(n) / "redeploy.log"
         done = process.run(
-            process.split_command(command), log_path=log, timeout=timeout, stop=stop, env=dict(os.environ)
+            process.split_command(command),
+            log_path=log,
+            timeout=timeout,
+            stop=stop,
+            env=dict(os.environ),
         )
         ok = done.returncode == 0
         detail = f"{command} (exit {done.returncode}, {done.wall_s:.1f} s)"

@@ -45,7 +45,7 @@ def format_duration(seconds: float) -> str:
     """Compact human form: '0.4 s', '14m 3s', '2h 5m'."""
     if seconds < 60:
         return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes}m {secs}s"
     hours, minutes = divmod(minutes, 60)

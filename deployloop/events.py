@@ -3,8 +3,9 @@
 Kinds (data keys):
   session_start (session, config, resumed, deadline, max_iterations, logs_dir)
   iteration_start (iteration, version)   phase_start (phase)
-  suite_start (phase, suite, pass, tests, progress, previous_s)   suite_end (phase, suite, pass, counts, wall_s,
-  harness_error, exit_code)   test (phase, suite, id, outcome, done, total)
+  suite_start (phase, suite, pass, tests, progress, previous_s)
+  suite_end (phase, suite, pass, counts, wall_s, harness_error, exit_code)
+  test (phase, suite, id, outcome, done, total)
   phase_end (phase, passed, verdicts, clusters, flaky)   skipped_phases (phases, reason)
   failed_first (passed, total, version)   issue (action, number, title, fingerprint, dry_run)
   deferred (titles)   outbox (queued)   trigger (command, ok, detail)
@@ -69,7 +70,11 @@ class Journal:
     def __call__(self, event: Event) -> None:
         if event.kind in EPHEMERAL:
             return
-        record = {"ts": round(event.ts, 3), "event": event.kind, **scrub(dict(event.data), self.redact)}
+        record = {
+            "ts": round(event.ts, 3),
+            "event": event.kind,
+            **scrub(dict(event.data), self.redact),
+        }
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         self._rotate_if_full()
         with open(self.path, "a", encoding="utf-8") as handle:

@@ -50,7 +50,9 @@ def judge(
     if phase.gates.p95_s is not None and latencies:
         verdicts.append(p95_verdict(phase.gates.p95_s, latencies))
     verdicts.extend(Verdict(f"probe {p.name}", p.ok, p.detail, "ok") for p in probes)
-    return PhaseResult(phase.name, tuple(runs), tuple(probes), tuple(verdicts), tuple(sorted(flaky)))
+    return PhaseResult(
+        phase.name, tuple(runs), tuple(probes), tuple(verdicts), tuple(sorted(flaky))
+    )
 
 
 def suite_verdicts(phase: PhaseConfig, run: SuiteRun) -> list[Verdict]:
@@ -71,7 +73,9 @@ def suite_verdicts(phase: PhaseConfig, run: SuiteRun) -> list[Verdict]:
         measured = format_duration(run.wall_s)
         reason = f"ran in {measured}: not against real services?" if fast else ""
         out.append(
-            Verdict(f"{run.suite}: duration", not fast, measured, f"≥ {suite.min_seconds:g} s", reason)
+            Verdict(
+                f"{run.suite}: duration", not fast, measured, f"≥ {suite.min_seconds:g} s", reason
+            )
         )
     return out
 
@@ -96,7 +100,9 @@ def pass_rate_verdict(
     return Verdict("pass_rate", judged > 0 and rate >= threshold, measured, f"≥ {threshold:.0%}")
 
 
-def max_failures_verdict(limit: int, cases: Sequence[CaseResult], forgiven: Collection[str]) -> Verdict:
+def max_failures_verdict(
+    limit: int, cases: Sequence[CaseResult], forgiven: Collection[str]
+) -> Verdict:
     passed, judged = counted(cases, forgiven)
     failures = judged - passed
     return Verdict("max_failures", failures <= limit, str(failures), f"≤ {limit}")

@@ -36,7 +36,9 @@ class InstanceLock:
         except BlockingIOError:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise LockHeld(f"another deployloop run (pid {holder}) is running {self.what}") from None
+            raise LockHeld(
+                f"another deployloop run (pid {holder}) is running {self.what}"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd

@@ -17,8 +17,7 @@ from deployloop.config import Config, PhaseConfig, ProbeConfig, SuiteConfig
 from deployloop.errors import TargetUnreachable
 from deployloop.events import Reporter
 from deployloop.gates import PhaseResult
-from deployloop.models import Outcome
-from deployloop.models import ProbeResult, SuiteRun
+from deployloop.models import Outcome, ProbeResult, SuiteRun
 from deployloop.runner import SuiteJob, progress_path
 from deployloop.state import Store
 from deployloop.wait import Clock, WaitResult
@@ -139,7 +138,9 @@ class Loop:
             if waited.outcome == "deadline":
                 return LoopResult(Status.FAILING, n, "deadline reached while waiting")
             if waited.outcome == "timeout" and self._stop_on_timeout():
-                return LoopResult(Status.UNREACHABLE, n, "no new version before the redeploy timeout")
+                return LoopResult(
+                    Status.UNREACHABLE, n, "no new version before the redeploy timeout"
+                )
             previous, n = result, n + 1
 
     def _budget_spent(self, n: int) -> str:
@@ -197,7 +198,9 @@ class Loop:
         failing = [p.phase for p in result.phases if not p.passed]
         duration = self.services.clock.monotonic() - started
         summary = {"phases": {p.phase: p.passed for p in result.phases}, "duration_s": duration}
-        self.store.end_iteration(self.session.id, result.iteration, result.version, result.green, summary)
+        self.store.end_iteration(
+            self.session.id, result.iteration, result.version, result.green, summary
+        )
         self.reporter.emit(
             "iteration_end",
             iteration=result.iteration,
@@ -225,11 +228,15 @@ class Loop:
             if not result.passed and phase.fail_fast:
                 rest = [p.name for p in self.plan.phases[index + 1 :]]
                 if rest:
-                    self.reporter.emit("skipped_phases", phases=rest, reason=f"{phase.name} failed (fail_fast)")
+                    self.reporter.emit(
+                        "skipped_phases", phases=rest, reason=f"{phase.name} failed (fail_fast)"
+                    )
                 break
         return IterationResult(n, version, tuple(done))
 
-    def _run_suites(self, n: int, phase: PhaseConfig, version: str | None) -> tuple[list[SuiteRun], str]:
+    def _run_suites(
+        self, n: int, phase: PhaseConfig, version: str | None
+    ) -> tuple[list[SuiteRun], str]:
         runs: list[SuiteRun] = []
         for suite in phase.suites:
             run = self.session.done_runs.pop(suite.name, None)
@@ -292,7 +299,9 @@ class Loop:
         clock = self.services.clock
         return clock.monotonic() + max(0.0, self.session.deadline - clock.time())
 
-    def _judge(self, n: int, phase: PhaseConfig, runs: list[SuiteRun], version: str | None) -> PhaseResult:
+    def _judge(
+        self, n: int, phase: PhaseConfig, runs: list[SuiteRun], version: str | None
+    ) -> PhaseResult:
         flaky = self._rerun_failures(n, phase, runs, version)
         probes = [self.services.run_probe(probe) for probe in phase.probes]
         issues = self.config.issues

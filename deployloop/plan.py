@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from deployloop.config import Config, PhaseConfig
 from deployloop.models import SuiteRun
-from deployloop.runner import is_pytest
 from deployloop.process import split_command
+from deployloop.runner import is_pytest
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +18,9 @@ class Plan:
     dry_run: bool = False
 
 
-def build_plan(config: Config, phases: Sequence[str] = (), once: bool = False, dry_run: bool = False) -> Plan:
+def build_plan(
+    config: Config, phases: Sequence[str] = (), once: bool = False, dry_run: bool = False
+) -> Plan:
     """Phases in config order; ``--phase`` narrows them (unknown names are a usage error)."""
     chosen = [config.phase(name) for name in phases]  # raises UsageError for an unknown name
     selected = tuple(p for p in config.phases if not phases or p in chosen)

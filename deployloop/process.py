@@ -7,6 +7,7 @@ and stopping means TERM to the whole group, a grace period, then KILL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -63,7 +64,7 @@ def run(
     env: Mapping[str, str] | None = None,
     grace_s: float = 5.0,
 ) -> Completed:
-    """Run ``argv`` to completion, its output appended to ``log_path``; never raises for the child."""
+    """Run ``argv`` to completion, output appended to ``log_path``; never raises for the child."""
     command = shlex.join(argv)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -86,12 +87,12 @@ def run(
             shutdown_group(child, grace_s)
         else:
             _reap_strays(child.pid, grace_s)
-    return Completed(
-        command, child.returncode, time.monotonic() - started, timed_out, interrupted
-    )
+    return Completed(command, child.returncode, time.monotonic() - started, timed_out, interrupted)
 
 
-def _wait(child: subprocess.Popen[bytes], deadline: float, stop: threading.Event) -> tuple[bool, bool]:
+def _wait(
+    child: subprocess.Popen[bytes], deadline: float, stop: threading.Event
+) -> tuple[bool, bool]:
     while True:
         try:
             child.wait(timeout=max(0.0, min(POLL_S, deadline - time.monotonic())))
@@ -107,10 +108,8 @@ def _wait(child: subprocess.Popen[bytes], deadline: float, stop: threading.Event
 def shutdown_group(child: subprocess.Popen[bytes], grace_s: float) -> None:
     """TERM the child's whole group, wait ``grace_s``, then KILL whatever is left."""
     _signal_group(child.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         child.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        pass
     _signal_group(child.pid, signal.SIGKILL)
     child.wait()
 

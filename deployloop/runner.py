@@ -78,7 +78,9 @@ def _from_cwd(node_id: str, cwd: str | None) -> str:
     return node_id
 
 
-def run_suite(job: SuiteJob, stop: threading.Event, env: Mapping[str, str] | None = None) -> SuiteRun:
+def run_suite(
+    job: SuiteJob, stop: threading.Event, env: Mapping[str, str] | None = None
+) -> SuiteRun:
     """Run the job's command and read its JUnit output; never raises for a broken harness."""
     argv = build_argv(job)
     job.junit_path.parent.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,8 @@ def _issue(d: Mapping[str, Any]) -> str:
 def _iteration_end(d: Mapping[str, Any]) -> str:
     verdict = "all gates green" if d["green"] else f"failing: {', '.join(d.get('failing', []))}"
     took = format_duration(d.get("duration_s", 0))
-    return f"iteration {d['iteration']} ended on {d.get('version') or 'unknown version'}: {verdict} ({took})"
+    version = d.get("version") or "unknown version"
+    return f"iteration {d['iteration']} ended on {version}: {verdict} ({took})"
 
 
 def _session_end(d: Mapping[str, Any]) -> str:
@@ -63,8 +64,10 @@ _LINES: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"iteration {d['iteration']} started on version {d.get('version') or 'unknown'}"
     ),
     "phase_start": lambda d: f"phase {d['phase']} started",
-    "suite_start": lambda d: f"suite {d['phase']}/{d['suite']} started"
-    + ("" if d.get("pass", "full") == "full" else f" [{d['pass']}]"),
+    "suite_start": lambda d: (
+        f"suite {d['phase']}/{d['suite']} started"
+        + ("" if d.get("pass", "full") == "full" else f" [{d['pass']}]")
+    ),
     "suite_end": _suite_end,
     "phase_end": _phase_end,
     "skipped_phases": lambda d: f"phases not run: {', '.join(d['phases'])} ({d['reason']})",
@@ -75,7 +78,9 @@ _LINES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "deferred": lambda d: f"issue creation deferred (cap reached): {'; '.join(d['titles'])}",
     "outbox": lambda d: f"tracker unavailable: {d['queued']} write(s) kept in the outbox",
     "trigger": lambda d: f"redeploy trigger {'ran' if d['ok'] else 'FAILED'}: {d['detail']}",
-    "waiting": lambda d: f"waiting for redeploy (tested {d.get('tested') or 'unknown'}): {d['reason']}",
+    "waiting": lambda d: (
+        f"waiting for redeploy (tested {d.get('tested') or 'unknown'}): {d['reason']}"
+    ),
     "deploying": lambda d: f"staging is deploying: {d['detail']}",
     "version_seen": lambda d: f"{d['version']} seen after {format_duration(d['after_s'])}",
     "settled": lambda d: f"settled on {d['version']} ({format_duration(d['seconds'])} healthy)",
@@ -123,7 +128,9 @@ class SessionLog:
 
     def _phase_block(self, stamp: str, event: Event) -> str:
         d = event.data
-        lines = [f"\n### {stamp} Phase {d['phase']}: {'✅ passed' if d['passed'] else '❌ failed'}\n"]
+        lines = [
+            f"\n### {stamp} Phase {d['phase']}: {'✅ passed' if d['passed'] else '❌ failed'}\n"
+        ]
         lines += [f"- {v}" for v in d.get("verdicts", [])]
         if d.get("flaky"):
             lines.append(f"- flaky (passed on rerun): {', '.join(d['flaky'])}")

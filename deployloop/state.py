@@ -113,7 +113,9 @@ class Store:
         if session_id:
             found = self.db.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()
         else:
-            found = self.db.execute("SELECT * FROM sessions ORDER BY started DESC LIMIT 1").fetchone()
+            found = self.db.execute(
+                "SELECT * FROM sessions ORDER BY started DESC LIMIT 1"
+            ).fetchone()
         return SessionRow(**found) if found else None
 
     def end_session(self, session_id: str, status: str, exit_code: int) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from deployloop.console import Console
 from deployloop.models import Event
 from deployloop.sessionlog import describe
 
-STYLES = {
+STYLES: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "phase_end": lambda d: "green" if d["passed"] else "bold red",
     "iteration_end": lambda d: "bold green" if d["green"] else "bold red",
     "suite_end": lambda d: "red" if d.get("harness_error") else None,

@@ -109,7 +109,9 @@ class IntervalWaiter:
     deadline: float | None = None
 
     def wait(self, tested: str | None) -> WaitResult:
-        self.reporter.emit("waiting", tested=tested, reason=f"next iteration in {self.interval:g} s")
+        self.reporter.emit(
+            "waiting", tested=tested, reason=f"next iteration in {self.interval:g} s"
+        )
         if self.deadline is not None and self.clock.time() + self.interval >= self.deadline:
             return WaitResult("deadline")  # no room for another iteration: end now, not later
         if self.clock.wait(self.interval):

@@ -35,7 +35,9 @@ def phase_block(name: str, *suites: str, **options: Any) -> str:
     return "\n".join(head) + "\n" + "".join(suites)
 
 
-def config_text(*phases: str, base_url: str = "http://127.0.0.1:9", extra: str = "", session: str = "") -> str:
+def config_text(
+    *phases: str, base_url: str = "http://127.0.0.1:9", extra: str = "", session: str = ""
+) -> str:
     return (
         f'[session]\nname = "t"\n{session}\n[target]\nbase_url = "{base_url}"\n\n'
         + "\n".join(phases)
@@ -59,7 +61,9 @@ def python_pytest(args: str = "") -> str:
     return f"{sys.executable} -m pytest -q -p no:cacheprovider {args}".strip()
 
 
-def cli(*args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "deployloop", *args],
         cwd=cwd,
@@ -71,7 +75,9 @@ def cli(*args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: fl
     )
 
 
-def start_cli(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_cli(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """The CLI in the background; its output goes to ``cwd/cli.out`` (a pipe could fill up)."""
     with open(cwd / "cli.out", "ab") as out:
         return subprocess.Popen(
@@ -96,4 +102,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
 
 
 def session_dirs(logs: Path) -> list[Path]:
-    return sorted(p for p in logs.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "issues")
+    return sorted(
+        p
+        for p in logs.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name != "issues"
+    )

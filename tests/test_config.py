@@ -33,7 +33,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
-    """Session name, base_url and one suite make a valid config; a phase without gates needs 100 %."""
+    """Session name, base_url and one suite are a valid config; no gates means 100 %."""
     cfg = config.load(write(tmp_path / "c.toml", MINIMAL))
     assert cfg.phases[0].gates.pass_rate == 1.0
     assert cfg.issues.tracker == "local"
@@ -83,7 +83,9 @@ def test_unset_variable_is_named(tmp_path: Path) -> None:
     text = MINIMAL.replace('"http://127.0.0.1:9"', '"${STAGING_URL}"')
     with pytest.raises(ConfigError) as info:
         config.parse(text, "c.toml", {})
-    assert info.value.problems == ["c.toml:6: target.base_url: environment variable ${STAGING_URL} is not set"]
+    assert info.value.problems == [
+        "c.toml:6: target.base_url: environment variable ${STAGING_URL} is not set"
+    ]
 
 
 def test_toml_syntax_error_names_line() -> None:
@@ -124,13 +126,16 @@ def test_starter_config_validates() -> None:
     """The config `init` writes validates as written, with four phases."""
     cfg = config.parse(starter_text(), "deployloop.toml", {})
     assert [p.name for p in cfg.phases] == [
-        "infrastructure", "agent-pipeline", "business-value", "comprehensive"
+        "infrastructure",
+        "agent-pipeline",
+        "business-value",
+        "comprehensive",
     ]
     assert cfg.issues.tracker == "local"
 
 
 def test_validate_command_exit_codes(tmp_path: Path) -> None:
-    """`validate` exits 0 on a good config and 2 with FILE:LINE lines and no traceback on a bad one."""
+    """`validate` exits 0 when good, else 2 with FILE:LINE lines and no traceback."""
     good = write(tmp_path / "good.toml", MINIMAL)
     bad = write(tmp_path / "bad.toml", MINIMAL.replace('"pytest tests"', '""') + "[what]\n")
     ok = subprocess.run([sys.executable, "-m", "deployloop", "validate", "-c", str(good)],

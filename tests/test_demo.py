@@ -16,7 +16,7 @@ from tests.helpers import REPO, cli, session_dirs
 
 @pytest.mark.slow
 def test_demo_tells_the_story_and_cleans_up(tmp_path: Path) -> None:
-    """Exit 0 in under a minute; the log tells of 1011, the issue and its verified fix; no leftovers."""
+    """Exit 0 within a minute; the log tells of 1011, the issue, its verified fix; no leftovers."""
     started = time.monotonic()
     done = cli("demo", cwd=tmp_path, timeout=90)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -48,7 +48,9 @@ class FakeClock:
 def case(name: str, ok: bool) -> CaseResult:
     outcome = Outcome.PASSED if ok else Outcome.FAILED
     message = "" if ok else "server closed with 1011 (internal error)"
-    return CaseResult(f"t.py::{name}", name, "t", outcome, 0.1, message, "" if ok else "AssertionError")
+    return CaseResult(
+        f"t.py::{name}", name, "t", outcome, 0.1, message, "" if ok else "AssertionError"
+    )
 
 
 class World:
@@ -78,7 +80,11 @@ class World:
     def services(self) -> Services:
         def wait(tested: str | None) -> WaitResult:
             self.clock.now += 60
-            return WaitResult("interrupted") if self.stop.is_set() else WaitResult("changed", self.version)
+            return (
+                WaitResult("interrupted")
+                if self.stop.is_set()
+                else WaitResult("changed", self.version)
+            )
 
         return Services(
             run_suite=self.run_suite,
@@ -90,11 +96,20 @@ class World:
             file_issues=self.filed.append,
         )
 
-    def loop(self, max_iterations: int = 5, deadline: float | None = None, **plan_options: bool) -> Loop:
+    def loop(
+        self, max_iterations: int = 5, deadline: float | None = None, **plan_options: bool
+    ) -> Loop:
         self.store.create_session(_row(self.tmp))
         session = Session("s1", self.tmp / "s1", deadline, max_iterations)
         the_plan = plan.build_plan(self.config, **plan_options)  # type: ignore[arg-type]
-        return Loop(self.config, the_plan, session, self.store, self.services(), Reporter(self.events.append))
+        return Loop(
+            self.config,
+            the_plan,
+            session,
+            self.store,
+            self.services(),
+            Reporter(self.events.append),
+        )
 
     def kinds(self) -> list[str]:
         return [e.kind for e in self.events]
@@ -127,7 +142,7 @@ def test_fail_fast_skips_later_phases(tmp_path: Path) -> None:
 
 
 def test_fix_on_new_version_ends_green_with_failed_first(tmp_path: Path) -> None:
-    """Failing on v1, fixed on v2: retest failed-first, then the full run, green in two iterations."""
+    """Failing on v1, fixed on v2: failed-first retest, then the full run, green in two."""
     world = World(tmp_path)
     world.failing = lambda suite, version: suite == "shop" and version == "v1"
     original_wait = world.services
@@ -146,7 +161,7 @@ def test_fix_on_new_version_ends_green_with_failed_first(tmp_path: Path) -> None
     world.services = flip_on_wait  # type: ignore[method-assign]
     result = world.loop().run()
     assert result.status is Status.GREEN and result.iterations == 2
-    first_of_two = [j for j in world.jobs[2:]]
+    first_of_two = world.jobs[2:]
     assert first_of_two[0].select == ("t.py::test_b",) and first_of_two[0].suite.name == "shop"
     ff = next(e for e in world.events if e.kind == "failed_first")
     assert ff.data == {"passed": 1, "total": 1, "version": "v2"}

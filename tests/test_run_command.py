@@ -6,7 +6,15 @@ import json
 import re
 from pathlib import Path
 
-from tests.helpers import cli, config_text, phase_block, python_pytest, session_dirs, suite_block, write_tests
+from tests.helpers import (
+    cli,
+    config_text,
+    phase_block,
+    python_pytest,
+    session_dirs,
+    suite_block,
+    write_tests,
+)
 
 ANSI = re.compile(r"\x1b\[")
 
@@ -36,7 +44,9 @@ def test_green_run_exits_zero_and_logs(tmp_path: Path) -> None:
     session = only_session(tmp_path)
     log = (session / "session.md").read_text()
     assert "✅ pass_rate: 100.0% (1/1)" in log and "session ended: green" in log
-    kinds = [json.loads(line)["event"] for line in (session / "events.jsonl").read_text().splitlines()]
+    kinds = [
+        json.loads(line)["event"] for line in (session / "events.jsonl").read_text().splitlines()
+    ]
     assert kinds[0] == "session_start" and kinds[-1] == "session_end"
     assert {"suite_start", "suite_end", "phase_end", "iteration_end"} <= set(kinds)
     assert (session / "1" / "critical.xml").is_file() and (session / "1" / "critical.log").is_file()

@@ -17,9 +17,7 @@ from tests.helpers import python_pytest, wait_for, write_tests
 
 
 def make_job(tmp_path: Path, run: str, **suite: object) -> SuiteJob:
-    phase = PhaseConfig.model_validate(
-        {"name": "p", "suite": [{"name": "s", "run": run, **suite}]}
-    )
+    phase = PhaseConfig.model_validate({"name": "p", "suite": [{"name": "s", "run": run, **suite}]})
     return SuiteJob(phase, phase.suites[0], tmp_path / "out" / "s.xml", tmp_path / "out" / "s.log")
 
 
@@ -58,7 +56,9 @@ def test_failing_suite_fails_the_gate_with_measured_value(tmp_path: Path) -> Non
     assert run.harness_error is None and run.exit_code == 1
     result = gates.judge(job.phase, [run], [])
     verdict = next(v for v in result.verdicts if v.gate == "pass_rate")
-    assert not verdict.passed and verdict.measured == "50.0% (1/2)" and verdict.threshold == "≥ 100%"
+    assert (
+        not verdict.passed and verdict.measured == "50.0% (1/2)" and verdict.threshold == "≥ 100%"
+    )
 
 
 def test_crashing_runner_is_a_harness_error(tmp_path: Path) -> None:
@@ -71,13 +71,13 @@ def test_crashing_runner_is_a_harness_error(tmp_path: Path) -> None:
 
 def test_collection_error_is_a_harness_error(tmp_path: Path) -> None:
     """pytest exit 2 (an import error at collection) is reported as interrupted, never a pass."""
-    job, run = run_in(tmp_path, "import no_such_module\ndef test_a():\n    pass\n")
+    _, run = run_in(tmp_path, "import no_such_module\ndef test_a():\n    pass\n")
     assert run.harness_error == "pytest was interrupted (exit 2)"
 
 
 def test_usage_error_is_a_harness_error(tmp_path: Path) -> None:
     """pytest exit 4 (bad arguments) is a harness error."""
-    job, run = run_in(tmp_path, "def test_a():\n    pass\n", args="--no-such-option")
+    _, run = run_in(tmp_path, "def test_a():\n    pass\n", args="--no-such-option")
     assert run.harness_error == "pytest usage error (exit 4)"
 
 
@@ -91,7 +91,7 @@ def test_nothing_collected_is_a_harness_error(tmp_path: Path) -> None:
 def test_all_skipped_fails_the_gate(tmp_path: Path) -> None:
     """A suite whose every test skipped proves nothing about staging."""
     source = "import pytest\n@pytest.mark.skip\ndef test_a():\n    pass\n"
-    job, run = run_in(tmp_path, source)
+    _, run = run_in(tmp_path, source)
     assert run.harness_error == "all 1 tests skipped"
 
 
@@ -135,7 +135,7 @@ def test_timeout_kills_whole_process_group(tmp_path: Path) -> None:
             open({str(pids)!r}, "w").write(f"{{os.getpid()}} {{child.pid}}")
             time.sleep(300)
     """
-    job, run = run_in(tmp_path, source, timeout="2s")
+    _, run = run_in(tmp_path, source, timeout="2s")
     assert run.harness_error == "timed out after 2.0 s; process group stopped"
     assert run.wall_s < 15
     for pid in map(int, pids.read_text().split()):
@@ -151,7 +151,7 @@ def test_strays_left_by_a_finished_suite_are_reaped(tmp_path: Path) -> None:
             child = subprocess.Popen(["sleep", "300"])
             open({str(pids)!r}, "w").write(str(child.pid))
     """
-    job, run = run_in(tmp_path, source)
+    _, run = run_in(tmp_path, source)
     assert run.harness_error is None
     wait_for(lambda: _gone(int(pids.read_text())), timeout=10)
 
@@ -159,7 +159,9 @@ def test_strays_left_by_a_finished_suite_are_reaped(tmp_path: Path) -> None:
 def test_stop_event_interrupts_and_keeps_partial_results(tmp_path: Path) -> None:
     """Setting the stop event ends the suite at once and says so."""
     stop = threading.Event()
-    write_tests(tmp_path / "suite", "test_it.py", "import time\ndef test_a():\n    time.sleep(300)\n")
+    write_tests(
+        tmp_path / "suite", "test_it.py", "import time\ndef test_a():\n    time.sleep(300)\n"
+    )
     job = make_job(tmp_path, python_pytest(str(tmp_path / "suite")))
     timer = threading.Timer(1.0, stop.set)
     timer.start()

@@ -41,7 +41,9 @@ def test_slow():
 def make_project(tmp_path: Path) -> dict[str, Path]:
     files = {name: tmp_path / name for name in ("runs", "pids", "go")}
     write_tests(tmp_path / "fast", "test_fast.py", FAST.format(runs=str(files["runs"])))
-    write_tests(tmp_path / "slow", "test_slow.py", SLOW.format(pids=str(files["pids"]), go=str(files["go"])))
+    write_tests(
+        tmp_path / "slow", "test_slow.py", SLOW.format(pids=str(files["pids"]), go=str(files["go"]))
+    )
     text = config_text(
         phase_block("one", suite_block("fast", python_pytest(str(tmp_path / "fast")))),
         phase_block("two", suite_block("slow", python_pytest(str(tmp_path / "slow")))),
@@ -79,7 +81,7 @@ def test_second_instance_exits_75_naming_the_pid(tmp_path: Path) -> None:
 
 
 def test_sigterm_exits_143_quickly_leaving_no_children(tmp_path: Path) -> None:
-    """SIGTERM mid-suite: exit 143 within 10 s, the suite's whole process group gone, log written."""
+    """SIGTERM mid-suite: exit 143 within 10 s, the suite's process group gone, log written."""
     files = make_project(tmp_path)
     proc = start_cli("run", "--once", cwd=tmp_path)
     pids = started_slow(files)

@@ -15,7 +15,9 @@ def run() -> int:
 
     console = Console()
     with Simulator(bug=True) as staging, demo_environment(staging.base_url, staging.ws_url):
-        console.line(f"demo staging simulator on {staging.base_url} ({staging.version}, with a bug)")
+        console.line(
+            f"demo staging simulator on {staging.base_url} ({staging.version}, with a bug)"
+        )
         config = demo_config()
         outcome = daemon.run(config, build_plan(config), RunOptions(new=True), [EventView(console)])
     console.line(f"session log: {outcome.directory / 'session.md'}")

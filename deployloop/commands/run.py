@@ -28,5 +28,7 @@ def run(config_path: Path | None, options: RunOptions) -> int:
 def _redactor(config: config_module.Config) -> daemon.Redact:
     from deployloop.redact import Redactor
 
-    secrets = [v for v in config.target.headers.values()] + ([config.issues.token] if config.issues.token else [])
+    secrets = list(config.target.headers.values()) + (
+        [config.issues.token] if config.issues.token else []
+    )
     return Redactor.from_env(os.environ, extra=secrets).redact

@@ -11,6 +11,7 @@ from rich.table import Table
 from deployloop import config as config_module
 from deployloop.console import Console
 from deployloop.durations import format_duration
+from deployloop.errors import UsageError
 from deployloop.state import Store, state_dir
 
 
@@ -35,7 +36,7 @@ def _logs_dir(config_path: Path | None) -> str:
     """The config's logs_dir when a config is around; ``logs`` otherwise."""
     try:
         return config_module.load(config_module.find_config(config_path)).session.logs_dir
-    except config_module.UsageError:
+    except UsageError:
         if config_path is not None:
             raise
         return "logs"
@@ -77,7 +78,9 @@ def _table(p: dict[str, Any]) -> Table:
     table = Table("", "", show_header=False, box=None)
     table.add_row("session", f"{p['session']} ({p['status']})")
     table.add_row("iteration", f"{p['iteration']} of at most {p['max_iterations']}")
-    table.add_row("now", " / ".join(str(x) for x in (p["state"], p["phase"], p["suite"]) if x) or "-")
+    table.add_row(
+        "now", " / ".join(str(x) for x in (p["state"], p["phase"], p["suite"]) if x) or "-"
+    )
     table.add_row("version", str(p["version"] or "unknown"))
     for phase, gate in p["gates"].items():
         table.add_row(f"gates {phase}", "passed" if gate["passed"] else "FAILED")
