@@ -19,11 +19,13 @@ from deployloop.config import Config
 from deployloop.durations import next_occurrence, parse_clock, parse_duration
 from deployloop.errors import UsageError
 from deployloop.events import Journal, Reporter, Sink
+from deployloop.filing import IssueDesk
 from deployloop.gates import PhaseResult
 from deployloop.lock import InstanceLock, lock_path
 from deployloop.loop import IterationResult, Loop, LoopResult, Services, Session, Status
 from deployloop.models import Event, SuiteRun, Verdict
 from deployloop.plan import Plan
+from deployloop.redact import Redactor
 from deployloop.runner import run_suite
 from deployloop.sessionlog import SessionLog
 from deployloop.signals import StopSignal, capture_signals
@@ -73,13 +75,13 @@ def config_key(config: Config) -> str:
     return f"{Path(config.path).resolve()}#{config.session.name}"
 
 
-def run(
-    config: Config,
-    plan: Plan,
-    options: RunOptions,
-    sinks: list[Sink],
-    redact: Callable[[str], str] = str,
-) -> RunOutcome:
+def redactor_for(config: Config) -> Redactor:
+    """Masks the environment's secrets and the config's own (headers, tracker token)."""
+    secrets = [*config.target.headers.values(), config.issues.token]
+    return Redactor.from_env(os.environ, extra=secrets)
+
+
+def run(config: Config, plan: Plan, options: RunOptions, sinks: list[Sink]) -> RunOutcome:
     """Run the loop under the instance lock; signals end it cleanly with 130/143."""
     store = Store(state_dir(config.session.logs_dir))
     stop = StopSignal()
@@ -88,7 +90,7 @@ def run(
             InstanceLock(lock_path(store.directory, config_key(config)), config.path),
             capture_signals(stop),
         ):
-            return _run_locked(config, plan, options, sinks, redact, store, stop)
+            return _run_locked(config, plan, options, sinks, store, stop)
     finally:
         store.close()
 
@@ -98,14 +100,14 @@ def _run_locked(
     plan: Plan,
     options: RunOptions,
     sinks: list[Sink],
-    redact: Callable[[str], str],
     store: Store,
     stop: StopSignal,
 ) -> RunOutcome:
     row, resumed = open_session(store, config, options)
+    redactor = redactor_for(config)
     reporter = Reporter(*sinks)
-    reporter.add(Journal(row.directory / "events.jsonl", redact))
-    reporter.add(SessionLog(row.directory / "session.md", redact))
+    reporter.add(Journal(row.directory / "events.jsonl", redactor.redact))
+    reporter.add(SessionLog(row.directory / "session.md", redactor.redact))
     reporter.add(LiveStatus(store, row.id))
     reporter.emit(
         "session_start",
@@ -117,8 +119,13 @@ def _run_locked(
         logs_dir=str(row.directory),
     )
     session = resume_point(store, row)
-    services = real_services(config, plan, reporter, stop.event, row)
-    result = Loop(config, plan, session, store, services, reporter).run()
+    services = real_services(config, reporter, stop.event, row)
+    desk = IssueDesk(config, store, row.id, reporter, redactor)
+    services.file_issues = desk
+    try:
+        result = Loop(config, plan, session, store, services, reporter).run()
+    finally:
+        desk.close()
     exit_code = stop.exit_code if result.status is Status.INTERRUPTED else result.status.value
     status = "running" if result.status is Status.INTERRUPTED else _status_word(result)
     reporter.emit(
@@ -257,7 +264,7 @@ class LiveStatus:
 
 
 def real_services(
-    config: Config, plan: Plan, reporter: Reporter, stop: threading.Event, row: SessionRow
+    config: Config, reporter: Reporter, stop: threading.Event, row: SessionRow
 ) -> Services:
     from deployloop import probes
 

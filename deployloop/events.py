@@ -8,7 +8,7 @@ Kinds (data keys):
   test (phase, suite, id, outcome, done, total)
   phase_end (phase, passed, verdicts, clusters, flaky)   skipped_phases (phases, reason)
   failed_first (passed, total, version)   issue (action, number, title, fingerprint, dry_run)
-  deferred (titles)   outbox (queued)   trigger (command, ok, detail)
+  deferred (titles)   outbox (queued, error)   dry_run (detail)   trigger (command, ok, detail)
   waiting (tested, reason, seconds)   deploying (detail)   version_seen (version, after_s)
   settled (version, seconds)   mixed (from_version, to_version)   health (ok, detail)
   iteration_end (iteration, green, version, duration_s, failing)

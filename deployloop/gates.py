@@ -49,7 +49,7 @@ def judge(
     latencies = [c.duration_s for c in cases] + [t for p in probes for t in p.latencies_s]
     if phase.gates.p95_s is not None and latencies:
         verdicts.append(p95_verdict(phase.gates.p95_s, latencies))
-    verdicts.extend(Verdict(f"probe {p.name}", p.ok, p.detail, "ok") for p in probes)
+    verdicts.extend(Verdict(f"probe {p.name}", p.ok, p.detail, "") for p in probes)
     return PhaseResult(
         phase.name, tuple(runs), tuple(probes), tuple(verdicts), tuple(sorted(flaky))
     )

@@ -84,7 +84,9 @@ class Verdict:
 
     def describe(self) -> str:
         mark = "✅" if self.passed else "❌"
-        text = f"{mark} {self.gate}: {self.measured} (threshold {self.threshold})"
+        text = f"{mark} {self.gate}: {self.measured}"
+        if self.threshold:
+            text += f" (threshold {self.threshold})"
         return f"{text} — {self.reason}" if self.reason else text
 
 

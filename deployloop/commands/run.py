@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from deployloop import config as config_module
@@ -19,16 +18,6 @@ def run(config_path: Path | None, options: RunOptions) -> int:
     config = config_module.load(config_module.find_config(config_path))
     plan = build_plan(config, options.phases, once=options.once, dry_run=options.dry_run)
     console = Console()
-    redact = _redactor(config)
-    outcome = daemon.run(config, plan, options, [EventView(console)], redact)
+    outcome = daemon.run(config, plan, options, [EventView(console)])
     console.line(f"session log: {outcome.directory / 'session.md'}")
     return outcome.exit_code
-
-
-def _redactor(config: config_module.Config) -> daemon.Redact:
-    from deployloop.redact import Redactor
-
-    secrets = list(config.target.headers.values()) + (
-        [config.issues.token] if config.issues.token else []
-    )
-    return Redactor.from_env(os.environ, extra=secrets).redact
