@@ -77,7 +77,8 @@ _LINES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "issue": _issue,
     "deferred": lambda d: f"issue creation deferred (cap reached): {'; '.join(d['titles'])}",
     "outbox": lambda d: (
-        f"tracker unavailable ({d.get('error') or 'error'}): {d['queued']} write(s) kept in the outbox"
+        f"tracker unavailable ({d.get('error') or 'error'}): "
+        f"{d['queued']} write(s) kept in the outbox"
     ),
     "dry_run": lambda d: f"dry run: {d['detail']}",
     "trigger": lambda d: f"redeploy trigger {'ran' if d['ok'] else 'FAILED'}: {d['detail']}",

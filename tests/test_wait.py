@@ -46,7 +46,7 @@ def waiter(
 
 def test_new_version_then_settle() -> None:
     """A new version is reported with the time it took, then settles after `settle` healthy s."""
-    w, clock, events = waiter(["v1", "v1", "v2"])
+    w, _, events = waiter(["v1", "v1", "v2"])
     result = w.wait("v1")
     assert (result.outcome, result.version) == ("changed", "v2")
     kinds = [e.kind for e in events]
