@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-SHELL_SYNTAX = re.compile(r"[|&;<>()$`*?~]|^\s*\w+=")
+SHELL_SYNTAX = re.compile(r"[|&;<>$`*?~\n]|^\s*\w+=")  # not (): gcloud --format=value(...)
 POLL_S = 0.02  # how often a running child is checked against stop and deadline
 TAIL_BYTES = 4000
 
