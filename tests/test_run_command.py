@@ -115,3 +115,29 @@ def test_iterations_until_max_then_exit_one(tmp_path: Path) -> None:
     assert done.returncode == 1
     log = (only_session(tmp_path) / "session.md").read_text()
     assert log.count("## Iteration") == 3 and "max_iterations (3) reached" in log
+
+
+def test_dry_run_decides_issues_but_writes_none(tmp_path: Path) -> None:
+    """--dry-run prints the issue it would create and writes no issue file."""
+    make_project(tmp_path, "def test_a():\n    raise RuntimeError('backend said 502')\n")
+    done = cli("run", "--once", "--dry-run", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "dry run: would create issue" in done.stdout and "backend said 502" in done.stdout
+    assert not list((tmp_path / "logs").glob("issues/*.md"))
+
+
+def test_failing_run_files_one_local_issue_per_cause(tmp_path: Path) -> None:
+    """Two causes across three tests file exactly two local issues, each with its marker."""
+    source = (
+        "import pytest\n@pytest.mark.parametrize('n', range(2))\ndef test_a(n):\n"
+        "    raise ConnectionError(f'server closed with 1011 run {n}')\n"
+        "def test_b():\n    raise KeyError('order id')\n"
+        "@pytest.mark.parametrize('n', range(5))\ndef test_fine(n):\n    pass\n"
+    )  # 3 of 8 failing: under broken_threshold, so one issue per cause
+    make_project(tmp_path, source)
+    assert cli("run", "--once", cwd=tmp_path).returncode == 1
+    issues = sorted((tmp_path / "logs" / "issues").glob("*.md"))
+    assert len(issues) == 2
+    assert all("<!-- deployloop:fingerprint=v1-" in p.read_text() for p in issues)
+    assert cli("run", "--once", "--new", cwd=tmp_path).returncode == 1
+    assert len(list((tmp_path / "logs" / "issues").glob("*.md"))) == 2  # no duplicate, ever
