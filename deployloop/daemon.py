@@ -32,8 +32,6 @@ from deployloop.signals import StopSignal, capture_signals
 from deployloop.state import SessionRow, Store, state_dir
 from deployloop.wait import IntervalWaiter, RedeployWaiter
 
-Redact = Callable[[str], str]
-
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:

@@ -18,10 +18,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 SHELL_SYNTAX = re.compile(r"[|&;<>$`*?~\n]|^\s*\w+=")  # not (): gcloud --format=value(...)
 POLL_S = 0.02  # how often a running child is checked against stop and deadline
 TAIL_BYTES = 4000
+LOG_LIMIT = 64 * 1024 * 1024  # per suite log file
+LOG_KEEP = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,7 @@ def run(
         except OSError as exc:
             log.write(f"deployloop: cannot start {command}: {exc}\n".encode())
             return Completed(command, None, 0.0, start_error=f"cannot start: {exc.strerror or exc}")
-        timed_out, interrupted = _wait(child, started + timeout, stop)
+        timed_out, interrupted = _wait(child, started + timeout, stop, log)
         if timed_out or interrupted:
             shutdown_group(child, grace_s)
         else:
@@ -91,9 +94,10 @@ def run(
 
 
 def _wait(
-    child: subprocess.Popen[bytes], deadline: float, stop: threading.Event
+    child: subprocess.Popen[bytes], deadline: float, stop: threading.Event, log: BinaryIO
 ) -> tuple[bool, bool]:
     while True:
+        cap_log(log)
         try:
             child.wait(timeout=max(0.0, min(POLL_S, deadline - time.monotonic())))
             return False, False
@@ -103,6 +107,20 @@ def _wait(
             return False, True
         if time.monotonic() >= deadline:
             return True, False
+
+
+def cap_log(log: BinaryIO) -> None:
+    """Keep a chatty suite's log bounded: past LOG_LIMIT, cut back to its first LOG_KEEP bytes.
+
+    The child appends (O_APPEND), so after the cut its output simply continues from there: the
+    log holds the start of the run and its most recent output, never more than ``limit``.
+    """
+    if os.fstat(log.fileno()).st_size <= LOG_LIMIT:
+        return
+    os.ftruncate(log.fileno(), LOG_KEEP)
+    os.write(
+        log.fileno(), f"\n[deployloop: log capped; output past {LOG_KEEP} bytes cut]\n".encode()
+    )
 
 
 def shutdown_group(child: subprocess.Popen[bytes], grace_s: float) -> None:

@@ -181,3 +181,24 @@ def _gone(pid: int) -> bool:
 def _no_plugin_noise(monkeypatch: pytest.MonkeyPatch) -> None:
     """Suites run with this interpreter, isolated from the outer pytest's options."""
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+
+
+def test_chatty_suite_log_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A suite that prints without end keeps its log under the cap, start and end both kept."""
+    monkeypatch.setattr("deployloop.process.LOG_LIMIT", 200_000)
+    monkeypatch.setattr("deployloop.process.LOG_KEEP", 50_000)
+    source = """
+        import sys
+        def test_chatty():
+            sys.stdout.write("FIRST LINE\\n")
+            for _ in range(20):
+                sys.stdout.write("x" * 100_000 + "\\n")
+                sys.stdout.flush()
+                import time; time.sleep(0.05)
+            sys.stdout.write("LAST LINE\\n")
+    """
+    job, run = run_in(tmp_path, source, args="-s")
+    text = job.log_path.read_text()
+    assert run.harness_error is None
+    assert len(text) < 200_000 + 100_000 * 3
+    assert "FIRST LINE" in text and "LAST LINE" in text and "log capped" in text
