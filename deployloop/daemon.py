@@ -116,6 +116,9 @@ def _run_locked(
         max_iterations=row.max_iterations,
         logs_dir=str(row.directory),
     )
+    if resumed:
+        for pid_file in row.directory.glob("*/*.pid"):
+            process.stop_orphan(pid_file)  # a suite the killed run left behind
     session = resume_point(store, row)
     services = real_services(config, reporter, stop.event, row)
     desk = IssueDesk(config, store, row.id, reporter, redactor)

@@ -66,6 +66,7 @@ def run(
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
     grace_s: float = 5.0,
+    pid_file: Path | None = None,
 ) -> Completed:
     """Run ``argv`` to completion, output appended to ``log_path``; never raises for the child."""
     command = shlex.join(argv)
@@ -85,11 +86,15 @@ def run(
         except OSError as exc:
             log.write(f"deployloop: cannot start {command}: {exc}\n".encode())
             return Completed(command, None, 0.0, start_error=f"cannot start: {exc.strerror or exc}")
+        if pid_file is not None:
+            pid_file.write_text(f"{child.pid}\n{argv[0]}\n")
         timed_out, interrupted = _wait(child, started + timeout, stop, log)
         if timed_out or interrupted:
             shutdown_group(child, grace_s)
         else:
             _reap_strays(child.pid, grace_s)
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
     return Completed(command, child.returncode, time.monotonic() - started, timed_out, interrupted)
 
 
@@ -130,6 +135,25 @@ def shutdown_group(child: subprocess.Popen[bytes], grace_s: float) -> None:
         child.wait(timeout=grace_s)
     _signal_group(child.pid, signal.SIGKILL)
     child.wait()
+
+
+def stop_orphan(pid_file: Path, grace_s: float = 5.0) -> bool:
+    """Stop the group a killed deployloop left running (its pid file survived it).
+
+    The group is only signalled while its leader still runs the recorded program, so a
+    recycled pid is never hit. True when something was stopped.
+    """
+    try:
+        pgid_text, program = pid_file.read_text().split("\n")[:2]
+        cmdline = Path(f"/proc/{int(pgid_text)}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        pid_file.unlink(missing_ok=True)
+        return False
+    pid_file.unlink(missing_ok=True)
+    if program.encode() not in cmdline:
+        return False
+    _reap_strays(int(pgid_text), grace_s)
+    return True
 
 
 def _reap_strays(pgid: int, grace_s: float) -> None:

@@ -94,6 +94,7 @@ def run_suite(
         stop=stop,
         cwd=job.suite.cwd,
         env=_environment(job, env),
+        pid_file=pid_path(job),
     )
     cases, junit_path, read_error = _read_results(job, is_pytest(argv), started_wall)
     reason = harness_error(job, done, cases, read_error, is_pytest(argv), by_deadline)
@@ -109,6 +110,11 @@ def run_suite(
         log_path=str(job.log_path),
         expected_tests=None if job.select else job.suite.expect_tests,
     )
+
+
+def pid_path(job: SuiteJob) -> Path:
+    """Names the suite's running process group, so a restart can stop what a crash left."""
+    return job.log_path.with_suffix(".pid")
 
 
 def progress_path(job: SuiteJob) -> Path:
