@@ -1,0 +1,135 @@
+"""``deployloop results``: the real CLI in a subprocess, as a user or a script would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "junit"
+ENTRY = Path(sys.executable).parent / "deployloop"
+
+PASSING = """<?xml version="1.0"?>
+<testsuites><testsuite name="pytest">
+  <testcase classname="tests.test_api" name="test_ok" time="0.5"/>
+  <testcase classname="tests.test_api" name="test_slow" time="2.5"/>
+  <testcase classname="tests.test_api" name="test_skip" time="0">
+    <skipped message="later"/>
+  </testcase>
+</testsuite></testsuites>
+"""
+
+FAILING = """<?xml version="1.0"?>
+<testsuite name="pytest">
+  <testcase classname="tests.test_ws.TestAgent" name="test_a" time="1.0">
+    <failure message="ConnectionClosedError: server closed with 1011 (internal error)
+ at 10.0.0.5:8443">E   ConnectionClosedError: boom</failure>
+  </testcase>
+  <testcase classname="tests.test_ws.TestAgent" name="test_b" time="1.0">
+    <failure message="ConnectionClosedError: server closed with 1011 (internal error)
+ at 10.0.0.9:8443">E   ConnectionClosedError: boom</failure>
+  </testcase>
+  <testcase classname="tests.test_ws.TestAgent" name="test_c" time="1,000.0">
+    <error message="failed on setup with &quot;KeyError: 'token'&quot;"
+      >E   KeyError: 'token'</error>
+  </testcase>
+</testsuite>
+"""
+
+
+def deployloop(*args: str, entry: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = entry or [sys.executable, "-m", "deployloop"]
+    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb"}
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> Path:
+    folder = tmp_path / "reports"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "passing.xml").write_text(PASSING, encoding="utf-8")
+    (folder / "nested" / "failing.xml").write_text(FAILING, encoding="utf-8")
+    (folder / "notes.txt").write_text("not junit", encoding="utf-8")
+    return folder
+
+
+def test_json_over_a_directory(reports: Path) -> None:
+    """--json prints one object with the contract's keys, counting across nested files."""
+    done = deployloop("results", str(reports), "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert {k: data[k] for k in ("files", "tests", "passed", "failed", "errors", "skipped")} == {
+        "files": 2,
+        "tests": 6,
+        "passed": 2,
+        "failed": 2,
+        "errors": 1,
+        "skipped": 1,
+    }
+    assert data["pass_rate"] == 0.4
+    assert data["duration_s"] == 1005.0
+    assert data["p95_s"] == 1000.0
+    assert [c["count"] for c in data["clusters"]] == [2, 1]
+    assert data["clusters"][0]["tests"] == [
+        "tests/test_ws.py::TestAgent::test_a",
+        "tests/test_ws.py::TestAgent::test_b",
+    ]
+
+
+def test_table_for_people(reports: Path) -> None:
+    """Without --json it prints counts, pass rate, p95 and clusters with an example message."""
+    done = deployloop("results", str(reports / "passing.xml"), str(reports / "nested"))
+    assert done.returncode == 0, done.stderr
+    for expected in ("pass rate", "40.0%", "1000.00 s", "server closed with 1011", "v1-"):
+        assert expected in done.stdout
+    assert "\x1b[" not in done.stdout
+
+
+@pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared fixtures not present")
+def test_all_shared_fixtures_read() -> None:
+    """Every shared fixture together: 5224 testcases, exit 0."""
+    done = deployloop("results", str(FIXTURES), "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert (data["files"], data["tests"], data["failed"], data["errors"]) == (24, 5224, 28, 4)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("<testsuites><testsuite><testcase name='a'/>", "truncated XML (no closing tag at line 1)"),
+        ("", "empty file (0 bytes)"),
+        ("<html><body>502</body></html>", "not a JUnit file (root element <html>)"),
+    ],
+)
+def test_corrupt_input_is_one_line_exit_2(tmp_path: Path, content: str, problem: str) -> None:
+    """The installed entry point reports a bad file in one line, exit 2, no traceback."""
+    bad = tmp_path / "BAD.xml"
+    bad.write_text(content, encoding="utf-8")
+    done = deployloop("results", str(bad), entry=[str(ENTRY)])
+    assert done.returncode == 2
+    assert done.stderr == f"deployloop: {bad}: {problem}\n"
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_one_bad_file_among_good_ones_fails_the_lot(reports: Path) -> None:
+    """A corrupt file in a directory makes the whole read fail: partial counts would mislead."""
+    (reports / "zz-cut.xml").write_text("<testsuite><testcase>", encoding="utf-8")
+    done = deployloop("results", str(reports), "--json")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "zz-cut.xml: truncated XML" in done.stderr
+
+
+def test_missing_path_is_one_line_exit_2(tmp_path: Path) -> None:
+    """A path that does not exist is exit 2 with one line naming it."""
+    done = deployloop("results", str(tmp_path / "nowhere"), "--json")
+    assert done.returncode == 2
+    assert done.stderr == f"deployloop: {tmp_path / 'nowhere'}: no such file or directory\n"
