@@ -1,0 +1,188 @@
+"""Issue trackers, and ``apply``: deliver triage's actions, outbox first, never a duplicate.
+
+Each iteration the loop calls ``apply(actions, tracker, outbox, redactor)``. Every title and body
+is redacted and cut to GitHub's limits here, before it leaves. A create whose cluster already
+has an open issue (found by the hidden marker) is adopted, not filed again — that covers a
+restart that lost its state and a create whose answer was lost. The first write that fails after
+the tracker's retries stops delivery: it and everything after it wait in the outbox, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from deployloop.errors import TrackerError
+from deployloop.outbox import Entry, Outbox
+from deployloop.redact import Redactor, truncate_body
+from deployloop.tracker.base import MARKER, Issue, Tracker, TrackerRejected, make_tracker
+from deployloop.triage import TITLE_LIMIT, IssueAction
+
+__all__ = [
+    "Done",
+    "Issue",
+    "SyncResult",
+    "Tracker",
+    "TrackerRejected",
+    "apply",
+    "describe",
+    "make_tracker",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """One write that reached the tracker (for events and the session log)."""
+
+    action: str  # created, adopted, commented, closed, reopened
+    fingerprint: str
+    number: int
+    title: str
+
+
+@dataclass
+class SyncResult:
+    created: dict[str, int] = field(default_factory=dict)
+    adopted: dict[str, int] = field(default_factory=dict)  # create skipped: issue already there
+    commented: dict[str, int] = field(default_factory=dict)
+    closed: dict[str, int] = field(default_factory=dict)
+    reopened: dict[str, int] = field(default_factory=dict)
+    deferred: list[str] = field(default_factory=list)  # titles over max_new_per_iteration
+    skipped: list[str] = field(default_factory=list)  # updates with no issue to update
+    rejected: list[str] = field(default_factory=list)  # writes the tracker refused for good
+    done: list[Done] = field(default_factory=list)
+    dry_run: list[str] = field(default_factory=list)  # "would create issue '…'"
+    queued: int = 0  # writes waiting in the outbox after this call
+    replayed: int = 0  # outbox writes delivered by this call
+    error: str | None = None  # why delivery stopped, when it did
+
+    @property
+    def issue_numbers(self) -> dict[str, int]:
+        """fingerprint → the issue that now stands for it (for triage.with_issue_numbers)."""
+        numbers: dict[str, int] = {}
+        for part in (self.commented, self.closed, self.reopened, self.adopted, self.created):
+            numbers.update(part)
+        return numbers
+
+
+def apply(
+    actions: Sequence[IssueAction],
+    tracker: Tracker,
+    outbox: Outbox,
+    redactor: Redactor,
+    dry_run: bool = False,
+) -> SyncResult:
+    """Replay the outbox, then deliver ``actions``, in order; see the module docstring."""
+    result = SyncResult()
+    cleaned = [_clean(action, redactor) for action in actions]
+    result.deferred = [a.title for a in cleaned if a.kind == "defer"]
+    if dry_run:
+        waiting = len(outbox.pending())
+        if waiting:
+            result.dry_run.append(f"would replay {waiting} write(s) waiting in the outbox")
+        result.dry_run.extend(describe(a) for a in cleaned)
+        return result
+    queue = [*outbox.pending(), *(Entry(a) for a in cleaned if a.kind != "defer")]
+    if queue:
+        tracker.refresh()  # one fresh listing per iteration, read only when needed
+    for index, entry in enumerate(queue):
+        try:
+            _deliver(entry, tracker, result)
+        except TrackerRejected as exc:
+            # Reported, not queued: a write refused for good would block the queue forever.
+            result.rejected.append(redactor.redact(str(exc)))
+            continue
+        except TrackerError as exc:
+            result.error = redactor.redact(str(exc))
+            rest = [_requeued(e, result.error) for e in queue[index:]]
+            outbox.save(rest)
+            result.queued = len(rest)
+            return result
+        result.replayed += entry.replay
+    outbox.save([])
+    return result
+
+
+def _deliver(entry: Entry, tracker: Tracker, result: SyncResult) -> None:
+    action = entry.action
+    if action.kind == "create":
+        _create(action, tracker, result)
+        return
+    number = action.issue_number or _number_for(action.fingerprint, tracker, result)
+    if number is None:
+        result.skipped.append(f"{action.kind} {action.title!r}: no issue for {action.fingerprint}")
+        return
+    if action.kind == "close":
+        tracker.close(number, action.body, verify=entry.replay)
+        _record(result, result.closed, "closed", action, number)
+    elif action.kind == "reopen":
+        tracker.reopen(number, action.body, verify=entry.replay)
+        _record(result, result.reopened, "reopened", action, number)
+    else:
+        tracker.comment(number, action.body, verify=entry.replay)
+        _record(result, result.commented, "commented", action, number)
+
+
+def _create(action: IssueAction, tracker: Tracker, result: SyncResult) -> None:
+    known = tracker.existing().get(action.fingerprint)
+    if known is not None and known.state == "open":
+        _record(result, result.adopted, "adopted", action, known.number)
+        return
+    if known is not None and _recently_closed(known, action.reopen_days):
+        text = "Failing again; found by its marker after deployloop lost track of it.\n\n"
+        tracker.reopen(known.number, text + MARKER.sub("", action.body).rstrip())
+        _record(result, result.reopened, "reopened", action, known.number)
+        return
+    issue = tracker.create(action.title, action.body, action.labels)
+    _record(result, result.created, "created", action, issue.number)
+
+
+def _recently_closed(issue: Issue, days: float | None) -> bool:
+    if days is None or issue.closed_at is None:
+        return False
+    closed = datetime.fromisoformat(issue.closed_at.replace("Z", "+00:00"))
+    if closed.tzinfo is None:
+        closed = closed.replace(tzinfo=UTC)
+    return datetime.now(UTC) - closed <= timedelta(days=days)
+
+
+def _number_for(fp: str, tracker: Tracker, result: SyncResult) -> int | None:
+    """The issue of a cluster whose number the caller did not know (filed this iteration, or
+    state lost): what this call created, else the tracker's listing."""
+    if fp in result.created or fp in result.adopted:
+        return result.created.get(fp) or result.adopted[fp]
+    issue = tracker.existing().get(fp)
+    return issue.number if issue is not None else None
+
+
+def _record(
+    result: SyncResult, into: dict[str, int], what: str, action: IssueAction, number: int
+) -> None:
+    into.setdefault(action.fingerprint, number)
+    result.done.append(Done(what, action.fingerprint, number, action.title))
+
+
+def _requeued(entry: Entry, error: str) -> Entry:
+    attempts = entry.attempts + 1 if entry.replay else entry.attempts
+    return replace(entry, attempts=attempts, error=error, replay=True)
+
+
+def _clean(action: IssueAction, redactor: Redactor) -> IssueAction:
+    """No secret leaves, and nothing GitHub would refuse for its size."""
+    title = redactor.redact(action.title).replace("\n", " ")
+    if len(title) > TITLE_LIMIT:
+        title = title[: TITLE_LIMIT - 1] + "…"
+    return replace(action, title=title, body=truncate_body(redactor.redact(action.body)))
+
+
+def describe(action: IssueAction) -> str:
+    """What a dry run prints for ``action``."""
+    where = f"#{action.issue_number}" if action.issue_number else "the issue of"
+    first = action.body.strip().splitlines()[0] if action.body.strip() else ""
+    if action.kind == "create":
+        return f"would create issue '{action.title}' (labels: {', '.join(action.labels) or 'none'})"
+    if action.kind == "defer":
+        return f"would defer issue '{action.title}' (max_new_per_iteration reached)"
+    verb = {"comment": "comment on", "close": "close", "reopen": "reopen"}[action.kind]
+    return f"would {verb} {where} '{action.title}': {first[:160]}"

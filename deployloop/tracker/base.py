@@ -1,0 +1,95 @@
+"""What every tracker offers: find deployloop's issues by their hidden marker, create, comment,
+close, reopen. The GitHub and local trackers share this shape and the marker format."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from deployloop.config import IssuesConfig
+    from deployloop.redact import Redactor
+
+from deployloop.errors import TrackerError
+
+MARKER = re.compile(r"<!-- deployloop:fingerprint=(v1-[0-9a-f]{12}) -->")
+
+
+class TrackerRejected(TrackerError):
+    """The tracker refused this one write for good (e.g. GitHub's 422): retrying cannot help."""
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    number: int
+    title: str
+    state: Literal["open", "closed"]
+    fingerprint: str | None  # from the marker in the body; None for issues deployloop did not file
+    labels: tuple[str, ...] = ()
+    url: str = ""
+    closed_at: str | None = None
+
+
+def marker_of(body: str | None) -> str | None:
+    """The fingerprint in an issue body's hidden marker, if it carries one."""
+    found = MARKER.search(body or "")
+    return found.group(1) if found else None
+
+
+def by_fingerprint(issues: list[Issue]) -> dict[str, Issue]:
+    """fingerprint → issue; when a cause was filed twice (reopen window passed), the open one
+    wins, then the newest."""
+    chosen: dict[str, Issue] = {}
+    for issue in sorted(issues, key=lambda i: (i.state == "open", i.number)):
+        if issue.fingerprint:
+            chosen[issue.fingerprint] = issue
+    return chosen
+
+
+class Tracker(Protocol):
+    """An issue tracker as deployloop uses it. Writes raise TrackerError after bounded retries."""
+
+    name: str
+
+    def existing(self) -> dict[str, Issue]:
+        """deployloop's issues (open and closed) by fingerprint; cached until refresh()."""
+        ...
+
+    def refresh(self) -> None:
+        """Forget the cached listing: the next existing() reads the tracker again."""
+        ...
+
+    def create(self, title: str, body: str, labels: tuple[str, ...]) -> Issue: ...
+
+    # verify=True: the same write may have landed before (an outbox replay): look first.
+    def comment(self, number: int, body: str, *, verify: bool = False) -> None: ...
+
+    def close(self, number: int, comment: str, *, verify: bool = False) -> None: ...
+
+    def reopen(self, number: int, comment: str, *, verify: bool = False) -> None: ...
+
+    def dispose(self) -> None:
+        """Release connections; the tracker is not used afterwards."""
+        ...
+
+
+def make_tracker(issues: IssuesConfig, logs_dir: str | Path, redactor: Redactor) -> Tracker:
+    """The tracker the config asks for: GitHub, or markdown files under <logs_dir>/issues."""
+    if issues.tracker == "github":
+        from deployloop.tracker.github import GitHubTracker
+
+        # The config validator guarantees both.
+        assert issues.repo is not None
+        assert issues.token is not None
+        return GitHubTracker(
+            issues.repo,
+            issues.token,
+            issues.api_url or "https://api.github.com",
+            redactor,
+            list_label=issues.labels[0] if issues.labels else "deployloop",
+        )
+    from deployloop.tracker.local import LocalTracker
+
+    return LocalTracker(issues.dir or Path(logs_dir) / "issues", redactor)

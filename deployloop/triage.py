@@ -1,0 +1,619 @@
+"""Triage: which root causes are new, still failing, fixed or flaky, and what the tracker is told.
+
+Pure functions over plain data: the previous iteration's cluster records and this iteration's
+suite runs go in; the next records and the issue actions come out. Nothing here touches the
+network or the disk, so every lifecycle rule is tested without a tracker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from deployloop.config import IssuesConfig, PhaseConfig
+from deployloop.fingerprint import fingerprint
+from deployloop.gates import PhaseResult
+from deployloop.models import CaseResult, Outcome, SuiteRun
+
+Status = Literal["open", "fixed", "flaky"]
+ActionKind = Literal["create", "comment", "close", "reopen", "defer"]
+
+BROKEN_ERROR = "DeploymentBroken"
+TITLE_LIMIT = 256
+TEST_LIST_LIMIT = 50
+EXCERPT_LINES = 40
+EXCERPT_CHARS = 4000
+
+
+def marker(fp: str) -> str:
+    """The hidden line that ties an issue to its cluster: found again through the issues list."""
+    return f"<!-- deployloop:fingerprint={fp} -->"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRecord:
+    """One root cause as remembered between iterations (JSON-safe through to_dict/from_dict)."""
+
+    fingerprint: str
+    title: str
+    message: str
+    error_type: str
+    phase: str
+    tests: tuple[str, ...]
+    first_seen_iteration: int
+    first_seen_version: str | None
+    last_seen_iteration: int
+    last_seen_version: str | None
+    status: Status = "open"
+    issue_number: int | None = None
+    closed_at: str | None = None  # ISO time the close was decided
+    fixed_in: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tests"] = list(self.tests)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClusterRecord:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["tests"] = tuple(known.get("tests", ()))
+        return cls(**known)
+
+
+@dataclass(frozen=True, slots=True)
+class IssueAction:
+    """One thing to tell the tracker. ``issue_number`` None: resolved by fingerprint on apply.
+
+    ``defer`` is bookkeeping only: a new cluster over max_new_per_iteration, filed later.
+    """
+
+    kind: ActionKind
+    fingerprint: str
+    title: str
+    body: str
+    labels: tuple[str, ...] = ()
+    issue_number: int | None = None
+    # create only: a closed issue with this fingerprint, closed within this many days, is
+    # reopened instead (history triage did not have, e.g. after its state was lost). None:
+    # the old issue is known and a new one is meant.
+    reopen_days: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["labels"] = list(self.labels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IssueAction:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["labels"] = tuple(known.get("labels", ()))
+        return cls(**known)
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseInfo:
+    """What an issue body says about the phase a cluster failed in."""
+
+    name: str
+    priority: str | None = None
+    verdicts: tuple[str, ...] = ()  # Verdict.describe() lines
+
+    @classmethod
+    def of(cls, config: PhaseConfig, result: PhaseResult | None = None) -> PhaseInfo:
+        verdicts = tuple(v.describe() for v in result.verdicts) if result else ()
+        return cls(config.name, config.priority, verdicts)
+
+
+@dataclass(frozen=True, slots=True)
+class TriageContext:
+    """Everything about this iteration that triage needs besides the runs."""
+
+    iteration: int
+    version: str | None
+    previous_version: str | None
+    issues: IssuesConfig
+    now: datetime
+    phases: Mapping[str, PhaseInfo] = field(default_factory=dict)
+    complete_phases: frozenset[str] = frozenset()  # phases whose every suite ran to the end
+    flaky: frozenset[str] = frozenset()  # test ids that failed, then passed on rerun
+    repro: Mapping[str, str] = field(default_factory=dict)  # suite → command
+    log_excerpts: Mapping[str, str] = field(default_factory=dict)  # suite → last lines
+
+
+@dataclass
+class Failing:
+    """One cluster as observed in this iteration."""
+
+    fingerprint: str
+    phase: str
+    error_type: str
+    message: str
+    details: str
+    cases: list[tuple[str, CaseResult]] = field(default_factory=list)  # (suite, case)
+    causes: tuple[tuple[str, int], ...] = ()  # broken deploy: (message, tests) per cause
+    phase_tests: int = 0
+
+    @property
+    def tests(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(case.id for _, case in self.cases))
+
+    @property
+    def suites(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(suite for suite, _ in self.cases))
+
+    @property
+    def broken_deploy(self) -> bool:
+        return self.error_type == BROKEN_ERROR
+
+
+@dataclass
+class Observation:
+    """This iteration's runs, read once: failing and flaky clusters, passing tests."""
+
+    failing: dict[str, Failing] = field(default_factory=dict)
+    flaky: dict[str, Failing] = field(default_factory=dict)
+    passed: set[str] = field(default_factory=set)  # test ids that ran and never broke
+    broken_phases: set[str] = field(default_factory=set)
+
+
+# observing ------------------------------------------------------------------------------------
+
+
+def observe(runs: Sequence[SuiteRun], ctx: TriageContext) -> Observation:
+    """Group this iteration's failures into clusters, phase by phase, in run order."""
+    seen = Observation()
+    for phase, phase_runs in _by_phase(runs).items():
+        pairs = [(run.suite, case) for run in phase_runs for case in run.cases]
+        broke = {case.id for _, case in pairs if case.broken}
+        seen.passed |= {c.id for _, c in pairs if c.outcome is Outcome.PASSED and c.id not in broke}
+        forgive = ctx.flaky if ctx.issues.flaky == "pass" else frozenset()
+        hard = [(s, c) for s, c in pairs if c.broken and c.id not in forgive]
+        soft = [(s, c) for s, c in pairs if c.broken and c.id in forgive]
+        clusters = _cluster(phase, hard, ctx.issues.mask)
+        judged = {c.id for _, c in pairs if c.outcome is not Outcome.SKIPPED}
+        if _deploy_broken(clusters, judged, ctx.issues.broken_threshold):
+            seen.broken_phases.add(phase)
+            clusters = [_broken_cluster(phase, clusters, len(judged))]
+        _merge(seen.failing, clusters)
+        _merge(seen.flaky, _cluster(phase, soft, ctx.issues.mask))
+    return seen
+
+
+def _by_phase(runs: Sequence[SuiteRun]) -> dict[str, list[SuiteRun]]:
+    grouped: dict[str, list[SuiteRun]] = {}
+    for run in runs:
+        grouped.setdefault(run.phase, []).append(run)
+    return grouped
+
+
+def _cluster(
+    phase: str, pairs: Iterable[tuple[str, CaseResult]], masks: Sequence[str]
+) -> list[Failing]:
+    found: dict[str, Failing] = {}
+    for suite, case in pairs:
+        error_type = case.error_type or case.outcome.value
+        fp = fingerprint(error_type, case.message, tuple(masks))
+        if fp not in found:
+            found[fp] = Failing(fp, phase, error_type, case.message, case.details)
+        found[fp].cases.append((suite, case))
+    return list(found.values())
+
+
+def _merge(into: dict[str, Failing], clusters: Iterable[Failing]) -> None:
+    """One root cause is one cluster even across phases: it stays with the first phase."""
+    for cluster in clusters:
+        if cluster.fingerprint in into:
+            into[cluster.fingerprint].cases.extend(cluster.cases)
+        else:
+            into[cluster.fingerprint] = cluster
+
+
+def _deploy_broken(clusters: Sequence[Failing], judged: set[str], threshold: float) -> bool:
+    """Most of the phase fails for several reasons at once: the deployment, not N bugs.
+
+    One cause failing everything already makes one issue, so that case stays a plain cluster.
+    """
+    failing = {test for cluster in clusters for test in cluster.tests}
+    return len(clusters) > 1 and bool(judged) and len(failing) / len(judged) > threshold
+
+
+def broken_fingerprint(phase: str) -> str:
+    """Stable per phase, so a broken deploy is one issue however its failures vary."""
+    digest = hashlib.sha256(f"{BROKEN_ERROR}\0{phase}".encode()).hexdigest()
+    return f"v1-{digest[:12]}"
+
+
+def _broken_cluster(phase: str, clusters: Sequence[Failing], judged: int) -> Failing:
+    ranked = sorted(clusters, key=lambda c: (-len(c.tests), c.fingerprint))
+    failing = sum(len(c.tests) for c in ranked)
+    first = ranked[0]
+    return Failing(
+        broken_fingerprint(phase),
+        phase,
+        BROKEN_ERROR,
+        f"deployment broken: {failing} of {judged} tests failing",
+        first.details,
+        [pair for cluster in ranked for pair in cluster.cases],
+        tuple((_first_line(f"{c.error_type}: {c.message}"), len(c.tests)) for c in ranked),
+        judged,
+    )
+
+
+# deciding -------------------------------------------------------------------------------------
+
+
+def assess(
+    previous: Mapping[str, ClusterRecord], runs: Sequence[SuiteRun], ctx: TriageContext
+) -> tuple[dict[str, ClusterRecord], list[IssueAction]]:
+    """The next cluster records and the issue actions for this iteration."""
+    seen = observe(runs, ctx)
+    plan = _Plan(ctx)
+    records = dict(previous)
+    for fp, failing in seen.failing.items():
+        records[fp] = plan.failing(previous.get(fp), failing)
+    for fp, flaky in seen.flaky.items():
+        if fp not in seen.failing:
+            records[fp] = _flaky_record(previous.get(fp), flaky, ctx)
+    for fp, record in previous.items():
+        if fp not in seen.failing and record.status == "open":
+            records[fp] = plan.gone(record, seen)
+    return records, plan.actions()
+
+
+def with_issue_numbers(
+    records: Mapping[str, ClusterRecord], numbers: Mapping[str, int]
+) -> dict[str, ClusterRecord]:
+    """Records with the issue numbers the tracker reported (SyncResult.issue_numbers)."""
+    out = dict(records)
+    for fp, number in numbers.items():
+        if fp in out:
+            out[fp] = replace(out[fp], issue_number=number)
+    return out
+
+
+def _flaky_record(prev: ClusterRecord | None, flaky: Failing, ctx: TriageContext) -> ClusterRecord:
+    """Failed then passed on rerun: remembered, never filed. A filed cluster keeps its state."""
+    if prev is not None and prev.status != "flaky":
+        return prev
+    record = _record(prev, flaky, ctx)
+    return replace(record, status="flaky", issue_number=None)
+
+
+def _record(prev: ClusterRecord | None, failing: Failing, ctx: TriageContext) -> ClusterRecord:
+    return ClusterRecord(
+        fingerprint=failing.fingerprint,
+        title=prev.title if prev and prev.issue_number else title_for(failing),
+        message=failing.message,
+        error_type=failing.error_type,
+        phase=failing.phase,
+        tests=failing.tests,
+        first_seen_iteration=prev.first_seen_iteration if prev else ctx.iteration,
+        first_seen_version=prev.first_seen_version if prev else ctx.version,
+        last_seen_iteration=ctx.iteration,
+        last_seen_version=ctx.version,
+        status="open",
+        issue_number=prev.issue_number if prev else None,
+    )
+
+
+@dataclass
+class _Candidate:
+    """A cluster that wants a new issue; max_new_per_iteration decides which get one now."""
+
+    failing: Failing
+    record: ClusterRecord
+    action: IssueAction
+    waited: bool  # deferred or unfiled before: goes first
+
+
+class _Plan:
+    """Collects actions while records are decided, then orders and caps them."""
+
+    def __init__(self, ctx: TriageContext) -> None:
+        self.ctx = ctx
+        self.updates: list[IssueAction] = []
+        self.candidates: list[_Candidate] = []
+
+    def failing(self, prev: ClusterRecord | None, failing: Failing) -> ClusterRecord:
+        record = _record(prev, failing, self.ctx)
+        if prev is None or prev.issue_number is None:
+            return self._create(prev, failing, record)
+        if prev.status == "fixed" and prev.closed_at is not None:
+            return self._recur(prev, failing, record)
+        if prev.status == "fixed":  # verified fixed but left open (close_on_fix off)
+            text = reopen_text(prev, failing, self.ctx)
+            self.updates.append(self._action("comment", record, text))
+            return record
+        comment = self._progress(prev, failing)
+        if comment:
+            self.updates.append(self._action("comment", record, comment))
+        return replace(record, fixed_in=None)
+
+    def gone(self, prev: ClusterRecord, seen: Observation) -> ClusterRecord:
+        """No longer failing: fixed only when verified on a new version that ran the phase."""
+        if not self._verified(prev, seen):
+            return prev
+        ctx = self.ctx
+        closing = ctx.issues.close_on_fix
+        fixed = replace(
+            prev,
+            status="fixed",
+            fixed_in=ctx.version,
+            closed_at=ctx.now.isoformat(timespec="seconds") if closing else None,
+        )
+        text = fixed_text(prev, ctx, closing)
+        self.updates.append(self._action("close" if closing else "comment", fixed, text))
+        return fixed
+
+    def _verified(self, prev: ClusterRecord, seen: Observation) -> bool:
+        ctx = self.ctx
+        if prev.phase not in ctx.complete_phases or ctx.version is None:
+            return False
+        if ctx.version == prev.last_seen_version:
+            return False  # same build, cluster gone: chance, not a fix
+        if prev.error_type == BROKEN_ERROR:
+            return prev.phase not in seen.broken_phases
+        ran = [t for t in prev.tests if t in seen.passed]
+        return bool(ran) and not any(t in _failing_tests(seen) for t in prev.tests)
+
+    def _create(
+        self,
+        prev: ClusterRecord | None,
+        failing: Failing,
+        record: ClusterRecord,
+        old: int | None = None,
+    ) -> ClusterRecord:
+        record = replace(record, issue_number=None, closed_at=None, fixed_in=None)
+        body = issue_body(failing, self.ctx, record, old)
+        action = self._action("create", record, body, labels=self._labels(failing.phase))
+        if old is None:
+            action = replace(action, reopen_days=self.ctx.issues.reopen_days)
+        waited = prev is not None and prev.status == "open"
+        self.candidates.append(_Candidate(failing, record, action, waited))
+        return record
+
+    def _recur(self, prev: ClusterRecord, failing: Failing, record: ClusterRecord) -> ClusterRecord:
+        closed = _aware(datetime.fromisoformat(prev.closed_at or ""))
+        if _aware(self.ctx.now) - closed <= timedelta(days=self.ctx.issues.reopen_days):
+            record = replace(record, closed_at=None, fixed_in=None)
+            self.updates.append(
+                self._action("reopen", record, reopen_text(prev, failing, self.ctx))
+            )
+            return record
+        return self._create(prev, failing, record, old=prev.issue_number)
+
+    def _progress(self, prev: ClusterRecord, failing: Failing) -> str | None:
+        """A comment only when something changed: a new version still failing, tests joined."""
+        joined = [t for t in failing.tests if t not in prev.tests]
+        new_version = self.ctx.version != prev.last_seen_version
+        if not (joined or new_version):
+            return None
+        return progress_text(prev, failing, self.ctx, joined, new_version)
+
+    def _labels(self, phase: str) -> tuple[str, ...]:
+        info = self.ctx.phases.get(phase)
+        priority = (info.priority,) if info and info.priority else ()
+        return tuple(dict.fromkeys([*self.ctx.issues.labels, *priority]))
+
+    def _action(
+        self, kind: ActionKind, record: ClusterRecord, body: str, labels: tuple[str, ...] = ()
+    ) -> IssueAction:
+        return IssueAction(
+            kind, record.fingerprint, record.title, body, labels, record.issue_number
+        )
+
+    def actions(self) -> list[IssueAction]:
+        """Updates first, then creates up to the cap, the summary of what waits, the deferrals."""
+        ranked = sorted(
+            self.candidates,
+            key=lambda c: (not c.waited, -len(c.failing.tests), c.record.fingerprint),
+        )
+        cap = self.ctx.issues.max_new_per_iteration
+        filed, waiting = ranked[:cap], ranked[cap:]
+        out = [*self.updates, *(c.action for c in filed)]
+        if filed and waiting:
+            out.append(replace(filed[0].action, kind="comment", body=deferred_text(waiting, cap)))
+        out.extend(replace(c.action, kind="defer", body="") for c in waiting)
+        return out
+
+
+def _aware(moment: datetime) -> datetime:
+    """Naive times are taken as UTC, so stored and current times always compare."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _failing_tests(seen: Observation) -> set[str]:
+    return {t for cluster in (*seen.failing.values(), *seen.flaky.values()) for t in cluster.tests}
+
+
+# writing --------------------------------------------------------------------------------------
+
+
+def title_for(failing: Failing) -> str:
+    """``[deployloop] phase: first line of the error — N tests``, at most 256 characters."""
+    count = len(failing.tests)
+    tail = f" — {count} test{'s' if count != 1 else ''}"
+    if failing.broken_deploy:
+        head = f"[deployloop] {failing.phase}: deployment broken"
+        tail = f" — {count} of {failing.phase_tests} tests failing"
+    else:
+        head = f"[deployloop] {failing.phase}: {_first_line(failing.message) or failing.error_type}"
+    room = TITLE_LIMIT - len(tail)
+    if len(head) > room:
+        head = head[: room - 1].rstrip() + "…"
+    return head + tail
+
+
+def issue_body(failing: Failing, ctx: TriageContext, record: ClusterRecord, old: int | None) -> str:
+    info = ctx.phases.get(failing.phase, PhaseInfo(failing.phase))
+    parts = [_summary(failing, ctx, info, old), _facts(failing, ctx, info, record)]
+    if info.verdicts:
+        parts.append("### Gate verdicts\n\n" + "\n".join(f"- {v}" for v in info.verdicts))
+    if failing.causes:
+        parts.append(_causes(failing.causes))
+    parts.append(f"### Failing tests ({len(failing.tests)})\n\n{list_tests(failing.tests)}")
+    parts.append(_error(failing))
+    parts.extend(_logs(failing, ctx))
+    parts.append(_repro(failing, ctx))
+    parts.append(marker(failing.fingerprint))
+    return "\n\n".join(parts) + "\n"
+
+
+def _summary(failing: Failing, ctx: TriageContext, info: PhaseInfo, old: int | None) -> str:
+    count = len(failing.tests)
+    if failing.broken_deploy:
+        text = (
+            f"**Deployment broken**: {count} of {failing.phase_tests} tests in phase "
+            f"`{info.name}` fail, for {len(failing.causes)} different reasons. One issue stands "
+            "for all of them until the phase passes again."
+        )
+    else:
+        plural = "s" if count != 1 else ""
+        text = f"{count} test{plural} in phase `{info.name}` fail with one root cause."
+    if old is not None:
+        days = f"{ctx.issues.reopen_days:g}"
+        text += f"\n\nThis failed before in #{old}, closed more than {days} days ago."
+    return text
+
+
+def _facts(failing: Failing, ctx: TriageContext, info: PhaseInfo, record: ClusterRecord) -> str:
+    priority = f" (priority {info.priority})" if info.priority else ""
+    rows = [
+        ("Deployed version", f"`{ctx.version or 'unknown'}`"),
+        ("Previous version", f"`{ctx.previous_version or '—'}`"),
+        ("Phase", f"`{info.name}`{priority}"),
+        ("Iteration", str(ctx.iteration)),
+        ("First seen", f"iteration {record.first_seen_iteration}, `{record.first_seen_version}`"),
+        ("Fingerprint", f"`{failing.fingerprint}`"),
+    ]
+    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def _causes(causes: Sequence[tuple[str, int]]) -> str:
+    lines = [f"- {count} × `{_inline(message)}`" for message, count in causes[:20]]
+    if len(causes) > 20:
+        lines.append(f"- … and {len(causes) - 20} more causes")
+    return "### Causes\n\n" + "\n".join(lines)
+
+
+def _error(failing: Failing) -> str:
+    first = failing.cases[0][1]
+    head = f"{first.error_type}: {first.message}" if first.error_type else first.message
+    text = f"### Error\n\n{fenced(excerpt(head, 20))}"
+    if first.details.strip():
+        text += f"\n\n### Traceback (excerpt)\n\n{fenced(excerpt(first.details))}"
+    return text
+
+
+def _logs(failing: Failing, ctx: TriageContext) -> list[str]:
+    return [
+        f"### Log excerpt: `{suite}`\n\n{fenced(excerpt(ctx.log_excerpts[suite]))}"
+        for suite in failing.suites[:3]
+        if ctx.log_excerpts.get(suite, "").strip()
+    ]
+
+
+def _repro(failing: Failing, ctx: TriageContext) -> str:
+    commands = [ctx.repro[s] for s in failing.suites[:3] if ctx.repro.get(s)]
+    if not commands:
+        return f"### Reproduce\n\n`deployloop run --once --phase {failing.phase}`"
+    node_ids = [t for t in failing.tests if "::" in t][:5]
+    if node_ids and any("pytest" in c for c in commands):
+        # Just this cluster's tests, for a quick local check of a fix.
+        commands.append("pytest " + " ".join(shlex.quote(t) for t in node_ids))
+    return "### Reproduce\n\n" + fenced("\n".join(dict.fromkeys(commands)), "sh")
+
+
+def progress_text(
+    prev: ClusterRecord,
+    failing: Failing,
+    ctx: TriageContext,
+    joined: Sequence[str],
+    new_version: bool,
+) -> str:
+    count = len(failing.tests)
+    if new_version:
+        head = f"Still failing on `{ctx.version}` (was `{prev.last_seen_version}`): {count} tests."
+    else:
+        head = f"More tests fail with this error on `{ctx.version}`: {count} now."
+    parts = [f"{head} Iteration {ctx.iteration}."]
+    if joined:
+        parts.append(f"Newly failing ({len(joined)}):\n\n{list_tests(joined)}")
+    left = [t for t in prev.tests if t not in failing.tests]
+    if left:
+        parts.append(f"No longer failing with this error: {len(left)} tests.")
+    return "\n\n".join(parts)
+
+
+def fixed_text(prev: ClusterRecord, ctx: TriageContext, closing: bool) -> str:
+    what = (
+        f"phase `{prev.phase}` is no longer broken"
+        if prev.error_type == BROKEN_ERROR
+        else f"all {len(prev.tests)} tests of this cluster pass in phase `{prev.phase}`"
+    )
+    text = (
+        f"✅ Verified fixed in `{ctx.version}`: {what} "
+        f"(iteration {ctx.iteration}; last failed on `{prev.last_seen_version}`)."
+    )
+    return text if closing else text + " Left open: close_on_fix is off."
+
+
+def reopen_text(prev: ClusterRecord, failing: Failing, ctx: TriageContext) -> str:
+    return (
+        f"Failing again on `{ctx.version}` (iteration {ctx.iteration}) after it was verified "
+        f"fixed in `{prev.fixed_in}`: {len(failing.tests)} tests.\n\n{list_tests(failing.tests)}"
+    )
+
+
+def deferred_text(waiting: Sequence[_Candidate], cap: int) -> str:
+    lines = [f"- {c.record.title} (`{c.record.fingerprint}`)" for c in waiting]
+    return (
+        f"{len(waiting)} more new failure clusters this iteration wait for an issue "
+        f"(max_new_per_iteration = {cap}); they are filed in later iterations:\n\n"
+        + "\n".join(lines)
+    )
+
+
+def list_tests(tests: Sequence[str], limit: int = TEST_LIST_LIMIT) -> str:
+    lines = [f"- `{_inline(t)}`" for t in tests[:limit]]
+    if len(tests) > limit:
+        lines.append(f"- … and {len(tests) - limit} more")
+    return "\n".join(lines)
+
+
+def excerpt(text: str, lines: int = EXCERPT_LINES, chars: int = EXCERPT_CHARS) -> str:
+    """The end of ``text``: where tracebacks and logs say what went wrong."""
+    kept = text.strip("\n").splitlines()[-lines:]
+    out = "\n".join(kept)
+    return out if len(out) <= chars else "…" + out[-chars:]
+
+
+def fenced(text: str, lang: str = "") -> str:
+    """A code block whose fence is longer than any backtick run inside ``text``."""
+    longest = max((len(run) for run in _backtick_runs(text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{text}\n{fence}"
+
+
+def _backtick_runs(text: str) -> list[str]:
+    runs, current = [], ""
+    for char in text:
+        if char == "`":
+            current += char
+        elif current:
+            runs.append(current)
+            current = ""
+    return [*runs, current] if current else runs
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _inline(text: str) -> str:
+    return text.replace("`", "'").replace("\n", " ")

@@ -1,0 +1,75 @@
+"""GitHub API requests per iteration for 1000 failing tests in 5 causes, against the local stand-in.
+
+A shared GitHub API is the scarce resource overnight: one paginated listing per iteration (and
+only when there is something to write), labels checked once per run, no per-issue reads.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from deployloop.models import SuiteRun
+from deployloop.outbox import Outbox
+from deployloop.redact import Redactor
+from deployloop.testing import CAUSES, cause_map, context, failing_run
+from deployloop.testing.github_server import FakeGitHub
+from deployloop.tracker import apply
+from deployloop.tracker.github import GitHubTracker
+from deployloop.triage import ClusterRecord, TriageContext, assess, with_issue_numbers
+
+GOALS = {"api_requests_first": ("<=", 15), "api_requests_repeat": ("<=", 6)}
+
+COUNTS = (400, 250, 150, 120, 80)  # 1000 failures, 5 causes; 1500 more tests pass
+
+
+def runs(fixed: frozenset[str] = frozenset()) -> list[SuiteRun]:
+    return [failing_run(cause_map(*COUNTS), passing=1500, fixed=fixed)]
+
+
+class Bench:
+    def __init__(self, github: FakeGitHub, state: Path) -> None:
+        self.github = github
+        self.tracker = GitHubTracker(github.repo, github.token, github.url, min_interval=0)
+        self.outbox = Outbox(state)
+        self.records: dict[str, ClusterRecord] = {}
+        self.triage_s = 0.0
+
+    def requests(self, the_runs: list[SuiteRun], ctx: TriageContext) -> int:
+        """API requests one iteration (triage + apply) costs."""
+        before = len(self.github.requests())
+        started = time.perf_counter()
+        records, actions = assess(self.records, the_runs, ctx)
+        self.triage_s = max(self.triage_s, time.perf_counter() - started)
+        result = apply(actions, self.tracker, self.outbox, Redactor())
+        self.records = with_issue_numbers(records, result.issue_numbers)
+        return len(self.github.requests()) - before
+
+
+def measure() -> dict[str, float]:
+    with FakeGitHub() as github, tempfile.TemporaryDirectory() as state:
+        bench = Bench(github, Path(state))
+        first = bench.requests(runs(), context(1))
+        same = bench.requests(runs(), context(2))
+        repeat = bench.requests(runs(), context(3, version="rev-002"))
+        fixed = bench.requests(runs(frozenset(CAUSES[:5])), context(4, version="rev-003"))
+        bench.tracker.dispose()
+        restart = Bench(github, Path(state))  # state lost: everything is found by its marker
+        restarted = restart.requests(runs(), context(5, version="rev-004"))
+        restart.tracker.dispose()
+        issues = len(github.issues)  # still one per cause: the restart reopened, not refiled
+    return {
+        "api_requests_first": first,
+        "api_requests_repeat": repeat,
+        "api_requests_repeat_same_version": same,
+        "api_requests_all_fixed": fixed,
+        "api_requests_after_restart": restarted,
+        "issues_filed": issues,
+        "triage_ms_1000_failures": bench.triage_s * 1000,
+    }
+
+
+if __name__ == "__main__":
+    for key, value in measure().items():
+        print(f"{key}: {value:g}")
