@@ -8,6 +8,7 @@ network or the disk, so every lifecycle rule is tested without a tracker.
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -442,11 +443,20 @@ def title_for(failing: Failing) -> str:
         head = f"[deployloop] {failing.phase}: deployment broken"
         tail = f" — {count} of {failing.phase_tests} tests failing"
     else:
-        head = f"[deployloop] {failing.phase}: {_first_line(failing.message) or failing.error_type}"
+        headline = _short_type(_first_line(failing.message)) or failing.error_type
+        head = f"[deployloop] {failing.phase}: {headline}"
     room = TITLE_LIMIT - len(tail)
     if len(head) > room:
         head = head[: room - 1].rstrip() + "…"
     return head + tail
+
+
+_QUALIFIED = re.compile(r"^(?:[A-Za-z_][\w]*\.)+(?=[A-Z]\w*(?:Error|Exception|Failure|Warning)?:)")
+
+
+def _short_type(line: str) -> str:
+    """``websockets.exceptions.ConnectionClosedError: x`` → ``ConnectionClosedError: x``."""
+    return _QUALIFIED.sub("", line)
 
 
 def issue_body(failing: Failing, ctx: TriageContext, record: ClusterRecord, old: int | None) -> str:
@@ -503,7 +513,8 @@ def _causes(causes: Sequence[tuple[str, int]]) -> str:
 
 def _error(failing: Failing) -> str:
     first = failing.cases[0][1]
-    head = f"{first.error_type}: {first.message}" if first.error_type else first.message
+    known = not first.error_type or first.message.startswith(first.error_type)
+    head = first.message if known else f"{first.error_type}: {first.message}"
     text = f"### Error\n\n{fenced(excerpt(head, 20))}"
     if first.details.strip():
         text += f"\n\n### Traceback (excerpt)\n\n{fenced(excerpt(first.details))}"

@@ -323,3 +323,13 @@ def test_recurrence_of_a_fix_left_open_comments() -> None:
     assert kinds(actions3) == ["comment"]
     assert "Failing again on `rev-003`" in actions3[0].body
     assert after[actions[0].fingerprint].status == "open"
+
+
+def test_title_drops_the_module_path_of_the_exception() -> None:
+    """Titles read 'ConnectionClosedError: …', not the exception's full module path."""
+    from deployloop.triage import _short_type
+
+    assert _short_type("websockets.exceptions.ConnectionClosedError: 1011") == (
+        "ConnectionClosedError: 1011"
+    )
+    assert _short_type("assert resp.status == 200") == "assert resp.status == 200"
