@@ -133,6 +133,7 @@ class IssuesConfig(_Model):
     close_on_fix: bool = True
     reopen_days: float = Field(14.0, ge=0)
     dir: str | None = None  # local tracker: default <logs_dir>/issues
+    write_interval: Duration = 1.0  # GitHub asks integrations to space writes by at least 1 s
 
     @model_validator(mode="after")
     def _github_needs(self) -> IssuesConfig:

@@ -89,6 +89,7 @@ def make_tracker(issues: IssuesConfig, logs_dir: str | Path, redactor: Redactor)
             issues.api_url or "https://api.github.com",
             redactor,
             list_label=issues.labels[0] if issues.labels else "deployloop",
+            min_interval=issues.write_interval,
         )
     from deployloop.tracker.local import LocalTracker
 
