@@ -1,0 +1,75 @@
+"""`deployloop run` filing on GitHub end to end: real CLI, real PyGithub, a local GitHub server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deployloop.testing.github_server import FakeGitHub, Fault, iter_bodies
+from tests.helpers import cli, config_text, phase_block, python_pytest, suite_block, write_tests
+
+SECRET = "ghp_" + "s" * 36  # what a careless test prints: must never reach GitHub
+SUITE = f"""
+import os, pytest
+
+def _leak():
+    print("Authorization: Bearer " + os.environ["SOAK_API_TOKEN"], "{SECRET}")
+
+@pytest.mark.parametrize("n", range(20))
+def test_ws(n):
+    _leak()
+    raise ConnectionError(f"server closed with 1011 (internal error) request {{n}}")
+
+@pytest.mark.parametrize("n", range(12))
+def test_orders(n):
+    raise KeyError(f"order ord-{{n}} missing token={SECRET}")
+
+@pytest.mark.parametrize("n", range(8))
+def test_login(n):
+    assert n < 0, f"login returned 500 for user {{n}}"
+
+@pytest.mark.parametrize("n", range(60))
+def test_fine(n):
+    pass
+"""
+
+
+def project(tmp_path: Path, github: FakeGitHub) -> dict[str, str]:
+    write_tests(tmp_path / "e2e", "test_e2e.py", SUITE)
+    tracker = (
+        f'[issues]\ntracker = "github"\nrepo = "{github.repo}"\ntoken = "${{GITHUB_TOKEN}}"\n'
+        f'api_url = "{github.url}"\nwrite_interval = "0s"\nrerun_failed = false\n'
+    )
+    text = config_text(
+        phase_block("e2e", suite_block("all", python_pytest(str(tmp_path / "e2e")))), extra=tracker
+    )
+    (tmp_path / "deployloop.toml").write_text(text)
+    return {"GITHUB_TOKEN": github.token, "SOAK_API_TOKEN": "tok-" + "x" * 20}
+
+
+def test_three_causes_three_issues_never_twice(tmp_path: Path) -> None:
+    """40 failures in 3 causes: exactly 3 issues; a fresh session files none; no secret leaks."""
+    with FakeGitHub() as github:
+        env = project(tmp_path, github)
+        first = cli("run", "--once", cwd=tmp_path, env=env)
+        assert first.returncode == 1, first.stderr
+        assert len(github.requests("POST", "/issues")) == 3
+        again = cli("run", "--once", "--new", cwd=tmp_path, env=env)
+        assert again.returncode == 1, again.stderr
+        assert len(github.requests("POST", "/issues")) == 3
+        sent = "\n".join(iter_bodies(github.requests()))
+    assert SECRET not in sent and env["SOAK_API_TOKEN"] not in sent and github.token not in sent
+    assert sent.count("deployloop:fingerprint=") >= 3
+    logs = "\n".join(p.read_text() for p in (tmp_path / "logs").rglob("*.md"))
+    logs += "\n".join(p.read_text() for p in (tmp_path / "logs").rglob("*.jsonl"))
+    assert SECRET not in logs and env["SOAK_API_TOKEN"] not in logs
+
+
+def test_lost_create_answer_files_one_issue(tmp_path: Path) -> None:
+    """A create that GitHub performed but answered 502 is found again, not filed twice."""
+    with FakeGitHub() as github:
+        env = project(tmp_path, github)
+        github.inject(Fault.lost_create())
+        assert cli("run", "--once", cwd=tmp_path, env=env).returncode == 1
+        creates = github.requests("POST", "/issues")
+    assert sorted(c.status for c in creates) == [201, 201, 502]  # the lost answer...
+    assert len({c.body["title"] for c in creates}) == 3  # ...was looked up, not re-posted
