@@ -5,7 +5,6 @@ Kinds (data keys):
   iteration_start (iteration, version)   phase_start (phase)
   suite_start (phase, suite, pass, tests, progress, previous_s)
   suite_end (phase, suite, pass, counts, wall_s, harness_error, exit_code)
-  test (phase, suite, id, outcome, done, total)
   phase_end (phase, passed, verdicts, clusters, flaky)   skipped_phases (phases, reason)
   failed_first (passed, total, version)   issue (action, number, title, fingerprint, dry_run)
   deferred (titles)   outbox (queued, error)   dry_run (detail)   trigger (command, ok, detail)
@@ -27,7 +26,7 @@ from deployloop.models import Event
 
 Sink = Callable[[Event], None]
 # Per-test progress is for the live view only: at 1000 tests a suite it would swamp the logs.
-EPHEMERAL = frozenset({"test", "heartbeat"})
+EPHEMERAL = frozenset({"heartbeat"})
 
 
 class Reporter:

@@ -51,11 +51,13 @@ class RedeployWaiter:
         started = self.clock.monotonic()
         limit = started + self.config.timeout
         self.reporter.emit("waiting", tested=tested, reason=f"polling every {self.config.poll:g} s")
+        answering = True  # say so once when staging stops answering, not at every poll
         while True:
             version = self.read_version()
-            if version is None:
+            if version is None and answering:
                 self.reporter.emit("deploying", detail="version source not answering")
-            elif version != tested:
+            answering = version is not None
+            if version is not None and version != tested:
                 self.reporter.emit(
                     "version_seen", version=version, after_s=self.clock.monotonic() - started
                 )

@@ -6,8 +6,8 @@ from deployloop import daemon
 from deployloop.console import Console
 from deployloop.daemon import RunOptions
 from deployloop.demo import demo_config, demo_environment
+from deployloop.live import make_sinks
 from deployloop.plan import build_plan
-from deployloop.view import EventView
 
 
 def run() -> int:
@@ -19,6 +19,6 @@ def run() -> int:
             f"demo staging simulator on {staging.base_url} ({staging.version}, with a bug)"
         )
         config = demo_config()
-        outcome = daemon.run(config, build_plan(config), RunOptions(new=True), [EventView(console)])
+        outcome = daemon.run(config, build_plan(config), RunOptions(new=True), make_sinks(console))
     console.line(f"session log: {outcome.directory / 'session.md'}")
     return outcome.exit_code
