@@ -138,7 +138,20 @@ def _run_locked(
     )
     if status != "running":  # an interrupted session stays open for the next run to resume
         store.end_session(row.id, status, exit_code)
+    _write_reports(store, row.id, redactor, reporter)
     return RunOutcome(exit_code, row.id, result.reason, row.directory)
+
+
+def _write_reports(store: Store, session_id: str, redactor: Redactor, reporter: Reporter) -> None:
+    """The morning report next to session.md; a disk problem here must not change the verdict."""
+    from deployloop import report
+
+    try:
+        paths = report.write_reports(store, session_id, redactor.redact)
+    except OSError as exc:
+        reporter.emit("report", paths=[], error=str(exc))
+        return
+    reporter.emit("report", paths=[str(p) for p in paths], error=None)
 
 
 def _status_word(result: LoopResult) -> str:

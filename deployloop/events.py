@@ -12,6 +12,7 @@ Kinds (data keys):
   settled (version, seconds)   mixed (from_version, to_version)   health (ok, detail)
   iteration_end (iteration, green, version, duration_s, failing)
   session_end (status, exit_code, iterations, reason)   heartbeat (elapsed_s)
+  report (paths, error)
 """
 
 from __future__ import annotations

@@ -81,6 +81,11 @@ _LINES: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"{d['queued']} write(s) kept in the outbox"
     ),
     "dry_run": lambda d: f"dry run: {d['detail']}",
+    "report": lambda d: (
+        f"report written: {', '.join(d['paths'])}"
+        if not d.get("error")
+        else f"report NOT written: {d['error']}"
+    ),
     "trigger": lambda d: f"redeploy trigger {'ran' if d['ok'] else 'FAILED'}: {d['detail']}",
     "waiting": lambda d: (
         f"waiting for redeploy (tested {d.get('tested') or 'unknown'}): {d['reason']}"

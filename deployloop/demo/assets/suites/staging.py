@@ -9,7 +9,13 @@ from typing import Any
 
 BASE_URL = os.environ["STAGING_URL"]
 WS_URL = os.environ["STAGING_WS_URL"]
-AGENT_EVENTS = ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"]
+AGENT_EVENTS = [
+    "agent_started",
+    "agent_thinking",
+    "tool_executing",
+    "tool_completed",
+    "agent_completed",
+]
 
 
 def get(path: str) -> tuple[int, Any]:

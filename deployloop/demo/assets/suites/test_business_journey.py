@@ -15,4 +15,3 @@ def test_customer_places_an_order():
 def test_order_echoes_items(items):
     status, order = post("/api/orders", {"user": 1, "items": items})
     assert status == 201 and order["items"] == items
-

@@ -1,0 +1,288 @@
+"""The report's facts: one ``ReportData`` built from the state and ``events.jsonl``.
+
+Renderers (markdown, HTML) only format these; every decision about what the night meant —
+green or not, what still fails and since when, which issue was verified fixed where — is here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from deployloop.errors import UsageError
+from deployloop.events import read_journal
+from deployloop.models import SuiteRun
+from deployloop.report.records import (
+    Budget,
+    ClusterInfo,
+    FailingPhase,
+    FlakyTest,
+    Gate,
+    Headline,
+    IssueInfo,
+    IterationInfo,
+    PhaseStats,
+    ReportData,
+    SlowTest,
+)
+from deployloop.report.story import IssueEvent, Story, as_int, read_story
+from deployloop.state import SessionRow, Store
+
+SLOWEST = 10
+
+
+def build(store: Store, session_id: str | None = None) -> ReportData:
+    """Everything the morning report says about one session (the latest when None)."""
+    row = store.session(session_id)
+    if row is None:
+        raise UsageError(f"no session {session_id!r}" if session_id else "no session found")
+    story = read_story(read_journal(row.directory / "events.jsonl"))
+    runs = store.runs(row.id)
+    iterations = tuple(_iterations(store.iterations(row.id), runs, story))
+    phases = _phase_order(story.phase_order, iterations)
+    clusters = _clusters(store.clusters(row.id), story, iterations)
+    return ReportData(
+        session=row.id,
+        name=row.name,
+        directory=str(row.directory),
+        generated=time.time(),
+        headline=_headline(row, iterations, clusters, story.end_reason),
+        phases=phases,
+        iterations=iterations,
+        clusters=clusters,
+        issues=_issues(story.issues),
+        flaky=_flaky(story.flaky),
+        slowest=_slowest(runs, iterations),
+        waits=tuple(story.waits),
+        budget=_budget(row, iterations, story.end_reason),
+    )
+
+
+def _iterations(
+    rows: Sequence[Mapping[str, Any]], runs: Sequence[tuple[int, SuiteRun]], story: Story
+) -> Iterable[IterationInfo]:
+    by_iteration: dict[int, list[SuiteRun]] = {}
+    for n, run in runs:
+        by_iteration.setdefault(n, []).append(run)
+    for row in rows:
+        n = int(row["n"])
+        data = row.get("data") or {}
+        verdicts: Mapping[str, Any] = data.get("phases") or {}
+        stats = _phase_stats(by_iteration.get(n, []), verdicts, story.gates.get(n, []))
+        yield IterationInfo(
+            n=n,
+            version=row.get("version"),
+            started=float(row["started"]),
+            ended=row.get("ended"),
+            duration_s=_duration(row, data),
+            green=None
+            if row.get("ended") is None or row.get("green") is None
+            else bool(row["green"]),
+            phases=stats,
+            gates=tuple(story.gates.get(n, [])),
+            flaky=tuple(sorted(story.flaky.get(n, {}))),
+            failed_first=story.failed_first.get(n),
+            skipped_phases=tuple(story.skipped.get(n, [])),
+        )
+
+
+def _duration(row: Mapping[str, Any], data: Mapping[str, Any]) -> float | None:
+    if data.get("duration_s") is not None:
+        return float(data["duration_s"])
+    if row.get("ended") is not None:
+        return float(row["ended"]) - float(row["started"])
+    return None
+
+
+def _phase_stats(
+    runs: Sequence[SuiteRun], verdicts: Mapping[str, Any], gates: Sequence[Gate]
+) -> tuple[PhaseStats, ...]:
+    names = list(dict.fromkeys([*verdicts, *(r.phase for r in runs), *(g.phase for g in gates)]))
+    out = []
+    for name in names:
+        mine = [r for r in runs if r.phase == name]
+        counts = [r.counts for r in mine]
+        passed = verdicts.get(name)
+        if passed is None and any(g.phase == name for g in gates):
+            passed = all(g.passed for g in gates if g.phase == name)
+        out.append(
+            PhaseStats(
+                phase=name,
+                passed=sum(c["passed"] for c in counts),
+                failed=sum(c["failed"] for c in counts),
+                errors=sum(c["error"] for c in counts),
+                skipped=sum(c["skipped"] for c in counts),
+                gate_passed=None if passed is None else bool(passed),
+                harness_errors=tuple(
+                    f"{r.suite}: {r.harness_error}" for r in mine if r.harness_error
+                ),
+            )
+        )
+    return tuple(out)
+
+
+def _phase_order(seen: Sequence[str], iterations: Sequence[IterationInfo]) -> tuple[str, ...]:
+    names = list(seen)
+    for it in iterations:
+        names += [p.phase for p in it.phases if p.phase not in names]
+    return tuple(names)
+
+
+def _clusters(
+    records: Mapping[str, Mapping[str, Any]], story: Story, iterations: Sequence[IterationInfo]
+) -> tuple[ClusterInfo, ...]:
+    """The triage records when there are any; otherwise what the phase_end events show."""
+    if records:
+        found = [_cluster_from_record(fp, data) for fp, data in records.items()]
+    else:
+        found = _clusters_from_events(story, iterations)
+    rank = {"open": 0, "flaky": 1, "fixed": 2}
+    return tuple(sorted(found, key=lambda c: (rank.get(c.status, 3), c.first_seen_iteration or 0)))
+
+
+def _cluster_from_record(fp: str, d: Mapping[str, Any]) -> ClusterInfo:
+    return ClusterInfo(
+        fingerprint=str(d.get("fingerprint") or fp),
+        message=str(d.get("message") or d.get("title") or ""),
+        error_type=str(d.get("error_type") or ""),
+        phase=str(d.get("phase") or ""),
+        tests=tuple(str(t) for t in d.get("tests") or ()),
+        first_seen_iteration=as_int(d.get("first_seen_iteration")),
+        first_seen_version=d.get("first_seen_version"),
+        last_seen_iteration=as_int(d.get("last_seen_iteration")),
+        last_seen_version=d.get("last_seen_version"),
+        status=str(d.get("status") or "open"),
+        size=as_int(d.get("count")) or len(d.get("tests") or ()),
+        issue_number=as_int(d.get("issue_number")),
+        fixed_in=d.get("fixed_in"),
+        closed_at=d.get("closed_at"),
+    )
+
+
+def _clusters_from_events(story: Story, iterations: Sequence[IterationInfo]) -> list[ClusterInfo]:
+    versions = {it.n: it.version for it in iterations}
+    order = sorted(story.clusters)
+    last = iterations[-1].n if iterations else (order[-1] if order else None)
+    seen: dict[str, tuple[str, Mapping[str, Any], int, int]] = {}
+    for n in order:
+        for phase, cluster in story.clusters[n]:
+            fp = str(cluster.get("fingerprint", "?"))
+            first = seen[fp][2] if fp in seen else n
+            seen[fp] = (phase, cluster, first, n)
+    out = []
+    for fp, (phase, cluster, first, latest) in seen.items():
+        following = [n for n in versions if n > latest]
+        out.append(
+            ClusterInfo(
+                fingerprint=fp,
+                message=str(cluster.get("message", "")),
+                error_type="",
+                phase=phase,
+                tests=tuple(str(t) for t in cluster.get("tests") or ()),
+                first_seen_iteration=first,
+                first_seen_version=versions.get(first),
+                last_seen_iteration=latest,
+                last_seen_version=versions.get(latest),
+                status="open" if latest == last else "fixed",
+                size=as_int(cluster.get("count")) or len(cluster.get("tests") or ()),
+                fixed_in=versions.get(min(following)) if following and latest != last else None,
+            )
+        )
+    return out
+
+
+def _issues(events: Sequence[IssueEvent]) -> tuple[IssueInfo, ...]:
+    """One entry per issue number (per fingerprint for a dry run, which has no number)."""
+    grouped: dict[str, list[IssueEvent]] = {}
+    for event in events:
+        key = f"#{event.number}" if event.number is not None else f"fp:{event.fingerprint}"
+        grouped.setdefault(key, []).append(event)
+    out = []
+    for group in grouped.values():
+        named = next((e for e in group if e.step.action == "create"), group[-1])
+        steps = tuple(e.step for e in group)
+        out.append(IssueInfo(named.number, named.title, named.fingerprint, steps))
+    return tuple(sorted(out, key=lambda i: (i.number is None, i.number or 0)))
+
+
+def _flaky(by_iteration: Mapping[int, Mapping[str, str]]) -> tuple[FlakyTest, ...]:
+    tests: dict[tuple[str, str], list[int]] = {}
+    for n in sorted(by_iteration):
+        for test, phase in by_iteration[n].items():
+            tests.setdefault((test, phase), []).append(n)
+    ranked = sorted(tests.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    return tuple(FlakyTest(test, phase, tuple(ns)) for (test, phase), ns in ranked)
+
+
+def _slowest(
+    runs: Sequence[tuple[int, SuiteRun]], iterations: Sequence[IterationInfo]
+) -> tuple[SlowTest, ...]:
+    """The slowest tests of the last iteration that ran any."""
+    done = [n for n, _ in runs]
+    if not done:
+        return ()
+    last = max(done)
+    cases = [
+        SlowTest(case.id, run.phase, run.suite, case.duration_s, str(case.outcome))
+        for n, run in runs
+        if n == last
+        for case in run.cases
+    ]
+    return tuple(sorted(cases, key=lambda c: -c.duration_s)[:SLOWEST])
+
+
+def _budget(row: SessionRow, iterations: Sequence[IterationInfo], reason: str) -> Budget:
+    return Budget(
+        started=row.started,
+        deadline=row.deadline,
+        ended=row.ended,
+        iterations_used=len(iterations),
+        max_iterations=row.max_iterations,
+        status=row.status,
+        exit_code=row.exit_code,
+        reason=reason,
+    )
+
+
+# the verdict -------------------------------------------------------------------------------
+def _headline(
+    row: SessionRow,
+    iterations: Sequence[IterationInfo],
+    clusters: Sequence[ClusterInfo],
+    reason: str,
+) -> Headline:
+    """Green, or what still fails; the session's end reason when it ran out of budget."""
+    finished = [it for it in iterations if it.green is not None]
+    if not finished:
+        text = "no iteration finished yet" if row.status == "running" else "no iteration ran"
+        return Headline("running" if row.status == "running" else "empty", text, None, None)
+    last = finished[-1]
+    where = f"iteration {last.n} on version {last.version or 'unknown'}"
+    if last.green:
+        return Headline("green", f"every gate passed in {where}", last.version, last.n)
+    failing = tuple(_since(name, finished) for name in _failing_phases(last))
+    open_clusters = tuple(c for c in clusters if c.status == "open")
+    names = ", ".join(f.phase for f in failing) or "gates"
+    state = "running" if row.status == "running" else "failing"
+    text = f"{names} still failing in {where}"
+    if state == "failing" and reason:
+        text += f" ({reason})"
+    return Headline(state, text, last.version, last.n, failing, open_clusters)
+
+
+def _failing_phases(last: IterationInfo) -> list[str]:
+    return [p.phase for p in last.phases if p.gate_passed is False]
+
+
+def _since(phase: str, finished: Sequence[IterationInfo]) -> FailingPhase:
+    """Walk back over the iterations where the phase failed (or did not run) to where it began."""
+    since = finished[-1]
+    for it in reversed(finished):
+        stats = it.phase(phase)
+        if stats is not None and stats.gate_passed:
+            break
+        if stats is not None:
+            since = it
+    gates = tuple(g for g in finished[-1].gates if g.phase == phase and not g.passed)
+    return FailingPhase(phase, since.n, since.version, gates)

@@ -1,0 +1,185 @@
+"""The report's records: plain frozen values, built by ``data.build`` and read by the renderers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """One verdict line of a phase, split into its parts (``text`` keeps the original)."""
+
+    phase: str
+    gate: str
+    passed: bool
+    measured: str
+    threshold: str
+    reason: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseStats:
+    """One phase in one iteration: the "full" runs' counts and the gates' judgement."""
+
+    phase: str
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    gate_passed: bool | None = None  # None: the phase did not finish in this iteration
+    harness_errors: tuple[str, ...] = ()
+
+    @property
+    def judged(self) -> int:
+        return self.passed + self.failed + self.errors
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.passed / self.judged if self.judged else None
+
+
+@dataclass(frozen=True, slots=True)
+class IterationInfo:
+    n: int
+    version: str | None
+    started: float
+    ended: float | None
+    duration_s: float | None
+    green: bool | None  # None: still running or cut short
+    phases: tuple[PhaseStats, ...]
+    gates: tuple[Gate, ...]
+    flaky: tuple[str, ...] = ()
+    failed_first: tuple[int, int] | None = None  # (passed, total) of the quick retest
+    skipped_phases: tuple[str, ...] = ()
+
+    def phase(self, name: str) -> PhaseStats | None:
+        return next((p for p in self.phases if p.phase == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterInfo:
+    fingerprint: str
+    message: str
+    error_type: str
+    phase: str
+    tests: tuple[str, ...]
+    first_seen_iteration: int | None
+    first_seen_version: str | None
+    last_seen_iteration: int | None
+    last_seen_version: str | None
+    status: str  # open | fixed | flaky
+    size: int  # how many tests (the list may be cut short)
+    issue_number: int | None = None
+    fixed_in: str | None = None
+    closed_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssueStep:
+    """One thing done to an issue: when (iteration, version) and what."""
+
+    action: str  # create | comment | close | reopen
+    iteration: int | None
+    version: str | None
+    ts: float
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IssueInfo:
+    number: int | None
+    title: str
+    fingerprint: str
+    steps: tuple[IssueStep, ...]
+
+    @property
+    def opened(self) -> IssueStep | None:
+        return next((s for s in self.steps if s.action == "create"), None)
+
+    @property
+    def closed(self) -> IssueStep | None:
+        """The close that still stands (none when it was reopened afterwards)."""
+        last = next((s for s in reversed(self.steps) if s.action in ("close", "reopen")), None)
+        return last if last is not None and last.action == "close" else None
+
+    @property
+    def updates(self) -> int:
+        return sum(1 for s in self.steps if s.action == "comment")
+
+
+@dataclass(frozen=True, slots=True)
+class FlakyTest:
+    test: str
+    phase: str
+    iterations: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SlowTest:
+    test: str
+    phase: str
+    suite: str
+    duration_s: float
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class RedeployWait:
+    after_iteration: int | None
+    version: str
+    after_s: float
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    started: float
+    deadline: float | None
+    ended: float | None
+    iterations_used: int
+    max_iterations: int
+    status: str
+    exit_code: int | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailingPhase:
+    """A phase whose gates fail in the last iteration, failing since ``since_iteration``."""
+
+    phase: str
+    since_iteration: int
+    since_version: str | None
+    gates: tuple[Gate, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    state: str  # green | failing | running | empty
+    text: str
+    version: str | None
+    iteration: int | None
+    failing: tuple[FailingPhase, ...] = ()
+    open_clusters: tuple[ClusterInfo, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    session: str
+    name: str
+    directory: str
+    generated: float
+    headline: Headline
+    phases: tuple[str, ...]
+    iterations: tuple[IterationInfo, ...]
+    clusters: tuple[ClusterInfo, ...]
+    issues: tuple[IssueInfo, ...]
+    flaky: tuple[FlakyTest, ...]
+    slowest: tuple[SlowTest, ...]
+    waits: tuple[RedeployWait, ...]
+    budget: Budget
+
+    @property
+    def last(self) -> IterationInfo | None:
+        return self.iterations[-1] if self.iterations else None
