@@ -47,7 +47,7 @@ def test_green_run_exits_zero_and_logs(tmp_path: Path) -> None:
     kinds = [
         json.loads(line)["event"] for line in (session / "events.jsonl").read_text().splitlines()
     ]
-    assert kinds[0] == "session_start" and kinds[-1] == "session_end"
+    assert kinds[0] == "session_start" and kinds[-2:] == ["session_end", "report"]
     assert {"suite_start", "suite_end", "phase_end", "iteration_end"} <= set(kinds)
     assert (session / "1" / "critical.xml").is_file() and (session / "1" / "critical.log").is_file()
 
