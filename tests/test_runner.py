@@ -139,7 +139,8 @@ def test_timeout_kills_whole_process_group(tmp_path: Path) -> None:
     assert run.harness_error == "timed out after 2.0 s; process group stopped"
     assert run.wall_s < 15
     for pid in map(int, pids.read_text().split()):
-        assert _gone(pid), f"process {pid} survived the timeout"
+        # SIGKILL is delivered by the time run_suite returns; the kernel may take a moment more
+        wait_for(lambda pid=pid: _gone(pid), timeout=5)
 
 
 def test_strays_left_by_a_finished_suite_are_reaped(tmp_path: Path) -> None:
