@@ -16,6 +16,7 @@ from deployloop.loop import IterationReport, Loop, LoopResult, Services, Session
 from deployloop.models import CaseResult, Event, Outcome, ProbeResult, SuiteRun
 from deployloop.runner import SuiteJob
 from deployloop.state import Store
+from deployloop.testing import FakeClock
 from deployloop.wait import WaitResult
 
 CONFIG = {
@@ -27,22 +28,6 @@ CONFIG = {
         {"name": "journeys", "suite": [{"name": "shop", "run": "pytest b"}]},
     ],
 }
-
-
-class FakeClock:
-    def __init__(self, stop: threading.Event) -> None:
-        self.now = 1_000_000.0
-        self.stop = stop
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wait(self, seconds: float) -> bool:
-        self.now += seconds
-        return self.stop.is_set()
 
 
 def case(name: str, ok: bool) -> CaseResult:
@@ -59,7 +44,7 @@ class World:
     def __init__(self, tmp_path: Path, config: dict[str, object] | None = None) -> None:
         self.config = Config.model_validate(config or CONFIG).model_copy(update={"path": "c.toml"})
         self.stop = threading.Event()
-        self.clock = FakeClock(self.stop)
+        self.clock = FakeClock(stop=self.stop)
         self.version = "v1"
         self.failing: Callable[[str, str], bool] = lambda suite, version: False
         self.events: list[Event] = []
@@ -181,7 +166,7 @@ def test_budget_deadline_ends_failing(tmp_path: Path) -> None:
     """A deadline passed between iterations ends the session instead of starting another."""
     world = World(tmp_path)
     world.failing = lambda suite, version: True
-    result = world.loop(max_iterations=100, deadline=world.clock.now + 200).run()
+    result = world.loop(max_iterations=100, deadline=world.clock.time() + 200).run()
     assert result.status is Status.FAILING and result.reason == "budget spent"
     assert result.iterations == 3  # 70 s each (10 s suite + 60 s wait): the third starts at 140 s
 

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 from deployloop.config import RedeployConfig
 from deployloop.events import Reporter
 from deployloop.models import Event, ProbeResult
+from deployloop.testing import FakeClock
 from deployloop.wait import IntervalWaiter, RedeployWaiter
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.stop_at: float | None = None
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wait(self, seconds: float) -> bool:
-        self.now += seconds
-        return self.stop_at is not None and self.now >= self.stop_at
 
 
 def scripted(values: list[str | None]) -> Iterator[str | None]:
@@ -34,8 +20,8 @@ def scripted(values: list[str | None]) -> Iterator[str | None]:
 
 def waiter(
     versions: list[str | None], health: list[bool] | None = None, **config: object
-) -> tuple[RedeployWaiter, Clock, list[Event]]:
-    clock, events = Clock(), []
+) -> tuple[RedeployWaiter, FakeClock, list[Event]]:
+    clock, events = FakeClock(wall=0.0, stop=threading.Event()), []
     seq = scripted(versions)
     healthy = scripted(health or [True])  # type: ignore[arg-type]
     settings = RedeployConfig.model_validate({"poll": 1, "settle": 3, "timeout": 60, **config})
@@ -87,13 +73,15 @@ def test_deadline_ends_wait() -> None:
 def test_stop_interrupts_wait() -> None:
     """A stop request ends the wait at once."""
     w, clock, _ = waiter(["v1"])
-    clock.stop_at = 2.0
+    assert clock.stop is not None
+    clock.stop.set()
     assert w.wait("v1").outcome == "interrupted"
+    assert clock.now <= 1.0
 
 
 def test_interval_waiter_ends_before_deadline() -> None:
     """Without [redeploy], an interval that would cross the deadline ends the session now."""
-    clock, events = Clock(), []
+    clock, events = FakeClock(wall=0.0), []
     w = IntervalWaiter(60, lambda: "v1", clock, Reporter(events.append), deadline=30)
     assert w.wait("v1").outcome == "deadline"
     assert clock.now == 0

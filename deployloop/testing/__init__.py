@@ -4,6 +4,7 @@ builders below make suite results with a chosen number of failures per root caus
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -74,9 +75,10 @@ def cause_map(*counts: int) -> dict[str, int]:
 class FakeClock:
     """A clock whose sleeps return at once and are recorded: backoffs cost tests nothing."""
 
-    def __init__(self, wall: float = 1_750_000_000.0) -> None:
+    def __init__(self, wall: float = 1_750_000_000.0, stop: threading.Event | None = None) -> None:
         self.now = 0.0
         self.wall = wall
+        self.stop = stop
         self.sleeps: list[float] = []
 
     def monotonic(self) -> float:
@@ -88,6 +90,11 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(round(seconds, 3))
         self.now += seconds
+
+    def wait(self, seconds: float) -> bool:
+        """The loop's interruptible wait (wait.Clock): True when a stop was requested."""
+        self.sleep(seconds)
+        return self.stop is not None and self.stop.is_set()
 
 
 def context(
