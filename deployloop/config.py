@@ -134,6 +134,8 @@ class IssuesConfig(_Model):
     reopen_days: float = Field(14.0, ge=0)
     dir: str | None = None  # local tracker: default <logs_dir>/issues
     write_interval: Duration = 1.0  # GitHub asks integrations to space writes by at least 1 s
+    retry_backoff: Duration = 2.0  # first wait after a 5xx or a lost answer; doubles each time
+    retry_max_wait: Duration = 300.0  # all retries of one GitHub call together
 
     @model_validator(mode="after")
     def _github_needs(self) -> IssuesConfig:

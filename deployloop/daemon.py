@@ -120,8 +120,8 @@ def _run_locked(
         for pid_file in row.directory.glob("*/*.pid"):
             process.stop_orphan(pid_file)  # a suite the killed run left behind
     session = resume_point(store, row)
-    services = real_services(config, reporter, stop.event, row)
-    desk = IssueDesk(config, store, row.id, reporter, redactor)
+    services = real_services(config, reporter, stop.event, row, redactor)
+    desk = IssueDesk(config, store, row.id, reporter, redactor, stop.event)
     services.file_issues = desk
     try:
         result = Loop(config, plan, session, store, services, reporter).run()
@@ -227,6 +227,7 @@ def resume_point(store: Store, row: SessionRow) -> Session:
     open_ones = [it for it in iterations if it["ended"] is None]
     if open_ones:
         session.first_iteration = open_ones[-1]["n"]
+        session.resuming = True
         session.done_runs = {
             run.suite: run for _, run in store.runs(row.id, session.first_iteration)
         }
@@ -278,7 +279,11 @@ class LiveStatus:
 
 
 def real_services(
-    config: Config, reporter: Reporter, stop: threading.Event, row: SessionRow
+    config: Config,
+    reporter: Reporter,
+    stop: threading.Event,
+    row: SessionRow,
+    redactor: Redactor,
 ) -> Services:
     from deployloop import probes
 
@@ -293,7 +298,7 @@ def real_services(
     else:
         waiter = RedeployWaiter(config.redeploy, read, health, clock, reporter, deadline_at)
     services = Services(
-        run_suite=lambda job: run_suite(job, stop),
+        run_suite=lambda job: run_suite(job, stop, redact=redactor.redact),
         run_probe=lambda probe: probes.run_probe(target, probe),
         read_version=read,
         wait=waiter.wait,

@@ -7,6 +7,7 @@ the tracker's hidden markers are the second line of defence when the state is lo
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +33,7 @@ class IssueDesk:
         session_id: str,
         reporter: Reporter,
         redactor: Redactor,
+        stop: threading.Event | None = None,
         tracker_factory: Callable[[], Tracker] | None = None,
     ) -> None:
         self.config = config
@@ -41,7 +43,7 @@ class IssueDesk:
         self.redactor = redactor
         self.outbox = Outbox(store.directory)
         self._factory = tracker_factory or (
-            lambda: make_tracker(config.issues, config.session.logs_dir, redactor)
+            lambda: make_tracker(config.issues, config.session.logs_dir, redactor, stop)
         )
         self._tracker: Tracker | None = None
 
@@ -66,7 +68,14 @@ class IssueDesk:
         if not actions and not len(self.outbox):
             self._save(records, report)
             return
-        result = apply(actions, self.tracker, self.outbox, self.redactor, dry_run=report.dry_run)
+        result = apply(
+            actions,
+            self.tracker,
+            self.outbox,
+            self.redactor,
+            dry_run=report.dry_run,
+            verify=report.resumed,  # a killed run may have sent some of these already
+        )
         self._save(triage.with_issue_numbers(records, result.issue_numbers), report)
         self._tell(result)
 

@@ -48,6 +48,7 @@ class IterationReport:
     previous_version: str | None
     phases: tuple[PhaseResult, ...]
     dry_run: bool
+    resumed: bool = False  # the iteration a killed run left unfinished: its filing may be half done
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class Session:
     first_iteration: int = 1
     previous: IterationResult | None = None  # the last finished iteration, on resume
     done_runs: dict[str, SuiteRun] = field(default_factory=dict)  # resumed iteration's suites
+    resuming: bool = False  # first_iteration was left unfinished by a killed run
 
 
 class Loop:
@@ -127,6 +129,8 @@ class Loop:
                 continue  # same iteration number, on the new version
             if result.green:
                 return LoopResult(Status.GREEN, n, "every gate passed")
+            if self.services.stop.is_set():  # asked to stop while filing: honour it now
+                return LoopResult(Status.INTERRUPTED, n, "interrupted")
             if result.hit_deadline:
                 return LoopResult(Status.FAILING, n, "deadline reached")
             ended = "--once" if self.plan.once else self._budget_spent(n + 1)
@@ -186,9 +190,15 @@ class Loop:
             if result.mixed_to is not None:
                 self.store.discard_runs(self.session.id, n)
             return result
+        resumed, self.session.resuming = self.session.resuming, False
         self.services.file_issues(
             IterationReport(
-                n, version, previous.version if previous else None, result.phases, self.plan.dry_run
+                n,
+                version,
+                previous.version if previous else None,
+                result.phases,
+                self.plan.dry_run,
+                resumed,
             )
         )
         self._finish(result, started)

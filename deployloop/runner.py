@@ -6,11 +6,13 @@ truncated JUnit file or an empty collection says nothing about staging, and must
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
+import shutil
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +81,16 @@ def _from_cwd(node_id: str, cwd: str | None) -> str:
 
 
 def run_suite(
-    job: SuiteJob, stop: threading.Event, env: Mapping[str, str] | None = None
+    job: SuiteJob,
+    stop: threading.Event,
+    env: Mapping[str, str] | None = None,
+    redact: Callable[[str], str] | None = None,
 ) -> SuiteRun:
-    """Run the job's command and read its JUnit output; never raises for a broken harness."""
+    """Run the job's command and read its JUnit output; never raises for a broken harness.
+
+    With ``redact``, the kept output, the kept JUnit file and the results are scrubbed of
+    secrets before anything else sees them: tests print tokens more often than anyone thinks.
+    """
     argv = build_argv(job)
     job.junit_path.parent.mkdir(parents=True, exist_ok=True)
     job.junit_path.unlink(missing_ok=True)
@@ -98,6 +107,13 @@ def run_suite(
     )
     cases, junit_path, read_error = _read_results(job, is_pytest(argv), started_wall)
     reason = harness_error(job, done, cases, read_error, is_pytest(argv), by_deadline)
+    if junit_path is not None and junit_path != job.junit_path:
+        shutil.copyfile(junit_path, job.junit_path)  # the raw file, kept beside the log
+        junit_path = job.junit_path
+    if redact is not None:
+        cases = [_scrubbed(case, redact) for case in cases]
+        for path in (job.log_path, job.junit_path):
+            _scrub_file(path, redact)
     return SuiteRun(
         phase=job.phase.name,
         suite=job.suite.name,
@@ -128,6 +144,25 @@ def _environment(job: SuiteJob, extra: Mapping[str, str] | None) -> dict[str, st
     env["PYTHONPATH"] = f"{PLUGIN_DIR}{os.pathsep}{pythonpath}" if pythonpath else str(PLUGIN_DIR)
     env[PROGRESS_ENV] = str(progress_path(job))
     return env
+
+
+def _scrubbed(case: CaseResult, redact: Callable[[str], str]) -> CaseResult:
+    if not (case.message or case.details):
+        return case
+    return dataclasses.replace(case, message=redact(case.message), details=redact(case.details))
+
+
+def _scrub_file(path: Path, redact: Callable[[str], str]) -> None:
+    """Rewrite ``path`` redacted (atomically); suite logs are capped, so this stays bounded."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        return
+    clean = redact(text)
+    if clean != text:
+        partial = path.with_name(f".{path.name}.tmp")
+        partial.write_text(clean, encoding="utf-8", errors="surrogateescape")
+        os.replace(partial, path)
 
 
 def _timeout(job: SuiteJob) -> tuple[float, bool]:

@@ -203,3 +203,29 @@ def test_chatty_suite_log_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert run.harness_error is None
     assert len(text) < 200_000 + 100_000 * 3
     assert "FIRST LINE" in text and "LAST LINE" in text and "log capped" in text
+
+
+def test_secrets_are_scrubbed_from_kept_output_and_results(tmp_path: Path) -> None:
+    """A token a test prints is gone from the kept log, the kept JUnit file and the results."""
+    from deployloop.redact import Redactor
+
+    token = "ghp_" + "k" * 36
+    source = f"def test_leaks():\n    print({token!r})\n    assert False, {token!r}\n"
+    write_tests(tmp_path / "suite", "test_it.py", source)
+    job = make_job(tmp_path, python_pytest(f"{tmp_path / 'suite'} -rA"))
+    run = run_suite(job, threading.Event(), redact=Redactor().redact)
+    assert run.cases[0].broken and token not in run.cases[0].message + run.cases[0].details
+    assert token not in job.log_path.read_text() and "[REDACTED]" in job.log_path.read_text()
+    assert token not in job.junit_path.read_text()
+
+
+def test_other_runners_junit_is_kept_beside_the_log(tmp_path: Path) -> None:
+    """A non-pytest runner's JUnit file is copied next to its log as <suite>.xml."""
+    script = tmp_path / "write.py"
+    script.write_text(
+        "open('r.xml','w').write('<testsuite><testcase classname=\"a\" name=\"b\"/></testsuite>')\n"
+    )
+    job = make_job(tmp_path, f"{sys.executable} {script}", junit="r.xml", cwd=str(tmp_path))
+    run = run_suite(job, threading.Event())
+    assert run.harness_error is None and run.junit_path == str(job.junit_path)
+    assert "testcase" in job.junit_path.read_text()

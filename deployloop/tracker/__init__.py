@@ -72,6 +72,7 @@ def apply(
     outbox: Outbox,
     redactor: Redactor,
     dry_run: bool = False,
+    verify: bool = False,
 ) -> SyncResult:
     """Replay the outbox, then deliver ``actions``, in order; see the module docstring."""
     result = SyncResult()
@@ -88,7 +89,7 @@ def apply(
         tracker.refresh()  # one fresh listing per iteration, read only when needed
     for index, entry in enumerate(queue):
         try:
-            _deliver(entry, tracker, result)
+            _deliver(entry, tracker, result, verify or entry.replay)
         except TrackerRejected as exc:
             # Reported, not queued: a write refused for good would block the queue forever.
             result.rejected.append(redactor.redact(str(exc)))
@@ -104,7 +105,8 @@ def apply(
     return result
 
 
-def _deliver(entry: Entry, tracker: Tracker, result: SyncResult) -> None:
+def _deliver(entry: Entry, tracker: Tracker, result: SyncResult, verify: bool) -> None:
+    """``verify``: this write may have landed before (a replay, a resumed iteration): look first."""
     action = entry.action
     if action.kind == "create":
         _create(action, tracker, result)
@@ -114,13 +116,13 @@ def _deliver(entry: Entry, tracker: Tracker, result: SyncResult) -> None:
         result.skipped.append(f"{action.kind} {action.title!r}: no issue for {action.fingerprint}")
         return
     if action.kind == "close":
-        tracker.close(number, action.body, verify=entry.replay)
+        tracker.close(number, action.body, verify=verify)
         _record(result, result.closed, "closed", action, number)
     elif action.kind == "reopen":
-        tracker.reopen(number, action.body, verify=entry.replay)
+        tracker.reopen(number, action.body, verify=verify)
         _record(result, result.reopened, "reopened", action, number)
     else:
-        tracker.comment(number, action.body, verify=entry.replay)
+        tracker.comment(number, action.body, verify=verify)
         _record(result, result.commented, "commented", action, number)
 
 

@@ -4,6 +4,7 @@ close, reopen. The GitHub and local trackers share this shape and the marker for
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -75,10 +76,15 @@ class Tracker(Protocol):
         ...
 
 
-def make_tracker(issues: IssuesConfig, logs_dir: str | Path, redactor: Redactor) -> Tracker:
+def make_tracker(
+    issues: IssuesConfig,
+    logs_dir: str | Path,
+    redactor: Redactor,
+    stop: threading.Event | None = None,
+) -> Tracker:
     """The tracker the config asks for: GitHub, or markdown files under <logs_dir>/issues."""
     if issues.tracker == "github":
-        from deployloop.tracker.github import GitHubTracker
+        from deployloop.tracker.github import GitHubTracker, RetryPolicy
 
         # The config validator guarantees both.
         assert issues.repo is not None
@@ -90,6 +96,8 @@ def make_tracker(issues: IssuesConfig, logs_dir: str | Path, redactor: Redactor)
             redactor,
             list_label=issues.labels[0] if issues.labels else "deployloop",
             min_interval=issues.write_interval,
+            policy=RetryPolicy(backoff=issues.retry_backoff, max_wait=issues.retry_max_wait),
+            stop=stop,
         )
     from deployloop.tracker.local import LocalTracker
 

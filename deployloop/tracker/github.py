@@ -43,8 +43,10 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    def __init__(self) -> None:
-        self._never = threading.Event()
+    """Real time; a backoff ends early when the run is asked to stop (SIGTERM must not wait)."""
+
+    def __init__(self, stop: threading.Event | None = None) -> None:
+        self._stop = stop or threading.Event()
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -53,7 +55,7 @@ class SystemClock:
         return time.time()
 
     def sleep(self, seconds: float) -> None:
-        self._never.wait(seconds)
+        self._stop.wait(seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ class GitHubTracker:
         list_label: str = "deployloop",
         min_interval: float = 1.0,
         clock: Clock | None = None,
+        stop: threading.Event | None = None,
         policy: RetryPolicy | None = None,
         timeout: int = 15,
     ) -> None:
@@ -93,7 +96,8 @@ class GitHubTracker:
         self.repo_name = repo
         self.list_label = list_label
         self.min_interval = min_interval
-        self.clock: Clock = clock or SystemClock()
+        self.stop = stop or threading.Event()
+        self.clock: Clock = clock or SystemClock(self.stop)
         self.policy = policy or RetryPolicy()
         self.redactor = (redactor or Redactor()).with_secrets([token])
         # retry=None: no silent re-POST; lazy: no GET behind every object we touch.
@@ -239,6 +243,8 @@ class GitHubTracker:
                 break
             self.clock.sleep(failure.delay)
             waited += failure.delay
+            if self.stop.is_set():
+                raise TrackerError(f"GitHub: {what}: {failure.reason} (stopped while backing off)")
         gave_up = f"gave up after {attempt} attempts, {waited:.0f} s waited"
         raise TrackerError(f"GitHub: {what}: {failure.reason} ({gave_up})")
 
