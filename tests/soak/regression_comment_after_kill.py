@@ -1,8 +1,8 @@
-"""Reproduction (found by the soak): kill -9 after a comment reached GitHub but before the
+"""Regression (found by the soak, now fixed): kill -9 after a comment reached GitHub but before the
 iteration's filing was saved; the resumed run files the iteration again and posts the very
 same comment a second time.
 
-``python -m tests.soak.repro_duplicate_comment`` — the real CLI against the local GitHub
+``python -m tests.soak.regression_comment_after_kill`` — the real CLI against the local GitHub
 stand-in. Exit 1 while the comment is duplicated, 0 once it is posted only once.
 
 1. ``run --max-iterations 2``: iteration 1 fails on v1 → issue #1; the redeploy trigger deploys

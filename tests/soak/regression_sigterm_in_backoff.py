@@ -1,7 +1,7 @@
-"""Reproduction: SIGTERM while the GitHub tracker backs off is not honoured until the tracker
-gives up — about 30 s for a 5xx outage, up to 5 minutes behind a rate limit.
+"""Regression (found by the soak, now fixed): SIGTERM while the GitHub tracker backed off was
+not honoured until the tracker gave up — 30 s for a 5xx outage, up to 5 minutes behind a limit.
 
-``python -m tests.soak.repro_slow_sigterm`` — the real CLI, the tracker's real retry policy,
+``python -m tests.soak.regression_sigterm_in_backoff``: the real CLI, the real retry policy,
 GitHub answering 503 to everything. Exit 1 when the run takes more than 10 s to end after
 SIGTERM, 0 when it ends promptly with 143.
 
