@@ -14,6 +14,7 @@ from pathlib import Path
 from deployloop import process, triage
 from deployloop.config import Config
 from deployloop.events import Reporter
+from deployloop.issuetext import PhaseInfo
 from deployloop.loop import IterationReport
 from deployloop.outbox import Outbox
 from deployloop.redact import Redactor
@@ -92,7 +93,7 @@ class IssueDesk:
             previous_version=report.previous_version,
             issues=self.config.issues,
             now=dt.datetime.now(dt.UTC),
-            phases={r.phase: triage.PhaseInfo.of(phases[r.phase], r) for r in report.phases},
+            phases={r.phase: PhaseInfo.of(phases[r.phase], r) for r in report.phases},
             complete_phases=complete,
             flaky=frozenset(test for r in report.phases for test in r.flaky),
             repro={run.suite: suites[run.suite].run for run in runs},

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from deployloop.issuetext import marker
 from deployloop.redact import MASK, Redactor, truncate_body
-from deployloop.triage import marker
 
 GH_TOKEN = "ghp_" + "A1b2" * 9
 

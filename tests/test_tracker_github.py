@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from deployloop.errors import TrackerError
+from deployloop.issuetext import marker
 from deployloop.models import SuiteRun
 from deployloop.outbox import Outbox
 from deployloop.redact import Redactor
@@ -19,7 +20,7 @@ from deployloop.testing.github_server import FakeGitHub, Fault, iter_bodies
 from deployloop.tracker import SyncResult, apply
 from deployloop.tracker.base import marker_of
 from deployloop.tracker.github import GitHubTracker, RetryPolicy
-from deployloop.triage import ClusterRecord, TriageContext, assess, marker, with_issue_numbers
+from deployloop.triage import ClusterRecord, TriageContext, assess, with_issue_numbers
 
 
 @pytest.fixture

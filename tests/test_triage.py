@@ -9,19 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from deployloop.config import IssuesConfig
+from deployloop.issuetext import BROKEN_ERROR, TITLE_LIMIT, PhaseInfo, marker
 from deployloop.models import SuiteRun
 from deployloop.testing import CAUSES, cause_map, failing_run
-from deployloop.triage import (
-    BROKEN_ERROR,
-    TITLE_LIMIT,
-    ClusterRecord,
-    IssueAction,
-    PhaseInfo,
-    TriageContext,
-    assess,
-    marker,
-    with_issue_numbers,
-)
+from deployloop.triage import ClusterRecord, IssueAction, TriageContext, assess, with_issue_numbers
 
 NOW = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
 
@@ -327,7 +318,7 @@ def test_recurrence_of_a_fix_left_open_comments() -> None:
 
 def test_title_drops_the_module_path_of_the_exception() -> None:
     """Titles read 'ConnectionClosedError: …', not the exception's full module path."""
-    from deployloop.triage import _short_type
+    from deployloop.issuetext import _short_type
 
     assert _short_type("websockets.exceptions.ConnectionClosedError: 1011") == (
         "ConnectionClosedError: 1011"

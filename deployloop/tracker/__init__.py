@@ -14,10 +14,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from deployloop.errors import TrackerError
+from deployloop.issuetext import TITLE_LIMIT
 from deployloop.outbox import Entry, Outbox
 from deployloop.redact import Redactor, truncate_body
 from deployloop.tracker.base import MARKER, Issue, Tracker, TrackerRejected, make_tracker
-from deployloop.triage import TITLE_LIMIT, IssueAction
+from deployloop.triage import IssueAction
 
 __all__ = [
     "Done",

@@ -1,0 +1,239 @@
+"""The words of an issue: titles, bodies and comments, with the hidden marker that finds it again.
+
+Rendering only: triage decides what to say, this module says it. Markdown throughout, with
+untrusted text (test names, messages, output) fenced so it cannot break the page.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from deployloop.config import PhaseConfig
+from deployloop.gates import PhaseResult
+
+if TYPE_CHECKING:
+    from deployloop.triage import ClusterRecord, Failing, TriageContext, _Candidate
+
+BROKEN_ERROR = "DeploymentBroken"
+TITLE_LIMIT = 256
+TEST_LIST_LIMIT = 50
+EXCERPT_LINES = 40
+EXCERPT_CHARS = 4000
+
+
+def marker(fp: str) -> str:
+    """The hidden line that ties an issue to its cluster: found again through the issues list."""
+    return f"<!-- deployloop:fingerprint={fp} -->"
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseInfo:
+    """What an issue body says about the phase a cluster failed in."""
+
+    name: str
+    priority: str | None = None
+    verdicts: tuple[str, ...] = ()  # Verdict.describe() lines
+
+    @classmethod
+    def of(cls, config: PhaseConfig, result: PhaseResult | None = None) -> PhaseInfo:
+        verdicts = tuple(v.describe() for v in result.verdicts) if result else ()
+        return cls(config.name, config.priority, verdicts)
+
+
+def title_for(failing: Failing) -> str:
+    """``[deployloop] phase: first line of the error — N tests``, at most 256 characters."""
+    count = len(failing.tests)
+    tail = f" — {count} test{'s' if count != 1 else ''}"
+    if failing.broken_deploy:
+        head = f"[deployloop] {failing.phase}: deployment broken"
+        tail = f" — {count} of {failing.phase_tests} tests failing"
+    else:
+        headline = _short_type(first_line(failing.message)) or failing.error_type
+        head = f"[deployloop] {failing.phase}: {headline}"
+    room = TITLE_LIMIT - len(tail)
+    if len(head) > room:
+        head = head[: room - 1].rstrip() + "…"
+    return head + tail
+
+
+_QUALIFIED = re.compile(r"^(?:[A-Za-z_][\w]*\.)+(?=[A-Z]\w*(?:Error|Exception|Failure|Warning)?:)")
+
+
+def _short_type(line: str) -> str:
+    """``websockets.exceptions.ConnectionClosedError: x`` → ``ConnectionClosedError: x``."""
+    return _QUALIFIED.sub("", line)
+
+
+def issue_body(failing: Failing, ctx: TriageContext, record: ClusterRecord, old: int | None) -> str:
+    info = ctx.phases.get(failing.phase, PhaseInfo(failing.phase))
+    parts = [_summary(failing, ctx, info, old), _facts(failing, ctx, info, record)]
+    if info.verdicts:
+        parts.append("### Gate verdicts\n\n" + "\n".join(f"- {v}" for v in info.verdicts))
+    if failing.causes:
+        parts.append(_causes(failing.causes))
+    parts.append(f"### Failing tests ({len(failing.tests)})\n\n{list_tests(failing.tests)}")
+    parts.append(_error(failing))
+    parts.extend(_logs(failing, ctx))
+    parts.append(_repro(failing, ctx))
+    parts.append(marker(failing.fingerprint))
+    return "\n\n".join(parts) + "\n"
+
+
+def _summary(failing: Failing, ctx: TriageContext, info: PhaseInfo, old: int | None) -> str:
+    count = len(failing.tests)
+    if failing.broken_deploy:
+        text = (
+            f"**Deployment broken**: {count} of {failing.phase_tests} tests in phase "
+            f"`{info.name}` fail, for {len(failing.causes)} different reasons. One issue stands "
+            "for all of them until the phase passes again."
+        )
+    else:
+        plural = "s" if count != 1 else ""
+        text = f"{count} test{plural} in phase `{info.name}` fail with one root cause."
+    if old is not None:
+        days = f"{ctx.issues.reopen_days:g}"
+        text += f"\n\nThis failed before in #{old}, closed more than {days} days ago."
+    return text
+
+
+def _facts(failing: Failing, ctx: TriageContext, info: PhaseInfo, record: ClusterRecord) -> str:
+    priority = f" (priority {info.priority})" if info.priority else ""
+    rows = [
+        ("Deployed version", f"`{ctx.version or 'unknown'}`"),
+        ("Previous version", f"`{ctx.previous_version or '—'}`"),
+        ("Phase", f"`{info.name}`{priority}"),
+        ("Iteration", str(ctx.iteration)),
+        ("First seen", f"iteration {record.first_seen_iteration}, `{record.first_seen_version}`"),
+        ("Fingerprint", f"`{failing.fingerprint}`"),
+    ]
+    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def _causes(causes: Sequence[tuple[str, int]]) -> str:
+    lines = [f"- {count} × `{_inline(message)}`" for message, count in causes[:20]]
+    if len(causes) > 20:
+        lines.append(f"- … and {len(causes) - 20} more causes")
+    return "### Causes\n\n" + "\n".join(lines)
+
+
+def _error(failing: Failing) -> str:
+    first = failing.cases[0][1]
+    known = not first.error_type or first.message.startswith(first.error_type)
+    head = first.message if known else f"{first.error_type}: {first.message}"
+    text = f"### Error\n\n{fenced(excerpt(head, 20))}"
+    if first.details.strip():
+        text += f"\n\n### Traceback (excerpt)\n\n{fenced(excerpt(first.details))}"
+    return text
+
+
+def _logs(failing: Failing, ctx: TriageContext) -> list[str]:
+    return [
+        f"### Log excerpt: `{suite}`\n\n{fenced(excerpt(ctx.log_excerpts[suite]))}"
+        for suite in failing.suites[:3]
+        if ctx.log_excerpts.get(suite, "").strip()
+    ]
+
+
+def _repro(failing: Failing, ctx: TriageContext) -> str:
+    commands = [ctx.repro[s] for s in failing.suites[:3] if ctx.repro.get(s)]
+    if not commands:
+        return f"### Reproduce\n\n`deployloop run --once --phase {failing.phase}`"
+    node_ids = [t for t in failing.tests if "::" in t][:5]
+    if node_ids and any("pytest" in c for c in commands):
+        # Just this cluster's tests, for a quick local check of a fix.
+        commands.append("pytest " + " ".join(shlex.quote(t) for t in node_ids))
+    return "### Reproduce\n\n" + fenced("\n".join(dict.fromkeys(commands)), "sh")
+
+
+def progress_text(
+    prev: ClusterRecord,
+    failing: Failing,
+    ctx: TriageContext,
+    joined: Sequence[str],
+    new_version: bool,
+) -> str:
+    count = len(failing.tests)
+    if new_version:
+        head = f"Still failing on `{ctx.version}` (was `{prev.last_seen_version}`): {count} tests."
+    else:
+        head = f"More tests fail with this error on `{ctx.version}`: {count} now."
+    parts = [f"{head} Iteration {ctx.iteration}."]
+    if joined:
+        parts.append(f"Newly failing ({len(joined)}):\n\n{list_tests(joined)}")
+    left = [t for t in prev.tests if t not in failing.tests]
+    if left:
+        parts.append(f"No longer failing with this error: {len(left)} tests.")
+    return "\n\n".join(parts)
+
+
+def fixed_text(prev: ClusterRecord, ctx: TriageContext, closing: bool) -> str:
+    what = (
+        f"phase `{prev.phase}` is no longer broken"
+        if prev.error_type == BROKEN_ERROR
+        else f"all {len(prev.tests)} tests of this cluster pass in phase `{prev.phase}`"
+    )
+    text = (
+        f"✅ Verified fixed in `{ctx.version}`: {what} "
+        f"(iteration {ctx.iteration}; last failed on `{prev.last_seen_version}`)."
+    )
+    return text if closing else text + " Left open: close_on_fix is off."
+
+
+def reopen_text(prev: ClusterRecord, failing: Failing, ctx: TriageContext) -> str:
+    return (
+        f"Failing again on `{ctx.version}` (iteration {ctx.iteration}) after it was verified "
+        f"fixed in `{prev.fixed_in}`: {len(failing.tests)} tests.\n\n{list_tests(failing.tests)}"
+    )
+
+
+def deferred_text(waiting: Sequence[_Candidate], cap: int) -> str:
+    lines = [f"- {c.record.title} (`{c.record.fingerprint}`)" for c in waiting]
+    return (
+        f"{len(waiting)} more new failure clusters this iteration wait for an issue "
+        f"(max_new_per_iteration = {cap}); they are filed in later iterations:\n\n"
+        + "\n".join(lines)
+    )
+
+
+def list_tests(tests: Sequence[str], limit: int = TEST_LIST_LIMIT) -> str:
+    lines = [f"- `{_inline(t)}`" for t in tests[:limit]]
+    if len(tests) > limit:
+        lines.append(f"- … and {len(tests) - limit} more")
+    return "\n".join(lines)
+
+
+def excerpt(text: str, lines: int = EXCERPT_LINES, chars: int = EXCERPT_CHARS) -> str:
+    """The end of ``text``: where tracebacks and logs say what went wrong."""
+    kept = text.strip("\n").splitlines()[-lines:]
+    out = "\n".join(kept)
+    return out if len(out) <= chars else "…" + out[-chars:]
+
+
+def fenced(text: str, lang: str = "") -> str:
+    """A code block whose fence is longer than any backtick run inside ``text``."""
+    longest = max((len(run) for run in _backtick_runs(text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{text}\n{fence}"
+
+
+def _backtick_runs(text: str) -> list[str]:
+    runs, current = [], ""
+    for char in text:
+        if char == "`":
+            current += char
+        elif current:
+            runs.append(current)
+            current = ""
+    return [*runs, current] if current else runs
+
+
+def first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _inline(text: str) -> str:
+    return text.replace("`", "'").replace("\n", " ")
