@@ -18,7 +18,7 @@ from deployloop.errors import TargetUnreachable
 from deployloop.events import Reporter
 from deployloop.gates import PhaseResult
 from deployloop.models import Outcome, ProbeResult, SuiteRun
-from deployloop.runner import SuiteJob, progress_path
+from deployloop.runner import INTERRUPTED, SuiteJob, progress_path
 from deployloop.state import Store
 from deployloop.wait import Clock, WaitResult
 
@@ -229,6 +229,8 @@ class Loop:
                 return IterationResult(n, version, tuple(done), interrupted=True)
             result = self._judge(n, phase, runs, version)
             done.append(result)
+            if self.services.stop.is_set():  # stopped during a rerun or probe: no next phase
+                return IterationResult(n, version, tuple(done), interrupted=True)
             if stopped == "deadline":
                 return IterationResult(n, version, tuple(done), hit_deadline=True)
             now = self.services.read_version()
@@ -289,8 +291,10 @@ class Loop:
             **{"pass": pass_name},
         )
         run = self.services.run_suite(job)
-        interrupted = self.services.stop.is_set()
-        self.store.save_run(self.session.id, n, "partial" if interrupted else pass_name, run)
+        # Only a run the stop actually cut short is partial: one that finished just before the
+        # signal is a result, and a resumed session must not run it again.
+        partial = run.harness_error == INTERRUPTED
+        self.store.save_run(self.session.id, n, "partial" if partial else pass_name, run)
         self.reporter.emit(
             "suite_end",
             phase=phase.name,
@@ -341,6 +345,8 @@ class Loop:
                 continue
             suite = next(s for s in phase.suites if s.name == run.suite)
             again = self._run(n, phase, suite, version, "rerun", failed)
+            if again.harness_error:
+                continue  # a rerun that did not run cleanly proves nothing either way
             flaky |= {c.id for c in again.cases if c.id in failed and c.outcome is Outcome.PASSED}
         return flaky
 

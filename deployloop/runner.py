@@ -22,6 +22,7 @@ from deployloop.durations import format_duration
 from deployloop.errors import JUnitError
 from deployloop.models import CaseResult, Outcome, SuiteRun
 
+INTERRUPTED = "interrupted; partial results kept"
 PYTEST_EXIT = {
     2: "pytest was interrupted (exit 2)",
     3: "pytest internal error (exit 3)",
@@ -212,7 +213,7 @@ def harness_error(
     if done.start_error:
         return done.start_error
     if done.interrupted:
-        return "interrupted; partial results kept"
+        return INTERRUPTED
     if done.timed_out:
         if by_deadline:
             return "stopped at the session deadline; partial results kept"

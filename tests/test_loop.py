@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from deployloop.errors import TargetUnreachable
 from deployloop.events import Reporter
 from deployloop.loop import IterationReport, Loop, LoopResult, Services, Session, Status
 from deployloop.models import CaseResult, Event, Outcome, ProbeResult, SuiteRun
-from deployloop.runner import SuiteJob
+from deployloop.runner import INTERRUPTED, SuiteJob
 from deployloop.state import Store
 from deployloop.testing import FakeClock
 from deployloop.wait import WaitResult
@@ -206,12 +207,49 @@ def test_stop_during_suite_interrupts(tmp_path: Path) -> None:
 
     def stopped(job: SuiteJob) -> SuiteRun:
         world.stop.set()
-        return runner(job)
+        return dataclasses.replace(runner(job), harness_error=INTERRUPTED)
 
     world.run_suite = stopped  # type: ignore[method-assign]
     result = world.loop().run()
     assert result.status is Status.INTERRUPTED
     assert [r.suite for _, r in world.store.runs("s1", 1, "partial")] == ["critical"]
+    assert world.store.runs("s1", 1, "full") == []
+
+
+def test_suite_finished_just_before_stop_is_kept_as_a_result(tmp_path: Path) -> None:
+    """A suite that ended normally as the signal came is a full result (resume won't rerun it)."""
+    world = World(tmp_path)
+    runner = world.run_suite
+
+    def finished_then_stopped(job: SuiteJob) -> SuiteRun:
+        run = runner(job)
+        world.stop.set()
+        return run
+
+    world.run_suite = finished_then_stopped  # type: ignore[method-assign]
+    assert world.loop().run().status is Status.INTERRUPTED
+    assert [r.suite for _, r in world.store.runs("s1", 1, "full")] == ["critical"]
+    assert world.store.runs("s1", 1, "partial") == []
+
+
+def test_interrupted_rerun_proves_no_flake(tmp_path: Path) -> None:
+    """A rerun cut short (a harness error) marks nothing flaky: the phase still fails."""
+    config = {**CONFIG, "issues": {"rerun_failed": True}}
+    world = World(tmp_path, config)
+    world.failing = lambda suite, version: suite == "critical"
+    runner = world.run_suite
+
+    def broken_rerun(job: SuiteJob) -> SuiteRun:
+        run = runner(job)
+        if not job.select:
+            return run
+        passed = tuple(dataclasses.replace(c, outcome=Outcome.PASSED) for c in run.cases)
+        return dataclasses.replace(run, cases=passed, harness_error="runner killed by SIGKILL")
+
+    world.run_suite = broken_rerun  # type: ignore[method-assign]
+    assert world.loop(max_iterations=1).run().status is Status.FAILING
+    phase_end = next(e for e in world.events if e.kind == "phase_end")
+    assert phase_end.data["flaky"] == [] and not phase_end.data["passed"]
 
 
 def test_unreachable_target_raises(tmp_path: Path) -> None:
