@@ -20,6 +20,7 @@ from typing import Any
 from deployloop.models import CaseResult, Outcome, SuiteRun
 
 STATE_ENV = "DEPLOYLOOP_STATE_DIR"
+DB_NAME = "state.db"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -72,11 +73,16 @@ class Store:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.directory / "state.db", timeout=30, isolation_level=None)
+        self.db = sqlite3.connect(self.directory / DB_NAME, timeout=30, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+
+    @classmethod
+    def existing(cls, directory: str | Path) -> Store | None:
+        """The store if a run ever wrote one: reading commands must not create state."""
+        return cls(directory) if (Path(directory) / DB_NAME).is_file() else None
 
     def close(self) -> None:
         self.db.close()

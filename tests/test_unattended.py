@@ -157,3 +157,12 @@ def test_new_starts_a_fresh_session(tmp_path: Path) -> None:
     done = cli("run", "--once", "--new", cwd=tmp_path, timeout=60)
     assert done.returncode == 0
     assert len(session_dirs(tmp_path / "logs")) == 2
+
+
+def test_status_and_report_before_any_run_create_nothing(tmp_path: Path) -> None:
+    """Reading commands on a fresh directory answer 'no session' and leave no state behind."""
+    status = cli("status", "--json", cwd=tmp_path, timeout=30)
+    assert status.returncode == 0 and json.loads(status.stdout) == {"session": None}
+    report = cli("report", cwd=tmp_path, timeout=30)
+    assert report.returncode == 2 and "no session found" in report.stderr
+    assert not (tmp_path / "logs").exists()

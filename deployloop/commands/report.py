@@ -21,7 +21,9 @@ def run(session: str | None, fmt: str, output: Path | None, config_path: Path | 
     if fmt not in FORMATS:
         raise UsageError(f"--format must be md or html, not {fmt!r}")
     config = _config(config_path)
-    store = Store(state_dir(config.session.logs_dir if config else "logs"))
+    store = Store.existing(state_dir(config.session.logs_dir if config else "logs"))
+    if store is None:
+        raise UsageError("no session found")
     try:
         if store.session(session) is None:
             raise UsageError(f"no session {session!r} found" if session else "no session found")

@@ -18,11 +18,13 @@ from deployloop.state import Store, state_dir
 def run(config_path: Path | None, as_json: bool) -> int:
     logs_dir = _logs_dir(config_path)
     console = Console()
-    store = Store(state_dir(logs_dir))
-    try:
-        payload = snapshot(store)
-    finally:
-        store.close()
+    store = Store.existing(state_dir(logs_dir))
+    payload: dict[str, Any] = {"session": None}
+    if store is not None:
+        try:
+            payload = snapshot(store)
+        finally:
+            store.close()
     if as_json:
         console.json(payload)
     elif payload["session"] is None:
