@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.helpers import (
     cli,
@@ -79,15 +80,16 @@ def test_second_instance_exits_75_naming_the_pid(tmp_path: Path) -> None:
     assert first.returncode == 0
 
 
-def test_sigterm_exits_143_quickly_leaving_no_children(tmp_path: Path) -> None:
-    """SIGTERM mid-suite: exit 143 within 10 s, the suite's process group gone, log written."""
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_exits_quickly_leaving_no_children(tmp_path: Path, signum: int, code: int) -> None:
+    """SIGTERM/SIGINT mid-suite: 143/130 within 10 s, the suite's group gone, log written."""
     files = make_project(tmp_path)
     proc = start_cli("run", "--once", cwd=tmp_path)
     pids = started_slow(files)
     sent = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     proc.wait(15)
-    assert proc.returncode == 143
+    assert proc.returncode == code
     assert time.monotonic() - sent < 10
     assert all(gone(pid) for pid in pids)
     (session,) = session_dirs(tmp_path / "logs")
