@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from deployloop import process
@@ -285,12 +286,10 @@ def real_services(
     row: SessionRow,
     redactor: Redactor,
 ) -> Services:
-    from deployloop import probes
-
     clock = RealClock(stop)
     target = config.target
     deadline_at = row.deadline
-    health = (lambda: probes.health_probe(target)) if target.health else None
+    health = (lambda: _probes().health_probe(target)) if target.health else None
     read = version_reader(config)
     waiter: IntervalWaiter | RedeployWaiter
     if config.redeploy is None:
@@ -299,7 +298,7 @@ def real_services(
         waiter = RedeployWaiter(config.redeploy, read, health, clock, reporter, deadline_at)
     services = Services(
         run_suite=lambda job: run_suite(job, stop, redact=redactor.redact),
-        run_probe=lambda probe: probes.run_probe(target, probe),
+        run_probe=lambda probe: _probes().run_probe(target, probe),
         read_version=read,
         wait=waiter.wait,
         clock=clock,
@@ -309,6 +308,13 @@ def real_services(
     if config.redeploy is not None and config.redeploy.trigger:
         services.trigger = trigger_runner(config, reporter, stop, row)
     return services
+
+
+def _probes() -> ModuleType:
+    """httpx, websockets and asyncio load only when a probe is configured (start-up is short)."""
+    from deployloop import probes
+
+    return probes
 
 
 def version_reader(config: Config) -> Callable[[], str | None]:

@@ -13,7 +13,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +159,7 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO suite_runs VALUES (?,?,?,?,?,?)",
-                (session_id, iteration, pass_name, run.phase, run.suite, json.dumps(asdict(run))),
+                (session_id, iteration, pass_name, run.phase, run.suite, run_to_json(run)),
             )
 
     def runs(
@@ -216,6 +216,16 @@ class Store:
     def live(self, session_id: str) -> dict[str, Any]:
         found = self.db.execute("SELECT data FROM live WHERE session=?", (session_id,)).fetchone()
         return dict(json.loads(found["data"])) if found else {}
+
+
+def run_to_json(run: SuiteRun) -> str:
+    """Flat and fast: ``dataclasses.asdict`` deep-copies every case, a cost per suite run."""
+    fields = {name: getattr(run, name) for name in SuiteRun.__dataclass_fields__}
+    fields["cases"] = [
+        {name: getattr(case, name) for name in CaseResult.__dataclass_fields__}
+        for case in run.cases
+    ]
+    return json.dumps(fields)
 
 
 def run_from_json(data: Mapping[str, Any]) -> SuiteRun:
