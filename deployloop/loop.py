@@ -121,7 +121,10 @@ class Loop:
             ended = self._budget_spent(n)
             if ended:
                 return LoopResult(Status.FAILING, n - 1, ended)
-            self._await_reachable()
+            try:
+                self._await_reachable()
+            except TargetUnreachable as exc:  # the session ends with its log and report
+                return LoopResult(Status.UNREACHABLE, n - 1, str(exc))
             result = self.iteration(n, previous)
             if result.interrupted:
                 return LoopResult(Status.INTERRUPTED, n, "interrupted")

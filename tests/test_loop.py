@@ -7,11 +7,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from deployloop import plan
 from deployloop.config import Config
-from deployloop.errors import TargetUnreachable
 from deployloop.events import Reporter
 from deployloop.loop import IterationReport, Loop, LoopResult, Services, Session, Status
 from deployloop.models import CaseResult, Event, Outcome, ProbeResult, SuiteRun
@@ -252,8 +249,8 @@ def test_interrupted_rerun_proves_no_flake(tmp_path: Path) -> None:
     assert phase_end.data["flaky"] == [] and not phase_end.data["passed"]
 
 
-def test_unreachable_target_raises(tmp_path: Path) -> None:
-    """Health failing past unreachable_timeout ends the run with TargetUnreachable (exit 3)."""
+def test_unreachable_target_ends_the_session(tmp_path: Path) -> None:
+    """Health failing past unreachable_timeout ends the session as unreachable (exit 3)."""
     world = World(tmp_path)
     services = world.services()
     services.check_health = lambda: ProbeResult("health", "http", False, "connection refused")
@@ -261,9 +258,10 @@ def test_unreachable_target_raises(tmp_path: Path) -> None:
     world.store.create_session(_row(tmp_path))
     loop = Loop(world.config, the_plan, Session("s1", tmp_path, None, 5), world.store, services,
                 Reporter(world.events.append))  # fmt: skip
-    with pytest.raises(TargetUnreachable, match="connection refused"):
-        loop.run()
-    assert TargetUnreachable.exit_code == 3
+    result = loop.run()
+    assert result.status is Status.UNREACHABLE and result.status.value == 3
+    assert "connection refused" in result.reason and result.iterations == 0
+    assert world.jobs == []
 
 
 def test_session_log_sink_gets_verdicts(tmp_path: Path) -> None:

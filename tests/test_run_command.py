@@ -141,3 +141,19 @@ def test_failing_run_files_one_local_issue_per_cause(tmp_path: Path) -> None:
     assert all("<!-- deployloop:fingerprint=v1-" in p.read_text() for p in issues)
     assert cli("run", "--once", "--new", cwd=tmp_path).returncode == 1
     assert len(list((tmp_path / "logs" / "issues").glob("*.md"))) == 2  # no duplicate, ever
+
+
+def test_unreachable_target_exits_3_with_the_story_logged(tmp_path: Path) -> None:
+    """Health down past unreachable_timeout: exit 3, no suite run, the session log says why."""
+    path = make_project(tmp_path, "def test_a():\n    pass\n")
+    text = path.read_text().replace(
+        'base_url = "http://127.0.0.1:9"',
+        'base_url = "http://127.0.0.1:9"\nhealth = "/health"\nunreachable_timeout = "1s"',
+    )
+    path.write_text(text)
+    done = cli("run", "--once", cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    session = only_session(tmp_path)
+    log = (session / "session.md").read_text()
+    assert "health FAILED" in log and "session ended: unreachable" in log
+    assert not (session / "1").exists()
