@@ -5,7 +5,7 @@ Kinds (data keys):
   iteration_start (iteration, version)   phase_start (phase)
   suite_start (phase, suite, pass, tests, progress, previous_s)
   suite_end (phase, suite, pass, counts, wall_s, harness_error, exit_code)
-  phase_end (phase, passed, verdicts, clusters, flaky)   skipped_phases (phases, reason)
+  phase_end (phase, passed, verdicts, gates, clusters, flaky)   skipped_phases (phases, reason)
   failed_first (passed, total, version)   issue (action, number, title, fingerprint, dry_run)
   deferred (titles)   outbox (queued, error)   dry_run (detail)   trigger (command, ok, detail)
   waiting (tested, reason, seconds)   deploying (detail)   version_seen (version, after_s)

@@ -328,6 +328,7 @@ class Loop:
             phase=phase.name,
             passed=result.passed,
             verdicts=[v.describe() for v in result.verdicts],
+            gates=[v.to_json() for v in result.verdicts],
             clusters=_clusters(runs, issues.mask),
             flaky=sorted(flaky),
         )

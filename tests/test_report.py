@@ -344,3 +344,12 @@ def test_write_reports_is_atomic_next_to_session_md(tmp_path: Path) -> None:
     for path in paths:  # a secret in a test id is masked like everywhere else
         text = path.read_text()
         assert SECRET not in text and "[REDACTED]" in text
+
+
+def test_probe_gates_are_read_whole_from_the_journal() -> None:
+    """A probe verdict (no threshold) keeps its name, result and detail in the report's gates."""
+    from deployloop.report.story import _gate
+
+    gate = _gate("agents", {"gate": "probe ws", "passed": False, "measured": "missing x",
+                            "threshold": "", "reason": ""}, "❌ probe ws: missing x")  # fmt: skip
+    assert (gate.gate, gate.passed, gate.measured) == ("probe ws", False, "missing x")

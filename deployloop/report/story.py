@@ -75,7 +75,13 @@ def _phase_end(story: Story, e: Mapping[str, Any]) -> None:
     n, phase = story.iteration, str(e.get("phase", "?"))
     if n is None:
         return
-    gates = [parse_gate(phase, str(v)) for v in e.get("verdicts") or ()]
+    structured = [g for g in e.get("gates") or () if isinstance(g, Mapping)]
+    if structured:
+        texts = [str(v) for v in e.get("verdicts") or ()]
+        texts += [""] * (len(structured) - len(texts))
+        gates = [_gate(phase, g, text) for g, text in zip(structured, texts, strict=False)]
+    else:  # a journal written before gates were recorded whole
+        gates = [parse_gate(phase, str(v)) for v in e.get("verdicts") or ()]
     story.gates.setdefault(n, []).extend(gates)
     for test in e.get("flaky") or ():
         story.flaky.setdefault(n, {})[str(test)] = phase
@@ -124,6 +130,18 @@ _HANDLERS: dict[str, Callable[[Story, Mapping[str, Any]], None]] = {
     "version_seen": _version_seen,
     "session_end": _session_end,
 }
+
+
+def _gate(phase: str, g: Mapping[str, Any], text: str) -> Gate:
+    return Gate(
+        phase,
+        str(g.get("gate", "?")),
+        bool(g.get("passed")),
+        str(g.get("measured", "")),
+        str(g.get("threshold", "")),
+        str(g.get("reason", "")),
+        text,
+    )
 
 
 def parse_gate(phase: str, text: str) -> Gate:
