@@ -9,14 +9,13 @@ it holds either the old queue or the new one, never half of either.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deployloop.atomic import write_atomic
 from deployloop.triage import IssueAction
 
 FILE_NAME = "outbox.json"
@@ -72,15 +71,5 @@ class Outbox:
         if not entries:
             self.path.unlink(missing_ok=True)
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"version": 1, "pending": [entry.to_dict() for entry in entries]}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".outbox-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(payload, handle, indent=1)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, json.dumps(payload, indent=1), mode=0o600)

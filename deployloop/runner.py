@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deployloop import process
+from deployloop.atomic import write_atomic
 from deployloop.config import PhaseConfig, SuiteConfig
 from deployloop.durations import format_duration
 from deployloop.errors import JUnitError
@@ -161,9 +162,7 @@ def _scrub_file(path: Path, redact: Callable[[str], str]) -> None:
         return
     clean = redact(text)
     if clean != text:
-        partial = path.with_name(f".{path.name}.tmp")
-        partial.write_text(clean, encoding="utf-8", errors="surrogateescape")
-        os.replace(partial, path)
+        write_atomic(path, clean, errors="surrogateescape")
 
 
 def _timeout(job: SuiteJob) -> tuple[float, bool]:

@@ -25,7 +25,6 @@ import http
 import itertools
 import json
 import logging
-import os
 import re
 import signal
 import sys
@@ -41,6 +40,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from deployloop.atomic import write_atomic
 
 AGENT_EVENTS = (
     "agent_started",
@@ -491,9 +492,7 @@ def _announce(simulator: Simulator, ready_file: Path | None) -> None:
     sys.stdout.write(urls + "\n")
     sys.stdout.flush()
     if ready_file is not None:
-        partial = ready_file.with_name(f".{ready_file.name}.{os.getpid()}.tmp")
-        partial.write_text(urls + "\n", encoding="utf-8")
-        os.replace(partial, ready_file)  # readers never see a half-written file
+        write_atomic(ready_file, urls + "\n")  # readers never see a half-written file
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from deployloop import config as config_module
+from deployloop.atomic import write_atomic
 from deployloop.config import Config
 from deployloop.console import Console
 from deployloop.errors import UsageError
@@ -39,7 +40,7 @@ def run(session: str | None, fmt: str, output: Path | None, config_path: Path | 
         console.show(Text(text.rstrip("\n")))  # Text: untrusted output is never read as markup
         return 0
     target = output or Path(data.directory) / "report.html"
-    console.line(str(report.write_atomic(target, text)))
+    console.line(str(write_atomic(target, text)))
     return 0
 
 

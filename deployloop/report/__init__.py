@@ -7,18 +7,17 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from deployloop.atomic import write_atomic
 from deployloop.report.data import build
 from deployloop.report.html import to_html
 from deployloop.report.markdown import to_markdown
 from deployloop.report.records import ReportData
 from deployloop.state import Store
 
-__all__ = ["ReportData", "build", "to_html", "to_markdown", "write_atomic", "write_reports"]
+__all__ = ["ReportData", "build", "to_html", "to_markdown", "write_reports"]
 
 
 def write_reports(store: Store, session_id: str, redact: Callable[[str], str] = str) -> list[Path]:
@@ -32,20 +31,3 @@ def write_reports(store: Store, session_id: str, redact: Callable[[str], str] = 
         write_atomic(directory / "report.md", redact(to_markdown(data))),
         write_atomic(directory / "report.html", redact(to_html(data))),
     ]
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Replace ``path`` in one step: a reader sees the old report or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)  # mkstemp makes it private; a report is for the team to read
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path

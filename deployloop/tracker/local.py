@@ -8,13 +8,12 @@ which fails rather than overwrite when two writers race.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from deployloop.atomic import temp_beside, write_atomic
 from deployloop.errors import TrackerError
 from deployloop.redact import Redactor
 from deployloop.tracker.base import Issue, by_fingerprint, marker_of
@@ -114,7 +113,7 @@ class LocalTracker:
         final = self.directory / f"{number:04d}-{_slug(title)}.md"
         if number in self._files():
             return False
-        tmp = _temp(self.directory, text)
+        tmp = temp_beside(final, text, mode=0o600)
         try:
             os.link(tmp, final)
         except FileExistsError:
@@ -161,20 +160,5 @@ def _slug(title: str) -> str:
     return words[:50].rstrip("-") or "issue"
 
 
-def _temp(directory: Path, text: str) -> str:
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".md")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return tmp
-
-
 def _write(path: Path, text: str) -> None:
-    tmp = _temp(path.parent, text)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, text, mode=0o600)
