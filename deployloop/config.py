@@ -174,11 +174,6 @@ class Config(_Model):
             raise ValueError("suite names repeat (they name the log files, so must be unique)")
         return self
 
-    @property
-    def base_dir(self) -> Path:
-        """Relative paths in the config (cwd, junit, logs) are relative to the working directory."""
-        return Path.cwd()
-
     def phase(self, name: str) -> PhaseConfig:
         for phase in self.phases:
             if phase.name == name:

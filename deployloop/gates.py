@@ -24,10 +24,6 @@ class PhaseResult:
     def passed(self) -> bool:
         return all(v.passed for v in self.verdicts)
 
-    @property
-    def failed_gates(self) -> list[Verdict]:
-        return [v for v in self.verdicts if not v.passed]
-
 
 def judge(
     phase: PhaseConfig,
