@@ -20,8 +20,8 @@ from deployloop.config import Config
 from deployloop.durations import next_occurrence, parse_clock, parse_duration
 from deployloop.errors import UsageError
 from deployloop.events import Journal, Reporter, Sink
-from deployloop.filing import IssueDesk
 from deployloop.gates import PhaseResult
+from deployloop.issues.desk import IssueDesk
 from deployloop.lock import InstanceLock, lock_path
 from deployloop.loop import IterationResult, Loop, LoopResult, Services, Session, Status
 from deployloop.models import Event, SuiteRun, Verdict

@@ -130,3 +130,18 @@ def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
         except re.error as exc:
             raise ValueError(f"bad fingerprint mask {pattern!r}: {exc}") from None
     return tuple(compiled)
+
+
+# Appended rather than at the top (another branch rewrites this module's head); move it up then.
+from deployloop.models import CaseResult  # noqa: E402
+
+
+def case_fingerprint(case: CaseResult, masks: Iterable[str] = ()) -> str:
+    """The cluster key of one broken test case, ``v1-<12 hex>``: the one way a case is keyed.
+
+    Summaries (``session.md``, ``results --json``, the report) and triage (the issue marker) all
+    key a case by this, so one root cause has one key everywhere. A case whose JUnit element
+    names no error type is keyed by its outcome (``failed``/``error``) instead. ``masks`` are the
+    user's extra regexes (``[issues] mask``); a bad one raises ValueError.
+    """
+    return fingerprint(case.error_type or case.outcome.value, case.message, masks)

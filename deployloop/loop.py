@@ -17,6 +17,7 @@ from deployloop.config import Config, PhaseConfig, ProbeConfig, SuiteConfig
 from deployloop.errors import TargetUnreachable
 from deployloop.events import Reporter
 from deployloop.gates import PhaseResult
+from deployloop.issues.records import IterationReport
 from deployloop.models import Outcome, ProbeResult, SuiteRun
 from deployloop.runner import INTERRUPTED, SuiteJob, progress_path
 from deployloop.state import Store
@@ -37,18 +38,6 @@ class LoopResult:
     status: Status
     iterations: int
     reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class IterationReport:
-    """What the tracker stage needs from one iteration."""
-
-    iteration: int
-    version: str | None
-    previous_version: str | None
-    phases: tuple[PhaseResult, ...]
-    dry_run: bool
-    resumed: bool = False  # the iteration a killed run left unfinished: its filing may be half done
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from deployloop.fingerprint import fingerprint
+from deployloop.fingerprint import case_fingerprint
 from deployloop.models import CaseResult, Outcome
 
 
@@ -92,7 +92,7 @@ def summarize(
             skips += 1
     clusters: dict[str, tuple[CaseResult, list[str]]] = {}
     for case in broken:
-        key = fingerprint(case.error_type, case.message, extra_masks)
+        key = case_fingerprint(case, extra_masks)
         clusters.setdefault(key, (case, []))[1].append(case.id)
     errors = sum(1 for case in broken if case.outcome is error)
     return Summary(

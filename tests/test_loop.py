@@ -10,7 +10,8 @@ from pathlib import Path
 from deployloop import plan
 from deployloop.config import Config
 from deployloop.events import Reporter
-from deployloop.loop import IterationReport, Loop, LoopResult, Services, Session, Status
+from deployloop.issues.records import IterationReport
+from deployloop.loop import Loop, LoopResult, Services, Session, Status
 from deployloop.models import CaseResult, Event, Outcome, ProbeResult, SuiteRun
 from deployloop.runner import INTERRUPTED, SuiteJob
 from deployloop.state import Store

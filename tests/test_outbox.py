@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 from deployloop.errors import TrackerError
-from deployloop.issuetext import marker
-from deployloop.outbox import Entry, Outbox
+from deployloop.issues.deliver import apply
+from deployloop.issues.local import LocalTracker
+from deployloop.issues.outbox import Entry, Outbox
+from deployloop.issues.records import ActionKind, IssueAction
+from deployloop.issues.tracker import Issue, marker
+from deployloop.issues.triage import assess
 from deployloop.redact import Redactor
 from deployloop.testing import cause_map, context, failing_run
-from deployloop.tracker import apply
-from deployloop.tracker.base import Issue
-from deployloop.tracker.local import LocalTracker
-from deployloop.triage import ActionKind, IssueAction, assess
 
 
 class FlakyTracker(LocalTracker):

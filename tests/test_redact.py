@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployloop.issuetext import marker
+from deployloop.issues.tracker import marker
 from deployloop.redact import MASK, Redactor, truncate_body
 
 GH_TOKEN = "ghp_" + "A1b2" * 9

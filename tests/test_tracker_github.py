@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 
 from deployloop.errors import TrackerError
-from deployloop.issuetext import marker
+from deployloop.issues.deliver import SyncResult, apply
+from deployloop.issues.github import GitHubTracker, RetryPolicy
+from deployloop.issues.outbox import Outbox
+from deployloop.issues.records import ClusterRecord, TriageContext
+from deployloop.issues.tracker import marker, marker_of
+from deployloop.issues.triage import assess, with_issue_numbers
 from deployloop.models import SuiteRun
-from deployloop.outbox import Outbox
 from deployloop.redact import Redactor
 from deployloop.testing import CAUSES, NOW, FakeClock, cause_map, context, failing_run
 from deployloop.testing.github_server import FakeGitHub, Fault, iter_bodies
-from deployloop.tracker import SyncResult, apply
-from deployloop.tracker.base import marker_of
-from deployloop.tracker.github import GitHubTracker, RetryPolicy
-from deployloop.triage import ClusterRecord, TriageContext, assess, with_issue_numbers
 
 
 @pytest.fixture

@@ -10,14 +10,16 @@ import pytest
 
 from deployloop.config import IssuesConfig
 from deployloop.errors import TrackerError
-from deployloop.issuetext import marker
+from deployloop.issues.deliver import SyncResult, apply
+from deployloop.issues.desk import make_tracker
+from deployloop.issues.local import LocalTracker
+from deployloop.issues.outbox import Outbox
+from deployloop.issues.records import ClusterRecord, TriageContext
+from deployloop.issues.tracker import marker
+from deployloop.issues.triage import assess, with_issue_numbers
 from deployloop.models import SuiteRun
-from deployloop.outbox import Outbox
 from deployloop.redact import Redactor
 from deployloop.testing import CAUSES, NOW, cause_map, context, failing_run
-from deployloop.tracker import SyncResult, apply, make_tracker
-from deployloop.tracker.local import LocalTracker
-from deployloop.triage import ClusterRecord, TriageContext, assess, with_issue_numbers
 
 
 @dataclass

@@ -9,10 +9,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from deployloop.config import IssuesConfig
-from deployloop.issuetext import BROKEN_ERROR, TITLE_LIMIT, PhaseInfo, marker
+from deployloop.issues.records import (
+    BROKEN_ERROR,
+    ClusterRecord,
+    IssueAction,
+    PhaseInfo,
+    TriageContext,
+)
+from deployloop.issues.text import TITLE_LIMIT
+from deployloop.issues.tracker import marker
+from deployloop.issues.triage import assess, with_issue_numbers
 from deployloop.models import SuiteRun
 from deployloop.testing import CAUSES, cause_map, failing_run
-from deployloop.triage import ClusterRecord, IssueAction, TriageContext, assess, with_issue_numbers
 
 NOW = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
 
@@ -318,7 +326,7 @@ def test_recurrence_of_a_fix_left_open_comments() -> None:
 
 def test_title_drops_the_module_path_of_the_exception() -> None:
     """Titles read 'ConnectionClosedError: …', not the exception's full module path."""
-    from deployloop.issuetext import _short_type
+    from deployloop.issues.text import _short_type
 
     assert _short_type("websockets.exceptions.ConnectionClosedError: 1011") == (
         "ConnectionClosedError: 1011"

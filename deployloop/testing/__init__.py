@@ -10,9 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deployloop.config import IssuesConfig
-from deployloop.issuetext import PhaseInfo
+from deployloop.issues.records import PhaseInfo, TriageContext
 from deployloop.models import CaseResult, Outcome, SuiteRun
-from deployloop.triage import TriageContext
 
 NOW = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
 

@@ -10,14 +10,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from deployloop.issues.deliver import apply
+from deployloop.issues.github import GitHubTracker
+from deployloop.issues.outbox import Outbox
+from deployloop.issues.records import ClusterRecord, TriageContext
+from deployloop.issues.triage import assess, with_issue_numbers
 from deployloop.models import SuiteRun
-from deployloop.outbox import Outbox
 from deployloop.redact import Redactor
 from deployloop.testing import CAUSES, cause_map, context, failing_run
 from deployloop.testing.github_server import FakeGitHub
-from deployloop.tracker import apply
-from deployloop.tracker.github import GitHubTracker
-from deployloop.triage import ClusterRecord, TriageContext, assess, with_issue_numbers
 
 GOALS = {"api_requests_first": ("<=", 15), "api_requests_repeat": ("<=", 6)}
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from deployloop import daemon, plan
 from deployloop.config import Config
 from deployloop.events import Journal, Reporter
-from deployloop.filing import IssueDesk
+from deployloop.issues.desk import IssueDesk
 from deployloop.loop import Loop, Services
 from deployloop.models import CaseResult, Event, Outcome, ProbeResult, SuiteRun
 from deployloop.runner import SuiteJob

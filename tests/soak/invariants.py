@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deployloop.events import read_journal
+from deployloop.issues.tracker import marker_of
+from deployloop.issues.triage import broken_fingerprint
 from deployloop.testing.github_server import FakeGitHub, Recorded, iter_bodies
-from deployloop.tracker.base import marker_of
-from deployloop.triage import broken_fingerprint
 from tests.soak.project import Project
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import sys
 def plant_mutant(name: str) -> None:
     """Break one promise on purpose (``--mutant``): the soak must then report a FAIL."""
     from deployloop import redact, runner
-    from deployloop.tracker import github
+    from deployloop.issues import github
 
     if name == "leak":  # nothing is redacted
         redact.Redactor.redact = lambda self, text: text  # type: ignore[method-assign]

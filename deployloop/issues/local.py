@@ -15,8 +15,8 @@ from pathlib import Path
 
 from deployloop.atomic import temp_beside, write_atomic
 from deployloop.errors import TrackerError
+from deployloop.issues.tracker import Issue, by_fingerprint, marker_of
 from deployloop.redact import Redactor
-from deployloop.tracker.base import Issue, by_fingerprint, marker_of
 
 _NAME = re.compile(r"^(\d{4,})-[a-z0-9-]*\.md$")
 _FIELD = re.compile(r"^- (\w+): (.*)$")

@@ -1,6 +1,6 @@
-"""Issue trackers, and ``apply``: deliver triage's actions, outbox first, never a duplicate.
+"""``apply``: deliver triage's actions to a tracker, outbox first, never a duplicate.
 
-Each iteration the loop calls ``apply(actions, tracker, outbox, redactor)``. Every title and body
+Each iteration the desk calls ``apply(actions, tracker, outbox, redactor)``. Every title and body
 is redacted and cut to GitHub's limits here, before it leaves. A create whose cluster already
 has an open issue (found by the hidden marker) is adopted, not filed again — that covers a
 restart that lost its state and a create whose answer was lost. The first write that fails after
@@ -14,22 +14,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from deployloop.errors import TrackerError
-from deployloop.issuetext import TITLE_LIMIT
-from deployloop.outbox import Entry, Outbox
+from deployloop.issues.outbox import Entry, Outbox
+from deployloop.issues.records import IssueAction
+from deployloop.issues.text import TITLE_LIMIT
+from deployloop.issues.tracker import MARKER, Issue, Tracker, TrackerRejected
 from deployloop.redact import Redactor, truncate_body
-from deployloop.tracker.base import MARKER, Issue, Tracker, TrackerRejected, make_tracker
-from deployloop.triage import IssueAction
-
-__all__ = [
-    "Done",
-    "Issue",
-    "SyncResult",
-    "Tracker",
-    "TrackerRejected",
-    "apply",
-    "describe",
-    "make_tracker",
-]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from deployloop.errors import TrackerError
+from deployloop.issues.tracker import Issue, TrackerRejected, by_fingerprint, marker_of
 from deployloop.redact import Redactor
-from deployloop.tracker.base import Issue, TrackerRejected, by_fingerprint, marker_of
 
 if TYPE_CHECKING:
     from github.Issue import Issue as GhIssue

@@ -9,39 +9,20 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from deployloop.config import PhaseConfig
-from deployloop.gates import PhaseResult
+from deployloop.issues.records import (
+    BROKEN_ERROR,
+    ClusterRecord,
+    Failing,
+    PhaseInfo,
+    TriageContext,
+)
+from deployloop.issues.tracker import marker
 
-if TYPE_CHECKING:
-    from deployloop.triage import ClusterRecord, Failing, TriageContext, _Candidate
-
-BROKEN_ERROR = "DeploymentBroken"
 TITLE_LIMIT = 256
 TEST_LIST_LIMIT = 50
 EXCERPT_LINES = 40
 EXCERPT_CHARS = 4000
-
-
-def marker(fp: str) -> str:
-    """The hidden line that ties an issue to its cluster: found again through the issues list."""
-    return f"<!-- deployloop:fingerprint={fp} -->"
-
-
-@dataclass(frozen=True, slots=True)
-class PhaseInfo:
-    """What an issue body says about the phase a cluster failed in."""
-
-    name: str
-    priority: str | None = None
-    verdicts: tuple[str, ...] = ()  # Verdict.describe() lines
-
-    @classmethod
-    def of(cls, config: PhaseConfig, result: PhaseResult | None = None) -> PhaseInfo:
-        verdicts = tuple(v.describe() for v in result.verdicts) if result else ()
-        return cls(config.name, config.priority, verdicts)
 
 
 def title_for(failing: Failing) -> str:
@@ -190,8 +171,8 @@ def reopen_text(prev: ClusterRecord, failing: Failing, ctx: TriageContext) -> st
     )
 
 
-def deferred_text(waiting: Sequence[_Candidate], cap: int) -> str:
-    lines = [f"- {c.record.title} (`{c.record.fingerprint}`)" for c in waiting]
+def deferred_text(waiting: Sequence[ClusterRecord], cap: int) -> str:
+    lines = [f"- {record.title} (`{record.fingerprint}`)" for record in waiting]
     return (
         f"{len(waiting)} more new failure clusters this iteration wait for an issue "
         f"(max_new_per_iteration = {cap}); they are filed in later iterations:\n\n"

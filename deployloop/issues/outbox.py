@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from deployloop.atomic import write_atomic
-from deployloop.triage import IssueAction
+from deployloop.issues.records import IssueAction
 
 FILE_NAME = "outbox.json"
 

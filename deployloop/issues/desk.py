@@ -11,15 +11,16 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from deployloop import process, triage
-from deployloop.config import Config
+from deployloop import process
+from deployloop.config import Config, IssuesConfig
 from deployloop.events import Reporter
-from deployloop.issuetext import PhaseInfo
-from deployloop.loop import IterationReport
-from deployloop.outbox import Outbox
+from deployloop.issues import triage
+from deployloop.issues.deliver import SyncResult, apply
+from deployloop.issues.outbox import Outbox
+from deployloop.issues.records import ClusterRecord, IterationReport, PhaseInfo, TriageContext
+from deployloop.issues.tracker import Tracker
 from deployloop.redact import Redactor
 from deployloop.state import Store
-from deployloop.tracker import SyncResult, Tracker, apply, make_tracker
 
 LOG_EXCERPT_BYTES = 3000
 
@@ -61,7 +62,7 @@ class IssueDesk:
 
     def __call__(self, report: IterationReport) -> None:
         previous = {
-            fp: triage.ClusterRecord.from_dict(data)
+            fp: ClusterRecord.from_dict(data)
             for fp, data in self.store.clusters(self.session_id).items()
         }
         runs = [run for phase in report.phases for run in phase.runs]
@@ -80,14 +81,14 @@ class IssueDesk:
         self._save(triage.with_issue_numbers(records, result.issue_numbers), report)
         self._tell(result)
 
-    def context(self, report: IterationReport) -> triage.TriageContext:
+    def context(self, report: IterationReport) -> TriageContext:
         phases = {p.name: p for p in self.config.phases}
         complete = frozenset(
             r.phase for r in report.phases if all(not run.harness_error for run in r.runs)
         )
         suites = {s.name: s for p in self.config.phases for s in p.suites}
         runs = [run for phase in report.phases for run in phase.runs]
-        return triage.TriageContext(
+        return TriageContext(
             iteration=report.iteration,
             version=report.version,
             previous_version=report.previous_version,
@@ -100,7 +101,7 @@ class IssueDesk:
             log_excerpts={run.suite: _tail(run.log_path) for run in runs if run.log_path},
         )
 
-    def _save(self, records: dict[str, triage.ClusterRecord], report: IterationReport) -> None:
+    def _save(self, records: dict[str, ClusterRecord], report: IterationReport) -> None:
         if report.dry_run:
             return  # a dry run decides, and leaves no trace that a later real run would trust
         self.store.save_clusters(self.session_id, {fp: r.to_dict() for fp, r in records.items()})
@@ -121,6 +122,34 @@ class IssueDesk:
             self.reporter.emit("deferred", titles=result.deferred)
         if result.queued:
             self.reporter.emit("outbox", queued=result.queued, error=result.error)
+
+
+def make_tracker(
+    issues: IssuesConfig,
+    logs_dir: str | Path,
+    redactor: Redactor,
+    stop: threading.Event | None = None,
+) -> Tracker:
+    """The tracker the config asks for: GitHub, or markdown files under <logs_dir>/issues."""
+    if issues.tracker == "github":
+        from deployloop.issues.github import GitHubTracker, RetryPolicy
+
+        # The config validator guarantees both.
+        assert issues.repo is not None
+        assert issues.token is not None
+        return GitHubTracker(
+            issues.repo,
+            issues.token,
+            issues.api_url or "https://api.github.com",
+            redactor,
+            list_label=issues.labels[0] if issues.labels else "deployloop",
+            min_interval=issues.write_interval,
+            policy=RetryPolicy(backoff=issues.retry_backoff, max_wait=issues.retry_max_wait),
+            stop=stop,
+        )
+    from deployloop.issues.local import LocalTracker
+
+    return LocalTracker(issues.dir or Path(logs_dir) / "issues", redactor)
 
 
 def _tail(path: str) -> str:

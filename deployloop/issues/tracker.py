@@ -4,18 +4,17 @@ close, reopen. The GitHub and local trackers share this shape and the marker for
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
-
-if TYPE_CHECKING:
-    from deployloop.config import IssuesConfig
-    from deployloop.redact import Redactor
+from typing import Literal, Protocol
 
 from deployloop.errors import TrackerError
 
 MARKER = re.compile(r"<!-- deployloop:fingerprint=(v1-[0-9a-f]{12}) -->")
+
+
+def marker(fp: str) -> str:
+    """The hidden line that ties an issue to its cluster: found again through the issues list."""
+    return f"<!-- deployloop:fingerprint={fp} -->"
 
 
 class TrackerRejected(TrackerError):
@@ -74,31 +73,3 @@ class Tracker(Protocol):
     def dispose(self) -> None:
         """Release connections; the tracker is not used afterwards."""
         ...
-
-
-def make_tracker(
-    issues: IssuesConfig,
-    logs_dir: str | Path,
-    redactor: Redactor,
-    stop: threading.Event | None = None,
-) -> Tracker:
-    """The tracker the config asks for: GitHub, or markdown files under <logs_dir>/issues."""
-    if issues.tracker == "github":
-        from deployloop.tracker.github import GitHubTracker, RetryPolicy
-
-        # The config validator guarantees both.
-        assert issues.repo is not None
-        assert issues.token is not None
-        return GitHubTracker(
-            issues.repo,
-            issues.token,
-            issues.api_url or "https://api.github.com",
-            redactor,
-            list_label=issues.labels[0] if issues.labels else "deployloop",
-            min_interval=issues.write_interval,
-            policy=RetryPolicy(backoff=issues.retry_backoff, max_wait=issues.retry_max_wait),
-            stop=stop,
-        )
-    from deployloop.tracker.local import LocalTracker
-
-    return LocalTracker(issues.dir or Path(logs_dir) / "issues", redactor)

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
 
-from deployloop.config import IssuesConfig
-from deployloop.fingerprint import fingerprint
-from deployloop.issuetext import (
+from deployloop.fingerprint import case_fingerprint
+from deployloop.issues.records import (
     BROKEN_ERROR,
-    PhaseInfo,
+    ActionKind,
+    ClusterRecord,
+    Failing,
+    IssueAction,
+    TriageContext,
+)
+from deployloop.issues.text import (
     deferred_text,
     first_line,
     fixed_text,
@@ -27,112 +31,6 @@ from deployloop.issuetext import (
     title_for,
 )
 from deployloop.models import CaseResult, Outcome, SuiteRun
-
-Status = Literal["open", "fixed", "flaky"]
-ActionKind = Literal["create", "comment", "close", "reopen", "defer"]
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterRecord:
-    """One root cause as remembered between iterations (JSON-safe through to_dict/from_dict)."""
-
-    fingerprint: str
-    title: str
-    message: str
-    error_type: str
-    phase: str
-    tests: tuple[str, ...]
-    first_seen_iteration: int
-    first_seen_version: str | None
-    last_seen_iteration: int
-    last_seen_version: str | None
-    status: Status = "open"
-    issue_number: int | None = None
-    closed_at: str | None = None  # ISO time the close was decided
-    fixed_in: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["tests"] = list(self.tests)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ClusterRecord:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        known["tests"] = tuple(known.get("tests", ()))
-        return cls(**known)
-
-
-@dataclass(frozen=True, slots=True)
-class IssueAction:
-    """One thing to tell the tracker. ``issue_number`` None: resolved by fingerprint on apply.
-
-    ``defer`` is bookkeeping only: a new cluster over max_new_per_iteration, filed later.
-    """
-
-    kind: ActionKind
-    fingerprint: str
-    title: str
-    body: str
-    labels: tuple[str, ...] = ()
-    issue_number: int | None = None
-    # create only: a closed issue with this fingerprint, closed within this many days, is
-    # reopened instead (history triage did not have, e.g. after its state was lost). None:
-    # the old issue is known and a new one is meant.
-    reopen_days: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["labels"] = list(self.labels)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> IssueAction:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        known["labels"] = tuple(known.get("labels", ()))
-        return cls(**known)
-
-
-@dataclass(frozen=True, slots=True)
-class TriageContext:
-    """Everything about this iteration that triage needs besides the runs."""
-
-    iteration: int
-    version: str | None
-    previous_version: str | None
-    issues: IssuesConfig
-    now: datetime
-    phases: Mapping[str, PhaseInfo] = field(default_factory=dict)
-    complete_phases: frozenset[str] = frozenset()  # phases whose every suite ran to the end
-    flaky: frozenset[str] = frozenset()  # test ids that failed, then passed on rerun
-    repro: Mapping[str, str] = field(default_factory=dict)  # suite → command
-    log_excerpts: Mapping[str, str] = field(default_factory=dict)  # suite → last lines
-
-
-@dataclass
-class Failing:
-    """One cluster as observed in this iteration."""
-
-    fingerprint: str
-    phase: str
-    error_type: str
-    message: str
-    details: str
-    cases: list[tuple[str, CaseResult]] = field(default_factory=list)  # (suite, case)
-    causes: tuple[tuple[str, int], ...] = ()  # broken deploy: (message, tests) per cause
-    phase_tests: int = 0
-
-    @property
-    def tests(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(case.id for _, case in self.cases))
-
-    @property
-    def suites(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(suite for suite, _ in self.cases))
-
-    @property
-    def broken_deploy(self) -> bool:
-        return self.error_type == BROKEN_ERROR
 
 
 @dataclass
@@ -180,9 +78,9 @@ def _cluster(
 ) -> list[Failing]:
     found: dict[str, Failing] = {}
     for suite, case in pairs:
-        error_type = case.error_type or case.outcome.value
-        fp = fingerprint(error_type, case.message, tuple(masks))
+        fp = case_fingerprint(case, masks)
         if fp not in found:
+            error_type = case.error_type or case.outcome.value
             found[fp] = Failing(fp, phase, error_type, case.message, case.details)
         found[fp].cases.append((suite, case))
     return list(found.values())
@@ -401,7 +299,8 @@ class _Plan:
         filed, waiting = ranked[:cap], ranked[cap:]
         out = [*self.updates, *(c.action for c in filed)]
         if filed and waiting:
-            out.append(replace(filed[0].action, kind="comment", body=deferred_text(waiting, cap)))
+            text = deferred_text([c.record for c in waiting], cap)
+            out.append(replace(filed[0].action, kind="comment", body=text))
         out.extend(replace(c.action, kind="defer", body="") for c in waiting)
         return out
 

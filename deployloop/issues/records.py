@@ -1,0 +1,151 @@
+"""The issue wing's plain data: what triage remembers, decides and reads; what the loop hands it.
+
+Frozen records cross the wing's stages (loop → desk → triage → text → deliver → tracker); the
+records that live between iterations (``ClusterRecord``) and in the outbox (``IssueAction``)
+round-trip through JSON with ``to_dict``/``from_dict``. Nothing here imports another module of
+the wing, so every stage can import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from deployloop.config import IssuesConfig, PhaseConfig
+from deployloop.gates import PhaseResult
+from deployloop.models import CaseResult
+
+Status = Literal["open", "fixed", "flaky"]
+ActionKind = Literal["create", "comment", "close", "reopen", "defer"]
+BROKEN_ERROR = "DeploymentBroken"  # the error type of one cluster standing for a broken deploy
+
+
+@dataclass(frozen=True, slots=True)
+class IterationReport:
+    """What the issue stage needs from one iteration: the one value the loop hands the wing."""
+
+    iteration: int
+    version: str | None
+    previous_version: str | None
+    phases: tuple[PhaseResult, ...]
+    dry_run: bool
+    resumed: bool = False  # the iteration a killed run left unfinished: its filing may be half done
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseInfo:
+    """What an issue body says about the phase a cluster failed in."""
+
+    name: str
+    priority: str | None = None
+    verdicts: tuple[str, ...] = ()  # Verdict.describe() lines
+
+    @classmethod
+    def of(cls, config: PhaseConfig, result: PhaseResult | None = None) -> PhaseInfo:
+        verdicts = tuple(v.describe() for v in result.verdicts) if result else ()
+        return cls(config.name, config.priority, verdicts)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRecord:
+    """One root cause as remembered between iterations (JSON-safe through to_dict/from_dict)."""
+
+    fingerprint: str
+    title: str
+    message: str
+    error_type: str
+    phase: str
+    tests: tuple[str, ...]
+    first_seen_iteration: int
+    first_seen_version: str | None
+    last_seen_iteration: int
+    last_seen_version: str | None
+    status: Status = "open"
+    issue_number: int | None = None
+    closed_at: str | None = None  # ISO time the close was decided
+    fixed_in: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tests"] = list(self.tests)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClusterRecord:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["tests"] = tuple(known.get("tests", ()))
+        return cls(**known)
+
+
+@dataclass(frozen=True, slots=True)
+class IssueAction:
+    """One thing to tell the tracker. ``issue_number`` None: resolved by fingerprint on apply.
+
+    ``defer`` is bookkeeping only: a new cluster over max_new_per_iteration, filed later.
+    """
+
+    kind: ActionKind
+    fingerprint: str
+    title: str
+    body: str
+    labels: tuple[str, ...] = ()
+    issue_number: int | None = None
+    # create only: a closed issue with this fingerprint, closed within this many days, is
+    # reopened instead (history triage did not have, e.g. after its state was lost). None:
+    # the old issue is known and a new one is meant.
+    reopen_days: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["labels"] = list(self.labels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IssueAction:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["labels"] = tuple(known.get("labels", ()))
+        return cls(**known)
+
+
+@dataclass(frozen=True, slots=True)
+class TriageContext:
+    """Everything about this iteration that triage needs besides the runs."""
+
+    iteration: int
+    version: str | None
+    previous_version: str | None
+    issues: IssuesConfig
+    now: datetime
+    phases: Mapping[str, PhaseInfo] = field(default_factory=dict)
+    complete_phases: frozenset[str] = frozenset()  # phases whose every suite ran to the end
+    flaky: frozenset[str] = frozenset()  # test ids that failed, then passed on rerun
+    repro: Mapping[str, str] = field(default_factory=dict)  # suite → command
+    log_excerpts: Mapping[str, str] = field(default_factory=dict)  # suite → last lines
+
+
+@dataclass
+class Failing:
+    """One cluster as observed in this iteration."""
+
+    fingerprint: str
+    phase: str
+    error_type: str
+    message: str
+    details: str
+    cases: list[tuple[str, CaseResult]] = field(default_factory=list)  # (suite, case)
+    causes: tuple[tuple[str, int], ...] = ()  # broken deploy: (message, tests) per cause
+    phase_tests: int = 0
+
+    @property
+    def tests(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(case.id for _, case in self.cases))
+
+    @property
+    def suites(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(suite for suite, _ in self.cases))
+
+    @property
+    def broken_deploy(self) -> bool:
+        return self.error_type == BROKEN_ERROR
