@@ -33,6 +33,8 @@ class Done:
 
 @dataclass
 class SyncResult:
+    """What one ``apply`` did: fingerprint → issue number per kind of write, and what waits."""
+
     created: dict[str, int] = field(default_factory=dict)
     adopted: dict[str, int] = field(default_factory=dict)  # create skipped: issue already there
     commented: dict[str, int] = field(default_factory=dict)

@@ -57,6 +57,7 @@ class IssueDesk:
         return self._tracker
 
     def close(self) -> None:
+        """Release the tracker's connections, if one was made."""
         if self._tracker is not None:
             self._tracker.dispose()
 
@@ -82,6 +83,7 @@ class IssueDesk:
         self._tell(result)
 
     def context(self, report: IterationReport) -> TriageContext:
+        """What triage needs of ``report`` besides its runs: phases, reruns, repro, log tails."""
         phases = {p.name: p for p in self.config.phases}
         complete = frozenset(
             r.phase for r in report.phases if all(not run.harness_error for run in r.runs)

@@ -24,6 +24,8 @@ _SLUG = re.compile(r"[^a-z0-9]+")
 
 
 class LocalTracker:
+    """The Tracker protocol over markdown files in ``directory`` (see the module docstring)."""
+
     name = "local"
 
     def __init__(self, directory: str | Path, redactor: Redactor | None = None) -> None:

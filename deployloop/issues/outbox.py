@@ -23,6 +23,8 @@ FILE_NAME = "outbox.json"
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """One queued write: the action, when it was first queued, attempts so far, last error."""
+
     action: IssueAction
     queued_at: float = field(default_factory=time.time)
     attempts: int = 1
@@ -49,6 +51,8 @@ class Entry:
 
 
 class Outbox:
+    """The queue in ``<state_dir>/outbox.json``; ``save`` raises OSError when the disk refuses."""
+
     def __init__(self, state_dir: str | Path) -> None:
         self.path = Path(state_dir) / FILE_NAME
 

@@ -50,6 +50,7 @@ def _short_type(line: str) -> str:
 
 
 def issue_body(failing: Failing, ctx: TriageContext, record: ClusterRecord, old: int | None) -> str:
+    """A new issue's markdown, ending in its marker; ``old``: the issue closed too long ago."""
     info = ctx.phases.get(failing.phase, PhaseInfo(failing.phase))
     parts = [_summary(failing, ctx, info, old), _facts(failing, ctx, info, record)]
     if info.verdicts:
@@ -137,6 +138,7 @@ def progress_text(
     joined: Sequence[str],
     new_version: bool,
 ) -> str:
+    """The comment on a cluster still failing: a new version, or tests that joined it."""
     count = len(failing.tests)
     if new_version:
         head = f"Still failing on `{ctx.version}` (was `{prev.last_seen_version}`): {count} tests."
@@ -152,6 +154,7 @@ def progress_text(
 
 
 def fixed_text(prev: ClusterRecord, ctx: TriageContext, closing: bool) -> str:
+    """The comment that closes (or, close_on_fix off, reports) a verified fix."""
     what = (
         f"phase `{prev.phase}` is no longer broken"
         if prev.error_type == BROKEN_ERROR
@@ -165,6 +168,7 @@ def fixed_text(prev: ClusterRecord, ctx: TriageContext, closing: bool) -> str:
 
 
 def reopen_text(prev: ClusterRecord, failing: Failing, ctx: TriageContext) -> str:
+    """The comment that reopens an issue failing again after its verified fix."""
     return (
         f"Failing again on `{ctx.version}` (iteration {ctx.iteration}) after it was verified "
         f"fixed in `{prev.fixed_in}`: {len(failing.tests)} tests.\n\n{list_tests(failing.tests)}"
@@ -172,6 +176,7 @@ def reopen_text(prev: ClusterRecord, failing: Failing, ctx: TriageContext) -> st
 
 
 def deferred_text(waiting: Sequence[ClusterRecord], cap: int) -> str:
+    """The comment listing new clusters held back by max_new_per_iteration (``cap``)."""
     lines = [f"- {record.title} (`{record.fingerprint}`)" for record in waiting]
     return (
         f"{len(waiting)} more new failure clusters this iteration wait for an issue "
@@ -181,6 +186,7 @@ def deferred_text(waiting: Sequence[ClusterRecord], cap: int) -> str:
 
 
 def list_tests(tests: Sequence[str], limit: int = TEST_LIST_LIMIT) -> str:
+    """A markdown list of the first ``limit`` test ids as inline code, then how many more."""
     lines = [f"- `{_inline(t)}`" for t in tests[:limit]]
     if len(tests) > limit:
         lines.append(f"- … and {len(tests) - limit} more")
@@ -213,6 +219,7 @@ def _backtick_runs(text: str) -> list[str]:
 
 
 def first_line(text: str) -> str:
+    """The first non-blank line of ``text``, stripped; "" when there is none."""
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 

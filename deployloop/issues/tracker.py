@@ -23,6 +23,8 @@ class TrackerRejected(TrackerError):
 
 @dataclass(frozen=True, slots=True)
 class Issue:
+    """One issue as a tracker lists it; ``closed_at`` is ISO 8601 text, None while open."""
+
     number: int
     title: str
     state: Literal["open", "closed"]
