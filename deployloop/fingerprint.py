@@ -131,7 +131,28 @@ VERSION_V2 = "v2"
 _K8S = "[bcdfghjklmnpqrstvwxz2456789]"  # the alphabet of k8s generateName suffixes
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
 _FS_ROOTS = "srv|home|builds|var|tmp|opt|usr|app|Users|private|mnt|workspace|github|root|data|run"
-_FILE_EXTS = frozenset("py js ts mjs cjs jsx tsx go java kt rb rs json xml yaml yml txt md".split())
+_FILE_EXTS = frozenset(
+    [
+        "py",
+        "js",
+        "ts",
+        "mjs",
+        "cjs",
+        "jsx",
+        "tsx",
+        "go",
+        "java",
+        "kt",
+        "rb",
+        "rs",
+        "json",
+        "xml",
+        "yaml",
+        "yml",
+        "txt",
+        "md",
+    ]
+)
 _Mask = tuple[re.Pattern[str], _Replacement, tuple[str, ...]]
 
 
@@ -166,7 +187,12 @@ _MASKS_V2: tuple[_Mask, ...] = tuple(
     (re.compile(pattern, flags), replacement, hints)
     for pattern, flags, replacement, hints in (
         (r"(\{|map\[)([^{}\[\]]*?(?:, | )[^{}\[\]]*?)(\}|\])", 0, _sort_items, ("{", "map[")),
-        (r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I, "<uuid>", ("-",)),
+        (
+            r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
+            re.I,
+            "<uuid>",
+            ("-",),
+        ),
         (r"[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", 0, "<email>", ("@",)),
         (r"\b((?:https?|wss?|ftp)://)[^\s/'\"<>]+", re.I, r"\1<host>", ("://",)),
         (
@@ -200,11 +226,17 @@ _MASKS_V2: tuple[_Mask, ...] = tuple(
             "<dur>",
             ("s",),
         ),
-        (r"(?<![\w'\"])(['\"])(?!<[a-z*]+>\1)[^\s'\"]{1,80}\1(?![\w'\"])", 0, r"\1<str>\1", ("'", '"')),
+        (
+            r"(?<![\w'\"])(['\"])(?!<[a-z*]+>\1)[^\s'\"]{1,80}\1(?![\w'\"])",
+            0,
+            r"\1<str>\1",
+            ("'", '"'),
+        ),
         (
             r"(?P<ctx>(?P<strict>\b(?:status(?:[ _]code)?|code|http|errno|signal|"
             r"exit(?:ed)?(?: with)?(?: status| code)?|closed with)[\s:=\[]*)"
-            r"|(?:\b(?:assert|expected|got|want|was|received|sent|to (?:be|equal))|==|!=|Response \[)"
+            r"|(?:\b(?:assert|expected|got|want|was|received|sent|to (?:be|equal))"
+            r"|==|!=|Response \[)"
             r"[\s:=<\[]*)?(?P<num>(?<![\w.<])\d+(?:\.\d+)?)",
             re.I,
             _keep_code,
@@ -246,8 +278,9 @@ def explain(case: CaseResult, extra_masks: Iterable[str] = ()) -> Explanation:
     choice = choose(case)
     own = _own_names(case.id, case.name, case.file or "", case.classname)
     line = normalize_v2(choice.line, tuple(extra_masks), own)
-    return Explanation(_digest_v2(choice.error_type, line), choice.error_type, line,
-                       choice.line, choice.rules)  # fmt: skip
+    return Explanation(
+        _digest_v2(choice.error_type, line), choice.error_type, line, choice.line, choice.rules
+    )
 
 
 @lru_cache(maxsize=8192)

@@ -90,7 +90,7 @@ def test_jest_matcher_line_takes_expected_and_received() -> None:
 
 
 def test_xdist_crash_masks_the_tests_own_id() -> None:
-    """"worker 'gwN' crashed while running '<own id>'": one print for every crashed test."""
+    """ "worker 'gwN' crashed while running '<own id>'": one print for every crashed test."""
 
     def crash(worker: str, name: str) -> CaseResult:
         node = f"tests/test_media.py::{name}"
@@ -119,7 +119,10 @@ def test_own_name_is_masked_unquoted() -> None:
         ("request 3f2a9c81-1b2c-4d5e-8f90-0123456789ab failed", "request <uuid> failed"),
         ("mail to qa+run4821@example.com lost", "mail to <email> lost"),
         ("host api-12.staging.acme.internal down", "host <host> down"),
-        ("GET https://api-3.acme.io:8443/api/orders failed", "GET https://<host>/api/orders failed"),
+        (
+            "GET https://api-3.acme.io:8443/api/orders failed",
+            "GET https://<host>/api/orders failed",
+        ),
         ("done in 1.23s and 450ms and 2m0s", "done in <dur> and <dur> and <dur>"),
         ("at 2025-03-01T02:00:00.123Z", "at <date>"),
         ("on Sat, 01 Mar 2025 02:00:00 GMT", "on <date>"),
@@ -127,7 +130,7 @@ def test_own_name_is_masked_unquoted() -> None:
         ("timeout (/srv/e2e/test/a.spec.js)", "timeout (<path>)"),
         ("wrote /home/runner/work/e2e/out.json", "wrote <path>"),
         ("invalid name 'Fancy.Feature'", "invalid name '<str>'"),
-        ("agent said \"no tools available\"", 'agent said "no tools available"'),
+        ('agent said "no tools available"', 'agent said "no tools available"'),
         ("peer 10.0.4.17:6379 refused", "peer <ip> refused"),
         ("object at 0x7f3a2b1c", "object at <hex>"),
         ("expected 3 items, got 5", "expected <n> items, got <n>"),
@@ -178,7 +181,9 @@ def test_bare_comparison_takes_the_exception_behind_it() -> None:
 
 def test_bare_comparison_without_exception_takes_its_source() -> None:
     """No exception anywhere: the assertion's source expression, not its evaluated values."""
-    details = ">       assert len(items) == 5\nE       assert 3 == 5\n\ntests/t.py:3: AssertionError"
+    details = (
+        ">       assert len(items) == 5\nE       assert 3 == 5\n\ntests/t.py:3: AssertionError"
+    )
     got = explain(failed("assert 3 == 5", details, "AssertionError"))
     assert got.rules == (Rule.MESSAGE, Rule.ASSERTION_SOURCE)
     assert got.line == "assert len(items) == <n>"
@@ -195,7 +200,7 @@ def test_empty_java_assertion_takes_the_logged_exception() -> None:
 
 
 def test_spring_wrapper_takes_the_innermost_caused_by() -> None:
-    """"Failed to load ApplicationContext" hides the cause: the last ``Caused by:`` decides."""
+    """ "Failed to load ApplicationContext" hides the cause: the last ``Caused by:`` decides."""
     body = (
         "java.lang.IllegalStateException: Failed to load ApplicationContext\n\tat a.B(B.java:1)\n"
         "Caused by: org.x.BeanCreationException: Error creating bean\n"

@@ -34,9 +34,12 @@ DOCS = ("alpha", "beta", "dark_mode", "search_v2", "exports", "sso")
 
 def uid() -> str:
     return "%08x-%04x-4%03x-%04x-%012x" % (  # noqa: UP031 - a uuid4's shape
-        rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12),
-        rng.getrandbits(16) | 0x8000 & 0xBFFF, rng.getrandbits(48),
-    )  # fmt: skip
+        rng.getrandbits(32),
+        rng.getrandbits(16),
+        rng.getrandbits(12),
+        rng.getrandbits(16) | 0x8000 & 0xBFFF,
+        rng.getrandbits(48),
+    )
 
 
 def hexid(n: int = 16) -> str:
@@ -83,7 +86,8 @@ def date() -> str:
     names = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
     return rng.choice(
         (
-            f"2025-{month:02d}-{day:02d}T{hour:02d}:{mins:02d}:{secs_:02d}.{rng.randint(0, 999):03d}Z",
+            f"2025-{month:02d}-{day:02d}T{hour:02d}:{mins:02d}:{secs_:02d}"
+            f".{rng.randint(0, 999):03d}Z",
             f"2025-{month:02d}-{day:02d} {hour:02d}:{mins:02d}:{secs_:02d}",
             f"Sat, {day:02d} {names[month - 1]} 2025 {hour:02d}:{mins:02d}:{secs_:02d} GMT",
             f"{month:02d}/{day:02d}/2025",
@@ -131,7 +135,9 @@ def attr(value: str) -> str:
     return quoteattr(value)
 
 
-def failure(body: str, message: str | None = None, kind: str | None = None, tag: str = "failure") -> str:
+def failure(
+    body: str, message: str | None = None, kind: str | None = None, tag: str = "failure"
+) -> str:
     attrs = "" if message is None else f" message={attr(message)}"
     attrs += "" if kind is None else f" type={attr(kind)}"
     return f"<{tag}{attrs}>{escape(body)}</{tag}>"
@@ -149,12 +155,17 @@ def names(prefix: str, words: str) -> list[str]:
 # pytest ---------------------------------------------------------------------------------------
 
 
-def pytest_failure(test: Test, message: str, e_lines: list[str], source: list[str],
-                   kind: str, after: str = "") -> str:  # fmt: skip
+def pytest_failure(
+    test: Test, message: str, e_lines: list[str], source: list[str], kind: str, after: str = ""
+) -> str:
     body = "\n".join(
-        [*source, *(f"E   {line}" if line else "E" for line in e_lines), "",
-         f"{test.file}:{rng.randint(10, 300)}: {kind}"]
-    )  # fmt: skip
+        [
+            *source,
+            *(f"E   {line}" if line else "E" for line in e_lines),
+            "",
+            f"{test.file}:{rng.randint(10, 300)}: {kind}",
+        ]
+    )
     return failure(body + ("\n" + after if after else ""), message)
 
 
@@ -167,7 +178,8 @@ def ws_closed(code: int, reason: str) -> Callable[[Test], str]:
         )
         chain = (
             "Traceback (most recent call last):\n"
-            f'  File "{root()}/.venv/lib/python3.12/site-packages/websockets/asyncio/connection.py",'
+            f'  File "{root()}/.venv/lib/python3.12/site-packages/websockets/asyncio/'
+            'connection.py",'
             " line 322, in recv\n    return await self.recv_messages.get(decode)\n"
             "websockets.exceptions.ConnectionClosedError: "
             f"received {code} ({reason}); then sent {code} ({reason})"
@@ -192,17 +204,30 @@ def click_oserror(test: Test) -> str:
     """A CLI helper raised OSError; the tests only see an exit code or an empty output."""
     out = f"{root()}/out/export-{hexid(6)}.json"
     shapes = [
-        (f"assert {rng.choice((1, 2))} == 0", ">       assert result.exit_code == 0",
-         [f"assert {rng.choice((1, 2))} == 0",
-          f" +  where 1 = <Result OSError(28, 'No space left on device')>.exit_code"]),
-        ("AssertionError: assert 'Exported' in ''", ">       assert 'Exported' in result.output",
-         ["AssertionError: assert 'Exported' in ''", " +  where '' = <Result OSError(28, "
-          "'No space left on device')>.output"]),
+        (
+            f"assert {rng.choice((1, 2))} == 0",
+            ">       assert result.exit_code == 0",
+            [
+                f"assert {rng.choice((1, 2))} == 0",
+                " +  where 1 = <Result OSError(28, 'No space left on device')>.exit_code",
+            ],
+        ),
+        (
+            "AssertionError: assert 'Exported' in ''",
+            ">       assert 'Exported' in result.output",
+            [
+                "AssertionError: assert 'Exported' in ''",
+                " +  where '' = <Result OSError(28, 'No space left on device')>.output",
+            ],
+        ),
         ("assert []", ">       assert written", ["assert []"]),
     ]
     message, source_line, e_lines = rng.choice(shapes)
-    source = ["    def %s(runner, tmp_path):" % test.name,
-              "        result = runner.invoke(cli, ['export', '--out', str(tmp_path)])", source_line]
+    source = [
+        f"    def {test.name}(runner, tmp_path):",
+        "        result = runner.invoke(cli, ['export', '--out', str(tmp_path)])",
+        source_line,
+    ]
     after = (
         "----------------------------- Captured log call -----------------------------\n"
         "ERROR    shop.export:export.py:88 export failed\n"
@@ -225,8 +250,10 @@ def http_status(path: str, status: int, phrase: str) -> Callable[[Test], str]:
             f"        response = api.get('{path}', headers={{'X-Request-Id': '{uid()}'}})",
             ">       assert response.status_code == 200",
         ]
-        e_lines = [f"assert {status} == 200",
-                   f" +  where {status} = <Response [{status} {phrase}]>.status_code"]
+        e_lines = [
+            f"assert {status} == 200",
+            f" +  where {status} = <Response [{status} {phrase}]>.status_code",
+        ]
         after = (
             "----------------------------- Captured stdout call -----------------------------\n"
             f"GET https://{host('api')}{path} -> {status} in {millis()} (trace {hexid(32)})"
@@ -254,16 +281,26 @@ def flags_dict(_test: Test) -> str:
 def chained_db(test: Test) -> str:
     role = f"e2e_{hexid(4)}"
     db = host("db")
-    inner = (f'connection to server at "{db}" ({ip()}), port 5432 failed: FATAL:  '
-             f'too many connections for role "{role}"')  # fmt: skip
+    inner = (
+        f'connection to server at "{db}" ({ip()}), port 5432 failed: FATAL:  '
+        f'too many connections for role "{role}"'
+    )
     message = f"sqlalchemy.exc.OperationalError: (psycopg2.OperationalError) {inner}"
     e_lines = [
-        "psycopg2.OperationalError: " + inner, "",
-        "The above exception was the direct cause of the following exception:", "",
-        message, "(Background on this error at: https://sqlalche.me/e/20/e3q8)",
+        "psycopg2.OperationalError: " + inner,
+        "",
+        "The above exception was the direct cause of the following exception:",
+        "",
+        message,
+        "(Background on this error at: https://sqlalche.me/e/20/e3q8)",
     ]
-    return pytest_failure(test, message, e_lines, [f"    def {test.name}(db):", ">       db.execute(q)"],
-                          "OperationalError")  # fmt: skip
+    return pytest_failure(
+        test,
+        message,
+        e_lines,
+        [f"    def {test.name}(db):", ">       db.execute(q)"],
+        "OperationalError",
+    )
 
 
 def xdist_crash(test: Test) -> str:
@@ -276,16 +313,20 @@ def xdist_crash(test: Test) -> str:
 def subprocess_exit(status: int) -> Callable[[Test], str]:
     def text(_test: Test) -> str:
         tenant = f"t-{rng.randint(1000, 9999)}"
-        return (f"Command '['{root()}/bin/seed', '--tenant', '{tenant}']' returned non-zero "
-                f"exit status {status}.")  # fmt: skip
+        return (
+            f"Command '['{root()}/bin/seed', '--tenant', '{tenant}']' returned non-zero "
+            f"exit status {status}."
+        )
 
     return simple_py("subprocess.CalledProcessError", text)
 
 
 def killed(signal: int, name: str) -> Callable[[Test], str]:
     def text(_test: Test) -> str:
-        return (f"renderer pid {rng.randint(2000, 60000)} died with signal {signal} ({name}) "
-                f"after {secs()}")  # fmt: skip
+        return (
+            f"renderer pid {rng.randint(2000, 60000)} died with signal {signal} ({name}) "
+            f"after {secs()}"
+        )
 
     return simple_py("Failed", text)
 
@@ -308,9 +349,11 @@ def jest_status(status: int, suite: str) -> Callable[[Test], str]:
 
 def jest_suite(reason: Callable[[Test], str]) -> Callable[[Test], str]:
     def render(test: Test) -> str:
-        return failure(f"Test suite failed to run\n\n    {reason(test)}\n\n"
-                       "      at Runtime._execModule (node_modules/jest-runtime/build/index.js:1439:24)",
-                       tag="error")  # fmt: skip
+        return failure(
+            f"Test suite failed to run\n\n    {reason(test)}\n\n"
+            "      at Runtime._execModule (node_modules/jest-runtime/build/index.js:1439:24)",
+            tag="error",
+        )
 
     return render
 
@@ -319,7 +362,7 @@ def jest_timeout(_test: Test) -> str:
     limit = rng.choice((5000, 10000, 15000))
     return failure(
         f'thrown: "Exceeded timeout of {limit} ms for a test.\n'
-        'Add a timeout value to this test to increase the timeout, if this is a long-running '
+        "Add a timeout value to this test to increase the timeout, if this is a long-running "
         'test. See https://jestjs.io/docs/api#testname-fn-timeout."\n'
         f"    at {root()}/tests/search.test.js:{rng.randint(3, 60)}:3"
     )
@@ -334,20 +377,31 @@ def mocha_timeout(test: Test) -> str:
         f"Timeout of {rng.choice((1000, 2000))}ms exceeded. For async tests and hooks, ensure "
         f'"done()" is called; if returning a Promise, ensure it resolves. ({spec})'
     )
-    return failure(f"Error: {text}\n    at listOnTimeout (node:internal/timers:581:17)\n"
-                   "    at process.processTimers (node:internal/timers:519:7)", text, "Error")  # fmt: skip
+    return failure(
+        f"Error: {text}\n    at listOnTimeout (node:internal/timers:581:17)\n"
+        "    at process.processTimers (node:internal/timers:519:7)",
+        text,
+        "Error",
+    )
 
 
 def mocha_redis(_test: Test) -> str:
     text = f"connect ECONNREFUSED {ip()}:6379"
-    return failure(f"Error: {text}\n    at TCPConnectWrap.afterConnect [as oncomplete] "
-                   "(node:net:1555:16)", text, "Error")  # fmt: skip
+    return failure(
+        f"Error: {text}\n    at TCPConnectWrap.afterConnect [as oncomplete] (node:net:1555:16)",
+        text,
+        "Error",
+    )
 
 
 def mocha_gateway(_test: Test) -> str:
     text = f"expected 502 to equal 200 (request {uid()})"
-    return failure(f"AssertionError: {text}\n    at Context.<anonymous> ({root()}/test/"
-                   f"orders.spec.js:{rng.randint(5, 80)}:31)", text, "AssertionError")  # fmt: skip
+    return failure(
+        f"AssertionError: {text}\n    at Context.<anonymous> ({root()}/test/"
+        f"orders.spec.js:{rng.randint(5, 80)}:31)",
+        text,
+        "AssertionError",
+    )
 
 
 # go-junit-report / gotestsum ------------------------------------------------------------------
@@ -362,26 +416,35 @@ def go_failure(test: Test, lines: list[str]) -> str:
 
 
 def go_status(test: Test) -> str:
-    return go_failure(test, [
-        f"POST https://{host('api')}/api/checkout: unexpected status 500 Internal Server Error "
-        f"(request id {hexid(24)})",
-    ])  # fmt: skip
+    return go_failure(
+        test,
+        [
+            f"POST https://{host('api')}/api/checkout: unexpected status 500 Internal Server Error "
+            f"(request id {hexid(24)})",
+        ],
+    )
 
 
 def go_pod(test: Test) -> str:
     wait = rng.choice(("2m0s", "90s", "3m30s"))
-    return go_failure(test, [
-        f"creating namespace {namespace('deploy')}",
-        f"timed out after {wait} waiting for pod {pod('web')} in namespace "
-        f"{namespace('deploy')} to be Ready: phase Pending (Unschedulable: 0/{rng.randint(3, 9)} "
-        "nodes are available: insufficient memory)",
-    ])  # fmt: skip
+    return go_failure(
+        test,
+        [
+            f"creating namespace {namespace('deploy')}",
+            f"timed out after {wait} waiting for pod {pod('web')} in namespace "
+            f"{namespace('deploy')} to be Ready: phase Pending (Unschedulable: "
+            f"0/{rng.randint(3, 9)} "
+            "nodes are available: insufficient memory)",
+        ],
+    )
 
 
 def go_map(test: Test) -> str:
     got = shuffled(["beta:true", "dark:false", "exports:true", "v2:true"])
     want = shuffled(["beta:true", "dark:true", "exports:true", "v2:true"])
-    return go_failure(test, [f"flags mismatch: got map[{' '.join(got)}] want map[{' '.join(want)}]"])
+    return go_failure(
+        test, [f"flags mismatch: got map[{' '.join(got)}] want map[{' '.join(want)}]"]
+    )
 
 
 def go_panic(test: Test) -> str:
@@ -404,20 +467,25 @@ def go_panic(test: Test) -> str:
 def java_connect(_test: Test) -> str:
     text = f"Connection refused: {host('api')}/{ip()}:8443"
     return failure(
-        f"java.net.ConnectException: {text}\n\tat java.base/sun.nio.ch.Net.pollConnect(Native Method)\n"
+        f"java.net.ConnectException: {text}\n"
+        "\tat java.base/sun.nio.ch.Net.pollConnect(Native Method)\n"
         "\tat com.acme.e2e.ApiClient.get(ApiClient.java:71)",
-        text, "java.net.ConnectException", tag="error",
-    )  # fmt: skip
+        text,
+        "java.net.ConnectException",
+        tag="error",
+    )
 
 
 def java_status(_test: Test) -> str:
     text = "expected: <200> but was: <503>"
     return failure(
         f"org.opentest4j.AssertionFailedError: {text}\n"
-        "\tat org.junit.jupiter.api.AssertionFailureBuilder.build(AssertionFailureBuilder.java:151)\n"
+        "\tat org.junit.jupiter.api.AssertionFailureBuilder.build("
+        "AssertionFailureBuilder.java:151)\n"
         f"\tat com.acme.e2e.SearchIT.search(SearchIT.java:{rng.randint(20, 99)})",
-        text, "org.opentest4j.AssertionFailedError",
-    )  # fmt: skip
+        text,
+        "org.opentest4j.AssertionFailedError",
+    )
 
 
 def java_context(root_cause: Callable[[], str]) -> Callable[[Test], str]:
@@ -429,10 +497,13 @@ def java_context(root_cause: Callable[[], str]) -> Callable[[Test], str]:
             ".loadContext(DefaultCacheAwareContextLoaderDelegate.java:180)\n"
             "Caused by: org.springframework.beans.factory.BeanCreationException: Error creating "
             f"bean with name 'dataSource' defined in class path resource [{root()}/app.xml]\n"
-            f"\tat org.springframework.beans.factory.support.AbstractBeanFactory.getBean(X.java:1)\n"
+            "\tat org.springframework.beans.factory.support.AbstractBeanFactory"
+            ".getBean(X.java:1)\n"
             f"Caused by: {root_cause()}\n\t... 42 more",
-            text, "java.lang.IllegalStateException", tag="error",
-        )  # fmt: skip
+            text,
+            "java.lang.IllegalStateException",
+            tag="error",
+        )
 
     return render
 
@@ -445,8 +516,9 @@ def java_empty_assert(_test: Test) -> str:
         "------- Stdout: -------\n"
         f"{date()} WARN  reservation {uid()} rejected: InventoryLockTimeoutException: lock on "
         f"sku-{rng.randint(100, 999)} held by {host('worker')} for {secs()}",
-        None, "java.lang.AssertionError",
-    )  # fmt: skip
+        None,
+        "java.lang.AssertionError",
+    )
 
 
 # Playwright <= 1.58 -----------------------------------------------------------------------------
@@ -464,8 +536,9 @@ def pw_status(test: Test) -> str:
         "    Expected: 200\n    Received: 500\n\n"
         f"    > 3 |   expect((await request.get('/api/agents/{uid()}')).status()).toBe(200);\n"
         f"        at {root()}/tests/{test.classname}:{rng.randint(2, 40)}:55\n",
-        message, "FAILURE",
-    )  # fmt: skip
+        message,
+        "FAILURE",
+    )
 
 
 def pw_click(test: Test) -> str:
@@ -474,8 +547,9 @@ def pw_click(test: Test) -> str:
         f"{head}\n\n    Error: locator.click: Timeout {rng.choice((15000, 30000))}ms exceeded.\n"
         "    Call log:\n      - waiting for getByRole('button', { name: 'Sign in' })\n\n"
         f"        at {root()}/tests/{test.classname}:{rng.randint(2, 40)}:20\n",
-        message, "FAILURE",
-    )  # fmt: skip
+        message,
+        "FAILURE",
+    )
 
 
 def pw_text(test: Test) -> str:
@@ -485,8 +559,9 @@ def pw_text(test: Test) -> str:
         "expect(locator).toHaveText(expected)\n\n"
         f'    Expected string: "Welcome, {email()}"\n    Received string: "Something went wrong"\n'
         f"    Call log:\n      - expect.toHaveText with timeout {rng.choice((5000, 10000))}ms\n",
-        message, "FAILURE",
-    )  # fmt: skip
+        message,
+        "FAILURE",
+    )
 
 
 # --- the causes ---------------------------------------------------------------------------------
@@ -517,97 +592,296 @@ def quoted(kind: str, template: str, values: list[str]) -> Callable[[Test], str]
 
 
 CAUSES: tuple[Cause, ...] = (
-    Cause("ws-close-1011", "pytest", py_tests("test_stream", names("test_stream_", "chat tools "
-          "plan files search memory agents logs metrics cancel resume handoff")),
-          ws_closed(1011, "internal error")),  # fmt: skip
-    Cause("ws-close-1006", "pytest", py_tests("test_presence", names("test_presence_", "join "
-          "leave typing idle away")), ws_closed(1006, "abnormal closure"), (2, 3)),  # fmt: skip
-    Cause("export-disk-full", "pytest", py_tests("test_export", names("test_export_", "csv json "
-          "xlsx parquet pdf zip gzip empty unicode large split")), click_oserror),  # fmt: skip
-    Cause("orders-500", "pytest", py_tests("test_orders", names("test_orders_", "list get "
-          "create cancel refund")), http_status("/api/orders", 500, "Internal Server Error")),  # fmt: skip
-    Cause("billing-404", "pytest", py_tests("test_billing", names("test_billing_", "invoices "
-          "plans usage")), http_status("/api/billing", 404, "Not Found")),  # fmt: skip
-    Cause("crashloop", "pytest", py_tests("test_rollout", names("test_rollout_", "web worker "
-          "cron")), simple_py("RuntimeError", lambda _t: f"pod {pod('web')} in namespace "
-          f"{namespace('checkout')} is CrashLoopBackOff (restarts: {rng.randint(3, 9)}, last "
-          f"exit code 137)")),  # fmt: skip
-    Cause("flags-drift", "pytest", py_tests("test_flags", names("test_flags_", "home cart "
-          "search")), simple_py("AssertionError", flags_dict)),  # fmt: skip
-    Cause("agent-timeout", "pytest", py_tests("test_agents", names("test_agent_", "completes "
-          "streams retries cancels")), simple_py("TimeoutError", lambda _t: "agent_completed "
-          f"not received within {rng.choice((30, 60))}.0s (waited {secs()}, last event at "
-          f"{date()})")),  # fmt: skip
-    Cause("invite-mail", "pytest", py_tests("test_invites", names("test_invite_", "owner admin "
-          "viewer")), simple_py("AssertionError", lambda _t: f"invitation for {email()} was not "
-          f"delivered to {host('smtp')} within {millis()}")),  # fmt: skip
-    Cause("report-missing", "pytest", py_tests("test_reports", names("test_report_", "daily "
-          "weekly monthly")), simple_py("AssertionError", lambda _t: f"report for {date()} "
-          f"missing (generated {date()})")),  # fmt: skip
-    Cause("db-connections", "pytest", py_tests("test_accounts", names("test_account_", "signup "
-          "login delete export")), chained_db),  # fmt: skip
-    Cause("xdist-crash", "pytest", py_tests("test_media", names("test_", "thumbnail_upload "
-          "avatar_upload banner_upload")), xdist_crash),  # fmt: skip
-    Cause("feature-name", "pytest", py_tests("test_features", names("test_feature_", "toggle "
-          "rename list")), quoted("ValueError", "invalid feature name {!r}",
-          ["Fancy.Feature", "dark-mode", "Search.V2", "beta_exports"])),  # fmt: skip
-    Cause("distribution-missing", "pytest", py_tests("test_plugins", names("test_plugin_",
-          "load scan")), quoted("pkg_resources.DistributionNotFound", "The {!r} distribution was "
-          "not found and is required by the application", ["zope.interface", "acme-sdk",
-          "shop.plugins"])),  # fmt: skip
-    Cause("seed-exit-3", "pytest", py_tests("test_seed", names("test_seed_", "tenants users")),
-          subprocess_exit(3)),  # fmt: skip
-    Cause("seed-exit-2", "pytest", py_tests("test_seed_cli", names("test_seed_cli_", "flags")),
-          subprocess_exit(2), (1,)),  # fmt: skip
-    Cause("renderer-sigkill", "pytest", py_tests("test_render", names("test_render_", "invoice "
-          "label receipt")), killed(9, "SIGKILL")),  # fmt: skip
-    Cause("renderer-sigsegv", "pytest", py_tests("test_render_pdf", names("test_pdf_", "a4 "
-          "letter")), killed(11, "SIGSEGV"), (3,)),  # fmt: skip
-    Cause("agents-500", "jest", jest_tests("agents", "list agents,start agent,stop agent"),
-          jest_status(500, "agents")),  # fmt: skip
-    Cause("jest-billing-404", "jest", jest_tests("billing", "list invoices,list plans"),
-          jest_status(404, "billing")),  # fmt: skip
-    Cause("jest-syntax-error", "jest", (Test("Test suite failed to run", "src/checkout.e2e.ts"),
-          Test("Test suite failed to run", "src/cart.e2e.ts")),
-          jest_suite(lambda _t: f"SyntaxError: {root()}/src/lib/api-client.ts: Unexpected token "
-          f"(14:{rng.randint(2, 9)})")),  # fmt: skip
-    Cause("jest-missing-module", "jest", (Test("Test suite failed to run", "src/search.e2e.ts"),
-          Test("Test suite failed to run", "src/suggest.e2e.ts")),
-          jest_suite(lambda t: f"Cannot find module '@shop/search-client' from '{t.name}'")),  # fmt: skip
-    Cause("jest-search-timeout", "jest", jest_tests("search", "finds shoes,finds hats,ranks "
-          "results,paginates"), jest_timeout),  # fmt: skip
-    Cause("mocha-slow", "mocha", mocha_tests("reports", "answers within 1 s,exports within 1 s,"
-          "lists within 1 s,filters within 1 s,sorts within 1 s,pages within 1 s"),
-          mocha_timeout),  # fmt: skip
-    Cause("mocha-redis-down", "mocha", mocha_tests("sessions", "stores session,renews session,"
-          "drops session"), mocha_redis),  # fmt: skip
-    Cause("mocha-gateway-502", "mocha", mocha_tests("orders", "places order,tracks order"),
-          mocha_gateway, (1, 2)),  # fmt: skip
-    Cause("go-checkout-500", "go", go_tests("checkout", "checkout_test.go", "TestCheckoutGuest "
-          "TestCheckoutMember TestCheckoutCoupon TestCheckoutGiftCard"), go_status),  # fmt: skip
-    Cause("go-pod-pending", "go", go_tests("deploy", "deploy_test.go", "TestDeployWeb "
-          "TestDeployWorker TestDeployCron"), go_pod),  # fmt: skip
-    Cause("go-flags-map", "go", go_tests("flags", "flags_test.go", "TestFlagsDefault "
-          "TestFlagsTenant"), go_map),  # fmt: skip
+    Cause(
+        "ws-close-1011",
+        "pytest",
+        py_tests(
+            "test_stream",
+            names(
+                "test_stream_",
+                "chat tools plan files search memory agents logs metrics cancel resume handoff",
+            ),
+        ),
+        ws_closed(1011, "internal error"),
+    ),
+    Cause(
+        "ws-close-1006",
+        "pytest",
+        py_tests("test_presence", names("test_presence_", "join leave typing idle away")),
+        ws_closed(1006, "abnormal closure"),
+        (2, 3),
+    ),
+    Cause(
+        "export-disk-full",
+        "pytest",
+        py_tests(
+            "test_export",
+            names("test_export_", "csv json xlsx parquet pdf zip gzip empty unicode large split"),
+        ),
+        click_oserror,
+    ),
+    Cause(
+        "orders-500",
+        "pytest",
+        py_tests("test_orders", names("test_orders_", "list get create cancel refund")),
+        http_status("/api/orders", 500, "Internal Server Error"),
+    ),
+    Cause(
+        "billing-404",
+        "pytest",
+        py_tests("test_billing", names("test_billing_", "invoices plans usage")),
+        http_status("/api/billing", 404, "Not Found"),
+    ),
+    Cause(
+        "crashloop",
+        "pytest",
+        py_tests("test_rollout", names("test_rollout_", "web worker cron")),
+        simple_py(
+            "RuntimeError",
+            lambda _t: (
+                f"pod {pod('web')} in namespace "
+                f"{namespace('checkout')} is CrashLoopBackOff (restarts: {rng.randint(3, 9)}, last "
+                f"exit code 137)"
+            ),
+        ),
+    ),
+    Cause(
+        "flags-drift",
+        "pytest",
+        py_tests("test_flags", names("test_flags_", "home cart search")),
+        simple_py("AssertionError", flags_dict),
+    ),
+    Cause(
+        "agent-timeout",
+        "pytest",
+        py_tests("test_agents", names("test_agent_", "completes streams retries cancels")),
+        simple_py(
+            "TimeoutError",
+            lambda _t: (
+                "agent_completed "
+                f"not received within {rng.choice((30, 60))}.0s (waited {secs()}, last event at "
+                f"{date()})"
+            ),
+        ),
+    ),
+    Cause(
+        "invite-mail",
+        "pytest",
+        py_tests("test_invites", names("test_invite_", "owner admin viewer")),
+        simple_py(
+            "AssertionError",
+            lambda _t: (
+                f"invitation for {email()} was not delivered to {host('smtp')} within {millis()}"
+            ),
+        ),
+    ),
+    Cause(
+        "report-missing",
+        "pytest",
+        py_tests("test_reports", names("test_report_", "daily weekly monthly")),
+        simple_py("AssertionError", lambda _t: f"report for {date()} missing (generated {date()})"),
+    ),
+    Cause(
+        "db-connections",
+        "pytest",
+        py_tests("test_accounts", names("test_account_", "signup login delete export")),
+        chained_db,
+    ),
+    Cause(
+        "xdist-crash",
+        "pytest",
+        py_tests("test_media", names("test_", "thumbnail_upload avatar_upload banner_upload")),
+        xdist_crash,
+    ),
+    Cause(
+        "feature-name",
+        "pytest",
+        py_tests("test_features", names("test_feature_", "toggle rename list")),
+        quoted(
+            "ValueError",
+            "invalid feature name {!r}",
+            ["Fancy.Feature", "dark-mode", "Search.V2", "beta_exports"],
+        ),
+    ),
+    Cause(
+        "distribution-missing",
+        "pytest",
+        py_tests("test_plugins", names("test_plugin_", "load scan")),
+        quoted(
+            "pkg_resources.DistributionNotFound",
+            "The {!r} distribution was not found and is required by the application",
+            ["zope.interface", "acme-sdk", "shop.plugins"],
+        ),
+    ),
+    Cause(
+        "seed-exit-3",
+        "pytest",
+        py_tests("test_seed", names("test_seed_", "tenants users")),
+        subprocess_exit(3),
+    ),
+    Cause(
+        "seed-exit-2",
+        "pytest",
+        py_tests("test_seed_cli", names("test_seed_cli_", "flags")),
+        subprocess_exit(2),
+        (1,),
+    ),
+    Cause(
+        "renderer-sigkill",
+        "pytest",
+        py_tests("test_render", names("test_render_", "invoice label receipt")),
+        killed(9, "SIGKILL"),
+    ),
+    Cause(
+        "renderer-sigsegv",
+        "pytest",
+        py_tests("test_render_pdf", names("test_pdf_", "a4 letter")),
+        killed(11, "SIGSEGV"),
+        (3,),
+    ),
+    Cause(
+        "agents-500",
+        "jest",
+        jest_tests("agents", "list agents,start agent,stop agent"),
+        jest_status(500, "agents"),
+    ),
+    Cause(
+        "jest-billing-404",
+        "jest",
+        jest_tests("billing", "list invoices,list plans"),
+        jest_status(404, "billing"),
+    ),
+    Cause(
+        "jest-syntax-error",
+        "jest",
+        (
+            Test("Test suite failed to run", "src/checkout.e2e.ts"),
+            Test("Test suite failed to run", "src/cart.e2e.ts"),
+        ),
+        jest_suite(
+            lambda _t: (
+                f"SyntaxError: {root()}/src/lib/api-client.ts: Unexpected token "
+                f"(14:{rng.randint(2, 9)})"
+            )
+        ),
+    ),
+    Cause(
+        "jest-missing-module",
+        "jest",
+        (
+            Test("Test suite failed to run", "src/search.e2e.ts"),
+            Test("Test suite failed to run", "src/suggest.e2e.ts"),
+        ),
+        jest_suite(lambda t: f"Cannot find module '@shop/search-client' from '{t.name}'"),
+    ),
+    Cause(
+        "jest-search-timeout",
+        "jest",
+        jest_tests("search", "finds shoes,finds hats,ranks results,paginates"),
+        jest_timeout,
+    ),
+    Cause(
+        "mocha-slow",
+        "mocha",
+        mocha_tests(
+            "reports",
+            "answers within 1 s,exports within 1 s,"
+            "lists within 1 s,filters within 1 s,sorts within 1 s,pages within 1 s",
+        ),
+        mocha_timeout,
+    ),
+    Cause(
+        "mocha-redis-down",
+        "mocha",
+        mocha_tests("sessions", "stores session,renews session,drops session"),
+        mocha_redis,
+    ),
+    Cause(
+        "mocha-gateway-502",
+        "mocha",
+        mocha_tests("orders", "places order,tracks order"),
+        mocha_gateway,
+        (1, 2),
+    ),
+    Cause(
+        "go-checkout-500",
+        "go",
+        go_tests(
+            "checkout",
+            "checkout_test.go",
+            "TestCheckoutGuest TestCheckoutMember TestCheckoutCoupon TestCheckoutGiftCard",
+        ),
+        go_status,
+    ),
+    Cause(
+        "go-pod-pending",
+        "go",
+        go_tests("deploy", "deploy_test.go", "TestDeployWeb TestDeployWorker TestDeployCron"),
+        go_pod,
+    ),
+    Cause(
+        "go-flags-map",
+        "go",
+        go_tests("flags", "flags_test.go", "TestFlagsDefault TestFlagsTenant"),
+        go_map,
+    ),
     Cause("go-nil-panic", "go", go_tests("cart", "cart_test.go", "TestCartAdd"), go_panic),
-    Cause("java-connect", "surefire", java_tests("OrdersIT", "listsOrders createsOrder "
-          "cancelsOrder refundsOrder"), java_connect),  # fmt: skip
-    Cause("java-search-503", "surefire", java_tests("SearchIT", "search suggest facets"),
-          java_status),  # fmt: skip
-    Cause("java-context-db", "surefire", java_tests("AccountsIT", "opens closes"),
-          java_context(lambda: "org.postgresql.util.PSQLException: FATAL: password "
-          f"authentication failed for user \"e2e_{hexid(4)}\"")),  # fmt: skip
-    Cause("java-context-redis", "surefire", java_tests("SessionsIT", "starts ends"),
-          java_context(lambda: "io.lettuce.core.RedisConnectionException: Unable to connect "
-          f"to {host('redis')}:6379"), (2, 3)),  # fmt: skip
-    Cause("java-inventory-lock", "surefire", java_tests("InventoryIT", "stockIsReserved "
-          "stockIsReleased"), java_empty_assert),  # fmt: skip
-    Cause("agents-500", "playwright", pw_tests("agents.spec.js", "list agents,start agent,"
-          "stop agent,rename agent"), pw_status),  # fmt: skip
-    Cause("pw-login-button", "playwright", pw_tests("login.spec.js", "signs in,signs in with "
-          "sso,remembers me"), pw_click),  # fmt: skip
-    Cause("pw-welcome-text", "playwright", pw_tests("profile.spec.js", "greets user,greets "
-          "admin"), pw_text),  # fmt: skip
+    Cause(
+        "java-connect",
+        "surefire",
+        java_tests("OrdersIT", "listsOrders createsOrder cancelsOrder refundsOrder"),
+        java_connect,
+    ),
+    Cause(
+        "java-search-503", "surefire", java_tests("SearchIT", "search suggest facets"), java_status
+    ),
+    Cause(
+        "java-context-db",
+        "surefire",
+        java_tests("AccountsIT", "opens closes"),
+        java_context(
+            lambda: (
+                "org.postgresql.util.PSQLException: FATAL: password "
+                f'authentication failed for user "e2e_{hexid(4)}"'
+            )
+        ),
+    ),
+    Cause(
+        "java-context-redis",
+        "surefire",
+        java_tests("SessionsIT", "starts ends"),
+        java_context(
+            lambda: (
+                "io.lettuce.core.RedisConnectionException: Unable to connect "
+                f"to {host('redis')}:6379"
+            )
+        ),
+        (2, 3),
+    ),
+    Cause(
+        "java-inventory-lock",
+        "surefire",
+        java_tests("InventoryIT", "stockIsReserved stockIsReleased"),
+        java_empty_assert,
+    ),
+    Cause(
+        "agents-500",
+        "playwright",
+        pw_tests("agents.spec.js", "list agents,start agent,stop agent,rename agent"),
+        pw_status,
+    ),
+    Cause(
+        "pw-login-button",
+        "playwright",
+        pw_tests("login.spec.js", "signs in,signs in with sso,remembers me"),
+        pw_click,
+    ),
+    Cause(
+        "pw-welcome-text",
+        "playwright",
+        pw_tests("profile.spec.js", "greets user,greets admin"),
+        pw_text,
+    ),
 )
 PASSING = 3  # passing testcases per file: real files are mostly green
 
@@ -620,23 +894,26 @@ def suite_xml(runner: str, night: int) -> str:
         for test in cause.tests:
             file = f' file="{test.file}"' if test.file and runner == "pytest" else ""
             cases.append(
-                f'    <testcase classname={attr(test.classname)} name={attr(test.name)}{file} '
+                f"    <testcase classname={attr(test.classname)} name={attr(test.name)}{file} "
                 f'time="{rng.uniform(0.01, 30):.3f}">\n      {cause.render(test)}\n    </testcase>'
             )
     for n in range(PASSING):
         cases.append(f'    <testcase classname="{runner}.green" name="passes_{n}" time="0.01"/>')
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites>\n'
-        f'  <testsuite name="{runner}" tests="{len(cases)}">\n' + "\n".join(cases) +
-        "\n  </testsuite>\n</testsuites>\n"
-    )  # fmt: skip
+        f'  <testsuite name="{runner}" tests="{len(cases)}">\n'
+        + "\n".join(cases)
+        + "\n  </testsuite>\n</testsuites>\n"
+    )
 
 
 def labels() -> dict[str, str]:
     out: dict[str, str] = {}
     for cause in CAUSES:
         for test in cause.tests:
-            key = case_id(test.classname, test.name, test.file if cause.runner == "pytest" else None)
+            key = case_id(
+                test.classname, test.name, test.file if cause.runner == "pytest" else None
+            )
             if key in out:
                 raise ValueError(f"test id {key!r} labeled twice")
             out[key] = cause.label
