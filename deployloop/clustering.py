@@ -95,7 +95,7 @@ def _nearest(line: str, leaders: list[str]) -> int | None:
 def _apply_rules(
     leader_of: dict[str, str], rules: Iterable[Sequence[str]], rank: Mapping[str, int]
 ) -> None:
-    """Join the clusters a user's rule names: all go to the rule's first seen fingerprint."""
+    """Join the clusters a user's rule names: all go to the most frequent of them."""
     for rule in rules:
         heads = [leader_of[fp] for fp in rule if fp in leader_of]
         if len(heads) < 2:
