@@ -12,7 +12,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import lru_cache
+
+from deployloop.errorline import Rule, choose
+from deployloop.models import CaseResult
 
 VERSION = "v1"
 
@@ -115,6 +119,203 @@ def first_meaningful_line(message: str) -> str:
         if cleaned and any(ch.isalnum() for ch in cleaned):
             return cleaned
     return ""
+
+
+# --- v2 --------------------------------------------------------------------------------------
+# v2 masks what v1 could not (learned from Sentry's grouping parameterization, LUCI Analysis'
+# failure-reason algorithm and the Kubernetes triage normalizer; written anew): the test's own
+# identity, emails, URLs' hosts, numbered host names, k8s generated names, dates in several
+# formats, durations, absolute paths anywhere, quoted single-token values, and dict/set/map
+# orderings. It keeps what v1 ate: HTTP status, WebSocket close, signal, errno and exit codes.
+VERSION_V2 = "v2"
+_K8S = "[bcdfghjklmnpqrstvwxz2456789]"  # the alphabet of k8s generateName suffixes
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
+_FS_ROOTS = "srv|home|builds|var|tmp|opt|usr|app|Users|private|mnt|workspace|github|root|data|run"
+_FILE_EXTS = frozenset(
+    [
+        "py",
+        "js",
+        "ts",
+        "mjs",
+        "cjs",
+        "jsx",
+        "tsx",
+        "go",
+        "java",
+        "kt",
+        "rb",
+        "rs",
+        "json",
+        "xml",
+        "yaml",
+        "yml",
+        "txt",
+        "md",
+    ]
+)
+_Mask = tuple[re.Pattern[str], _Replacement, tuple[str, ...]]
+
+
+def _sort_items(match: re.Match[str]) -> str:
+    """``{b, a}`` → ``{a, b}``: a printed set, dict or Go map in a stable order."""
+    opener, body, closer = match.group(1), match.group(2), match.group(3)
+    sep = " " if opener == "map[" else ", "
+    return opener + sep.join(sorted(body.split(sep))) + closer
+
+
+def _mask_host(match: re.Match[str]) -> str:
+    """A dotted name with a numbered label is a host, unless it is a file name."""
+    name = match.group()
+    labels = name.split(".")
+    if labels[-1].lower() in _FILE_EXTS or len(labels) < 3:
+        return name
+    return "<host>" if any(c.isdigit() for c in name) else name
+
+
+def _keep_code(match: re.Match[str]) -> str:
+    """Codes stay (status 500 is not status 404); values compared stay only when code-like."""
+    context = match.group("ctx")
+    if context is None:
+        return "<n>"
+    if match.group("strict") or _CODE_VALUE.fullmatch(match.group("num")):
+        return match.group(0)
+    return context + "<n>"
+
+
+_CODE_VALUE = re.compile(r"[1-5]\d\d|1\d{3}|[34]\d{3}")  # HTTP 1xx-5xx, WebSocket close codes
+_MASKS_V2: tuple[_Mask, ...] = tuple(
+    (re.compile(pattern, flags), replacement, hints)
+    for pattern, flags, replacement, hints in (
+        (r"(\{|map\[)([^{}\[\]]*?(?:, | )[^{}\[\]]*?)(\}|\])", 0, _sort_items, ("{", "map[")),
+        (
+            r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
+            re.I,
+            "<uuid>",
+            ("-",),
+        ),
+        (r"[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", 0, "<email>", ("@",)),
+        (r"\b((?:https?|wss?|ftp)://)[^\s/'\"<>]+", re.I, r"\1<host>", ("://",)),
+        (
+            r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+            rf"|\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?\s+)?\d{{1,2}}\s+{_MONTH}\s+\d{{4}}"
+            r"(?:\s+\d{2}:\d{2}(?::\d{2})?)?(?:\s+(?:GMT|UTC|[+-]\d{4}))?"
+            rf"|\b{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}|\b\d{{1,2}}/\d{{1,2}}/\d{{2,4}}\b"
+            r"|\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b",
+            0,
+            "<date>",
+            ("-", "/", ":", ","),
+        ),
+        (rf"\b([a-z][-a-z0-9]*?)-{_K8S}{{6,10}}-{_K8S}{{5}}\b", 0, r"\1-<pod>", ("-",)),
+        (rf"\b([a-z][a-z0-9]*(?:-[a-z0-9]+)+)-{_K8S}{{5}}\b", 0, r"\1-<k8s>", ("-",)),
+        (r"\b[A-Za-z][\w-]*(?:\.[A-Za-z0-9][\w-]*)+\b", 0, _mask_host, (".",)),
+        (r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b", 0, "<ip>", (".",)),
+        (r"\[[0-9a-f:]*:[0-9a-f:]*\](?::\d{1,5})?", re.I, "<ip>", ("[",)),
+        (
+            rf"(?<![\w.>])(?:/(?:{_FS_ROOTS})(?:/[^\s/'\"()<>,;:]+)+|[A-Za-z]:\\[^\s'\"()<>,;]+)",
+            0,
+            "<path>",
+            ("/", "\\"),
+        ),
+        (r"\S*pytest-of-[^\s'\"]*", 0, "<path>", ("pytest-of-",)),
+        (r"\b0x[0-9a-f]+\b", re.I, "<hex>", ("0x",)),
+        (r"\b[0-9a-f]{8,}\b", re.I, _mask_hex, ()),
+        (
+            r"\b(?:\d+h)?(?:\d+m)?\d+(?:\.\d+)?(?:ms|µs|us|ns|s)\b"
+            r"|\b\d+(?:\.\d+)?\s?(?:ms|sec|secs|seconds|minutes|mins)\b",
+            0,
+            "<dur>",
+            ("s",),
+        ),
+        (
+            r"(?<![\w'\"])(['\"])(?!<[a-z*]+>\1)[^\s'\"]{1,80}\1(?![\w'\"])",
+            0,
+            r"\1<str>\1",
+            ("'", '"'),
+        ),
+        (
+            r"(?P<ctx>(?P<strict>\b(?:status(?:[ _]code)?|code|http|errno|signal|"
+            r"exit(?:ed)?(?: with)?(?: status| code)?|closed with)[\s:=\[]*)"
+            r"|(?:\b(?:assert|expected|got|want|was|received|sent|to (?:be|equal))"
+            r"|==|!=|Response \[)"
+            r"[\s:=<\[]*)?(?P<num>(?<![\w.<])\d+(?:\.\d+)?)",
+            re.I,
+            _keep_code,
+            (),
+        ),
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """How fingerprint v2 read one failure, for ``results --explain`` and for the merge.
+
+    ``line`` is the normalized line hashed (with ``error_type``, when it is a real type);
+    ``source`` the line before masking; ``rules`` which rules chose it (errorline.Rule).
+    """
+
+    fingerprint: str
+    error_type: str
+    line: str
+    source: str
+    rules: tuple[Rule, ...]
+
+
+def fingerprint_v2(case: CaseResult, extra_masks: Iterable[str] = ()) -> str:
+    """``v2-<12 hex>``: the cause of ``case`` (a broken CaseResult), as :func:`explain` reads it.
+
+    Raises ValueError naming the pattern when a user mask is not a valid regex.
+    """
+    return explain(case, extra_masks).fingerprint
+
+
+def explain(case: CaseResult, extra_masks: Iterable[str] = ()) -> Explanation:
+    """The line that carries ``case``'s error (see deployloop.errorline), masked, and hashed.
+
+    ``extra_masks`` are the user's regexes (config ``mask``), applied first; each match
+    becomes ``<*>``. The failing test's own id, name and file become ``<test>``.
+    """
+    choice = choose(case)
+    own = _own_names(case.id, case.name, case.file or "", case.classname)
+    line = normalize_v2(choice.line, tuple(extra_masks), own)
+    return Explanation(
+        _digest_v2(choice.error_type, line), choice.error_type, line, choice.line, choice.rules
+    )
+
+
+@lru_cache(maxsize=8192)
+def normalize_v2(line: str, extra_masks: tuple[str, ...] = (), own: tuple[str, ...] = ()) -> str:
+    """``line`` with the user's masks, then the test's ``own`` names, then run noise masked.
+
+    Cached: when staging is down, hundreds of tests fail with the very same line.
+    """
+    text = line
+    for pattern in _compiled(extra_masks):
+        text = pattern.sub("<*>", text)
+    for name in own:
+        text = text.replace(name, "<test>")
+    lower = text.lower()
+    for pattern, replacement, hints in _MASKS_V2:
+        if not hints or any(hint in lower for hint in hints):
+            text = pattern.sub(replacement, text)
+    return " ".join(text.split())
+
+
+def _own_names(test_id: str, name: str, file: str, classname: str) -> tuple[str, ...]:
+    """The test's id, file and name as they may appear in its own message, longest first.
+
+    A name is masked only when it cannot be an ordinary word of a message (``health``).
+    """
+    names = {test_id, file, file.rsplit("/", 1)[-1], classname.replace(".", "/") + ".py"}
+    names.add(test_id.split("::", 1)[0])
+    if len(name) >= 6 and re.search(r"[_\s.\[]|^Test[A-Z]", name):
+        names.add(name)
+    return tuple(sorted((n for n in names if len(n) >= 6), key=len, reverse=True))
+
+
+def _digest_v2(error_type: str, line: str) -> str:
+    digest = hashlib.sha256(f"{error_type}\n{line}".encode()).hexdigest()
+    return f"{VERSION_V2}-{digest[:12]}"
 
 
 def _mask_number(match: re.Match[str]) -> str:
