@@ -31,7 +31,7 @@ MASK = "[REDACTED]"
 BODY_LIMIT = 65_000  # GitHub refuses bodies over 65,536 characters
 SECRET_NAME = re.compile(r"TOKEN|SECRET|KEY|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 MIN_SECRET = 6  # shorter values ("true", "1") are too common to mask without wrecking the text
-SPLIT_PROBE = 8  # a split known value is looked for only where its first or last 8 chars appear
+SPLIT_PROBE = 8  # a known value split by a line break is looked for where its ends appear
 
 _TOKEN = r"[A-Za-z0-9._~+/=-]"
 # A credential, not an English word: it has a digit or symbol, or a capital after its first letter.
@@ -194,7 +194,9 @@ class Redactor:
                 found.append((at, at, at + len(value)))
                 at = text.find(value, at + len(value))
         for secret, pattern in self._split:
-            if secret[:SPLIT_PROBE] in text or secret[-SPLIT_PROBE:] in text:
+            # One break leaves half the value whole: its first or its last `probe` characters.
+            probe = min(SPLIT_PROBE, len(secret) // 2)
+            if secret[:probe] in text or secret[-probe:] in text:
                 found.extend((m.start(), m.start(), m.end()) for m in pattern.finditer(text))
         return found
 
