@@ -108,7 +108,7 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "keyword assignment",
         rf"(?P<keep>(?:{_SECRET_KEYS}){_SEPARATOR}){_NOT_MASKED}{_QUOTED_OR_BARE}",
-        *("pass", "pwd", "secret", "token", "credential", "key"),
+        *("passw", "pwd", "secret", "token", "credential", "key"),
         folded=True,
         match_folded=True,  # a case-blind choice of names is many times slower
         lead=24,
