@@ -40,7 +40,8 @@ GH_TOKEN = "ghp_" + "A1b2" * 9
         ("user token xoxp-11111-22222-33333-abcdef", "xoxp-11111"),
         ('"private_key_id": "0123456789abcdef0123456789abcdef01234567"', "0123456789abcdef"),
         (
-            '"private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEvgIBADAN\\n-----END PRIVATE KEY-----\\n"',
+            '"private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEvgIBADAN\\n'
+            '-----END PRIVATE KEY-----\\n"',
             "MIIEvgIBADAN",
         ),
         ("stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc", "4eC39HqLyjWDarjtT1zdp7dc"),

@@ -50,7 +50,10 @@ def test_a_value_wrapped_onto_the_next_line_is_masked(tmp_path: Path) -> None:
 
 def test_a_key_block_arriving_line_by_line_is_masked(tmp_path: Path) -> None:
     """A PEM block written one line per chunk never shows its body."""
-    block = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\nZm9vYmFy\n-----END RSA PRIVATE KEY-----\n"
+    block = (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\nZm9vYmFy\n"
+        "-----END RSA PRIVATE KEY-----\n"
+    )
     out = _written(tmp_path / "k.log", [line.encode() + b"\n" for line in block.splitlines()])
     assert "MIIEpAIBAAKCAQEA" not in out and "Zm9vYmFy" not in out
 
