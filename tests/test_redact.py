@@ -26,6 +26,35 @@ GH_TOKEN = "ghp_" + "A1b2" * 9
         ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI"),
         ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", "MIIEow"),
         ("log cut: -----BEGIN PRIVATE KEY-----\nMIIEvQ truncated", "MIIEvQ"),
+        # the kinds issue 17 found leaking (fake values)
+        ("GET https://deploy:Hunter2pw@staging.example.com/api", "Hunter2pw"),
+        ("connect postgres://app:pw@db:5432/orders failed", ":pw@"),
+        ("password=Tr0ub4dor&3 rejected", "Tr0ub4dor"),
+        ("passwd: correcthorse", "correcthorse"),
+        ('{"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG"}', "wJalrXUtnFEMI"),
+        ("secret_key = 'django-insecure-abc123'", "django-insecure"),
+        ("api_key=9f8e7d6c5b4a", "9f8e7d6c5b4a"),
+        ("{'client_secret': 'cs-live-0000aaaa'}", "cs-live-0000aaaa"),
+        ("DB_PASSWORD=letmein99 psql", "letmein99"),
+        ("slack xoxb-1234567890-0987654321-AbCdEfGhIjKl", "xoxb-1234567890"),
+        ("user token xoxp-11111-22222-33333-abcdef", "xoxp-11111"),
+        ('"private_key_id": "0123456789abcdef0123456789abcdef01234567"', "0123456789abcdef"),
+        (
+            '"private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEvgIBADAN\\n'
+            '-----END PRIVATE KEY-----\\n"',
+            "MIIEvgIBADAN",
+        ),
+        ("stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc", "4eC39HqLyjWDarjtT1zdp7dc"),
+        ("restricted rk_live_51Habcdefghijklmnopq", "51Habcdefghijklmnopq"),
+        ("twilio SK" + "0123456789abcdef" * 2 + " ok", "0123456789abcdef"),
+        ("account AC" + "fedcba9876543210" * 2, "fedcba9876543210"),
+        ("npm_" + "a1B2c3D4e5" * 4 + " in .npmrc", "a1B2c3D4e5"),
+        ("pypi-AgEIcHlwaS5vcmc" + "Zz9_" * 15, "AgEIcHlwaS5vcmc"),
+        ("glpat-" + "xY7_" * 6, "xY7_xY7_"),
+        ("maps AIza" + "SyD-1234567890abcdefghijklmnopqrstu", "SyD-1234567890"),
+        ("SG." + "abcdEFGH1234ijkl" + "." + "mnopQRST5678uvwxYZ90ab", "abcdEFGH1234ijkl"),
+        ("sk-proj-" + "Ab1" * 10, "Ab1Ab1Ab1"),
+        ("hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX", "XXXXXXXXXXXXXXXX"),
     ],
 )
 def test_known_secret_shapes_are_masked(text: str, secret: str) -> None:
@@ -87,3 +116,46 @@ def test_truncate_body_keeps_the_marker_and_the_limit() -> None:
 def test_short_bodies_are_untouched() -> None:
     """Bodies under the limit come back as they were."""
     assert truncate_body("hello") == "hello"
+
+
+def test_known_values_are_masked_escaped_and_split() -> None:
+    """A known value is masked raw, XML- and JSON-escaped, and wrapped onto the next line."""
+    secret = 'pa"ss<wo>rd&42'
+    redactor = Redactor([secret])
+    texts = [
+        f"echo {secret}",
+        "<x a='pa&quot;ss&lt;wo&gt;rd&amp;42'/>",
+        '{"id": "pa\\"ss<wo>rd&42"}',
+        'value pa"ss<w\n    o>rd&42 end',
+    ]
+    for text in texts:
+        out = redactor.redact(text)
+        assert "rd&42" not in out.replace("\n    ", "") and "rd&amp;42" not in out, text
+        assert MASK in out
+
+
+def test_short_known_values_are_not_masked() -> None:
+    """Values under MIN_SECRET (6) characters stay: "true" or "8080" would wreck the text."""
+    assert Redactor(["12345", "true"]).redact("port 12345 is true") == "port 12345 is true"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "max_tokens=512 passed",
+        "tests/test_login.py::test_password_reset PASSED",
+        "assert password == expected",
+        "see https://docs.example.com:8443/path for details",
+        "KeyError: 'id'",
+    ],
+)
+def test_ordinary_log_lines_are_left_alone(text: str) -> None:
+    """Names, comparisons and URLs without credentials are not mistaken for secrets."""
+    assert Redactor().redact(text) == text
+
+
+def test_spans_keep_the_context_in_front() -> None:
+    """spans() says where a match starts, so a caller never cuts `password=` from its value."""
+    text = "x password=hunter22 y"
+    [(start, mask, end)] = Redactor().spans(text)
+    assert (text[start:mask], text[mask:end]) == ("password=", "hunter22")

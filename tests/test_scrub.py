@@ -1,0 +1,155 @@
+"""Streaming scrubber: suite output reaches the disk masked, whatever pieces it comes in."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deployloop.redact import MASK, Redactor
+from deployloop.scrub import ScrubbingWriter, decode_char_refs, scrub_file
+
+GH = "ghp_" + "Q7w8" * 9
+KNOWN = "db-pass-from-env-77"
+LINES = (
+    f"token {GH} sent\n",
+    f"password={KNOWN} ok\n",
+    "connect postgres://app:pw@db/orders\n",
+    "plain line\n",
+)
+
+
+def _written(path: Path, pieces: list[bytes], hold: int = 1 << 20) -> str:
+    with ScrubbingWriter(path, Redactor([KNOWN]), hold=hold) as writer:
+        for piece in pieces:
+            writer.write(piece)
+    return path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 64, 1000])
+def test_secrets_split_across_chunks_are_masked(tmp_path: Path, size: int) -> None:
+    """Whatever the chunk size, no raw value reaches the file and every line arrives."""
+    data = "".join(LINES * 3).encode()
+    out = _written(tmp_path / "s.log", [data[i : i + size] for i in range(0, len(data), size)])
+    assert GH not in out and KNOWN not in out and ":pw@" not in out
+    assert out.count("plain line\n") == 3
+    assert out.count(MASK) == 9
+
+
+def test_a_value_wrapped_onto_the_next_line_is_masked(tmp_path: Path) -> None:
+    """A known value split by a line break, arriving line by line, is masked whole."""
+    out = _written(tmp_path / "w.log", [b"assert db-pass-fr\n", b"om-env-77 == x\n"])
+    assert "db-pass-fr" not in out and "om-env-77" not in out
+    assert MASK in out
+
+
+def test_a_key_block_arriving_line_by_line_is_masked(tmp_path: Path) -> None:
+    """A PEM block written one line per chunk never shows its body."""
+    block = (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\nZm9vYmFy\n"
+        "-----END RSA PRIVATE KEY-----\n"
+    )
+    out = _written(tmp_path / "k.log", [line.encode() + b"\n" for line in block.splitlines()])
+    assert "MIIEpAIBAAKCAQEA" not in out and "Zm9vYmFy" not in out
+
+
+def test_nothing_raw_is_on_disk_between_writes(tmp_path: Path) -> None:
+    """After every write the file holds no raw value, only masked text (the kill -9 promise)."""
+    path = tmp_path / "live.log"
+    writer = ScrubbingWriter(path, Redactor([KNOWN]), hold=8192)
+    data = "".join(LINES * 400).encode()
+    for i in range(0, len(data), 997):
+        writer.write(data[i : i + 997])
+        on_disk = path.read_text(encoding="utf-8")
+        assert GH not in on_disk and KNOWN not in on_disk
+    assert os.path.getsize(path) > 0  # text was written while the stream was still going
+    writer.close()
+
+
+def test_an_endless_line_is_written_within_the_hold(tmp_path: Path) -> None:
+    """A line with no end is written out once it passes the hold, masked, memory bounded."""
+    path = tmp_path / "long.log"
+    writer = ScrubbingWriter(path, Redactor(), hold=16384)
+    for _ in range(100):
+        writer.write(("." * 900 + f" {GH} ").encode())
+    assert path.stat().st_size > 50_000
+    assert len(writer._pending) <= 16384
+    writer.close()
+    assert GH not in path.read_text(encoding="utf-8")
+
+
+def test_bad_bytes_pass_through_unchanged(tmp_path: Path) -> None:
+    """Undecodable bytes and a UTF-8 character cut between chunks come out as they went in."""
+    data = "héllo wörld\n".encode() + b"\xff\xfe raw\n"
+    with ScrubbingWriter(tmp_path / "b.log", Redactor()) as writer:
+        for i in range(len(data)):
+            writer.write(data[i : i + 1])
+    assert (tmp_path / "b.log").read_bytes() == data
+
+
+def test_xml_character_references_are_decoded_then_masked(tmp_path: Path) -> None:
+    """A token spelled with &#x..; in a JUnit file is found; markup references stay."""
+    spelled = "".join(f"&#x{ord(c):x};" for c in GH)
+    xml = f'<testcase name="t"><failure message="a &lt; b &#38; {spelled}"/></testcase>\n'
+    path = tmp_path / "r.xml"
+    path.write_text(xml, encoding="utf-8")
+    assert scrub_file(path, Redactor(), xml=True) == 1
+    out = path.read_text(encoding="utf-8")
+    assert GH not in decode_char_refs(out) and "&#x" not in out
+    assert 'message="a &lt; b &#38; [REDACTED]"' in out
+
+
+def test_scrub_file_rewrites_in_place_or_leaves_alone(tmp_path: Path) -> None:
+    """A leftover log is rewritten masked with its mode kept; a clean one is not touched."""
+    dirty, clean = tmp_path / "dirty.log", tmp_path / "clean.log"
+    dirty.write_text("".join(LINES), encoding="utf-8")
+    dirty.chmod(0o600)
+    clean.write_text("nothing here\n", encoding="utf-8")
+    before = clean.stat().st_ino
+    assert scrub_file(dirty, Redactor([KNOWN])) == 3
+    assert scrub_file(clean, Redactor([KNOWN])) == 0
+    assert scrub_file(tmp_path / "missing.log", Redactor()) == 0
+    assert KNOWN not in dirty.read_text(encoding="utf-8")
+    assert dirty.stat().st_mode & 0o777 == 0o600
+    assert clean.stat().st_ino == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.log", "dirty.log"]
+
+
+PUMP = """
+import os, sys
+from pathlib import Path
+from deployloop.redact import Redactor
+from deployloop.scrub import ScrubbingWriter
+writer = ScrubbingWriter(Path(sys.argv[1]), Redactor([sys.argv[2]]), hold=4096)
+while chunk := os.read(0, 4096):
+    writer.write(chunk)
+    writer.flush()
+"""
+
+
+def test_kill_9_mid_stream_leaves_no_raw_value(tmp_path: Path) -> None:
+    """A real pump process killed with SIGKILL mid-suite leaves only masked text on disk."""
+    log = tmp_path / "suite.log"
+    pump = subprocess.Popen(
+        [sys.executable, "-c", PUMP, str(log), KNOWN], stdin=subprocess.PIPE, cwd=Path.cwd()
+    )
+    assert pump.stdin is not None
+    try:
+        deadline = time.monotonic() + 20
+        while (not log.exists() or log.stat().st_size < 20_000) and time.monotonic() < deadline:
+            pump.stdin.write("".join(LINES).encode())
+            pump.stdin.flush()
+        pump.stdin.write(b"half of a secret: db-pass-fr")  # the kill lands with it unfinished
+        pump.stdin.flush()
+    finally:
+        pump.send_signal(signal.SIGKILL)
+        pump.wait(timeout=10)
+        pump.stdin.close()
+    on_disk = log.read_text(encoding="utf-8")
+    assert log.stat().st_size >= 20_000
+    assert GH not in on_disk and KNOWN not in on_disk and "db-pass-fr" not in on_disk
