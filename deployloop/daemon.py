@@ -1,48 +1,36 @@
-"""A whole ``run``: lock, open or resume the session, wire the real services, run the loop.
+"""A whole ``run``, and the composition root: the one place the real parts are made and wired.
 
-The loop itself knows no subprocess, HTTP or clock; this module gives it the real ones.
+Lock, open or resume the session (``session``), build the real services once, run the loop,
+record how it ended. The loop itself knows no subprocess, HTTP or clock; this module gives it
+the real ones.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from deployloop import process
+from deployloop.clock import Clock, RealClock
 from deployloop.config import Config
-from deployloop.durations import next_occurrence, parse_clock, parse_duration
-from deployloop.errors import UsageError
 from deployloop.events import Journal, Reporter, Sink
-from deployloop.gates import PhaseResult
 from deployloop.issues.desk import IssueDesk
+from deployloop.issues.records import IterationReport
 from deployloop.lock import InstanceLock, lock_path
-from deployloop.loop import IterationResult, Loop, LoopResult, Services, Session, Status
-from deployloop.models import Event, SuiteRun, Verdict
+from deployloop.loop import Loop, LoopResult, Services, Status
+from deployloop.models import Event, ProbeResult
 from deployloop.plan import Plan
 from deployloop.redact import Redactor
 from deployloop.runner import run_suite
+from deployloop.session import RunOptions, config_key, final_reduce, open_session, resume_point
 from deployloop.sessionlog import SessionLog
 from deployloop.signals import StopSignal, capture_signals
 from deployloop.state import SessionRow, Store, state_dir
-from deployloop.wait import IntervalWaiter, RedeployWaiter
-
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    budget: str | None = None
-    until: str | None = None
-    max_iterations: int | None = None
-    phases: tuple[str, ...] = ()
-    once: bool = False
-    dry_run: bool = False
-    new: bool = False
+from deployloop.wait import IntervalWaiter, RedeployWaiter, WaitResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,27 +39,6 @@ class RunOutcome:
     session: str
     reason: str
     directory: Path
-
-
-class RealClock:
-    """Wall and monotonic time; waits end early when the stop event is set."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        self.stop = stop
-
-    def time(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def wait(self, seconds: float) -> bool:
-        return self.stop.wait(max(0.0, seconds))
-
-
-def config_key(config: Config) -> str:
-    """Which sessions belong to this config: its file and its session name."""
-    return f"{Path(config.path).resolve()}#{config.session.name}"
 
 
 def redactor_for(config: Config) -> Redactor:
@@ -117,19 +84,24 @@ def _run_locked(
         max_iterations=row.max_iterations,
         logs_dir=str(row.directory),
     )
-    if resumed:
-        for pid_file in row.directory.glob("*/*.pid"):
-            process.stop_orphan(pid_file)  # a suite the killed run left behind
     session = resume_point(store, row)
-    services = real_services(config, reporter, stop.event, row, redactor)
     desk = IssueDesk(config, store, row.id, reporter, redactor, stop.event)
-    services.file_issues = desk
     try:
+        services = real_services(config, reporter, stop, row, redactor, desk)
         result = Loop(config, plan, session, store, services, reporter).run()
     finally:
         desk.close()
-    exit_code = stop.exit_code if result.status is Status.INTERRUPTED else result.status.value
-    status = "running" if result.status is Status.INTERRUPTED else _status_word(result)
+    exit_code = _end_session(store, row.id, result, stop.signum, reporter)
+    _write_reports(store, row.id, redactor, reporter)
+    return RunOutcome(exit_code, row.id, result.reason, row.directory)
+
+
+def _end_session(
+    store: Store, session_id: str, result: LoopResult, signum: int | None, reporter: Reporter
+) -> int:
+    """Report and store how the session ended; an interrupted one stays open to be resumed."""
+    end = final_reduce(result, signum)
+    status, exit_code = end.status, end.exit_code
     reporter.emit(
         "session_end",
         status=status,
@@ -137,10 +109,9 @@ def _run_locked(
         iterations=result.iterations,
         reason=result.reason,
     )
-    if status != "running":  # an interrupted session stays open for the next run to resume
-        store.end_session(row.id, status, exit_code)
-    _write_reports(store, row.id, redactor, reporter)
-    return RunOutcome(exit_code, row.id, result.reason, row.directory)
+    if result.status is not Status.INTERRUPTED:
+        store.end_session(session_id, status, exit_code)
+    return exit_code
 
 
 def _write_reports(store: Store, session_id: str, redactor: Redactor, reporter: Reporter) -> None:
@@ -153,96 +124,6 @@ def _write_reports(store: Store, session_id: str, redactor: Redactor, reporter: 
         reporter.emit("report", paths=[], error=str(exc))
         return
     reporter.emit("report", paths=[str(p) for p in paths], error=None)
-
-
-def _status_word(result: LoopResult) -> str:
-    return {
-        Status.GREEN: "green",
-        Status.FAILING: "failing",
-        Status.UNREACHABLE: "unreachable",
-    }.get(result.status, "stopped")
-
-
-def open_session(store: Store, config: Config, options: RunOptions) -> tuple[SessionRow, bool]:
-    """Resume this config's unfinished session unless ``--new``; else start one."""
-    key = config_key(config)
-    existing = None if options.new else store.unfinished(key)
-    if existing is not None:
-        return existing, True
-    if options.new and (old := store.unfinished(key)) is not None:
-        store.end_session(old.id, "abandoned", 1)
-    now = time.time()
-    row = SessionRow(
-        id=_new_id(store, config.session.name, now),
-        config_key=key,
-        name=config.session.name,
-        logs_dir=str(Path(config.session.logs_dir).resolve()),
-        started=now,
-        deadline=deadline(config, options, now),
-        max_iterations=1
-        if options.once
-        else (options.max_iterations or config.session.max_iterations),
-        status="running",
-        exit_code=None,
-        ended=None,
-    )
-    store.create_session(row)
-    return row, False
-
-
-def _new_id(store: Store, name: str, now: float) -> str:
-    """``<name>-<start time>``, suffixed when two sessions start within a second."""
-    base = f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}"
-    candidate, n = base, 1
-    while store.session(candidate) is not None:
-        n += 1
-        candidate = f"{base}-{n}"
-    return candidate
-
-
-def deadline(config: Config, options: RunOptions, now: float) -> float | None:
-    """The sooner of the budget and the clock deadline (wall time), or None."""
-    try:
-        budget = parse_duration(options.budget) if options.budget else config.session.budget
-        until = parse_clock(options.until) if options.until else config.session.until
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    candidates = []
-    if budget is not None:
-        candidates.append(now + budget)
-    if until is not None:
-        candidates.append(next_occurrence(until, dt.datetime.fromtimestamp(now)).timestamp())
-    return min(candidates) if candidates else None
-
-
-def resume_point(store: Store, row: SessionRow) -> Session:
-    """Where a resumed session picks up: the unfinished iteration, keeping its finished suites."""
-    iterations = store.iterations(row.id)
-    session = Session(row.id, row.directory, row.deadline, row.max_iterations)
-    finished = [it for it in iterations if it["ended"] is not None]
-    if finished:
-        last = finished[-1]
-        runs = tuple(run for _, run in store.runs(row.id, last["n"]))
-        session.previous = _replayed(last, runs)
-        session.first_iteration = last["n"] + 1
-    open_ones = [it for it in iterations if it["ended"] is None]
-    if open_ones:
-        session.first_iteration = open_ones[-1]["n"]
-        session.resuming = True
-        session.done_runs = {
-            run.suite: run for _, run in store.runs(row.id, session.first_iteration)
-        }
-    return session
-
-
-def _replayed(row: dict[str, Any], runs: tuple[SuiteRun, ...]) -> IterationResult:
-    """A finished iteration rebuilt from state: enough for failed-first and version checks."""
-    by_phase: dict[str, list[SuiteRun]] = {}
-    for run in runs:
-        by_phase.setdefault(run.phase, []).append(run)
-    verdicts = () if row["green"] else (Verdict("resumed", False, "failed before restart", "pass"),)
-    phases = tuple(PhaseResult(name, tuple(r), (), verdicts) for name, r in by_phase.items())
-    return IterationResult(int(row["n"]), row["version"], phases)
 
 
 class LiveStatus:
@@ -282,32 +163,44 @@ class LiveStatus:
 def real_services(
     config: Config,
     reporter: Reporter,
-    stop: threading.Event,
+    stop: StopSignal,
     row: SessionRow,
     redactor: Redactor,
+    file_issues: Callable[[IterationReport], None],
 ) -> Services:
-    clock = RealClock(stop)
+    """Every side effect the loop needs, made once from the config and the stop signal."""
+    clock = RealClock(stop.event)
     target = config.target
-    deadline_at = row.deadline
     health = (lambda: _probes().health_probe(target)) if target.health else None
-    read = version_reader(config)
-    waiter: IntervalWaiter | RedeployWaiter
-    if config.redeploy is None:
-        waiter = IntervalWaiter(config.session.interval, read, clock, reporter, deadline_at)
-    else:
-        waiter = RedeployWaiter(config.redeploy, read, health, clock, reporter, deadline_at)
-    services = Services(
-        run_suite=lambda job: run_suite(job, stop, redact=redactor.redact),
+    read = version_reader(config, stop.event)
+    trigger = None
+    if config.redeploy is not None and config.redeploy.trigger:
+        trigger = trigger_runner(config, reporter, stop.event, row)
+    return Services(
+        run_suite=lambda job: run_suite(job, stop.event, redact=redactor.redact, force=stop.force),
         run_probe=lambda probe: _probes().run_probe(target, probe),
         read_version=read,
-        wait=waiter.wait,
+        wait=_waiter(config, read, health, clock, reporter, row.deadline),
         clock=clock,
-        stop=stop,
+        stop=stop.event,
         check_health=health,
+        trigger=trigger,
+        file_issues=file_issues,
     )
-    if config.redeploy is not None and config.redeploy.trigger:
-        services.trigger = trigger_runner(config, reporter, stop, row)
-    return services
+
+
+def _waiter(
+    config: Config,
+    read: Callable[[], str | None],
+    health: Callable[[], ProbeResult] | None,
+    clock: Clock,
+    reporter: Reporter,
+    deadline: float | None,
+) -> Callable[[str | None], WaitResult]:
+    """The wait between iterations: for a redeploy when configured, else a fixed interval."""
+    if config.redeploy is None:
+        return IntervalWaiter(config.session.interval, read, clock, reporter, deadline).wait
+    return RedeployWaiter(config.redeploy, read, health, clock, reporter, deadline).wait
 
 
 def _probes() -> ModuleType:
@@ -317,8 +210,11 @@ def _probes() -> ModuleType:
     return probes
 
 
-def version_reader(config: Config) -> Callable[[], str | None]:
-    """The deployed version, or None while staging cannot say (mid-deploy, down)."""
+def version_reader(config: Config, stop: threading.Event | None = None) -> Callable[[], str | None]:
+    """The deployed version, or None while staging cannot say (mid-deploy, down).
+
+    ``stop`` ends a running version command early (its group is stopped like a suite's).
+    """
     source = config.target.version
     if source is None:
         return lambda: None
@@ -327,7 +223,7 @@ def version_reader(config: Config) -> Callable[[], str | None]:
         from deployloop.version import VersionUnavailable, read_version
 
         try:
-            return read_version(source, config.target, config.target.request_timeout)
+            return read_version(source, config.target, config.target.request_timeout, stop)
         except VersionUnavailable:
             return None
 

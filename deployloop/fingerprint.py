@@ -333,10 +333,6 @@ def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     return tuple(compiled)
 
 
-# Appended rather than at the top (another branch rewrites this module's head); move it up then.
-from deployloop.models import CaseResult  # noqa: E402
-
-
 def case_fingerprint(case: CaseResult, masks: Iterable[str] = ()) -> str:
     """The cluster key of one broken test case, ``v1-<12 hex>``: the one way a case is keyed.
 

@@ -13,24 +13,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deployloop import gates, plan
+from deployloop.clock import Clock
 from deployloop.config import Config, PhaseConfig, ProbeConfig, SuiteConfig
 from deployloop.errors import TargetUnreachable
 from deployloop.events import Reporter
 from deployloop.gates import PhaseResult
 from deployloop.issues.records import IterationReport
-from deployloop.models import Outcome, ProbeResult, SuiteRun
-from deployloop.runner import INTERRUPTED, SuiteJob, progress_path
+from deployloop.models import Outcome, ProbeResult, RunEnd, SuiteRun
+from deployloop.runner import SuiteJob, progress_path
 from deployloop.state import Store
-from deployloop.wait import Clock, WaitResult
+from deployloop.wait import WaitEnd, WaitResult
 
 RERUN_LIMIT = 50  # more failures than this is no flake: do not spend the night rerunning them
 
 
 class Status(enum.Enum):
-    GREEN = 0
-    FAILING = 1
-    UNREACHABLE = 3
-    INTERRUPTED = 130
+    """How the session ended; ``session.final_reduce`` alone turns it into an exit code."""
+
+    GREEN = "green"  # every gate passed
+    FAILING = "failing"  # gates still failing when the budget, deadline or iterations ran out
+    UNREACHABLE = "unreachable"  # staging unhealthy, or no redeploy, past its timeout
+    INTERRUPTED = "interrupted"  # a stop signal: the session stays open to be resumed
+
+
+class IterationEnd(enum.Enum):
+    """Why an iteration stopped running phases."""
+
+    DONE = "done"  # every planned phase ran, or fail_fast ended the iteration
+    MIXED = "mixed"  # a new version appeared mid-iteration: run it again on that version
+    INTERRUPTED = "interrupted"  # a stop signal
+    DEADLINE = "deadline"  # a suite was cut short by the session deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +57,8 @@ class IterationResult:
     iteration: int
     version: str | None
     phases: tuple[PhaseResult, ...] = ()
-    mixed_to: str | None = None  # the version that appeared mid-iteration
-    interrupted: bool = False
-    hit_deadline: bool = False
+    mixed_to: str | None = None  # the version that appeared mid-iteration (ended is MIXED)
+    ended: IterationEnd = IterationEnd.DONE
 
     @property
     def green(self) -> bool:
@@ -58,9 +69,9 @@ class IterationResult:
         return [run for phase in self.phases for run in phase.runs]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
-    """The loop's side effects, each behind one small callable."""
+    """The loop's side effects, each behind one small callable; built whole, never patched."""
 
     run_suite: Callable[[SuiteJob], SuiteRun]
     run_probe: Callable[[ProbeConfig], ProbeResult]
@@ -115,25 +126,25 @@ class Loop:
             except TargetUnreachable as exc:  # the session ends with its log and report
                 return LoopResult(Status.UNREACHABLE, n - 1, str(exc))
             result = self.iteration(n, previous)
-            if result.interrupted:
+            if result.ended is IterationEnd.INTERRUPTED:
                 return LoopResult(Status.INTERRUPTED, n, "interrupted")
-            if result.mixed_to is not None:
+            if result.ended is IterationEnd.MIXED:
                 continue  # same iteration number, on the new version
             if result.green:
                 return LoopResult(Status.GREEN, n, "every gate passed")
             if self.services.stop.is_set():  # asked to stop while filing: honour it now
                 return LoopResult(Status.INTERRUPTED, n, "interrupted")
-            if result.hit_deadline:
+            if result.ended is IterationEnd.DEADLINE:
                 return LoopResult(Status.FAILING, n, "deadline reached")
             ended = "--once" if self.plan.once else self._budget_spent(n + 1)
             if ended:
                 return LoopResult(Status.FAILING, n, ended)
             waited = self._between(n, result.version)
-            if waited.outcome == "interrupted":
+            if waited.outcome is WaitEnd.INTERRUPTED:
                 return LoopResult(Status.INTERRUPTED, n, "interrupted")
-            if waited.outcome == "deadline":
+            if waited.outcome is WaitEnd.DEADLINE:
                 return LoopResult(Status.FAILING, n, "deadline reached while waiting")
-            if waited.outcome == "timeout" and self._stop_on_timeout():
+            if waited.outcome is WaitEnd.TIMEOUT and self._stop_on_timeout():
                 return LoopResult(
                     Status.UNREACHABLE, n, "no new version before the redeploy timeout"
                 )
@@ -178,9 +189,9 @@ class Loop:
         if previous is not None and not previous.green:
             self._failed_first(n, previous, version)
         result = self._phases(n, version)
-        if result.interrupted or result.mixed_to is not None:
-            if result.mixed_to is not None:
-                self.store.discard_runs(self.session.id, n)
+        if result.ended is IterationEnd.MIXED:
+            self.store.discard_runs(self.session.id, n)
+        if result.ended in (IterationEnd.INTERRUPTED, IterationEnd.MIXED):
             return result
         resumed, self.session.resuming = self.session.resuming, False
         self.services.file_issues(
@@ -217,18 +228,18 @@ class Loop:
         for index, phase in enumerate(self.plan.phases):
             self.reporter.emit("phase_start", phase=phase.name)
             runs, stopped = self._run_suites(n, phase, version)
-            if stopped == "interrupted":
-                return IterationResult(n, version, tuple(done), interrupted=True)
+            if stopped is IterationEnd.INTERRUPTED:
+                return IterationResult(n, version, tuple(done), ended=stopped)
             result = self._judge(n, phase, runs, version)
             done.append(result)
             if self.services.stop.is_set():  # stopped during a rerun or probe: no next phase
-                return IterationResult(n, version, tuple(done), interrupted=True)
-            if stopped == "deadline":
-                return IterationResult(n, version, tuple(done), hit_deadline=True)
+                return IterationResult(n, version, tuple(done), ended=IterationEnd.INTERRUPTED)
+            if stopped is IterationEnd.DEADLINE:
+                return IterationResult(n, version, tuple(done), ended=stopped)
             now = self.services.read_version()
             if now is not None and version is not None and now != version:
                 self.reporter.emit("mixed", from_version=version, to_version=now)
-                return IterationResult(n, version, tuple(done), mixed_to=now)
+                return IterationResult(n, version, tuple(done), now, IterationEnd.MIXED)
             if not result.passed and phase.fail_fast:
                 rest = [p.name for p in self.plan.phases[index + 1 :]]
                 if rest:
@@ -240,7 +251,8 @@ class Loop:
 
     def _run_suites(
         self, n: int, phase: PhaseConfig, version: str | None
-    ) -> tuple[list[SuiteRun], str]:
+    ) -> tuple[list[SuiteRun], IterationEnd]:
+        """The phase's suites in order, until a stop or the session deadline cuts one short."""
         runs: list[SuiteRun] = []
         for suite in phase.suites:
             run = self.session.done_runs.pop(suite.name, None)
@@ -248,10 +260,10 @@ class Loop:
                 run = self._run(n, phase, suite, version, "full")
             runs.append(run)
             if self.services.stop.is_set():
-                return runs, "interrupted"
-            if run.harness_error and "deadline" in run.harness_error:
-                return runs, "deadline"
-        return runs, ""
+                return runs, IterationEnd.INTERRUPTED
+            if run.ended is RunEnd.DEADLINE:
+                return runs, IterationEnd.DEADLINE
+        return runs, IterationEnd.DONE
 
     def _run(
         self,
@@ -285,7 +297,7 @@ class Loop:
         run = self.services.run_suite(job)
         # Only a run the stop actually cut short is partial: one that finished just before the
         # signal is a result, and a resumed session must not run it again.
-        partial = run.harness_error == INTERRUPTED
+        partial = run.ended is RunEnd.INTERRUPTED
         self.store.save_run(self.session.id, n, "partial" if partial else pass_name, run)
         self.reporter.emit(
             "suite_end",
@@ -332,13 +344,13 @@ class Loop:
         flaky: set[str] = set()
         for run in runs:
             failed = plan.failed_tests([run]).get(run.suite, ())
-            if run.harness_error or not failed or len(failed) > RERUN_LIMIT:
+            if run.ended is not RunEnd.COMPLETED or not failed or len(failed) > RERUN_LIMIT:
                 continue
             if not plan.selectable(phase, run.suite):
                 continue
             suite = next(s for s in phase.suites if s.name == run.suite)
             again = self._run(n, phase, suite, version, "rerun", failed)
-            if again.harness_error:
+            if again.ended is not RunEnd.COMPLETED:
                 continue  # a rerun that did not run cleanly proves nothing either way
             flaky |= {c.id for c in again.cases if c.id in failed and c.outcome is Outcome.PASSED}
         return flaky

@@ -37,6 +37,20 @@ class CaseResult:
         return self.outcome in (Outcome.FAILED, Outcome.ERROR)
 
 
+class RunEnd(enum.StrEnum):
+    """How a suite's process ended. Only COMPLETED is a verdict on staging; every other end is a
+    harness error, worded for people in ``SuiteRun.harness_error``. Stored by value in the state.
+    """
+
+    COMPLETED = "completed"  # exited by itself, and its results are plausible
+    TIMEOUT = "timeout"  # the suite's own timeout passed; its process group was stopped
+    DEADLINE = "deadline"  # the session's deadline came first; its process group was stopped
+    INTERRUPTED = "interrupted"  # a stop signal; group stopped, partial results kept
+    FAILED_TO_START = "failed_to_start"  # the command could not be started at all
+    KILLED_BY_SIGNAL = "killed_by_signal"  # something other than deployloop killed the runner
+    RUNNER_ERROR = "runner_error"  # exited, but no result: pytest exit 2-5, JUnit missing, ...
+
+
 @dataclass(frozen=True, slots=True)
 class SuiteRun:
     """What one suite of one phase produced in one iteration."""
@@ -51,6 +65,7 @@ class SuiteRun:
     junit_path: str | None = None
     log_path: str | None = None
     expected_tests: int | None = None
+    ended: RunEnd = RunEnd.COMPLETED  # what the loop decides on; harness_error says it in words
 
     @property
     def counts(self) -> dict[str, int]:

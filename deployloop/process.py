@@ -15,10 +15,12 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from deployloop.models import RunEnd
 
 SHELL_SYNTAX = re.compile(r"[|&;<>$`*?~\n]|^\s*\w+=")  # not (): gcloud --format=value(...)
 POLL_S = 0.02  # how often a running child is checked against stop and deadline
@@ -29,13 +31,16 @@ LOG_KEEP = 8 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Completed:
-    """How a child process ended."""
+    """How a child process ended.
+
+    ``ended`` is COMPLETED (exited by itself), TIMEOUT, INTERRUPTED (``stop`` was set),
+    FAILED_TO_START (then ``start_error`` says why) or KILLED_BY_SIGNAL (not by us).
+    """
 
     command: str
     returncode: int | None  # None when it could not be started
     wall_s: float
-    timed_out: bool = False
-    interrupted: bool = False
+    ended: RunEnd = RunEnd.COMPLETED
     start_error: str | None = None
 
     @property
@@ -67,51 +72,78 @@ def run(
     env: Mapping[str, str] | None = None,
     grace_s: float = 5.0,
     pid_file: Path | None = None,
+    force: threading.Event | None = None,
+    stderr_path: Path | None = None,
 ) -> Completed:
-    """Run ``argv`` to completion, output appended to ``log_path``; never raises for the child."""
+    """Run ``argv`` to completion, output appended to ``log_path``; never raises for the child.
+
+    Past ``timeout`` seconds, or once ``stop`` is set, the child's group gets TERM, ``grace_s``
+    seconds, then KILL; ``force`` (a second Ctrl-C) ends the grace at once. Whatever happens,
+    an exception included, the group is stopped and ``pid_file`` removed before this returns.
+    With ``stderr_path`` stderr goes there instead of the log (a command whose stdout is data).
+    """
     command = shlex.join(argv)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with open(log_path, "ab") as log:
+    with open(log_path, "ab") as log, _open_optional(stderr_path) as err:
         try:
-            child = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env=None if env is None else dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            child = _start(argv, log, err or log, cwd, env)
         except OSError as exc:
             log.write(f"deployloop: cannot start {command}: {exc}\n".encode())
-            return Completed(command, None, 0.0, start_error=f"cannot start: {exc.strerror or exc}")
-        if pid_file is not None:
-            pid_file.write_text(f"{child.pid}\n{argv[0]}\n")
-        timed_out, interrupted = _wait(child, started + timeout, stop, log)
-        if timed_out or interrupted:
-            shutdown_group(child, grace_s)
-        else:
-            _reap_strays(child.pid, grace_s)
-        if pid_file is not None:
-            pid_file.unlink(missing_ok=True)
-    return Completed(command, child.returncode, time.monotonic() - started, timed_out, interrupted)
+            error = f"cannot start: {exc.strerror or exc}"
+            return Completed(command, None, 0.0, RunEnd.FAILED_TO_START, error)
+        try:
+            if pid_file is not None:
+                pid_file.write_text(f"{child.pid}\n{argv[0]}\n")
+            waited = _wait(child, started + timeout, stop, log)
+        finally:
+            _stop_group(child, grace_s, force)
+            if pid_file is not None:
+                pid_file.unlink(missing_ok=True)
+    wall_s = time.monotonic() - started
+    if waited is RunEnd.COMPLETED and child.returncode < 0:
+        waited = RunEnd.KILLED_BY_SIGNAL
+    return Completed(command, child.returncode, wall_s, waited)
+
+
+def _open_optional(path: Path | None) -> contextlib.AbstractContextManager[BinaryIO | None]:
+    return contextlib.nullcontext() if path is None else open(path, "ab")
+
+
+def _start(
+    argv: Sequence[str],
+    out: BinaryIO,
+    err: BinaryIO,
+    cwd: str | Path | None,
+    env: Mapping[str, str] | None,
+) -> subprocess.Popen[bytes]:
+    """The child, leading a process group of its own (see the module docstring)."""
+    return subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=err,
+        start_new_session=True,
+    )
 
 
 def _wait(
     child: subprocess.Popen[bytes], deadline: float, stop: threading.Event, log: BinaryIO
-) -> tuple[bool, bool]:
+) -> RunEnd:
+    """COMPLETED when the child exits by itself, else INTERRUPTED or TIMEOUT (still running)."""
     while True:
         cap_log(log)
         try:
             child.wait(timeout=max(0.0, min(POLL_S, deadline - time.monotonic())))
-            return False, False
+            return RunEnd.COMPLETED
         except subprocess.TimeoutExpired:
             pass
         if stop.is_set():
-            return False, True
+            return RunEnd.INTERRUPTED
         if time.monotonic() >= deadline:
-            return True, False
+            return RunEnd.TIMEOUT
 
 
 def cap_log(log: BinaryIO) -> None:
@@ -128,11 +160,22 @@ def cap_log(log: BinaryIO) -> None:
     )
 
 
-def shutdown_group(child: subprocess.Popen[bytes], grace_s: float) -> None:
-    """TERM the child's whole group, wait ``grace_s``, then KILL whatever is left."""
+def _stop_group(
+    child: subprocess.Popen[bytes], grace_s: float, force: threading.Event | None
+) -> None:
+    """Nothing of the child's group survives: the running child is shut down, strays reaped."""
+    if child.poll() is None:
+        shutdown_group(child, grace_s, force)
+    else:
+        _reap_strays(child.pid, grace_s, force)
+
+
+def shutdown_group(
+    child: subprocess.Popen[bytes], grace_s: float, force: threading.Event | None = None
+) -> None:
+    """TERM the child's whole group, wait up to ``grace_s`` (less once ``force`` is set), KILL."""
     _signal_group(child.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        child.wait(timeout=grace_s)
+    _grace(lambda: child.poll() is not None, grace_s, force)
     _signal_group(child.pid, signal.SIGKILL)
     child.wait()
 
@@ -140,30 +183,53 @@ def shutdown_group(child: subprocess.Popen[bytes], grace_s: float) -> None:
 def stop_orphan(pid_file: Path, grace_s: float = 5.0) -> bool:
     """Stop the group a killed deployloop left running (its pid file survived it).
 
-    The group is only signalled while its leader still runs the recorded program, so a
-    recycled pid is never hit. True when something was stopped.
+    The file names the group (its leader's pid) and the leader's program. While the leader
+    lives, the group is only signalled if the leader still runs that program, so a recycled pid
+    is never hit. Once the leader is gone its survivors are stopped by group id alone: Linux
+    does not hand out a pid again while a live process group still bears it.
+    True when something was stopped.
     """
     try:
         pgid_text, program = pid_file.read_text().split("\n")[:2]
-        cmdline = Path(f"/proc/{int(pgid_text)}/cmdline").read_bytes().split(b"\0")
+        pgid = int(pgid_text)
     except (OSError, ValueError):
-        pid_file.unlink(missing_ok=True)
-        return False
+        pgid, program = 0, ""
     pid_file.unlink(missing_ok=True)
-    if program.encode() not in cmdline:
+    if pgid <= 1:  # unreadable, or a value that would name our own group or every process
         return False
-    _reap_strays(int(pgid_text), grace_s)
+    leader = _cmdline(pgid)
+    if leader and program.encode() not in leader:
+        return False
+    return _reap_strays(pgid, grace_s)
+
+
+def _cmdline(pid: int) -> list[bytes]:
+    """The process's argv; empty when it is gone (or a zombie, whose cmdline is empty)."""
+    try:
+        return [part for part in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if part]
+    except OSError:
+        return []
+
+
+def _reap_strays(pgid: int, grace_s: float, force: threading.Event | None = None) -> bool:
+    """TERM, grace, KILL for a group whose leader is gone. True when the group existed."""
+    if not _signal_group(pgid, signal.SIGTERM):
+        return False
+    _grace(lambda: not _signal_group(pgid, 0), grace_s, force)
+    _signal_group(pgid, signal.SIGKILL)
     return True
 
 
-def _reap_strays(pgid: int, grace_s: float) -> None:
-    """The leader exited; anything still in its group was left behind by the tests."""
-    if not _signal_group(pgid, signal.SIGTERM):
-        return
+def _grace(done: Callable[[], bool], grace_s: float, force: threading.Event | None) -> None:
+    """Poll ``done`` for up to ``grace_s`` seconds; ``force`` ends the wait at once.
+
+    Polling, because strays are not our children: there is nothing to wait on.
+    """
+    cut_short = force or threading.Event()
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and _signal_group(pgid, 0):
-        time.sleep(POLL_S)  # nothing to wait on: strays are not our children
-    _signal_group(pgid, signal.SIGKILL)
+    while not done() and time.monotonic() < deadline:
+        if cut_short.wait(POLL_S):
+            return
 
 
 def _signal_group(pgid: int, signum: int) -> bool:

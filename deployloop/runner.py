@@ -21,7 +21,7 @@ from deployloop.atomic import write_atomic
 from deployloop.config import PhaseConfig, SuiteConfig
 from deployloop.durations import format_duration
 from deployloop.errors import JUnitError
-from deployloop.models import CaseResult, Outcome, SuiteRun
+from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
 
 INTERRUPTED = "interrupted; partial results kept"
 PYTEST_EXIT = {
@@ -87,8 +87,11 @@ def run_suite(
     stop: threading.Event,
     env: Mapping[str, str] | None = None,
     redact: Callable[[str], str] | None = None,
+    force: threading.Event | None = None,
 ) -> SuiteRun:
     """Run the job's command and read its JUnit output; never raises for a broken harness.
+
+    ``stop`` ends the run (TERM to its group, a grace, KILL); ``force`` cuts that grace short.
 
     With ``redact``, the kept output, the kept JUnit file and the results are scrubbed of
     secrets before anything else sees them: tests print tokens more often than anyone thinks.
@@ -106,9 +109,10 @@ def run_suite(
         cwd=job.suite.cwd,
         env=_environment(job, env),
         pid_file=pid_path(job),
+        force=force,
     )
     cases, junit_path, read_error = _read_results(job, is_pytest(argv), started_wall)
-    reason = harness_error(job, done, cases, read_error, is_pytest(argv), by_deadline)
+    ended, reason = how_it_ended(job, done, cases, read_error, is_pytest(argv), by_deadline)
     if junit_path is not None and junit_path != job.junit_path:
         shutil.copyfile(junit_path, job.junit_path)  # the raw file, kept beside the log
         junit_path = job.junit_path
@@ -127,6 +131,7 @@ def run_suite(
         junit_path=str(junit_path) if junit_path else None,
         log_path=str(job.log_path),
         expected_tests=None if job.select else job.suite.expect_tests,
+        ended=ended,
     )
 
 
@@ -200,25 +205,37 @@ def _fresh_matches(job: SuiteJob, started_wall: float) -> list[Path]:
     return [p for p in matches if p.stat().st_mtime >= started_wall - 1.0]
 
 
-def harness_error(
+def how_it_ended(
     job: SuiteJob,
     done: process.Completed,
     cases: Sequence[CaseResult],
     read_error: str | None,
     pytest: bool,
     by_deadline: bool,
+) -> tuple[RunEnd, str | None]:
+    """How the run ended, and in words why it cannot be trusted as a verdict on staging.
+
+    The words are None exactly when the end is COMPLETED.
+    """
+    if done.ended is RunEnd.FAILED_TO_START:
+        return done.ended, done.start_error
+    if done.ended is RunEnd.INTERRUPTED:
+        return done.ended, INTERRUPTED
+    if done.ended is RunEnd.TIMEOUT and by_deadline:
+        return RunEnd.DEADLINE, "stopped at the session deadline; partial results kept"
+    if done.ended is RunEnd.TIMEOUT:
+        limit = format_duration(job.suite.timeout)
+        return done.ended, f"timed out after {limit}; process group stopped"
+    if done.ended is RunEnd.KILLED_BY_SIGNAL:
+        return done.ended, f"runner killed by {done.signal_name}"
+    error = _runner_error(done, cases, read_error, pytest)
+    return (RunEnd.COMPLETED, None) if error is None else (RunEnd.RUNNER_ERROR, error)
+
+
+def _runner_error(
+    done: process.Completed, cases: Sequence[CaseResult], read_error: str | None, pytest: bool
 ) -> str | None:
-    """Why this run cannot be trusted as a verdict on staging, or None."""
-    if done.start_error:
-        return done.start_error
-    if done.interrupted:
-        return INTERRUPTED
-    if done.timed_out:
-        if by_deadline:
-            return "stopped at the session deadline; partial results kept"
-        return f"timed out after {format_duration(job.suite.timeout)}; process group stopped"
-    if done.signal_name:
-        return f"runner killed by {done.signal_name}"
+    """Why a runner that exited by itself produced no result (pytest's own exit codes first)."""
     if pytest and done.returncode in PYTEST_EXIT:
         return PYTEST_EXIT[done.returncode]
     if read_error:

@@ -1,7 +1,9 @@
 """Signals only set flags: the loop notices them at its next wait and stops cleanly.
 
-SIGINT/SIGTERM set the stop event (a second SIGINT forces exit at once); SIGHUP is recorded and
-ignored, so closing the terminal of a run started without nohup does not end the night.
+SIGINT/SIGTERM set the stop event; a second SIGINT sets ``force`` as well, which cuts the running
+suite's TERM grace short (uvicorn's ``force_exit``). Nothing is raised inside a handler, so the
+subprocess wrapper always gets to stop its group. SIGHUP is ignored, so closing the terminal of
+a run started without nohup does not end the night.
 """
 
 from __future__ import annotations
@@ -16,24 +18,21 @@ HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class StopSignal:
-    """The stop event shared by every wait, and which signal set it."""
+    """The stop event shared by every wait, the force event, and which signal asked to stop."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.force = threading.Event()
         self.signum: int | None = None
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
             return
         if signum == signal.SIGINT and self.event.is_set():
-            raise KeyboardInterrupt  # a second Ctrl-C: the user wants out now
+            self.force.set()  # a second Ctrl-C: the user wants out now, not after the grace
+            return
         self.signum = signum
         self.event.set()
-
-    @property
-    def exit_code(self) -> int:
-        """128 + the signal number: 130 for SIGINT, 143 for SIGTERM."""
-        return 128 + (self.signum or signal.SIGINT)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deployloop.models import CaseResult, Outcome, SuiteRun
+from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
 
 STATE_ENV = "DEPLOYLOOP_STATE_DIR"
 DB_NAME = "state.db"
@@ -229,7 +229,27 @@ def run_to_json(run: SuiteRun) -> str:
 
 
 def run_from_json(data: Mapping[str, Any]) -> SuiteRun:
+    """A stored run; rows written before ``ended`` existed get it from their wording."""
     cases = tuple(
         CaseResult(**{**case, "outcome": Outcome(case["outcome"])}) for case in data["cases"]
     )
-    return SuiteRun(**{**data, "cases": cases})
+    ended = data.get("ended")
+    run_end = _legacy_end(data.get("harness_error")) if ended is None else RunEnd(ended)
+    return SuiteRun(**{**data, "cases": cases, "ended": run_end})
+
+
+# How runner.how_it_ended worded each end before runs stored it; anything else was the runner's.
+_LEGACY_WORDING = (
+    ("interrupted", RunEnd.INTERRUPTED),
+    ("stopped at the session deadline", RunEnd.DEADLINE),
+    ("timed out after", RunEnd.TIMEOUT),
+    ("cannot start", RunEnd.FAILED_TO_START),
+    ("runner killed by", RunEnd.KILLED_BY_SIGNAL),
+)
+
+
+def _legacy_end(harness_error: str | None) -> RunEnd:
+    if harness_error is None:
+        return RunEnd.COMPLETED
+    found = (end for start, end in _LEGACY_WORDING if harness_error.startswith(start))
+    return next(found, RunEnd.RUNNER_ERROR)

@@ -7,16 +7,19 @@ VersionUnavailable, which the waiter reads as "still deploying" rather than a fa
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
+import tempfile
+import threading
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
 from deployloop.config import TargetConfig, VersionSource
 from deployloop.errors import DeployloopError
+from deployloop.models import RunEnd
 
 _TAIL_CHARS = 500
+_MAX_OUTPUT = 4096  # a version is one short line: of a chatty command only the end is read
+_GRACE_S = 1.0  # a version command holds no state worth a long TERM grace
 
 
 class VersionUnavailable(DeployloopError):
@@ -25,11 +28,20 @@ class VersionUnavailable(DeployloopError):
     exit_code = 3
 
 
-def read_version(source: VersionSource, target: TargetConfig, timeout: float | None = None) -> str:
-    """The deployed version, stripped; raises VersionUnavailable saying why it could not be read."""
+def read_version(
+    source: VersionSource,
+    target: TargetConfig,
+    timeout: float | None = None,
+    stop: threading.Event | None = None,
+) -> str:
+    """The deployed version, stripped; raises VersionUnavailable saying why it could not be read.
+
+    ``timeout`` (seconds) defaults to the target's request timeout; ``stop`` ends a version
+    command early.
+    """
     limit = target.request_timeout if timeout is None else timeout
     if source.command is not None:
-        return _from_command(source.command, limit)
+        return _from_command(source.command, limit, stop)
     assert source.url is not None  # VersionSource guarantees url or command
     return _from_url(source, target, limit)
 
@@ -88,29 +100,34 @@ def _describe_http_error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _from_command(command: str, timeout: float) -> str:
-    from deployloop.process import split_command
+def _from_command(command: str, timeout: float, stop: threading.Event | None) -> str:
+    """The command's stripped stdout, run through ``process.run`` like any suite.
 
-    try:
-        child = subprocess.Popen(
-            split_command(command),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # so a timeout can stop the whole group, pipes included
+    It leads its own process group, so a timeout (or ``stop``) ends it and its children
+    alike: TERM, a short grace, KILL. Output goes through files, never pipes, so a child that
+    outlives the command cannot hold the read open.
+    """
+    from deployloop import process
+
+    with tempfile.TemporaryDirectory(prefix="deployloop-version-") as scratch:
+        out, err = Path(scratch) / "stdout", Path(scratch) / "stderr"
+        done = process.run(
+            process.split_command(command),
+            log_path=out,
+            stderr_path=err,
+            timeout=timeout,
+            stop=stop or threading.Event(),
+            grace_s=_GRACE_S,
         )
-    except OSError as exc:
-        raise VersionUnavailable(f"version command {command!r} cannot start: {exc}") from None
-    try:
-        out, err = child.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.communicate()
-        raise VersionUnavailable(
-            f"version command {command!r} timed out after {timeout:g} s"
-        ) from None
-    if child.returncode != 0:
-        tail = err.strip()[-_TAIL_CHARS:] or "(no stderr)"
-        raise VersionUnavailable(f"version command {command!r} exited {child.returncode}: {tail}")
-    return _non_empty(out, f"command {command!r}")
+        if done.ended is RunEnd.FAILED_TO_START:
+            raise VersionUnavailable(f"version command {command!r} {done.start_error}")
+        if done.ended is RunEnd.TIMEOUT:
+            raise VersionUnavailable(f"version command {command!r} timed out after {timeout:g} s")
+        if done.ended is RunEnd.INTERRUPTED:
+            raise VersionUnavailable(f"version command {command!r} stopped: run ending")
+        if done.returncode != 0:
+            tail = process.tail(err, _TAIL_CHARS).strip() or "(no stderr)"
+            raise VersionUnavailable(
+                f"version command {command!r} exited {done.returncode}: {tail}"
+            )
+        return _non_empty(process.tail(out, _MAX_OUTPUT), f"command {command!r}")

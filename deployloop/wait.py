@@ -6,29 +6,29 @@ failure. Every wait goes through the clock, so a stop signal ends it at once.
 
 from __future__ import annotations
 
+import enum
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
+from deployloop.clock import Clock
 from deployloop.config import RedeployConfig
 from deployloop.events import Reporter
 from deployloop.models import ProbeResult
 
 
-class Clock(Protocol):
-    """Time for the loop; ``wait`` returns True when a stop was requested."""
+class WaitEnd(enum.Enum):
+    """Why a wait between iterations ended; the loop decides on this alone."""
 
-    def time(self) -> float: ...
-
-    def monotonic(self) -> float: ...
-
-    def wait(self, seconds: float) -> bool: ...
+    CHANGED = "changed"  # a new version (or, without [redeploy], the interval passed)
+    TIMEOUT = "timeout"  # [redeploy] timeout passed with no new version
+    INTERRUPTED = "interrupted"  # a stop signal
+    DEADLINE = "deadline"  # the session's deadline comes before the next iteration could
 
 
 @dataclass(frozen=True, slots=True)
 class WaitResult:
-    outcome: str  # "changed", "timeout", "interrupted", "deadline"
+    outcome: WaitEnd
     version: str | None = None
 
 
@@ -70,7 +70,7 @@ class RedeployWaiter:
         """Healthy continuously for ``settle`` seconds on ``version`` before retesting."""
         if self.check_health is None or self.config.settle <= 0:
             self.reporter.emit("settled", version=version, seconds=0.0)
-            return WaitResult("changed", version)
+            return WaitResult(WaitEnd.CHANGED, version)
         healthy_since: float | None = None
         step = min(self.config.poll, max(self.config.settle / 4, 0.05))
         while True:
@@ -79,7 +79,7 @@ class RedeployWaiter:
                 healthy_since = now if healthy_since is None else healthy_since
                 if now - healthy_since >= self.config.settle:
                     self.reporter.emit("settled", version=version, seconds=now - healthy_since)
-                    return WaitResult("changed", version)
+                    return WaitResult(WaitEnd.CHANGED, version)
             else:
                 healthy_since = None
             stop = self._pause(step, None)
@@ -92,11 +92,11 @@ class RedeployWaiter:
             seconds = max(0.0, limit - self.clock.monotonic())
         if self.deadline is not None and self.clock.time() + seconds >= self.deadline:
             self.clock.wait(max(0.0, self.deadline - self.clock.time()))
-            return WaitResult("deadline")
+            return WaitResult(WaitEnd.DEADLINE)
         if self.clock.wait(seconds):
-            return WaitResult("interrupted")
+            return WaitResult(WaitEnd.INTERRUPTED)
         if limit is not None and self.clock.monotonic() >= limit:
-            return WaitResult("timeout")
+            return WaitResult(WaitEnd.TIMEOUT)
         return None
 
 
@@ -115,7 +115,7 @@ class IntervalWaiter:
             "waiting", tested=tested, reason=f"next iteration in {self.interval:g} s"
         )
         if self.deadline is not None and self.clock.time() + self.interval >= self.deadline:
-            return WaitResult("deadline")  # no room for another iteration: end now, not later
+            return WaitResult(WaitEnd.DEADLINE)  # no room for another iteration: end now, not later
         if self.clock.wait(self.interval):
-            return WaitResult("interrupted")
-        return WaitResult("changed", self.read_version())
+            return WaitResult(WaitEnd.INTERRUPTED)
+        return WaitResult(WaitEnd.CHANGED, self.read_version())

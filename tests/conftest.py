@@ -1,10 +1,21 @@
-"""Every test runs in its own working directory with a clean deployloop environment."""
+"""Every test runs in its own working directory with a clean deployloop environment, and the
+whole run fails if any process a test started outlives it."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import time
+import uuid
 from pathlib import Path
 
+import psutil
 import pytest
+
+# Set before any test starts a process, so every process the tests start, and everything those
+# start in turn, carries it: an orphan re-parented to init is still recognised by it.
+RUN_MARKER = "DEPLOYLOOP_TEST_RUN"
+SETTLE_S = 5.0  # a group killed at a test's end may take the kernel a moment to tear down
 
 
 @pytest.fixture(autouse=True)
@@ -13,3 +24,62 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("DEPLOYLOOP_CONFIG", "DEPLOYLOOP_STATE_DIR", "GITHUB_TOKEN", "NO_COLOR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ[RUN_MARKER] = uuid.uuid4().hex
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a process the tests started is still alive; then stop it."""
+    left = _still_alive(time.monotonic() + SETTLE_S)
+    if not left:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for proc in left:
+        line = f"process left running by the tests: pid {proc.pid}: {_describe(proc)}"
+        if reporter is not None:
+            reporter.write_line(line, red=True)
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _still_alive(deadline: float) -> list[psutil.Process]:
+    """Processes the tests started that live on past ``deadline`` (polled, not slept out)."""
+    while True:
+        left = _started_by_tests()
+        if not left or time.monotonic() >= deadline:
+            return left
+        psutil.wait_procs(left, timeout=0.1)
+
+
+def _started_by_tests() -> list[psutil.Process]:
+    """Live descendants of this pytest, and any other process carrying this run's marker."""
+    me = psutil.Process()
+    found = {p.pid: p for p in me.children(recursive=True)}
+    marker = os.environ[RUN_MARKER]
+    for proc in psutil.process_iter():
+        if proc.pid == me.pid or proc.pid in found:
+            continue
+        try:
+            if proc.environ().get(RUN_MARKER) == marker:
+                found[proc.pid] = proc
+        except (psutil.Error, OSError):
+            continue  # gone, or not ours to read
+    return [p for p in found.values() if _alive(p)]
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _describe(proc: psutil.Process) -> str:
+    try:
+        return " ".join(proc.cmdline())[:200]
+    except psutil.Error:
+        return "(gone)"

@@ -12,8 +12,9 @@ from deployloop.config import Config
 from deployloop.events import Reporter
 from deployloop.issues.records import IterationReport
 from deployloop.loop import Loop, LoopResult, Services, Session, Status
-from deployloop.models import CaseResult, Event, Outcome, ProbeResult, SuiteRun
+from deployloop.models import CaseResult, Event, Outcome, ProbeResult, RunEnd, SuiteRun
 from deployloop.runner import INTERRUPTED, SuiteJob
+from deployloop.session import final_reduce
 from deployloop.state import Store
 from deployloop.testing import FakeClock
 from deployloop.wait import WaitResult
@@ -139,8 +140,7 @@ def test_fix_on_new_version_ends_green_with_failed_first(tmp_path: Path) -> None
             world.version = "v2"
             return inner(tested)
 
-        services.wait = wait
-        return services
+        return dataclasses.replace(services, wait=wait)
 
     world.services = flip_on_wait  # type: ignore[method-assign]
     result = world.loop().run()
@@ -205,7 +205,7 @@ def test_stop_during_suite_interrupts(tmp_path: Path) -> None:
 
     def stopped(job: SuiteJob) -> SuiteRun:
         world.stop.set()
-        return dataclasses.replace(runner(job), harness_error=INTERRUPTED)
+        return dataclasses.replace(runner(job), harness_error=INTERRUPTED, ended=RunEnd.INTERRUPTED)
 
     world.run_suite = stopped  # type: ignore[method-assign]
     result = world.loop().run()
@@ -230,6 +230,20 @@ def test_suite_finished_just_before_stop_is_kept_as_a_result(tmp_path: Path) -> 
     assert world.store.runs("s1", 1, "partial") == []
 
 
+def test_suite_cut_by_the_deadline_ends_the_session(tmp_path: Path) -> None:
+    """A run that ended at the deadline stops the session, whatever its words say."""
+    world = World(tmp_path)
+    runner = world.run_suite
+
+    def cut(job: SuiteJob) -> SuiteRun:
+        return dataclasses.replace(runner(job), harness_error="cut short", ended=RunEnd.DEADLINE)
+
+    world.run_suite = cut  # type: ignore[method-assign]
+    result = world.loop().run()
+    assert (result.status, result.reason) == (Status.FAILING, "deadline reached")
+    assert [j.suite.name for j in world.jobs] == ["critical"]
+
+
 def test_interrupted_rerun_proves_no_flake(tmp_path: Path) -> None:
     """A rerun cut short (a harness error) marks nothing flaky: the phase still fails."""
     config = {**CONFIG, "issues": {"rerun_failed": True}}
@@ -242,7 +256,12 @@ def test_interrupted_rerun_proves_no_flake(tmp_path: Path) -> None:
         if not job.select:
             return run
         passed = tuple(dataclasses.replace(c, outcome=Outcome.PASSED) for c in run.cases)
-        return dataclasses.replace(run, cases=passed, harness_error="runner killed by SIGKILL")
+        return dataclasses.replace(
+            run,
+            cases=passed,
+            harness_error="runner killed by SIGKILL",
+            ended=RunEnd.KILLED_BY_SIGNAL,
+        )
 
     world.run_suite = broken_rerun  # type: ignore[method-assign]
     assert world.loop(max_iterations=1).run().status is Status.FAILING
@@ -253,14 +272,14 @@ def test_interrupted_rerun_proves_no_flake(tmp_path: Path) -> None:
 def test_unreachable_target_ends_the_session(tmp_path: Path) -> None:
     """Health failing past unreachable_timeout ends the session as unreachable (exit 3)."""
     world = World(tmp_path)
-    services = world.services()
-    services.check_health = lambda: ProbeResult("health", "http", False, "connection refused")
+    down = ProbeResult("health", "http", False, "connection refused")
+    services = dataclasses.replace(world.services(), check_health=lambda: down)
     the_plan = plan.build_plan(world.config)
     world.store.create_session(_row(tmp_path))
     loop = Loop(world.config, the_plan, Session("s1", tmp_path, None, 5), world.store, services,
                 Reporter(world.events.append))  # fmt: skip
     result = loop.run()
-    assert result.status is Status.UNREACHABLE and result.status.value == 3
+    assert result.status is Status.UNREACHABLE and final_reduce(result, None).exit_code == 3
     assert "connection refused" in result.reason and result.iterations == 0
     assert world.jobs == []
 

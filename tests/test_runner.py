@@ -11,7 +11,7 @@ import pytest
 
 from deployloop import gates
 from deployloop.config import PhaseConfig
-from deployloop.models import Outcome
+from deployloop.models import Outcome, RunEnd
 from deployloop.runner import SuiteJob, build_argv, is_pytest, run_suite
 from tests.helpers import python_pytest, wait_for, write_tests
 
@@ -44,7 +44,7 @@ def test_junitxml_and_selection_are_appended(tmp_path: Path) -> None:
 def test_passing_suite_passes(tmp_path: Path) -> None:
     """A clean pytest run is a result, with node ids and a green gate."""
     job, run = run_in(tmp_path, "def test_a():\n    pass\ndef test_b():\n    pass\n")
-    assert run.harness_error is None and run.exit_code == 0
+    assert run.harness_error is None and run.exit_code == 0 and run.ended is RunEnd.COMPLETED
     assert [c.outcome for c in run.cases] == [Outcome.PASSED, Outcome.PASSED]
     assert run.cases[0].id.endswith("test_it.py::test_a")
     assert gates.judge(job.phase, [run], []).passed
@@ -66,6 +66,7 @@ def test_crashing_runner_is_a_harness_error(tmp_path: Path) -> None:
     source = "import os, signal\ndef test_a():\n    os.kill(os.getpid(), signal.SIGKILL)\n"
     job, run = run_in(tmp_path, source)
     assert run.harness_error == "runner killed by SIGKILL"
+    assert run.ended is RunEnd.KILLED_BY_SIGNAL
     assert not gates.judge(job.phase, [run], []).passed
 
 
@@ -79,6 +80,7 @@ def test_usage_error_is_a_harness_error(tmp_path: Path) -> None:
     """pytest exit 4 (bad arguments) is a harness error."""
     _, run = run_in(tmp_path, "def test_a():\n    pass\n", args="--no-such-option")
     assert run.harness_error == "pytest usage error (exit 4)"
+    assert run.ended is RunEnd.RUNNER_ERROR
 
 
 def test_nothing_collected_is_a_harness_error(tmp_path: Path) -> None:
@@ -137,6 +139,7 @@ def test_timeout_kills_whole_process_group(tmp_path: Path) -> None:
     """
     _, run = run_in(tmp_path, source, timeout="2s")
     assert run.harness_error == "timed out after 2.0 s; process group stopped"
+    assert run.ended is RunEnd.TIMEOUT
     assert run.wall_s < 15
     for pid in map(int, pids.read_text().split()):
         # SIGKILL is delivered by the time run_suite returns; the kernel may take a moment more
@@ -168,6 +171,7 @@ def test_stop_event_interrupts_and_keeps_partial_results(tmp_path: Path) -> None
     timer.start()
     run = run_suite(job, stop)
     assert run.harness_error == "interrupted; partial results kept"
+    assert run.ended is RunEnd.INTERRUPTED
     assert run.wall_s < 10
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
-from deployloop.models import CaseResult, Outcome, SuiteRun
-from deployloop.state import SessionRow, Store
+import pytest
+
+from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
+from deployloop.state import SessionRow, Store, run_from_json, run_to_json
 
 RUN = SuiteRun(
     "infra",
@@ -61,3 +65,32 @@ def test_existing_creates_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "none").exists()
     Store(tmp_path / "made").close()
     assert Store.existing(tmp_path / "made") is not None
+
+
+def test_run_end_round_trips(tmp_path: Path) -> None:
+    """A run's typed end is stored by value and reads back as the same enum member."""
+    store = Store(tmp_path)
+    cut = dataclasses.replace(RUN, ended=RunEnd.DEADLINE, harness_error="stopped at ...")
+    store.save_run("s", 1, "full", cut)
+    assert store.runs("s", 1) == [(1, cut)]
+
+
+@pytest.mark.parametrize(
+    ("wording", "ended"),
+    [
+        (None, RunEnd.COMPLETED),
+        ("interrupted; partial results kept", RunEnd.INTERRUPTED),
+        ("stopped at the session deadline; partial results kept", RunEnd.DEADLINE),
+        ("timed out after 15m; process group stopped", RunEnd.TIMEOUT),
+        ("cannot start: No such file or directory", RunEnd.FAILED_TO_START),
+        ("runner killed by SIGKILL", RunEnd.KILLED_BY_SIGNAL),
+        ("no tests collected (pytest exit 5)", RunEnd.RUNNER_ERROR),
+    ],
+)
+def test_rows_stored_before_ended_existed_still_load(
+    tmp_path: Path, wording: str | None, ended: RunEnd
+) -> None:
+    """A row without ``ended`` (an older deployloop wrote it) gets the end its words say."""
+    data = json.loads(run_to_json(dataclasses.replace(RUN, harness_error=wording)))
+    del data["ended"]
+    assert run_from_json(data).ended is ended

@@ -37,6 +37,18 @@ def test_slow():
         time.sleep(0.05)
 """
 
+STUBBORN = """
+import os, signal, subprocess, time
+def test_stubborn():
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited by the child across exec
+    child = subprocess.Popen(["sleep", "300"])
+    signal.signal(signal.SIGTERM, lambda *_: open({termed!r}, "w").close())
+    with open({pids!r}, "w") as f:
+        f.write(f"{{os.getpid()}} {{child.pid}}")
+    while True:
+        time.sleep(0.05)
+"""
+
 
 def make_project(tmp_path: Path) -> dict[str, Path]:
     files = {name: tmp_path / name for name in ("runs", "pids", "go")}
@@ -149,16 +161,67 @@ def test_status_json_during_a_run(tmp_path: Path) -> None:
 
 
 def test_new_starts_a_fresh_session(tmp_path: Path) -> None:
-    """--new abandons the unfinished session and starts another."""
+    """--new abandons the unfinished session, stopping what its suite left even with the leader
+    gone (by process group), and starts another."""
     files = make_project(tmp_path)
     proc = start_cli("run", "--once", cwd=tmp_path)
-    started_slow(files)
+    leader, stray = started_slow(files)
     proc.kill()
     proc.wait(10)
     files["go"].touch()
+    wait_for(lambda: gone(leader), timeout=30)  # the old suite ended by itself...
+    assert not gone(stray)  # ...leaving its `sleep 300` behind in its group
     done = cli("run", "--once", "--new", cwd=tmp_path, timeout=60)
     assert done.returncode == 0
     assert len(session_dirs(tmp_path / "logs")) == 2
+    wait_for(lambda: gone(stray), timeout=10)
+
+
+def test_new_after_kill_9_stops_the_old_runs_suite(tmp_path: Path) -> None:
+    """kill -9 mid-suite, then run --new: no process of the old run is left, the new one runs."""
+    files = make_project(tmp_path)
+    proc = start_cli("run", "--once", cwd=tmp_path)
+    old = started_slow(files)
+    proc.kill()
+    proc.wait(10)
+    assert not any(gone(pid) for pid in old)  # kill -9 left the suite running, orphaned
+    files["pids"].unlink()
+    new = start_cli("run", "--once", "--new", cwd=tmp_path)
+    try:
+        wait_for(lambda: all(gone(pid) for pid in old), timeout=20)
+        started_slow(files)  # the new session got as far as the same suite
+        files["go"].touch()
+        new.wait(60)
+    finally:
+        new.kill()
+    assert new.returncode == 0
+    assert len(session_dirs(tmp_path / "logs")) == 2
+
+
+def test_second_ctrl_c_during_the_grace_kills_at_once(tmp_path: Path) -> None:
+    """Two SIGINTs while a suite that ignores SIGTERM has its grace: exit 130 well within the
+    grace, no process of the suite and no pid file left."""
+    files = {name: tmp_path / name for name in ("pids", "termed")}
+    source = STUBBORN.format(pids=str(files["pids"]), termed=str(files["termed"]))
+    write_tests(tmp_path / "stubborn", "test_stubborn.py", source)
+    suite = suite_block("stubborn", python_pytest(str(tmp_path / "stubborn")))
+    text = config_text(phase_block("one", suite), extra="[issues]\nrerun_failed = false\n")
+    (tmp_path / "deployloop.toml").write_text(text)
+    proc = start_cli("run", "--once", cwd=tmp_path)
+    try:
+        pids = started_slow(files)
+        proc.send_signal(signal.SIGINT)
+        wait_for(files["termed"].exists, timeout=10)  # TERM reached the suite: its grace runs
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert time.monotonic() - sent < 4  # the 5 s grace was cut short
+    wait_for(lambda: all(gone(pid) for pid in pids), timeout=5)
+    (session,) = session_dirs(tmp_path / "logs")
+    assert list(session.glob("*/*.pid")) == []
 
 
 def test_status_and_report_before_any_run_create_nothing(tmp_path: Path) -> None:

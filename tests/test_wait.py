@@ -9,7 +9,7 @@ from deployloop.config import RedeployConfig
 from deployloop.events import Reporter
 from deployloop.models import Event, ProbeResult
 from deployloop.testing import FakeClock
-from deployloop.wait import IntervalWaiter, RedeployWaiter
+from deployloop.wait import IntervalWaiter, RedeployWaiter, WaitEnd
 
 
 def scripted(values: list[str | None]) -> Iterator[str | None]:
@@ -34,7 +34,7 @@ def test_new_version_then_settle() -> None:
     """A new version is reported with the time it took, then settles after `settle` healthy s."""
     w, _, events = waiter(["v1", "v1", "v2"])
     result = w.wait("v1")
-    assert (result.outcome, result.version) == ("changed", "v2")
+    assert (result.outcome, result.version) == (WaitEnd.CHANGED, "v2")
     kinds = [e.kind for e in events]
     assert kinds == ["waiting", "version_seen", "settled"]
     assert 1.5 <= events[1].data["after_s"] <= 2.0
@@ -44,21 +44,21 @@ def test_new_version_then_settle() -> None:
 def test_deploying_is_waited_through() -> None:
     """Staging not answering mid-deploy is 'deploying' (said once per outage), not a failure."""
     w, _, events = waiter(["v1", None, None, "v1", None, "v2"])
-    assert w.wait("v1").outcome == "changed"
+    assert w.wait("v1").outcome is WaitEnd.CHANGED
     assert [e.kind for e in events].count("deploying") == 2
 
 
 def test_unhealthy_restarts_settle() -> None:
     """A health failure during settling restarts the settle period."""
     w, clock, _ = waiter(["v2"], health=[True, False, True, True, True, True, True, True])
-    assert w.wait("v1").outcome == "changed"
+    assert w.wait("v1").outcome is WaitEnd.CHANGED
     assert clock.now >= 3 + 0.75 * 2
 
 
 def test_timeout_without_new_version() -> None:
     """No new version within the timeout ends the wait as 'timeout'."""
     w, clock, _ = waiter(["v1"], timeout=10)
-    assert w.wait("v1").outcome == "timeout"
+    assert w.wait("v1").outcome is WaitEnd.TIMEOUT
     assert 10 <= clock.now <= 11
 
 
@@ -66,7 +66,7 @@ def test_deadline_ends_wait() -> None:
     """The session deadline ends the wait; nothing starts after it."""
     w, clock, _ = waiter(["v1"])
     w.deadline = 5.0
-    assert w.wait("v1").outcome == "deadline"
+    assert w.wait("v1").outcome is WaitEnd.DEADLINE
     assert clock.now == 5.0
 
 
@@ -75,7 +75,7 @@ def test_stop_interrupts_wait() -> None:
     w, clock, _ = waiter(["v1"])
     assert clock.stop is not None
     clock.stop.set()
-    assert w.wait("v1").outcome == "interrupted"
+    assert w.wait("v1").outcome is WaitEnd.INTERRUPTED
     assert clock.now <= 1.0
 
 
@@ -83,5 +83,5 @@ def test_interval_waiter_ends_before_deadline() -> None:
     """Without [redeploy], an interval that would cross the deadline ends the session now."""
     clock, events = FakeClock(wall=0.0), []
     w = IntervalWaiter(60, lambda: "v1", clock, Reporter(events.append), deadline=30)
-    assert w.wait("v1").outcome == "deadline"
+    assert w.wait("v1").outcome is WaitEnd.DEADLINE
     assert clock.now == 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from deployloop import daemon
 from deployloop.console import Console
-from deployloop.daemon import RunOptions
 from deployloop.demo import demo_config, demo_environment
 from deployloop.live import make_sinks
 from deployloop.plan import build_plan
+from deployloop.session import RunOptions
 
 
 def run() -> int:

@@ -7,9 +7,9 @@ from pathlib import Path
 from deployloop import config as config_module
 from deployloop import daemon
 from deployloop.console import Console
-from deployloop.daemon import RunOptions
 from deployloop.live import make_sinks
 from deployloop.plan import build_plan
+from deployloop.session import RunOptions
 
 __all__ = ["RunOptions", "run"]
 

@@ -14,12 +14,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from deployloop.clock import Clock, RealClock
 from deployloop.errors import TrackerError
 from deployloop.issues.tracker import Issue, TrackerRejected, by_fingerprint, marker_of
 from deployloop.redact import Redactor
@@ -30,32 +30,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 LABEL_COLOR = "d73a4a"
-
-
-class Clock(Protocol):
-    """Time as the tracker sees it; tests pass a fake one so backoffs cost nothing."""
-
-    def monotonic(self) -> float: ...
-
-    def time(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    """Real time; a backoff ends early when the run is asked to stop (SIGTERM must not wait)."""
-
-    def __init__(self, stop: threading.Event | None = None) -> None:
-        self._stop = stop or threading.Event()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def time(self) -> float:
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        self._stop.wait(seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +71,7 @@ class GitHubTracker:
         self.list_label = list_label
         self.min_interval = min_interval
         self.stop = stop or threading.Event()
-        self.clock: Clock = clock or SystemClock(self.stop)
+        self.clock: Clock = clock or RealClock(self.stop)  # a backoff ends early on SIGTERM
         self.policy = policy or RetryPolicy()
         self.redactor = (redactor or Redactor()).with_secrets([token])
         # retry=None: no silent re-POST; lazy: no GET behind every object we touch.
@@ -241,7 +215,7 @@ class GitHubTracker:
                 raise error(f"GitHub: {what}: {failure.reason}")
             if attempt == self.policy.attempts or waited + failure.delay > self.policy.max_wait:
                 break
-            self.clock.sleep(failure.delay)
+            self.clock.wait(failure.delay)
             waited += failure.delay
             if self.stop.is_set():
                 raise TrackerError(f"GitHub: {what}: {failure.reason} (stopped while backing off)")
@@ -251,7 +225,7 @@ class GitHubTracker:
     def _pace(self) -> None:
         wait = self._last_write + self.min_interval - self.clock.monotonic()
         if wait > 0:
-            self.clock.sleep(wait)
+            self.clock.wait(wait)
 
     def _attempt(self, op: Callable[[], T], write: bool) -> T:
         if not write:

@@ -73,7 +73,10 @@ def cause_map(*counts: int) -> dict[str, int]:
 
 
 class FakeClock:
-    """A clock whose sleeps return at once and are recorded: backoffs cost tests nothing."""
+    """A ``deployloop.clock.Clock`` whose waits return at once and are recorded in ``sleeps``.
+
+    Backoffs and polls cost tests nothing; ``wait`` returns True once ``stop`` is set.
+    """
 
     def __init__(self, wall: float = 1_750_000_000.0, stop: threading.Event | None = None) -> None:
         self.now = 0.0
@@ -87,13 +90,9 @@ class FakeClock:
     def time(self) -> float:
         return self.wall + self.now
 
-    def sleep(self, seconds: float) -> None:
+    def wait(self, seconds: float) -> bool:
         self.sleeps.append(round(seconds, 3))
         self.now += seconds
-
-    def wait(self, seconds: float) -> bool:
-        """The loop's interruptible wait (wait.Clock): True when a stop was requested."""
-        self.sleep(seconds)
         return self.stop is not None and self.stop.is_set()
 
 

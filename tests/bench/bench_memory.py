@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from deployloop import daemon, plan
+from deployloop import session as session_module
 from deployloop.config import Config
 from deployloop.events import Journal, Reporter
 from deployloop.issues.desk import IssueDesk
@@ -31,7 +32,7 @@ from deployloop.models import CaseResult, Event, Outcome, ProbeResult, SuiteRun
 from deployloop.runner import SuiteJob
 from deployloop.sessionlog import SessionLog
 from deployloop.state import Store
-from deployloop.wait import WaitResult
+from deployloop.wait import WaitEnd, WaitResult
 from tests.bench.common import fresh_process_json, rss_mb
 
 GOALS = {"rss_growth_mb_200_iterations": ("<=", 10)}
@@ -114,13 +115,14 @@ class FakeNight:
 
     def run(self) -> dict[int, float]:
         store = Store(self.root / "state")  # not $DEPLOYLOOP_STATE_DIR: this night is private
-        options = daemon.RunOptions(max_iterations=self.iterations)
-        row, _ = daemon.open_session(store, self.config, options)
+        options = session_module.RunOptions(max_iterations=self.iterations)
+        row, _ = session_module.open_session(store, self.config, options)
         redactor = daemon.redactor_for(self.config)
         reporter = Reporter(self.sample)
         reporter.add(Journal(row.directory / "events.jsonl", redactor.redact))
         reporter.add(SessionLog(row.directory / "session.md", redactor.redact))
         reporter.add(daemon.LiveStatus(store, row.id))
+        desk = IssueDesk(self.config, store, row.id, reporter, redactor)
         services = Services(
             run_suite=self.run_suite,
             run_probe=lambda probe: ProbeResult("unused", "http", True, "no probes configured"),
@@ -128,12 +130,11 @@ class FakeNight:
             wait=self.wait,
             clock=self.clock,
             stop=self.stop,
+            file_issues=desk,
         )
-        desk = IssueDesk(self.config, store, row.id, reporter, redactor)
-        services.file_issues = desk
         the_plan = plan.build_plan(self.config)
         try:
-            session = daemon.resume_point(store, row)
+            session = session_module.resume_point(store, row)
             result = Loop(self.config, the_plan, session, store, services, reporter).run()
         finally:
             desk.close()
@@ -150,7 +151,7 @@ class FakeNight:
     def wait(self, tested: str | None) -> WaitResult:
         self.clock.now += 600
         self.version += 1
-        return WaitResult("changed", f"v{self.version}")
+        return WaitResult(WaitEnd.CHANGED, f"v{self.version}")
 
     def run_suite(self, job: SuiteJob) -> SuiteRun:
         self.clock.now += 300

@@ -19,8 +19,9 @@ import threading
 import time
 from pathlib import Path
 
+from deployloop.clock import RealClock
 from deployloop.config import Config, PhaseConfig, SuiteConfig
-from deployloop.daemon import RealClock, version_reader
+from deployloop.daemon import version_reader
 from deployloop.events import Reporter
 from deployloop.models import Event
 from deployloop.runner import SuiteJob, run_suite

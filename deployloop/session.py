@@ -1,0 +1,162 @@
+"""A session's life outside the loop: open or resume it, its deadline, where a resumed run picks
+up, and the one reduction of how it ended to an exit code.
+
+A session belongs to one config (its file and ``[session] name``) and stays ``running`` in the
+state until it ends; a run killed or interrupted meanwhile is resumed by the next ``run``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, assert_never
+
+from deployloop import process
+from deployloop.config import Config
+from deployloop.durations import next_occurrence, parse_clock, parse_duration
+from deployloop.errors import UsageError
+from deployloop.gates import PhaseResult
+from deployloop.loop import IterationResult, LoopResult, Session, Status
+from deployloop.models import SuiteRun, Verdict
+from deployloop.state import SessionRow, Store
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """``deployloop run``'s options (SPEC, Commands); durations and times still as typed."""
+
+    budget: str | None = None
+    until: str | None = None
+    max_iterations: int | None = None
+    phases: tuple[str, ...] = ()
+    once: bool = False
+    dry_run: bool = False
+    new: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnd:
+    """What a session's end is stored and reported as."""
+
+    status: str  # the state's word: green, failing, unreachable, or running (left to resume)
+    exit_code: int
+
+
+def final_reduce(result: LoopResult, signum: int | None) -> SessionEnd:
+    """The one place a session's end becomes its exit code (SPEC, ``run``'s exit codes).
+
+    0 green, 1 gates still failing when the budget ran out, 3 target unreachable, and 128 + the
+    signal that stopped it (130 SIGINT, 143 SIGTERM; SIGINT when none is known).
+    """
+    match result.status:
+        case Status.GREEN:
+            return SessionEnd("green", 0)
+        case Status.FAILING:
+            return SessionEnd("failing", 1)
+        case Status.UNREACHABLE:
+            return SessionEnd("unreachable", 3)
+        case Status.INTERRUPTED:
+            return SessionEnd("running", 128 + (signum or signal.SIGINT))
+        case _:
+            assert_never(result.status)
+
+
+def config_key(config: Config) -> str:
+    """Which sessions belong to this config: its file and its session name."""
+    return f"{Path(config.path).resolve()}#{config.session.name}"
+
+
+def open_session(store: Store, config: Config, options: RunOptions) -> tuple[SessionRow, bool]:
+    """Resume this config's unfinished session unless ``--new``; else start one.
+
+    Either way the suites a killed run of the unfinished session left running are stopped
+    first. Returns the session's row and whether it was resumed; UsageError for a bad budget.
+    """
+    key = config_key(config)
+    existing = store.unfinished(key)
+    if existing is not None:
+        stop_left_behind(existing)
+        if not options.new:
+            return existing, True
+        store.end_session(existing.id, "abandoned", 1)
+    now = time.time()
+    row = SessionRow(
+        id=_new_id(store, config.session.name, now),
+        config_key=key,
+        name=config.session.name,
+        logs_dir=str(Path(config.session.logs_dir).resolve()),
+        started=now,
+        deadline=deadline(config, options, now),
+        max_iterations=1
+        if options.once
+        else (options.max_iterations or config.session.max_iterations),
+        status="running",
+        exit_code=None,
+        ended=None,
+    )
+    store.create_session(row)
+    return row, False
+
+
+def stop_left_behind(row: SessionRow) -> None:
+    """Stop every suite group a killed run of this session left (its pid files survived it)."""
+    for pid_file in row.directory.glob("*/*.pid"):
+        process.stop_orphan(pid_file)
+
+
+def _new_id(store: Store, name: str, now: float) -> str:
+    """``<name>-<start time>``, suffixed when two sessions start within a second."""
+    base = f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}"
+    candidate, n = base, 1
+    while store.session(candidate) is not None:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def deadline(config: Config, options: RunOptions, now: float) -> float | None:
+    """The sooner of the budget and the clock deadline (wall time), or None."""
+    try:
+        budget = parse_duration(options.budget) if options.budget else config.session.budget
+        until = parse_clock(options.until) if options.until else config.session.until
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    candidates = []
+    if budget is not None:
+        candidates.append(now + budget)
+    if until is not None:
+        candidates.append(next_occurrence(until, dt.datetime.fromtimestamp(now)).timestamp())
+    return min(candidates) if candidates else None
+
+
+def resume_point(store: Store, row: SessionRow) -> Session:
+    """Where a resumed session picks up: the unfinished iteration, keeping its finished suites."""
+    iterations = store.iterations(row.id)
+    session = Session(row.id, row.directory, row.deadline, row.max_iterations)
+    finished = [it for it in iterations if it["ended"] is not None]
+    if finished:
+        last = finished[-1]
+        runs = tuple(run for _, run in store.runs(row.id, last["n"]))
+        session.previous = _replayed(last, runs)
+        session.first_iteration = last["n"] + 1
+    open_ones = [it for it in iterations if it["ended"] is None]
+    if open_ones:
+        session.first_iteration = open_ones[-1]["n"]
+        session.resuming = True
+        session.done_runs = {
+            run.suite: run for _, run in store.runs(row.id, session.first_iteration)
+        }
+    return session
+
+
+def _replayed(row: dict[str, Any], runs: tuple[SuiteRun, ...]) -> IterationResult:
+    """A finished iteration rebuilt from state: enough for failed-first and version checks."""
+    by_phase: dict[str, list[SuiteRun]] = {}
+    for run in runs:
+        by_phase.setdefault(run.phase, []).append(run)
+    verdicts = () if row["green"] else (Verdict("resumed", False, "failed before restart", "pass"),)
+    phases = tuple(PhaseResult(name, tuple(r), (), verdicts) for name, r in by_phase.items())
+    return IterationResult(int(row["n"]), row["version"], phases)
