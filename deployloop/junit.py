@@ -3,8 +3,9 @@
 It reads with expat callbacks, chunk by chunk, keeping only the records of the testsuite being
 read (to fold a test's attempts into one): a 100,000-case file never sits in memory as a
 tree. The same guards as defusedxml are installed on the parser (entity declarations and
-external references are refused), so a billion-laughs bomb or an ``<!ENTITY x SYSTEM "file:///etc/passwd">`` stops with a JUnitError instead of
-expanding or reading anything.
+external references are refused), so a billion-laughs bomb or an
+``<!ENTITY x SYSTEM "file:///etc/passwd">`` stops with a JUnitError instead of expanding or
+reading anything.
 """
 
 from __future__ import annotations
