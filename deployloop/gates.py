@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from deployloop.config import PhaseConfig
 from deployloop.durations import format_duration
-from deployloop.models import CaseResult, Outcome, ProbeResult, SuiteRun, Verdict
+from deployloop.logical import Tally, tally
+from deployloop.models import CaseResult, ProbeResult, SuiteRun, Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +38,15 @@ def judge(
     for run in runs:
         verdicts.extend(suite_verdicts(phase, run))
     cases = [c for run in runs for c in run.cases]
-    forgiven = set(flaky) if flaky_counts_as_pass else set()
+    counts = tally(cases, forgiven=flaky)
     if runs:
-        verdicts.append(pass_rate_verdict(phase.gates.pass_rate, cases, forgiven))
+        verdicts.append(pass_rate_verdict(phase.gates.pass_rate, counts, flaky_counts_as_pass))
         if phase.gates.max_failures is not None:
-            verdicts.append(max_failures_verdict(phase.gates.max_failures, cases, forgiven))
-    latencies = [c.duration_s for c in cases] + [t for p in probes for t in p.latencies_s]
-    if phase.gates.p95_s is not None and latencies:
-        verdicts.append(p95_verdict(phase.gates.p95_s, latencies))
+            verdicts.append(
+                max_failures_verdict(phase.gates.max_failures, counts, flaky_counts_as_pass)
+            )
+    if phase.gates.p95_s is not None:
+        verdicts.extend(p95_verdicts(phase.gates.p95_s, cases, probes))
     verdicts.extend(Verdict(f"probe {p.name}", p.ok, p.detail, "") for p in probes)
     return PhaseResult(
         phase.name, tuple(runs), tuple(probes), tuple(verdicts), tuple(sorted(flaky))
@@ -76,36 +78,40 @@ def suite_verdicts(phase: PhaseConfig, run: SuiteRun) -> list[Verdict]:
     return out
 
 
-def counted(cases: Sequence[CaseResult], forgiven: Collection[str]) -> tuple[int, int]:
-    """(passed, judged) where judged excludes skips; forgiven (flaky) failures count as passed."""
-    passed = judged = 0
-    for case in cases:
-        if case.outcome is Outcome.SKIPPED:
-            continue
-        judged += 1
-        passed += case.outcome is Outcome.PASSED or case.id in forgiven
-    return passed, judged
+def pass_rate_verdict(threshold: float, counts: Tally, flaky_passes: bool) -> Verdict:
+    """The pass rate of logical tests (``logical.pass_rate``) against ``threshold`` (0..1)."""
+    passing = counts.passing(flaky_passes)
+    rate = counts.rate(flaky_passes)
+    measured = f"{rate:.1%} ({passing}/{counts.judged})"
+    return Verdict(
+        "pass_rate", counts.judged > 0 and rate >= threshold, measured, f"≥ {threshold:.0%}"
+    )
 
 
-def pass_rate_verdict(
-    threshold: float, cases: Sequence[CaseResult], forgiven: Collection[str]
-) -> Verdict:
-    passed, judged = counted(cases, forgiven)
-    rate = passed / judged if judged else 0.0
-    measured = f"{rate:.1%} ({passed}/{judged})"
-    return Verdict("pass_rate", judged > 0 and rate >= threshold, measured, f"≥ {threshold:.0%}")
-
-
-def max_failures_verdict(
-    limit: int, cases: Sequence[CaseResult], forgiven: Collection[str]
-) -> Verdict:
-    passed, judged = counted(cases, forgiven)
-    failures = judged - passed
+def max_failures_verdict(limit: int, counts: Tally, flaky_passes: bool) -> Verdict:
+    """Judged tests that did not pass, against ``limit``."""
+    failures = counts.judged - counts.passing(flaky_passes)
     return Verdict("max_failures", failures <= limit, str(failures), f"≤ {limit}")
 
 
-def p95_verdict(limit_s: float, latencies: Sequence[float]) -> Verdict:
-    from deployloop.summary import percentile
+def p95_verdicts(
+    limit_s: float, cases: Sequence[CaseResult], probes: Sequence[ProbeResult]
+) -> list[Verdict]:
+    """p95 of the tests' and probes' latencies (seconds) against ``limit_s``.
 
+    A test that ran without a readable time fails the gate ("no timing data for N tests"):
+    a p95 over the others, or over zeros, could pass a suite whose tests took seconds.
+    No verdict when there is nothing to time at all.
+    """
+    from deployloop.summary import needs_time, percentile, timing_of
+
+    threshold = f"< {limit_s:g} s"
+    untimed = sum(1 for c in cases if needs_time(c))
+    if untimed:
+        return [Verdict("p95_s", False, f"no timing data for {untimed} tests", threshold)]
+    latencies = [t for t in map(timing_of, cases) if t is not None]
+    latencies += [t for p in probes for t in p.latencies_s]
+    if not latencies:
+        return []
     p95 = percentile(latencies, 95)
-    return Verdict("p95_s", p95 < limit_s, f"{p95:.2f} s", f"< {limit_s:g} s")
+    return [Verdict("p95_s", p95 < limit_s, f"{p95:.2f} s", threshold)]

@@ -10,26 +10,38 @@ from typing import Any
 
 
 class Outcome(enum.StrEnum):
+    """A test's result in pytest's categories (``pytest -ra`` prints the same six words)."""
+
     PASSED = "passed"
     FAILED = "failed"
     ERROR = "error"
     SKIPPED = "skipped"
+    XFAILED = "xfailed"  # expected to fail, and failed: not judged, like a skip
+    XPASSED = "xpassed"  # expected to fail, but passed (pytest's non-strict xpass): a pass
 
 
 @dataclass(frozen=True, slots=True)
 class CaseResult:
-    """One ``<testcase>`` element: a test that ran twice is two CaseResults."""
+    """One test: as read, one ``<testcase>`` record; once folded, one logical test (its id).
+
+    ``junit.iter_cases`` yields records (a test rerun twice is three records);
+    ``logical.fold`` merges the records of one id into one CaseResult whose ``records`` says
+    how many it stands for, and whose ``flaky`` says it failed before it passed. ``details``
+    of a folded test holds every failure text it carried (setup, call, teardown, subtests).
+    """
 
     id: str  # pytest node id when derivable ("tests/test_x.py::TestA::test_b[1]")
     name: str
     classname: str
     outcome: Outcome
-    duration_s: float
+    duration_s: float | None  # seconds; None when the report gives no readable time
     message: str = ""
     error_type: str = ""
     details: str = ""
     file: str | None = None
     line: int | None = None
+    flaky: bool = False  # failed on an earlier attempt, passed on the last
+    records: int = 1  # <testcase> records (attempts, teardown records) folded into this one
 
     @property
     def broken(self) -> bool:
@@ -69,6 +81,7 @@ class SuiteRun:
 
     @property
     def counts(self) -> dict[str, int]:
+        """Tests per outcome (``Outcome`` values as keys), over ``cases`` as they are."""
         tally = {o.value: 0 for o in Outcome}
         for case in self.cases:
             tally[case.outcome.value] += 1

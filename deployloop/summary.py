@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from deployloop.fingerprint import case_fingerprint
+from deployloop.logical import Tally, tally
 from deployloop.models import CaseResult, Outcome
+
+NOT_RUN = (Outcome.SKIPPED, Outcome.XFAILED)  # no latency to judge
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,76 +39,118 @@ class Cluster:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """Counts over ``<testcase>`` elements: a test that ran twice counts twice."""
+    """What a set of tests adds up to: logical tests by pytest's category, timing, clusters.
+
+    ``tests`` is the SPEC's count of ``<testcase>`` records (a test that ran twice counts
+    twice); ``logical_tests`` counts each test once, as the pass rate and ``expect_tests`` do.
+    """
 
     files: int
-    tests: int
-    passed: int
-    failed: int
-    errors: int
-    skipped: int
-    duration_s: float  # sum of the cases' durations
-    p95_s: float  # nearest-rank p95 of the cases' durations; 0.0 without cases
+    tally: Tally
+    duration_s: float  # sum of the known durations, seconds
+    p95_s: float | None  # nearest-rank p95 of the known durations; None when none is known
+    untimed: int  # tests that ran yet carry no readable time
     clusters: tuple[Cluster, ...]  # largest first
 
     @property
-    def pass_rate(self) -> float:
-        """passed / (passed + failed + errors); skips are not judged.
+    def tests(self) -> int:
+        return self.tally.records
 
-        With nothing judged it is 0.0, not 1.0: a run that ran nothing must never look green.
-        """
-        judged = self.passed + self.failed + self.errors
-        return self.passed / judged if judged else 0.0
+    @property
+    def logical_tests(self) -> int:
+        return self.tally.tests
+
+    @property
+    def passed(self) -> int:
+        return self.tally.passed
+
+    @property
+    def failed(self) -> int:
+        return self.tally.failed
+
+    @property
+    def errors(self) -> int:
+        return self.tally.errors
+
+    @property
+    def skipped(self) -> int:
+        return self.tally.skipped
+
+    @property
+    def pass_rate(self) -> float:
+        """``logical.pass_rate`` of the judged tests (skips and xfails are not judged)."""
+        return self.tally.rate()
 
     def to_json(self) -> dict[str, Any]:
+        """The ``results --json`` object: the SPEC's keys, then pytest's other categories."""
+        t = self.tally
         return {
             "files": self.files,
-            "tests": self.tests,
-            "passed": self.passed,
-            "failed": self.failed,
-            "errors": self.errors,
-            "skipped": self.skipped,
+            "tests": t.records,
+            "passed": t.passed,
+            "failed": t.failed,
+            "errors": t.errors,
+            "skipped": t.skipped,
             "pass_rate": round(self.pass_rate, 6),
             "duration_s": round(self.duration_s, 6),
-            "p95_s": round(self.p95_s, 6),
+            "p95_s": None if self.p95_s is None else round(self.p95_s, 6),
             "clusters": [c.to_json() for c in self.clusters],
+            "logical_tests": t.tests,
+            "xfailed": t.xfailed,
+            "xpassed": t.xpassed,
+            "flaky": t.flaky,
+            "untimed": self.untimed,
         }
 
 
 def summarize(
     cases: Iterable[CaseResult], files: int = 1, extra_masks: Sequence[str] = ()
 ) -> Summary:
-    """Add up ``cases`` in one pass, holding only durations and failures (fine for streams)."""
-    failed, error, skipped = Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED
+    """Add up logical tests in one pass, holding only durations and failures (fine for streams)."""
     durations = array("d")
-    record = durations.append
     broken: list[CaseResult] = []
-    skips = 0
-    # Identity checks, not a dict keyed by Outcome: hashing an enum member is a Python call,
-    # and this loop runs once per testcase of files that can hold 100,000 of them.
-    for case in cases:
-        record(case.duration_s)
-        outcome = case.outcome
-        if outcome is failed or outcome is error:
-            broken.append(case)
-        elif outcome is skipped:
-            skips += 1
+    untimed = 0
+
+    def watch(stream: Iterable[CaseResult]) -> Iterator[CaseResult]:
+        nonlocal untimed
+        for case in stream:
+            timed = timing_of(case)
+            if timed is not None:
+                durations.append(timed)
+            elif needs_time(case):
+                untimed += 1
+            if case.broken:
+                broken.append(case)
+            yield case
+
+    counts = tally(watch(cases))
     clusters: dict[str, tuple[CaseResult, list[str]]] = {}
     for case in broken:
         key = case_fingerprint(case, extra_masks)
         clusters.setdefault(key, (case, []))[1].append(case.id)
-    errors = sum(1 for case in broken if case.outcome is error)
     return Summary(
         files=files,
-        tests=len(durations),
-        passed=len(durations) - len(broken) - skips,
-        failed=len(broken) - errors,
-        errors=errors,
-        skipped=skips,
+        tally=counts,
         duration_s=math.fsum(durations),
-        p95_s=percentile(durations, 95),
+        p95_s=percentile(durations, 95) if durations else None,
+        untimed=untimed,
         clusters=cluster_list(clusters),
     )
+
+
+def timing_of(case: CaseResult) -> float | None:
+    """The case's duration when it is a latency worth judging: it ran, and its time is known."""
+    if case.duration_s is None or case.outcome in NOT_RUN:
+        return None
+    return case.duration_s
+
+
+def needs_time(case: CaseResult) -> bool:
+    """A test that ran but has no time: a p95 over the others would judge without it.
+
+    Errors are exempt: one without a time never reached its body (setup, import, a hook).
+    """
+    return case.duration_s is None and case.outcome not in (*NOT_RUN, Outcome.ERROR)
 
 
 def cluster_list(groups: dict[str, tuple[CaseResult, list[str]]]) -> tuple[Cluster, ...]:

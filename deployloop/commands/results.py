@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,13 +20,20 @@ TESTS_SHOWN = 3
 
 
 def run(paths: list[Path], as_json: bool) -> int:
-    """Read every file (directories searched for *.xml); JUnitError if any cannot be read."""
+    """Read every file (directories searched for *.xml); JUnitError if any cannot be read.
+
+    A file read only after dropping or replacing bad characters is named on stderr (and in
+    the JSON's ``repairs``), so a repair is never silent.
+    """
     files = junit.collect_files(paths)
-    cases = itertools.chain.from_iterable(junit.iter_cases(path) for path in files)
+    repairs: list[str] = []
+    cases = itertools.chain.from_iterable(junit.iter_cases(path, repairs) for path in files)
     summary = summarize(cases, files=len(files))
+    for note in repairs:
+        Console(sys.stderr).line(f"repaired {note}")
     console = Console()
     if as_json:
-        console.json(summary.to_json())
+        console.json({**summary.to_json(), "repairs": repairs})
     else:
         console.show(counts_table(summary))
         if summary.clusters:
@@ -34,21 +42,26 @@ def run(paths: list[Path], as_json: bool) -> int:
 
 
 def counts_table(summary: Summary) -> Table:
+    """Logical tests by category; ``tests`` also names the records when reruns added some."""
     from rich.table import Table
 
     table = Table(title="JUnit results", title_justify="left")
-    for column in ("files", "tests", "passed", "failed", "errors", "skipped"):
+    columns = ("files", "tests", "passed", "failed", "errors", "skipped", "xfailed", "xpassed")
+    for column in (*columns, "flaky", "pass rate", "duration", "p95"):
         table.add_column(column, justify="right")
-    table.add_column("pass rate", justify="right")
-    table.add_column("duration", justify="right")
-    table.add_column("p95", justify="right")
+    t = summary.tally
+    tests = str(t.tests) if t.tests == t.records else f"{t.tests} ({t.records} records)"
+    p95 = "unknown" if summary.p95_s is None else f"{summary.p95_s:.2f} s"
+    if summary.untimed:
+        p95 += f" ({summary.untimed} untimed)"
     table.add_row(
-        *(str(n) for n in (summary.files, summary.tests, summary.passed, summary.failed)),
-        str(summary.errors),
-        str(summary.skipped),
+        str(summary.files),
+        tests,
+        *(str(n) for n in (t.passed, t.failed, t.errors, t.skipped, t.xfailed, t.xpassed)),
+        str(t.flaky),
         f"{summary.pass_rate:.1%}",
         f"{summary.duration_s:.2f} s",
-        f"{summary.p95_s:.2f} s",
+        p95,
     )
     return table
 

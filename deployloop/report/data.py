@@ -12,6 +12,7 @@ from typing import Any
 
 from deployloop.errors import UsageError
 from deployloop.events import read_journal
+from deployloop.logical import tally
 from deployloop.models import SuiteRun
 from deployloop.report.records import (
     Budget,
@@ -69,7 +70,9 @@ def _iterations(
         n = int(row["n"])
         data = row.get("data") or {}
         verdicts: Mapping[str, Any] = data.get("phases") or {}
-        stats = _phase_stats(by_iteration.get(n, []), verdicts, story.gates.get(n, []))
+        stats = _phase_stats(
+            by_iteration.get(n, []), verdicts, story.gates.get(n, []), story.flaky.get(n, {})
+        )
         yield IterationInfo(
             n=n,
             version=row.get("version"),
@@ -96,23 +99,27 @@ def _duration(row: Mapping[str, Any], data: Mapping[str, Any]) -> float | None:
 
 
 def _phase_stats(
-    runs: Sequence[SuiteRun], verdicts: Mapping[str, Any], gates: Sequence[Gate]
+    runs: Sequence[SuiteRun],
+    verdicts: Mapping[str, Any],
+    gates: Sequence[Gate],
+    flaky: Mapping[str, str],
 ) -> tuple[PhaseStats, ...]:
     names = list(dict.fromkeys([*verdicts, *(r.phase for r in runs), *(g.phase for g in gates)]))
     out = []
     for name in names:
         mine = [r for r in runs if r.phase == name]
-        counts = [r.counts for r in mine]
+        forgiven = {test for test, where in flaky.items() if where == name}
+        counts = tally((c for r in mine for c in r.cases), forgiven)
         passed = verdicts.get(name)
         if passed is None and any(g.phase == name for g in gates):
             passed = all(g.passed for g in gates if g.phase == name)
         out.append(
             PhaseStats(
                 phase=name,
-                passed=sum(c["passed"] for c in counts),
-                failed=sum(c["failed"] for c in counts),
-                errors=sum(c["error"] for c in counts),
-                skipped=sum(c["skipped"] for c in counts),
+                passed=counts.passing(),
+                failed=counts.failed,
+                errors=counts.errors,
+                skipped=counts.skipped + counts.xfailed,
                 gate_passed=None if passed is None else bool(passed),
                 harness_errors=tuple(
                     f"{r.suite}: {r.harness_error}" for r in mine if r.harness_error
@@ -228,6 +235,7 @@ def _slowest(
         for n, run in runs
         if n == last
         for case in run.cases
+        if case.duration_s is not None
     ]
     return tuple(sorted(cases, key=lambda c: -c.duration_s)[:SLOWEST])
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deployloop.logical import pass_rate
+
 
 @dataclass(frozen=True, slots=True)
 class Gate:
@@ -23,7 +25,7 @@ class PhaseStats:
     """One phase in one iteration: the "full" runs' counts and the gates' judgement."""
 
     phase: str
-    passed: int = 0
+    passed: int = 0  # as the gate counts them: flaky tests forgiven, xpassed tests passed
     failed: int = 0
     errors: int = 0
     skipped: int = 0
@@ -36,7 +38,8 @@ class PhaseStats:
 
     @property
     def pass_rate(self) -> float | None:
-        return self.passed / self.judged if self.judged else None
+        """``logical.pass_rate``, the gates' own; None when nothing was judged."""
+        return pass_rate(self.passed, self.judged) if self.judged else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,142 @@
+"""What a ``<testcase>``'s attributes and texts say: its id, its time, its error's type.
+
+Pure functions over strings, shared by the reader (``junit``) and anything that needs a test's
+id the way the reader builds it.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_SECONDS = 1e9
+# Seconds per unit, as runners write them (no unit: seconds, JUnit's own).
+UNITS = {
+    "": 1.0, "s": 1.0, "sec": 1.0, "secs": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6,
+    "μs": 1e-6, "ns": 1e-9, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0,
+}  # fmt: skip
+_PART = re.compile(r"(\d[\d.,]*)\s*([^\W\d_]*)")
+_DURATION = re.compile(r"\s*(?:\d[\d.,]*\s*[^\W\d_]*\s*)+")
+_MESSAGE_TYPE = re.compile(r"^\s*([A-Za-z_][\w.$]*):(?:\s|$)")
+_PYTEST_E_LINE = re.compile(r"^\s*E\s+([A-Za-z_][\w.]*):(?:\s|$)", re.MULTILINE)
+_PYTEST_WHERE = re.compile(r"^\s*\S+:\d+: ([A-Za-z_][\w.]*)\s*$", re.MULTILINE)
+_TRACEBACK_TAIL = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)):", re.MULTILINE)
+
+
+def case_id(classname: str, name: str, file: str | None) -> str:
+    """The pytest node id when derivable, else ``classname::name`` (or the bare name)."""
+    return id_prefix(classname, file) + name
+
+
+def id_prefix(classname: str, file: str | None) -> str:
+    """Everything of the id before the test's name: ``tests/test_lib.py::TestA::``."""
+    if file and file.endswith(".py"):
+        path = file.replace("\\", "/")
+        module = path[:-3].replace("/", ".")
+        if classname == module:
+            return f"{path}::"
+        if classname.startswith(module + "."):
+            return "::".join([path, *classname[len(module) + 1 :].split("."), ""])
+    derived = _pytest_prefix(classname)
+    if derived:
+        return derived
+    if file and file.endswith(".py"):
+        return f"{file}::{classname}::" if classname else f"{file}::"
+    if classname:
+        return f"{classname}::"
+    return f"{file}::" if file else ""
+
+
+def _pytest_prefix(classname: str) -> str | None:
+    """``tests.test_lib.TestA`` → ``tests/test_lib.py::TestA::``, when it reads as pytest's.
+
+    pytest names a testcase's class from its node id with ``/`` and ``::`` turned into dots;
+    the module is the last part named like a pytest file (``test_*``/``*_test``), what follows
+    are ``Test*`` classes. Anything else is not guessed at.
+    """
+    if not classname or "/" in classname or " " in classname:
+        return None
+    parts = classname.split(".")
+    modules = [i for i, p in enumerate(parts) if p.startswith("test_") or p.endswith("_test")]
+    if not modules:
+        return None
+    end = modules[-1] + 1
+    classes = parts[end:]
+    if not all(c.startswith("Test") for c in classes):
+        return None
+    return "::".join(["/".join(parts[:end]) + ".py", *classes, ""])
+
+
+def derive_error_type(type_attr: str, message: str, details: str) -> str:
+    """The exception's type: the ``type`` attribute, else read from the message or traceback."""
+    if type_attr.strip():
+        return type_attr.strip()
+    match = _MESSAGE_TYPE.match(message)
+    if match:
+        return match.group(1)
+    for pattern in (_PYTEST_E_LINE, _PYTEST_WHERE, _TRACEBACK_TAIL):
+        found = pattern.findall(details) or pattern.findall(message)
+        if found:
+            return str(found[-1])
+    return ""
+
+
+def parse_time(text: str | None) -> float | None:
+    """Seconds from a ``time`` attribute; None when there is none or it cannot be read.
+
+    Reads plain seconds (``3.412``), units and unit sequences as kotest and Kotlin's
+    ``Duration.toString`` write them (``3.412s``, ``450ms``, ``80.803us``, ``1m 2.5s``;
+    kotest/kotest#2756), a decimal comma (``0,160``) and grouped thousands in either convention
+    (``1,234.5``, ``1.234,5``, ``2.401,100``). A lone comma is a decimal comma: ``1,234`` is
+    1.234 s, since a test taking twenty minutes is rarer than a locale writing commas.
+    An unreadable time is unknown, never 0: a p95 over made-up zeros would pass any gate.
+    """
+    if text is None:
+        return None
+    try:
+        total: float | None = float(text)  # the common case, and 1.0E-4 as Java writes it
+    except ValueError:
+        total = _with_units(text)
+    return total if total is not None and 0.0 <= total < MAX_SECONDS else None
+
+
+def _with_units(text: str) -> float | None:
+    if not _DURATION.fullmatch(text):
+        return None
+    total = 0.0
+    for number, unit in _PART.findall(text):
+        factor = UNITS.get(unit.lower())
+        value = _number(number)
+        if factor is None or value is None:
+            return None
+        total += value * factor
+    return total
+
+
+def _number(text: str) -> float | None:
+    """A decimal number written with either separator convention (see parse_time)."""
+    comma, dot = text.rfind(","), text.rfind(".")
+    if comma >= 0 and dot >= 0:  # the later separator is the decimal one
+        grouping, decimal = (".", ",") if comma > dot else (",", ".")
+        text = text.replace(grouping, "").replace(decimal, ".")
+    elif comma >= 0:
+        text = text.replace(",", "") if text.count(",") > 1 else text.replace(",", ".")
+    elif text.count(".") > 1:
+        text = text.replace(".", "")  # 1.234.567: dots grouping thousands
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def parse_line(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
