@@ -19,18 +19,27 @@ from deployloop import process
 from deployloop.config import Config
 from deployloop.durations import next_occurrence, parse_clock, parse_duration
 from deployloop.errors import UsageError
-from deployloop.events import Journal, Reporter, Sink
+from deployloop.events import (
+    Journal,
+    Reporter,
+    ReportWritten,
+    SessionEnd,
+    SessionStart,
+    Sink,
+    Trigger,
+)
 from deployloop.filing import IssueDesk
 from deployloop.gates import PhaseResult
 from deployloop.lock import InstanceLock, lock_path
 from deployloop.loop import IterationResult, Loop, LoopResult, Services, Session, Status
-from deployloop.models import Event, SuiteRun, Verdict
+from deployloop.models import SuiteRun, Verdict
 from deployloop.plan import Plan
 from deployloop.redact import Redactor
 from deployloop.runner import run_suite
 from deployloop.sessionlog import SessionLog
 from deployloop.signals import StopSignal, capture_signals
 from deployloop.state import SessionRow, Store, state_dir
+from deployloop.statesinks import LiveStatus, StoryRecorder
 from deployloop.wait import IntervalWaiter, RedeployWaiter
 
 
@@ -108,14 +117,16 @@ def _run_locked(
     reporter.add(Journal(row.directory / "events.jsonl", redactor.redact))
     reporter.add(SessionLog(row.directory / "session.md", redactor.redact))
     reporter.add(LiveStatus(store, row.id))
+    reporter.add(StoryRecorder(store, row.id))
     reporter.emit(
-        "session_start",
-        session=row.id,
-        config=config.path,
-        resumed=resumed,
-        deadline=row.deadline,
-        max_iterations=row.max_iterations,
-        logs_dir=str(row.directory),
+        SessionStart(
+            session=row.id,
+            config=config.path,
+            resumed=resumed,
+            deadline=row.deadline,
+            max_iterations=row.max_iterations,
+            logs_dir=str(row.directory),
+        )
     )
     if resumed:
         for pid_file in row.directory.glob("*/*.pid"):
@@ -131,11 +142,12 @@ def _run_locked(
     exit_code = stop.exit_code if result.status is Status.INTERRUPTED else result.status.value
     status = "running" if result.status is Status.INTERRUPTED else _status_word(result)
     reporter.emit(
-        "session_end",
-        status=status,
-        exit_code=exit_code,
-        iterations=result.iterations,
-        reason=result.reason,
+        SessionEnd(
+            status=status,
+            exit_code=exit_code,
+            iterations=result.iterations,
+            reason=result.reason,
+        )
     )
     if status != "running":  # an interrupted session stays open for the next run to resume
         store.end_session(row.id, status, exit_code)
@@ -150,9 +162,9 @@ def _write_reports(store: Store, session_id: str, redactor: Redactor, reporter: 
     try:
         paths = report.write_reports(store, session_id, redactor.redact)
     except OSError as exc:
-        reporter.emit("report", paths=[], error=str(exc))
+        reporter.emit(ReportWritten(paths=(), error=str(exc)))
         return
-    reporter.emit("report", paths=[str(p) for p in paths], error=None)
+    reporter.emit(ReportWritten(paths=tuple(str(p) for p in paths), error=None))
 
 
 def _status_word(result: LoopResult) -> str:
@@ -245,40 +257,6 @@ def _replayed(row: dict[str, Any], runs: tuple[SuiteRun, ...]) -> IterationResul
     return IterationResult(int(row["n"]), row["version"], phases)
 
 
-class LiveStatus:
-    """Keeps the state's ``live`` record current for ``status`` (cheap: major events only)."""
-
-    TRACKED = frozenset(
-        {"session_start", "iteration_start", "phase_start", "suite_start", "suite_end", "phase_end",
-         "waiting", "version_seen", "iteration_end", "session_end", "issue"}
-    )  # fmt: skip
-
-    def __init__(self, store: Store, session_id: str) -> None:
-        self.store = store
-        self.session_id = session_id
-
-    def __call__(self, event: Event) -> None:
-        if event.kind not in self.TRACKED:
-            return
-        changes: dict[str, object] = {"last_event": event.kind, "last_event_ts": event.ts}
-        d = event.data
-        if event.kind == "iteration_start":
-            changes.update(iteration=d["iteration"], version=d.get("version"), gates={})
-        elif event.kind == "phase_start":
-            changes.update(phase=d["phase"], suite=None, state="running")
-        elif event.kind == "suite_start":
-            changes.update(suite=d["suite"], state="running")
-        elif event.kind == "phase_end":
-            gates = dict(self.store.live(self.session_id).get("gates", {}))
-            gates[d["phase"]] = {"passed": d["passed"], "verdicts": d["verdicts"]}
-            changes.update(gates=gates, suite=None)
-        elif event.kind == "waiting":
-            changes.update(state="waiting for redeploy", phase=None, suite=None)
-        elif event.kind == "session_end":
-            changes.update(state=d["status"], phase=None, suite=None)
-        self.store.update_live(self.session_id, changes)
-
-
 def real_services(
     config: Config,
     reporter: Reporter,
@@ -354,6 +332,6 @@ def trigger_runner(
         detail = f"{command} (exit {done.returncode}, {done.wall_s:.1f} s)"
         if not ok:
             detail += f"; output tail: {process.tail(log, 400).strip()[-300:]}"
-        reporter.emit("trigger", command=command, ok=ok, detail=detail)
+        reporter.emit(Trigger(command=command, ok=ok, detail=detail))
 
     return trigger

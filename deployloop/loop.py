@@ -15,7 +15,20 @@ from pathlib import Path
 from deployloop import gates, plan
 from deployloop.config import Config, PhaseConfig, ProbeConfig, SuiteConfig
 from deployloop.errors import TargetUnreachable
-from deployloop.events import Reporter
+from deployloop.events import (
+    FailedFirst,
+    FailureCluster,
+    Health,
+    IterationEnd,
+    IterationStart,
+    Mixed,
+    PhaseEnd,
+    PhaseStart,
+    Reporter,
+    SkippedPhases,
+    SuiteEnd,
+    SuiteStart,
+)
 from deployloop.gates import PhaseResult
 from deployloop.models import Outcome, ProbeResult, SuiteRun
 from deployloop.runner import INTERRUPTED, SuiteJob, progress_path
@@ -174,7 +187,7 @@ class Loop:
         clock = self.services.clock
         give_up = clock.monotonic() + self.config.target.unreachable_timeout
         while not (probe := check()).ok:
-            self.reporter.emit("health", ok=False, detail=probe.detail)
+            self.reporter.emit(Health(ok=False, detail=probe.detail))
             if clock.monotonic() >= give_up:
                 raise TargetUnreachable(f"staging unhealthy past its timeout: {probe.detail}")
             if clock.wait(min(10.0, self.config.target.unreachable_timeout / 10)):
@@ -185,7 +198,7 @@ class Loop:
         started = self.services.clock.monotonic()
         version = self.services.read_version()
         self.store.begin_iteration(self.session.id, n, version)
-        self.reporter.emit("iteration_start", iteration=n, version=version)
+        self.reporter.emit(IterationStart(iteration=n, version=version))
         if previous is not None and not previous.green:
             self._failed_first(n, previous, version)
         result = self._phases(n, version)
@@ -215,18 +228,19 @@ class Loop:
             self.session.id, result.iteration, result.version, result.green, summary
         )
         self.reporter.emit(
-            "iteration_end",
-            iteration=result.iteration,
-            green=result.green,
-            version=result.version,
-            duration_s=duration,
-            failing=failing,
+            IterationEnd(
+                iteration=result.iteration,
+                green=result.green,
+                version=result.version,
+                duration_s=duration,
+                failing=tuple(failing),
+            )
         )
 
     def _phases(self, n: int, version: str | None) -> IterationResult:
         done: list[PhaseResult] = []
         for index, phase in enumerate(self.plan.phases):
-            self.reporter.emit("phase_start", phase=phase.name)
+            self.reporter.emit(PhaseStart(phase=phase.name))
             runs, stopped = self._run_suites(n, phase, version)
             if stopped == "interrupted":
                 return IterationResult(n, version, tuple(done), interrupted=True)
@@ -238,13 +252,13 @@ class Loop:
                 return IterationResult(n, version, tuple(done), hit_deadline=True)
             now = self.services.read_version()
             if now is not None and version is not None and now != version:
-                self.reporter.emit("mixed", from_version=version, to_version=now)
+                self.reporter.emit(Mixed(from_version=version, to_version=now))
                 return IterationResult(n, version, tuple(done), mixed_to=now)
             if not result.passed and phase.fail_fast:
                 rest = [p.name for p in self.plan.phases[index + 1 :]]
                 if rest:
                     self.reporter.emit(
-                        "skipped_phases", phases=rest, reason=f"{phase.name} failed (fail_fast)"
+                        SkippedPhases(phases=tuple(rest), reason=f"{phase.name} failed (fail_fast)")
                     )
                 break
         return IterationResult(n, version, tuple(done))
@@ -285,13 +299,14 @@ class Loop:
             version=version,
         )
         self.reporter.emit(
-            "suite_start",
-            phase=phase.name,
-            suite=suite.name,
-            tests=len(select) or suite.expect_tests,
-            progress=str(progress_path(job)),
-            previous_s=self.store.last_wall_s(self.session.id, suite.name),
-            **{"pass": pass_name},
+            SuiteStart(
+                phase=phase.name,
+                suite=suite.name,
+                tests=len(select) or suite.expect_tests,
+                progress=str(progress_path(job)),
+                previous_s=self.store.last_wall_s(self.session.id, suite.name),
+                pass_name=pass_name,
+            )
         )
         run = self.services.run_suite(job)
         # Only a run the stop actually cut short is partial: one that finished just before the
@@ -299,14 +314,15 @@ class Loop:
         partial = run.harness_error == INTERRUPTED
         self.store.save_run(self.session.id, n, "partial" if partial else pass_name, run)
         self.reporter.emit(
-            "suite_end",
-            phase=phase.name,
-            suite=suite.name,
-            counts=run.counts,
-            wall_s=run.wall_s,
-            harness_error=run.harness_error,
-            exit_code=run.exit_code,
-            **{"pass": pass_name},
+            SuiteEnd(
+                phase=phase.name,
+                suite=suite.name,
+                counts=run.counts,
+                wall_s=run.wall_s,
+                harness_error=run.harness_error,
+                exit_code=run.exit_code,
+                pass_name=pass_name,
+            )
         )
         return run
 
@@ -324,13 +340,14 @@ class Loop:
         issues = self.config.issues
         result = gates.judge(phase, runs, probes, flaky, issues.flaky == "pass")
         self.reporter.emit(
-            "phase_end",
-            phase=phase.name,
-            passed=result.passed,
-            verdicts=[v.describe() for v in result.verdicts],
-            gates=[v.to_json() for v in result.verdicts],
-            clusters=_clusters(runs, issues.mask),
-            flaky=sorted(flaky),
+            PhaseEnd(
+                phase=phase.name,
+                passed=result.passed,
+                verdicts=tuple(v.describe() for v in result.verdicts),
+                gates=result.verdicts,
+                clusters=_clusters(runs, issues.mask),
+                flaky=tuple(sorted(flaky)),
+            )
         )
         return result
 
@@ -369,11 +386,14 @@ class Loop:
                 total += len(ids)
                 passed += sum(1 for c in run.cases if c.id in ids and c.outcome is Outcome.PASSED)
         if total:
-            self.reporter.emit("failed_first", passed=passed, total=total, version=version)
+            self.reporter.emit(FailedFirst(passed=passed, total=total, version=version))
 
 
-def _clusters(runs: Sequence[SuiteRun], masks: Sequence[str]) -> list[dict[str, object]]:
+def _clusters(runs: Sequence[SuiteRun], masks: Sequence[str]) -> tuple[FailureCluster, ...]:
     from deployloop.summary import summarize
 
     cases = [c for run in runs for c in run.cases]
-    return [c.to_json() for c in summarize(cases, extra_masks=tuple(masks)).clusters]
+    return tuple(
+        FailureCluster(c.fingerprint, c.count, c.message, c.tests)
+        for c in summarize(cases, extra_masks=tuple(masks)).clusters
+    )
