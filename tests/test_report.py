@@ -188,7 +188,7 @@ def test_report_names_issues_and_where_they_were_verified(night: Night, tmp_path
     issues = [e for e in journal if isinstance(e, IssueDone)]
     if not issues:  # SKIPPED ONLY when the run filed no issue (tracker filing not wired in)
         pytest.skip("the run produced no issue events")
-    numbers = sorted({e.number for e in issues})
+    numbers = sorted({e.number for e in issues if e.number is not None})
     assert numbers == [1, 2]
     html = _html(night, tmp_path)
     assert "closed — verified fixed in rev-2" in html  # the database cause, fixed by rev-2
