@@ -81,15 +81,6 @@ class Verdict:
     threshold: str
     reason: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "gate": self.gate,
-            "passed": self.passed,
-            "measured": self.measured,
-            "threshold": self.threshold,
-            "reason": self.reason,
-        }
-
     def describe(self) -> str:
         mark = "✅" if self.passed else "❌"
         text = f"{mark} {self.gate}: {self.measured}"
