@@ -17,12 +17,20 @@ from types import ModuleType
 from deployloop import process
 from deployloop.clock import Clock, RealClock
 from deployloop.config import Config
-from deployloop.events import Journal, Reporter, Sink
+from deployloop.events import (
+    Journal,
+    Reporter,
+    ReportWritten,
+    SessionEnd,
+    SessionStart,
+    Sink,
+    Trigger,
+)
 from deployloop.issues.desk import IssueDesk
 from deployloop.issues.records import IterationReport
 from deployloop.lock import InstanceLock, lock_path
 from deployloop.loop import Loop, LoopResult, Services, Status
-from deployloop.models import Event, ProbeResult
+from deployloop.models import ProbeResult
 from deployloop.plan import Plan
 from deployloop.redact import Redactor
 from deployloop.runner import run_suite
@@ -30,6 +38,7 @@ from deployloop.session import RunOptions, config_key, final_reduce, open_sessio
 from deployloop.sessionlog import SessionLog
 from deployloop.signals import StopSignal, capture_signals
 from deployloop.state import SessionRow, Store, state_dir
+from deployloop.statesinks import LiveStatus, StoryRecorder
 from deployloop.wait import IntervalWaiter, RedeployWaiter, WaitResult
 
 
@@ -75,14 +84,16 @@ def _run_locked(
     reporter.add(Journal(row.directory / "events.jsonl", redactor.redact))
     reporter.add(SessionLog(row.directory / "session.md", redactor.redact))
     reporter.add(LiveStatus(store, row.id))
+    reporter.add(StoryRecorder(store, row.id))
     reporter.emit(
-        "session_start",
-        session=row.id,
-        config=config.path,
-        resumed=resumed,
-        deadline=row.deadline,
-        max_iterations=row.max_iterations,
-        logs_dir=str(row.directory),
+        SessionStart(
+            session=row.id,
+            config=config.path,
+            resumed=resumed,
+            deadline=row.deadline,
+            max_iterations=row.max_iterations,
+            logs_dir=str(row.directory),
+        )
     )
     session = resume_point(store, row)
     desk = IssueDesk(config, store, row.id, reporter, redactor, stop.event)
@@ -103,11 +114,12 @@ def _end_session(
     end = final_reduce(result, signum)
     status, exit_code = end.status, end.exit_code
     reporter.emit(
-        "session_end",
-        status=status,
-        exit_code=exit_code,
-        iterations=result.iterations,
-        reason=result.reason,
+        SessionEnd(
+            status=status,
+            exit_code=exit_code,
+            iterations=result.iterations,
+            reason=result.reason,
+        )
     )
     if result.status is not Status.INTERRUPTED:
         store.end_session(session_id, status, exit_code)
@@ -121,43 +133,9 @@ def _write_reports(store: Store, session_id: str, redactor: Redactor, reporter: 
     try:
         paths = report.write_reports(store, session_id, redactor.redact)
     except OSError as exc:
-        reporter.emit("report", paths=[], error=str(exc))
+        reporter.emit(ReportWritten(paths=(), error=str(exc)))
         return
-    reporter.emit("report", paths=[str(p) for p in paths], error=None)
-
-
-class LiveStatus:
-    """Keeps the state's ``live`` record current for ``status`` (cheap: major events only)."""
-
-    TRACKED = frozenset(
-        {"session_start", "iteration_start", "phase_start", "suite_start", "suite_end", "phase_end",
-         "waiting", "version_seen", "iteration_end", "session_end", "issue"}
-    )  # fmt: skip
-
-    def __init__(self, store: Store, session_id: str) -> None:
-        self.store = store
-        self.session_id = session_id
-
-    def __call__(self, event: Event) -> None:
-        if event.kind not in self.TRACKED:
-            return
-        changes: dict[str, object] = {"last_event": event.kind, "last_event_ts": event.ts}
-        d = event.data
-        if event.kind == "iteration_start":
-            changes.update(iteration=d["iteration"], version=d.get("version"), gates={})
-        elif event.kind == "phase_start":
-            changes.update(phase=d["phase"], suite=None, state="running")
-        elif event.kind == "suite_start":
-            changes.update(suite=d["suite"], state="running")
-        elif event.kind == "phase_end":
-            gates = dict(self.store.live(self.session_id).get("gates", {}))
-            gates[d["phase"]] = {"passed": d["passed"], "verdicts": d["verdicts"]}
-            changes.update(gates=gates, suite=None)
-        elif event.kind == "waiting":
-            changes.update(state="waiting for redeploy", phase=None, suite=None)
-        elif event.kind == "session_end":
-            changes.update(state=d["status"], phase=None, suite=None)
-        self.store.update_live(self.session_id, changes)
+    reporter.emit(ReportWritten(paths=tuple(str(p) for p in paths), error=None))
 
 
 def real_services(
@@ -250,6 +228,6 @@ def trigger_runner(
         detail = f"{command} (exit {done.returncode}, {done.wall_s:.1f} s)"
         if not ok:
             detail += f"; output tail: {process.tail(log, 400).strip()[-300:]}"
-        reporter.emit("trigger", command=command, ok=ok, detail=detail)
+        reporter.emit(Trigger(command=command, ok=ok, detail=detail))
 
     return trigger

@@ -10,10 +10,8 @@ import atexit
 import json
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console as RichConsole
 from rich.console import ConsoleOptions, Group, RenderableType, RenderResult
@@ -25,22 +23,31 @@ from rich.text import Text
 
 from deployloop.console import Console
 from deployloop.durations import format_duration
-from deployloop.events import Sink
-from deployloop.models import Event
+from deployloop.events import (
+    Event,
+    IterationStart,
+    PhaseStart,
+    SessionEnd,
+    Settled,
+    Sink,
+    SuiteEnd,
+    SuiteStart,
+    Waiting,
+)
 from deployloop.view import EventView
 
 POLL_S = 0.2
 HEARTBEAT_S = 180.0
 BROKEN = frozenset({"failed", "error"})
 # Any of these means the wait for a redeploy is over: the next iteration is under way or done.
-WAIT_OVER = frozenset({"settled", "iteration_start", "phase_start", "suite_start", "session_end"})
+WAIT_OVER = (Settled, IterationStart, PhaseStart, SuiteStart, SessionEnd)
 SuiteKey = tuple[str, str, str]
 # Layout of a suite's row, in terminal cells: wide terminals keep the running test on the same line.
 WIDE, ID_ROOM, BAR_MIN, BAR_MAX, LABEL_MIN, TIME_WIDTH = 120, 40, 10, 30, 12, 16
 
 
-def suite_key(data: Mapping[str, Any]) -> SuiteKey:
-    return (str(data.get("phase", "")), str(data.get("suite", "")), str(data.get("pass", "full")))
+def suite_key(event: SuiteStart | SuiteEnd) -> SuiteKey:
+    return (event.phase, event.suite, event.pass_name)
 
 
 @dataclass
@@ -63,18 +70,17 @@ class SuiteProgress:
     partial: bytes = b""
 
     @classmethod
-    def from_event(cls, data: Mapping[str, Any]) -> SuiteProgress:
-        path = Path(data["progress"]) if data.get("progress") else None
+    def from_event(cls, event: SuiteStart) -> SuiteProgress:
+        path = Path(event.progress) if event.progress else None
         # A resumed iteration appends to last attempt's file: only what comes after now is ours.
         offset = path.stat().st_size if path is not None and path.exists() else 0
-        phase, suite, pass_name = suite_key(data)
         return cls(
-            phase,
-            suite,
-            pass_name,
+            event.phase,
+            event.suite,
+            event.pass_name,
             path,
-            data.get("tests") or None,
-            data.get("previous_s"),
+            event.tests or None,
+            event.previous_s,
             offset=offset,
         )
 
@@ -195,19 +201,19 @@ class LiveView:
         self._live: Live | None = None
 
     def __call__(self, event: Event) -> None:
-        if event.kind == "suite_end":
-            self._end_suite(suite_key(event.data))
-        if event.kind in WAIT_OVER:
+        if isinstance(event, SuiteEnd):
+            self._end_suite(suite_key(event))
+        if isinstance(event, WAIT_OVER):
             self._waiting = None
         self.lines(event)
-        if event.kind == "suite_start":
-            self._start_suite(event.data)
-        elif event.kind == "waiting" and self._waiting is None:
+        if isinstance(event, SuiteStart):
+            self._start_suite(event)
+        elif isinstance(event, Waiting) and self._waiting is None:
             self._waiting = (
-                f"waiting for redeploy (tested {event.data.get('tested') or 'unknown'})",
+                f"waiting for redeploy (tested {event.tested or 'unknown'})",
                 time.monotonic(),
             )
-        if event.kind == "session_end":
+        if isinstance(event, SessionEnd):
             self.close()
         else:
             self._sync_live()
@@ -240,10 +246,10 @@ class LiveView:
                 parts.append(row)
         return Group(*parts)
 
-    def _start_suite(self, data: Mapping[str, Any]) -> None:
-        key = suite_key(data)
+    def _start_suite(self, event: SuiteStart) -> None:
+        key = suite_key(event)
         self._end_suite(key)  # the same suite started again: one bar, not two
-        tail = _Tail(SuiteProgress.from_event(data), self._lock, self.poll_s)
+        tail = _Tail(SuiteProgress.from_event(event), self._lock, self.poll_s)
         with self._lock:
             self._tails[key] = tail
 
@@ -393,7 +399,7 @@ class Heartbeat:
         with self._lock:
             self._track(event)
         self._wake.set()
-        if event.kind == "session_end":
+        if isinstance(event, SessionEnd):
             self.close()
         elif self._activities and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
@@ -401,18 +407,20 @@ class Heartbeat:
 
     def _track(self, event: Event) -> None:
         now = time.monotonic()
-        if event.kind in WAIT_OVER:
+        if isinstance(event, WAIT_OVER):
             self._activities.pop("wait", None)
-        if event.kind == "suite_start":
-            progress = SuiteProgress.from_event(event.data)
-            self._activities[suite_key(event.data)] = _Activity(progress, progress.label, now, now)
-        elif event.kind == "suite_end":
-            self._activities.pop(suite_key(event.data), None)
-        elif event.kind == "waiting" and "wait" not in self._activities:
-            tested = event.data.get("tested") or "unknown"
-            self._activities["wait"] = _Activity(
-                None, f"waiting for redeploy (tested {tested})", now, now
-            )
+        match event:
+            case SuiteStart():
+                progress = SuiteProgress.from_event(event)
+                self._activities[suite_key(event)] = _Activity(progress, progress.label, now, now)
+            case SuiteEnd():
+                self._activities.pop(suite_key(event), None)
+            case Waiting(tested=tested) if "wait" not in self._activities:
+                self._activities["wait"] = _Activity(
+                    None, f"waiting for redeploy (tested {tested or 'unknown'})", now, now
+                )
+            case _:
+                pass
 
     def close(self) -> None:
         self._closed = True

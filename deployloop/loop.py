@@ -16,7 +16,20 @@ from deployloop import gates, plan
 from deployloop.clock import Clock
 from deployloop.config import Config, PhaseConfig, ProbeConfig, SuiteConfig
 from deployloop.errors import TargetUnreachable
-from deployloop.events import Reporter
+from deployloop.events import (
+    FailedFirst,
+    FailureCluster,
+    Health,
+    IterationEnd,
+    IterationStart,
+    Mixed,
+    PhaseEnd,
+    PhaseStart,
+    Reporter,
+    SkippedPhases,
+    SuiteEnd,
+    SuiteStart,
+)
 from deployloop.gates import PhaseResult
 from deployloop.issues.records import IterationReport
 from deployloop.models import Outcome, ProbeResult, RunEnd, SuiteRun
@@ -36,7 +49,7 @@ class Status(enum.Enum):
     INTERRUPTED = "interrupted"  # a stop signal: the session stays open to be resumed
 
 
-class IterationEnd(enum.Enum):
+class IterationStop(enum.Enum):
     """Why an iteration stopped running phases."""
 
     DONE = "done"  # every planned phase ran, or fail_fast ended the iteration
@@ -58,7 +71,7 @@ class IterationResult:
     version: str | None
     phases: tuple[PhaseResult, ...] = ()
     mixed_to: str | None = None  # the version that appeared mid-iteration (ended is MIXED)
-    ended: IterationEnd = IterationEnd.DONE
+    ended: IterationStop = IterationStop.DONE
 
     @property
     def green(self) -> bool:
@@ -126,15 +139,15 @@ class Loop:
             except TargetUnreachable as exc:  # the session ends with its log and report
                 return LoopResult(Status.UNREACHABLE, n - 1, str(exc))
             result = self.iteration(n, previous)
-            if result.ended is IterationEnd.INTERRUPTED:
+            if result.ended is IterationStop.INTERRUPTED:
                 return LoopResult(Status.INTERRUPTED, n, "interrupted")
-            if result.ended is IterationEnd.MIXED:
+            if result.ended is IterationStop.MIXED:
                 continue  # same iteration number, on the new version
             if result.green:
                 return LoopResult(Status.GREEN, n, "every gate passed")
             if self.services.stop.is_set():  # asked to stop while filing: honour it now
                 return LoopResult(Status.INTERRUPTED, n, "interrupted")
-            if result.ended is IterationEnd.DEADLINE:
+            if result.ended is IterationStop.DEADLINE:
                 return LoopResult(Status.FAILING, n, "deadline reached")
             ended = "--once" if self.plan.once else self._budget_spent(n + 1)
             if ended:
@@ -174,7 +187,7 @@ class Loop:
         clock = self.services.clock
         give_up = clock.monotonic() + self.config.target.unreachable_timeout
         while not (probe := check()).ok:
-            self.reporter.emit("health", ok=False, detail=probe.detail)
+            self.reporter.emit(Health(ok=False, detail=probe.detail))
             if clock.monotonic() >= give_up:
                 raise TargetUnreachable(f"staging unhealthy past its timeout: {probe.detail}")
             if clock.wait(min(10.0, self.config.target.unreachable_timeout / 10)):
@@ -185,13 +198,13 @@ class Loop:
         started = self.services.clock.monotonic()
         version = self.services.read_version()
         self.store.begin_iteration(self.session.id, n, version)
-        self.reporter.emit("iteration_start", iteration=n, version=version)
+        self.reporter.emit(IterationStart(iteration=n, version=version))
         if previous is not None and not previous.green:
             self._failed_first(n, previous, version)
         result = self._phases(n, version)
-        if result.ended is IterationEnd.MIXED:
+        if result.ended is IterationStop.MIXED:
             self.store.discard_runs(self.session.id, n)
-        if result.ended in (IterationEnd.INTERRUPTED, IterationEnd.MIXED):
+        if result.ended in (IterationStop.INTERRUPTED, IterationStop.MIXED):
             return result
         resumed, self.session.resuming = self.session.resuming, False
         self.services.file_issues(
@@ -215,43 +228,44 @@ class Loop:
             self.session.id, result.iteration, result.version, result.green, summary
         )
         self.reporter.emit(
-            "iteration_end",
-            iteration=result.iteration,
-            green=result.green,
-            version=result.version,
-            duration_s=duration,
-            failing=failing,
+            IterationEnd(
+                iteration=result.iteration,
+                green=result.green,
+                version=result.version,
+                duration_s=duration,
+                failing=tuple(failing),
+            )
         )
 
     def _phases(self, n: int, version: str | None) -> IterationResult:
         done: list[PhaseResult] = []
         for index, phase in enumerate(self.plan.phases):
-            self.reporter.emit("phase_start", phase=phase.name)
+            self.reporter.emit(PhaseStart(phase=phase.name))
             runs, stopped = self._run_suites(n, phase, version)
-            if stopped is IterationEnd.INTERRUPTED:
+            if stopped is IterationStop.INTERRUPTED:
                 return IterationResult(n, version, tuple(done), ended=stopped)
             result = self._judge(n, phase, runs, version)
             done.append(result)
             if self.services.stop.is_set():  # stopped during a rerun or probe: no next phase
-                return IterationResult(n, version, tuple(done), ended=IterationEnd.INTERRUPTED)
-            if stopped is IterationEnd.DEADLINE:
+                return IterationResult(n, version, tuple(done), ended=IterationStop.INTERRUPTED)
+            if stopped is IterationStop.DEADLINE:
                 return IterationResult(n, version, tuple(done), ended=stopped)
             now = self.services.read_version()
             if now is not None and version is not None and now != version:
-                self.reporter.emit("mixed", from_version=version, to_version=now)
-                return IterationResult(n, version, tuple(done), now, IterationEnd.MIXED)
+                self.reporter.emit(Mixed(from_version=version, to_version=now))
+                return IterationResult(n, version, tuple(done), now, IterationStop.MIXED)
             if not result.passed and phase.fail_fast:
                 rest = [p.name for p in self.plan.phases[index + 1 :]]
                 if rest:
                     self.reporter.emit(
-                        "skipped_phases", phases=rest, reason=f"{phase.name} failed (fail_fast)"
+                        SkippedPhases(phases=tuple(rest), reason=f"{phase.name} failed (fail_fast)")
                     )
                 break
         return IterationResult(n, version, tuple(done))
 
     def _run_suites(
         self, n: int, phase: PhaseConfig, version: str | None
-    ) -> tuple[list[SuiteRun], IterationEnd]:
+    ) -> tuple[list[SuiteRun], IterationStop]:
         """The phase's suites in order, until a stop or the session deadline cuts one short."""
         runs: list[SuiteRun] = []
         for suite in phase.suites:
@@ -260,10 +274,10 @@ class Loop:
                 run = self._run(n, phase, suite, version, "full")
             runs.append(run)
             if self.services.stop.is_set():
-                return runs, IterationEnd.INTERRUPTED
+                return runs, IterationStop.INTERRUPTED
             if run.ended is RunEnd.DEADLINE:
-                return runs, IterationEnd.DEADLINE
-        return runs, IterationEnd.DONE
+                return runs, IterationStop.DEADLINE
+        return runs, IterationStop.DONE
 
     def _run(
         self,
@@ -286,13 +300,14 @@ class Loop:
             version=version,
         )
         self.reporter.emit(
-            "suite_start",
-            phase=phase.name,
-            suite=suite.name,
-            tests=len(select) or suite.expect_tests,
-            progress=str(progress_path(job)),
-            previous_s=self.store.last_wall_s(self.session.id, suite.name),
-            **{"pass": pass_name},
+            SuiteStart(
+                phase=phase.name,
+                suite=suite.name,
+                tests=len(select) or suite.expect_tests,
+                progress=str(progress_path(job)),
+                previous_s=self.store.last_wall_s(self.session.id, suite.name),
+                pass_name=pass_name,
+            )
         )
         run = self.services.run_suite(job)
         # Only a run the stop actually cut short is partial: one that finished just before the
@@ -300,14 +315,15 @@ class Loop:
         partial = run.ended is RunEnd.INTERRUPTED
         self.store.save_run(self.session.id, n, "partial" if partial else pass_name, run)
         self.reporter.emit(
-            "suite_end",
-            phase=phase.name,
-            suite=suite.name,
-            counts=run.counts,
-            wall_s=run.wall_s,
-            harness_error=run.harness_error,
-            exit_code=run.exit_code,
-            **{"pass": pass_name},
+            SuiteEnd(
+                phase=phase.name,
+                suite=suite.name,
+                counts=run.counts,
+                wall_s=run.wall_s,
+                harness_error=run.harness_error,
+                exit_code=run.exit_code,
+                pass_name=pass_name,
+            )
         )
         return run
 
@@ -325,13 +341,14 @@ class Loop:
         issues = self.config.issues
         result = gates.judge(phase, runs, probes, flaky, issues.flaky == "pass")
         self.reporter.emit(
-            "phase_end",
-            phase=phase.name,
-            passed=result.passed,
-            verdicts=[v.describe() for v in result.verdicts],
-            gates=[v.to_json() for v in result.verdicts],
-            clusters=_clusters(runs, issues.mask),
-            flaky=sorted(flaky),
+            PhaseEnd(
+                phase=phase.name,
+                passed=result.passed,
+                verdicts=tuple(v.describe() for v in result.verdicts),
+                gates=result.verdicts,
+                clusters=_clusters(runs, issues.mask),
+                flaky=tuple(sorted(flaky)),
+            )
         )
         return result
 
@@ -370,11 +387,14 @@ class Loop:
                 total += len(ids)
                 passed += sum(1 for c in run.cases if c.id in ids and c.outcome is Outcome.PASSED)
         if total:
-            self.reporter.emit("failed_first", passed=passed, total=total, version=version)
+            self.reporter.emit(FailedFirst(passed=passed, total=total, version=version))
 
 
-def _clusters(runs: Sequence[SuiteRun], masks: Sequence[str]) -> list[dict[str, object]]:
+def _clusters(runs: Sequence[SuiteRun], masks: Sequence[str]) -> tuple[FailureCluster, ...]:
     from deployloop.summary import summarize
 
     cases = [c for run in runs for c in run.cases]
-    return [c.to_json() for c in summarize(cases, extra_masks=tuple(masks)).clusters]
+    return tuple(
+        FailureCluster(c.fingerprint, c.count, c.message, c.tests)
+        for c in summarize(cases, extra_masks=tuple(masks)).clusters
+    )

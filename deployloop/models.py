@@ -1,9 +1,8 @@
-"""Plain records that flow between the stages: results, verdicts, probes, events."""
+"""Plain records that flow between the stages: results, verdicts, probes."""
 
 from __future__ import annotations
 
 import enum
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,27 +109,9 @@ class Verdict:
     threshold: str
     reason: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "gate": self.gate,
-            "passed": self.passed,
-            "measured": self.measured,
-            "threshold": self.threshold,
-            "reason": self.reason,
-        }
-
     def describe(self) -> str:
         mark = "✅" if self.passed else "❌"
         text = f"{mark} {self.gate}: {self.measured}"
         if self.threshold:
             text += f" (threshold {self.threshold})"
         return f"{text} — {self.reason}" if self.reason else text
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """Something that happened; rendered by the console, logged, persisted."""
-
-    kind: str
-    data: Mapping[str, Any] = field(default_factory=dict)
-    ts: float = field(default_factory=time.time)

@@ -5,101 +5,157 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import assert_never
 
 from deployloop.durations import format_duration
-from deployloop.events import EPHEMERAL
-from deployloop.models import Event
+from deployloop.events import (
+    Deferred,
+    Deploying,
+    DryRun,
+    Event,
+    FailedFirst,
+    Health,
+    IssueDone,
+    IterationEnd,
+    IterationStart,
+    Mixed,
+    OutboxQueued,
+    PhaseEnd,
+    PhaseStart,
+    ReportWritten,
+    RunEvent,
+    SessionEnd,
+    SessionStart,
+    Settled,
+    SkippedPhases,
+    SuiteEnd,
+    SuiteStart,
+    TargetEvent,
+    Trigger,
+    VersionSeen,
+    Waiting,
+    WriteEvent,
+)
 
 
-def describe(event: Event) -> str | None:
-    """One grep-able line for an event, or None for events that only structure the log."""
-    render = _LINES.get(event.kind)
-    return render(event.data) if render else None
+def describe(event: Event) -> str:
+    """One grep-able line for an event: every kind has one (mypy checks each match is complete)."""
+    if isinstance(event, RunEvent):
+        return _run_line(event)
+    if isinstance(event, WriteEvent):
+        return _write_line(event)
+    return _target_line(event)
 
 
-def _counts(d: Mapping[str, Any]) -> str:
-    c = d.get("counts") or {}
-    parts = [f"{c.get(k, 0)} {k}" for k in ("passed", "failed", "error", "skipped") if c.get(k)]
+def _run_line(event: RunEvent) -> str:
+    match event:
+        case SessionStart():
+            how = "resumed" if event.resumed else "started"
+            return f"session {event.session} {how} ({event.config})"
+        case IterationStart():
+            return f"iteration {event.iteration} started on version {event.version or 'unknown'}"
+        case PhaseStart():
+            return f"phase {event.phase} started"
+        case SuiteStart():
+            return f"suite {event.phase}/{event.suite} started{_pass_label(event.pass_name)}"
+        case SuiteEnd():
+            return _suite_end(event)
+        case PhaseEnd():
+            return f"phase {event.phase}: {'PASSED' if event.passed else 'FAILED'}"
+        case SkippedPhases():
+            return f"phases not run: {', '.join(event.phases)} ({event.reason})"
+        case FailedFirst():
+            version = event.version or "unknown"
+            return f"failed-first: {event.passed}/{event.total} now pass on {version}"
+        case IterationEnd():
+            return _iteration_end(event)
+        case SessionEnd():
+            return _session_end(event)
+        case _:
+            assert_never(event)
+
+
+def _write_line(event: WriteEvent) -> str:
+    match event:
+        case IssueDone():
+            return _issue(event)
+        case Deferred():
+            return f"issue creation deferred (cap reached): {'; '.join(event.titles)}"
+        case OutboxQueued():
+            return (
+                f"tracker unavailable ({event.error or 'error'}): "
+                f"{event.queued} write(s) kept in the outbox"
+            )
+        case DryRun():
+            return f"dry run: {event.detail}"
+        case ReportWritten() if not event.error:
+            return f"report written: {', '.join(event.paths)}"
+        case ReportWritten():
+            return f"report NOT written: {event.error}"
+        case _:
+            assert_never(event)
+
+
+def _target_line(event: TargetEvent) -> str:
+    match event:
+        case Health():
+            return f"health {'ok' if event.ok else 'FAILED'}: {event.detail}"
+        case Mixed():
+            return (
+                f"version changed mid-iteration ({event.from_version} → {event.to_version}): "
+                "restarting it"
+            )
+        case Trigger():
+            return f"redeploy trigger {'ran' if event.ok else 'FAILED'}: {event.detail}"
+        case Waiting():
+            return f"waiting for redeploy (tested {event.tested or 'unknown'}): {event.reason}"
+        case Deploying():
+            return f"staging is deploying: {event.detail}"
+        case VersionSeen():
+            return f"{event.version} seen after {format_duration(event.after_s)}"
+        case Settled():
+            return f"settled on {event.version} ({format_duration(event.seconds)} healthy)"
+        case _:
+            assert_never(event)
+
+
+def _pass_label(pass_name: str) -> str:
+    return "" if pass_name == "full" else f" [{pass_name}]"
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    parts = [f"{counts[k]} {k}" for k in ("passed", "failed", "error", "skipped") if counts.get(k)]
     return ", ".join(parts) or "no tests"
 
 
-def _suite_end(d: Mapping[str, Any]) -> str:
-    label = "" if d.get("pass", "full") == "full" else f" [{d['pass']}]"
-    text = f"suite {d['phase']}/{d['suite']}{label}: {_counts(d)} in {format_duration(d['wall_s'])}"
-    if d.get("harness_error"):
-        text += f" — HARNESS ERROR: {d['harness_error']}"
+def _suite_end(event: SuiteEnd) -> str:
+    text = (
+        f"suite {event.phase}/{event.suite}{_pass_label(event.pass_name)}: "
+        f"{_counts(event.counts)} in {format_duration(event.wall_s)}"
+    )
+    if event.harness_error:
+        text += f" — HARNESS ERROR: {event.harness_error}"
     return text
 
 
-def _phase_end(d: Mapping[str, Any]) -> str:
-    return f"phase {d['phase']}: {'PASSED' if d['passed'] else 'FAILED'}"
+def _issue(event: IssueDone) -> str:
+    prefix = "would " if event.dry_run else ""
+    number = f" #{event.number}" if event.number else ""
+    return f"issue {prefix}{event.action}{number}: {event.title}"
 
 
-def _issue(d: Mapping[str, Any]) -> str:
-    prefix = "would " if d.get("dry_run") else ""
-    number = f" #{d['number']}" if d.get("number") else ""
-    return f"issue {prefix}{d['action']}{number}: {d['title']}"
+def _iteration_end(event: IterationEnd) -> str:
+    verdict = "all gates green" if event.green else f"failing: {', '.join(event.failing)}"
+    took = format_duration(event.duration_s)
+    version = event.version or "unknown version"
+    return f"iteration {event.iteration} ended on {version}: {verdict} ({took})"
 
 
-def _iteration_end(d: Mapping[str, Any]) -> str:
-    verdict = "all gates green" if d["green"] else f"failing: {', '.join(d.get('failing', []))}"
-    took = format_duration(d.get("duration_s", 0))
-    version = d.get("version") or "unknown version"
-    return f"iteration {d['iteration']} ended on {version}: {verdict} ({took})"
-
-
-def _session_end(d: Mapping[str, Any]) -> str:
+def _session_end(event: SessionEnd) -> str:
     return (
-        f"session ended: {d['status']} after {d['iterations']} iteration(s), exit {d['exit_code']}"
-        + (f" — {d['reason']}" if d.get("reason") else "")
+        f"session ended: {event.status} after {event.iterations} iteration(s), "
+        f"exit {event.exit_code}" + (f" — {event.reason}" if event.reason else "")
     )
-
-
-_LINES: dict[str, Callable[[Mapping[str, Any]], str]] = {
-    "session_start": lambda d: (
-        f"session {d['session']} {'resumed' if d.get('resumed') else 'started'} ({d['config']})"
-    ),
-    "iteration_start": lambda d: (
-        f"iteration {d['iteration']} started on version {d.get('version') or 'unknown'}"
-    ),
-    "phase_start": lambda d: f"phase {d['phase']} started",
-    "suite_start": lambda d: (
-        f"suite {d['phase']}/{d['suite']} started"
-        + ("" if d.get("pass", "full") == "full" else f" [{d['pass']}]")
-    ),
-    "suite_end": _suite_end,
-    "phase_end": _phase_end,
-    "skipped_phases": lambda d: f"phases not run: {', '.join(d['phases'])} ({d['reason']})",
-    "failed_first": lambda d: (
-        f"failed-first: {d['passed']}/{d['total']} now pass on {d.get('version') or 'unknown'}"
-    ),
-    "issue": _issue,
-    "deferred": lambda d: f"issue creation deferred (cap reached): {'; '.join(d['titles'])}",
-    "outbox": lambda d: (
-        f"tracker unavailable ({d.get('error') or 'error'}): "
-        f"{d['queued']} write(s) kept in the outbox"
-    ),
-    "dry_run": lambda d: f"dry run: {d['detail']}",
-    "report": lambda d: (
-        f"report written: {', '.join(d['paths'])}"
-        if not d.get("error")
-        else f"report NOT written: {d['error']}"
-    ),
-    "trigger": lambda d: f"redeploy trigger {'ran' if d['ok'] else 'FAILED'}: {d['detail']}",
-    "waiting": lambda d: (
-        f"waiting for redeploy (tested {d.get('tested') or 'unknown'}): {d['reason']}"
-    ),
-    "deploying": lambda d: f"staging is deploying: {d['detail']}",
-    "version_seen": lambda d: f"{d['version']} seen after {format_duration(d['after_s'])}",
-    "settled": lambda d: f"settled on {d['version']} ({format_duration(d['seconds'])} healthy)",
-    "mixed": lambda d: (
-        f"version changed mid-iteration ({d['from_version']} → {d['to_version']}): restarting it"
-    ),
-    "health": lambda d: f"health {'ok' if d['ok'] else 'FAILED'}: {d['detail']}",
-    "iteration_end": _iteration_end,
-    "session_end": _session_end,
-}
 
 
 class SessionLog:
@@ -111,44 +167,37 @@ class SessionLog:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, event: Event) -> None:
-        if event.kind in EPHEMERAL:
-            return
         text = self._entry(event)
-        if text:
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(self.redact(text))
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(self.redact(text))
 
-    def _entry(self, event: Event) -> str | None:
+    def _entry(self, event: Event) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
-        d = event.data
-        if event.kind == "session_start":
-            day = time.strftime("%Y-%m-%d %H:%M", time.localtime(event.ts))
-            return f"# deployloop session {d['session']}\n\n- {day} {describe(event)}\n"
-        if event.kind == "iteration_start":
-            return f"\n## Iteration {d['iteration']} — {d.get('version') or 'unknown version'}\n\n"
-        if event.kind == "phase_end":
-            return self._phase_block(stamp, event)
-        line = describe(event)
-        if line is None:
-            return None
-        if event.kind == "session_end":
-            return f"\n## Summary\n\n- {stamp} {line}\n"
-        return f"- {stamp} {line}\n"
+        match event:
+            case SessionStart():
+                day = time.strftime("%Y-%m-%d %H:%M", time.localtime(event.ts))
+                return f"# deployloop session {event.session}\n\n- {day} {describe(event)}\n"
+            case IterationStart():
+                version = event.version or "unknown version"
+                return f"\n## Iteration {event.iteration} — {version}\n\n"
+            case PhaseEnd():
+                return _phase_block(stamp, event)
+            case SessionEnd():
+                return f"\n## Summary\n\n- {stamp} {describe(event)}\n"
+            case _:
+                return f"- {stamp} {describe(event)}\n"
 
-    def _phase_block(self, stamp: str, event: Event) -> str:
-        d = event.data
-        lines = [
-            f"\n### {stamp} Phase {d['phase']}: {'✅ passed' if d['passed'] else '❌ failed'}\n"
-        ]
-        lines += [f"- {v}" for v in d.get("verdicts", [])]
-        if d.get("flaky"):
-            lines.append(f"- flaky (passed on rerun): {', '.join(d['flaky'])}")
-        for cluster in d.get("clusters", []):
-            lines.append(
-                f"- failing cluster `{cluster['fingerprint']}` ({cluster['count']} tests): "
-                f"{cluster['message']}"
-            )
-            lines += [f"  - {test}" for test in cluster["tests"][:20]]
-            if cluster["count"] > 20:
-                lines.append(f"  - … and {cluster['count'] - 20} more")
-        return "\n".join(lines) + "\n\n"
+
+def _phase_block(stamp: str, event: PhaseEnd) -> str:
+    lines = [f"\n### {stamp} Phase {event.phase}: {'✅ passed' if event.passed else '❌ failed'}\n"]
+    lines += [f"- {v}" for v in event.verdicts]
+    if event.flaky:
+        lines.append(f"- flaky (passed on rerun): {', '.join(event.flaky)}")
+    for cluster in event.clusters:
+        lines.append(
+            f"- failing cluster `{cluster.fingerprint}` ({cluster.count} tests): {cluster.message}"
+        )
+        lines += [f"  - {test}" for test in cluster.tests[:20]]
+        if cluster.count > 20:
+            lines.append(f"  - … and {cluster.count - 20} more")
+    return "\n".join(lines) + "\n\n"

@@ -1,4 +1,5 @@
-"""Durable state in SQLite (WAL): sessions, iterations, suite runs, clusters, live status.
+"""Durable state in SQLite (WAL): sessions, iterations, suite runs, clusters, live status, and
+the story the report tells (``statesinks.StoryRecorder`` writes it).
 
 Written as results arrive, so a crash loses at most the suite that was running, and read by
 ``status`` while ``run`` works (WAL lets readers in without a lock).
@@ -11,16 +12,18 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from deployloop.events import EventBase
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
 
 STATE_ENV = "DEPLOYLOOP_STATE_DIR"
 DB_NAME = "state.db"
+E = TypeVar("E", bound=EventBase)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -42,6 +45,10 @@ CREATE TABLE IF NOT EXISTS clusters (
     PRIMARY KEY (session, fingerprint)
 );
 CREATE TABLE IF NOT EXISTS live (session TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS story (
+    session TEXT NOT NULL, iteration INTEGER, kind TEXT NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS story_by_kind ON story (session, kind);
 """
 
 
@@ -216,6 +223,44 @@ class Store:
     def live(self, session_id: str) -> dict[str, Any]:
         found = self.db.execute("SELECT data FROM live WHERE session=?", (session_id,)).fetchone()
         return dict(json.loads(found["data"])) if found else {}
+
+    # the story ----------------------------------------------------------------------------
+    def add_story(self, session_id: str, iteration: int | None, event: EventBase) -> None:
+        """Keep ``event`` (its ``to_json``) as part of ``iteration``'s story."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO story VALUES (?,?,?,?)",
+                (session_id, iteration, event.kind, json.dumps(event.to_json())),
+            )
+
+    def story(self, session_id: str, kind: type[E]) -> list[tuple[int | None, E]]:
+        """The session's events of ``kind`` in the order they happened, with their iteration.
+
+        A record that no longer reads as its kind is left out: the report must still build.
+        """
+        rows = self.db.execute(
+            "SELECT iteration, data FROM story WHERE session=? AND kind=? ORDER BY rowid",
+            (session_id, kind.kind),
+        ).fetchall()
+        found = []
+        for row in rows:
+            try:
+                found.append((row["iteration"], kind.from_json(json.loads(row["data"]))))
+            except ValueError:  # bad JSON, or an EventShapeError
+                continue
+        return found
+
+    def restart_story(
+        self, session_id: str, iteration: int, kinds: Iterable[type[EventBase]]
+    ) -> None:
+        """Forget what ``iteration`` told of ``kinds``: it starts again."""
+        names = [kind.kind for kind in kinds]
+        with self.transaction() as db:
+            db.execute(
+                f"DELETE FROM story WHERE session=? AND iteration=? "
+                f"AND kind IN ({','.join('?' * len(names))})",
+                (session_id, iteration, *names),
+            )
 
 
 def run_to_json(run: SuiteRun) -> str:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
-
 from deployloop.console import Console
-from deployloop.models import Event
+from deployloop.events import Event, IterationEnd, PhaseEnd, SessionEnd, SuiteEnd
 from deployloop.sessionlog import describe
 
-STYLES: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
-    "phase_end": lambda d: "green" if d["passed"] else "bold red",
-    "iteration_end": lambda d: "bold green" if d["green"] else "bold red",
-    "suite_end": lambda d: "red" if d.get("harness_error") else None,
-    "session_end": lambda d: "bold",
-}
+
+def style(event: Event) -> str | None:
+    """The rich style of an event's line; None for the console's plain default."""
+    match event:
+        case PhaseEnd(passed=passed):
+            return "green" if passed else "bold red"
+        case IterationEnd(green=green):
+            return "bold green" if green else "bold red"
+        case SuiteEnd(harness_error=error):
+            return "red" if error else None
+        case SessionEnd():
+            return "bold"
+        case _:
+            return None
 
 
 class EventView:
@@ -24,12 +29,8 @@ class EventView:
         self.console = console
 
     def __call__(self, event: Event) -> None:
-        line = describe(event)
-        if line is None:
-            return
-        style = STYLES.get(event.kind)
-        self.console.line(line, style(event.data) if style else None)
-        if event.kind == "phase_end":
-            for verdict in event.data.get("verdicts", []):
+        self.console.line(describe(event), style(event))
+        if isinstance(event, PhaseEnd):
+            for verdict in event.verdicts:
                 if verdict.startswith("❌"):
                     self.console.line(f"  {verdict}", "red")

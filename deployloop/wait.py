@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from deployloop.clock import Clock
 from deployloop.config import RedeployConfig
-from deployloop.events import Reporter
+from deployloop.events import Deploying, Reporter, Settled, VersionSeen, Waiting
 from deployloop.models import ProbeResult
 
 
@@ -50,16 +50,16 @@ class RedeployWaiter:
     def wait(self, tested: str | None) -> WaitResult:
         started = self.clock.monotonic()
         limit = started + self.config.timeout
-        self.reporter.emit("waiting", tested=tested, reason=f"polling every {self.config.poll:g} s")
+        self.reporter.emit(Waiting(tested=tested, reason=f"polling every {self.config.poll:g} s"))
         answering = True  # say so once when staging stops answering, not at every poll
         while True:
             version = self.read_version()
             if version is None and answering:
-                self.reporter.emit("deploying", detail="version source not answering")
+                self.reporter.emit(Deploying(detail="version source not answering"))
             answering = version is not None
             if version is not None and version != tested:
                 self.reporter.emit(
-                    "version_seen", version=version, after_s=self.clock.monotonic() - started
+                    VersionSeen(version=version, after_s=self.clock.monotonic() - started)
                 )
                 return self._settle(version)
             stop = self._pause(self.config.poll * random.uniform(0.9, 1.0), limit)
@@ -69,7 +69,7 @@ class RedeployWaiter:
     def _settle(self, version: str) -> WaitResult:
         """Healthy continuously for ``settle`` seconds on ``version`` before retesting."""
         if self.check_health is None or self.config.settle <= 0:
-            self.reporter.emit("settled", version=version, seconds=0.0)
+            self.reporter.emit(Settled(version=version, seconds=0.0))
             return WaitResult(WaitEnd.CHANGED, version)
         healthy_since: float | None = None
         step = min(self.config.poll, max(self.config.settle / 4, 0.05))
@@ -78,7 +78,7 @@ class RedeployWaiter:
             if self.check_health().ok:
                 healthy_since = now if healthy_since is None else healthy_since
                 if now - healthy_since >= self.config.settle:
-                    self.reporter.emit("settled", version=version, seconds=now - healthy_since)
+                    self.reporter.emit(Settled(version=version, seconds=now - healthy_since))
                     return WaitResult(WaitEnd.CHANGED, version)
             else:
                 healthy_since = None
@@ -111,9 +111,7 @@ class IntervalWaiter:
     deadline: float | None = None
 
     def wait(self, tested: str | None) -> WaitResult:
-        self.reporter.emit(
-            "waiting", tested=tested, reason=f"next iteration in {self.interval:g} s"
-        )
+        self.reporter.emit(Waiting(tested=tested, reason=f"next iteration in {self.interval:g} s"))
         if self.deadline is not None and self.clock.time() + self.interval >= self.deadline:
             return WaitResult(WaitEnd.DEADLINE)  # no room for another iteration: end now, not later
         if self.clock.wait(self.interval):

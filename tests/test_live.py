@@ -20,12 +20,29 @@ import pytest
 from rich.console import Console as RichConsole
 
 from deployloop.console import Console
+from deployloop.events import SessionEnd, SuiteEnd, SuiteStart, Waiting
 from deployloop.live import Heartbeat, LiveView, SuiteProgress, make_sinks, short_id
-from deployloop.models import Event
 from deployloop.view import EventView
 from tests.helpers import REPO, wait_for
 
-SUITE = {"phase": "infra", "suite": "p1-critical", "pass": "full", "tests": 30, "previous_s": 20.0}
+WAITING = Waiting(tested="v1", reason="polling every 30 s")
+GREEN = SessionEnd(status="green", exit_code=0, iterations=1, reason="")
+
+
+def start(progress: Path, suite: str = "p1-critical") -> SuiteStart:
+    """The suite_start of ``suite`` (30 tests expected, 20 s last time)."""
+    return SuiteStart(
+        phase="infra", suite=suite, tests=30, progress=str(progress), previous_s=20.0,
+        pass_name="full",
+    )  # fmt: skip
+
+
+def end(counts: dict[str, int] | None = None, wall_s: float = 1.0) -> SuiteEnd:
+    """The suite_end of infra/p1-critical."""
+    return SuiteEnd(
+        phase="infra", suite="p1-critical", counts=counts or {}, wall_s=wall_s,
+        harness_error=None, exit_code=0, pass_name="full",
+    )  # fmt: skip
 
 
 def terminal() -> tuple[Console, StringIO]:
@@ -93,7 +110,7 @@ def test_progress_counts_lines_and_waits_for_a_torn_one(progress: Path) -> None:
 def test_progress_skips_what_an_earlier_attempt_wrote(progress: Path) -> None:
     """A resumed iteration appends to the old file: only lines written after suite_start count."""
     append(progress, {"event": "collected", "count": 30}, *results(0, 10))
-    p = SuiteProgress.from_event({**SUITE, "progress": str(progress)})
+    p = SuiteProgress.from_event(start(progress))
     append(progress, {"event": "collected", "count": 30}, *results(0, 2))
     p.poll()
     assert (p.done, p.collected) == (2, 30)
@@ -116,7 +133,7 @@ def test_short_id_keeps_the_test_name() -> None:
 def test_live_bar_counts_go_up(live: tuple[LiveView, StringIO], progress: Path) -> None:
     """As the plugin appends results the bar's done/total and passed/failed counts rise."""
     view, stream = live
-    view(Event("suite_start", {**SUITE, "progress": str(progress)}))
+    view(start(progress))
     assert "infra/p1-critical" in screen(view) and "0/30" in screen(view)
     append(progress, {"event": "collected", "count": 30}, *results(0, 5, failing=frozenset({3})))
     wait_for(lambda: "5/30" in screen(view), timeout=5)
@@ -133,14 +150,14 @@ def test_live_prints_event_lines_and_ends_clean(
 ) -> None:
     """Event lines print as before; at session_end the bar is gone and the cursor shown again."""
     view, stream = live
-    view(Event("suite_start", {**SUITE, "progress": str(progress)}))
+    view(start(progress))
     assert view.suites() and "suite infra/p1-critical started" in stream.getvalue()
     counts = {"passed": 30, "failed": 0}
-    view(Event("suite_end", {**SUITE, "counts": counts, "wall_s": 12.0, "harness_error": None}))
+    view(end(counts, wall_s=12.0))
     assert view.suites() == [] and "infra/p1-critical" not in screen(view)
-    view(Event("waiting", {"tested": "v1", "reason": "polling every 30 s"}))
+    view(WAITING)
     assert "waiting for redeploy (tested v1)" in screen(view)
-    view(Event("session_end", {"status": "green", "exit_code": 0, "iterations": 1, "reason": ""}))
+    view(GREEN)
     output = stream.getvalue()
     assert (
         "suite infra/p1-critical: 30 passed in 12 s" in output and "session ended: green" in output
@@ -156,7 +173,7 @@ def test_one_bar_per_running_suite(live: tuple[LiveView, StringIO], tmp_path: Pa
     view, _ = live
     for suite in ("p1-critical", "smoke", "smoke"):
         path = tmp_path / f"{suite}.progress.jsonl"
-        view(Event("suite_start", {**SUITE, "suite": suite, "progress": str(path)}))
+        view(start(path, suite))
     text = screen(view)
     assert text.count("infra/smoke") == 1 and text.count("infra/p1-critical") == 1
     assert len(view.suites()) == 2
@@ -165,11 +182,7 @@ def test_one_bar_per_running_suite(live: tuple[LiveView, StringIO], tmp_path: Pa
 def test_narrow_terminal_keeps_the_counts(live: tuple[LiveView, StringIO], progress: Path) -> None:
     """At 80 columns clock and running test move to a second line; every count stays whole."""
     view, _ = live
-    view(
-        Event(
-            "suite_start", {**SUITE, "suite": "websocket-agent-events", "progress": str(progress)}
-        )
-    )
+    view(start(progress, "websocket-agent-events"))
     append(progress, {"event": "collected", "count": 30}, *results(0, 12, failing=frozenset({4})))
     wait_for(lambda: "12/30" in screen(view, 80), timeout=5)
     lines = screen(view, 80).splitlines()
@@ -183,27 +196,27 @@ def test_heartbeat_speaks_while_a_suite_runs(progress: Path) -> None:
     stream = StringIO()
     beat = Heartbeat(Console(stream), interval_s=0.1)
     try:
-        beat(Event("suite_start", {**SUITE, "progress": str(progress)}))
+        beat(start(progress))
         append(
             progress, {"event": "collected", "count": 30}, *results(0, 3, failing=frozenset({0}))
         )
         line = "still running infra/p1-critical: 3/30 tests done, 1 failed"
         wait_for(lambda: line in stream.getvalue(), timeout=5)
-        beat(Event("suite_end", {**SUITE, "counts": {}, "wall_s": 1.0}))
-        beat(Event("waiting", {"tested": "v1", "reason": "polling"}))
+        beat(end())
+        beat(WAITING)
         wait_for(lambda: "still waiting for redeploy (tested v1): " in stream.getvalue(), timeout=5)
         assert "\x1b[" not in stream.getvalue()  # plain lines for nohup and cron
     finally:
-        beat(Event("session_end", {"status": "green", "exit_code": 0, "iterations": 1}))
+        beat(GREEN)
     assert beat._thread is not None and not beat._thread.is_alive()
 
 
 def test_heartbeat_is_quiet_when_nothing_runs(progress: Path) -> None:
     """Between a suite's end and the next start nothing is owed, however long the gap."""
     beat = Heartbeat(Console(StringIO()), interval_s=180)
-    beat(Event("suite_start", {**SUITE, "progress": str(progress)}))
+    beat(start(progress))
     assert beat.due(1e9)  # a suite running for ever is owed a line
-    beat(Event("suite_end", {**SUITE, "counts": {}, "wall_s": 1.0}))
+    beat(end())
     assert beat.due(1e9) == []
     beat.close()
 
@@ -221,20 +234,22 @@ DRIVER = """
     sys.path.insert(0, {repo!r})
     from deployloop.console import Console
     from deployloop.live import LiveView
-    from deployloop.models import Event
+    from deployloop.events import SessionEnd, SessionStart, SuiteEnd, SuiteStart
 
-    suite = {suite!r}
+    start = SuiteStart.from_json({suite!r})
     go = {go!r}
     view = LiveView(Console())
     with open(go + ".pid", "w") as handle:
         handle.write(str(os.getpid()))
-    view(Event("session_start", {{"session": "s1", "config": "cfg.toml", "resumed": False}}))
-    view(Event("suite_start", suite))
+    view(SessionStart(session="s1", config="cfg.toml", resumed=False, deadline=None,
+                      max_iterations=1, logs_dir="."))
+    view(start)
     pause = threading.Event()
     while not os.path.exists(go):
         pause.wait(0.05)
-    view(Event("suite_end", {{**suite, "counts": {{"passed": 19, "failed": 1}}, "wall_s": 4.0}}))
-    view(Event("session_end", {{"status": "failing", "exit_code": 1, "iterations": 1}}))
+    view(SuiteEnd(phase=start.phase, suite=start.suite, counts={{"passed": 19, "failed": 1}},
+                  wall_s=4.0, harness_error=None, exit_code=1, pass_name=start.pass_name))
+    view(SessionEnd(status="failing", exit_code=1, iterations=1, reason=""))
     print("DRIVER DONE")
 """
 
@@ -281,7 +296,7 @@ def driver(tmp_path: Path, progress: Path) -> Iterator[tuple[Tmux, Path]]:
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed")
     go = tmp_path / "go"
-    suite = {**SUITE, "progress": str(progress)}
+    suite = start(progress).to_json()
     script = tmp_path / "driver.py"
     script.write_text(textwrap.dedent(DRIVER.format(repo=str(REPO), suite=suite, go=str(go))))
     # The sleep keeps the pane as the driver left it, cursor state included, until kill-server.

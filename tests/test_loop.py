@@ -6,18 +6,29 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from deployloop import plan
 from deployloop.config import Config
-from deployloop.events import Reporter
+from deployloop.events import (
+    Event,
+    EventBase,
+    FailedFirst,
+    Mixed,
+    PhaseEnd,
+    Reporter,
+    SkippedPhases,
+)
 from deployloop.issues.records import IterationReport
 from deployloop.loop import Loop, LoopResult, Services, Session, Status
-from deployloop.models import CaseResult, Event, Outcome, ProbeResult, RunEnd, SuiteRun
+from deployloop.models import CaseResult, Outcome, ProbeResult, RunEnd, SuiteRun
 from deployloop.runner import INTERRUPTED, SuiteJob
 from deployloop.session import final_reduce
 from deployloop.state import Store
 from deployloop.testing import FakeClock
 from deployloop.wait import WaitResult
+
+E = TypeVar("E", bound=EventBase)
 
 CONFIG = {
     "session": {"name": "t"},
@@ -99,6 +110,10 @@ class World:
     def kinds(self) -> list[str]:
         return [e.kind for e in self.events]
 
+    def first(self, kind: type[E]) -> E:
+        """The first event of ``kind`` the loop emitted."""
+        return next(e for e in self.events if isinstance(e, kind))
+
 
 def _row(tmp: Path) -> object:
     from deployloop.state import SessionRow
@@ -122,8 +137,7 @@ def test_fail_fast_skips_later_phases(tmp_path: Path) -> None:
     result = world.loop(max_iterations=1).run()
     assert result.status is Status.FAILING
     assert [j.suite.name for j in world.jobs] == ["critical"]
-    skipped = next(e for e in world.events if e.kind == "skipped_phases")
-    assert skipped.data["phases"] == ["journeys"]
+    assert world.first(SkippedPhases).phases == ("journeys",)
 
 
 def test_fix_on_new_version_ends_green_with_failed_first(tmp_path: Path) -> None:
@@ -147,8 +161,8 @@ def test_fix_on_new_version_ends_green_with_failed_first(tmp_path: Path) -> None
     assert result.status is Status.GREEN and result.iterations == 2
     first_of_two = world.jobs[2:]
     assert first_of_two[0].select == ("t.py::test_b",) and first_of_two[0].suite.name == "shop"
-    ff = next(e for e in world.events if e.kind == "failed_first")
-    assert ff.data == {"passed": 1, "total": 1, "version": "v2"}
+    ff = world.first(FailedFirst)
+    assert (ff.passed, ff.total, ff.version) == (1, 1, "v2")
     assert [r.previous_version for r in world.filed] == [None, "v1"]
 
 
@@ -193,8 +207,8 @@ def test_version_change_mid_iteration_restarts_it(tmp_path: Path) -> None:
     world.run_suite = deploy_during_first_suite  # type: ignore[method-assign]
     result = world.loop().run()
     assert result.status is Status.GREEN and result.iterations == 1
-    mixed = next(e for e in world.events if e.kind == "mixed")
-    assert mixed.data == {"from_version": "v1", "to_version": "v2"}
+    mixed = world.first(Mixed)
+    assert (mixed.from_version, mixed.to_version) == ("v1", "v2")
     assert [j.version for j in world.jobs] == ["v1", "v2", "v2"]
 
 
@@ -265,8 +279,8 @@ def test_interrupted_rerun_proves_no_flake(tmp_path: Path) -> None:
 
     world.run_suite = broken_rerun  # type: ignore[method-assign]
     assert world.loop(max_iterations=1).run().status is Status.FAILING
-    phase_end = next(e for e in world.events if e.kind == "phase_end")
-    assert phase_end.data["flaky"] == [] and not phase_end.data["passed"]
+    phase_end = world.first(PhaseEnd)
+    assert phase_end.flaky == () and not phase_end.passed
 
 
 def test_unreachable_target_ends_the_session(tmp_path: Path) -> None:
@@ -289,5 +303,5 @@ def test_session_log_sink_gets_verdicts(tmp_path: Path) -> None:
     world = World(tmp_path)
     world.failing = lambda suite, version: suite == "critical"
     world.loop(max_iterations=1).run()
-    phase_end = next(e for e in world.events if e.kind == "phase_end")
-    assert "❌ pass_rate: 50.0% (1/2) (threshold ≥ 100%)" in phase_end.data["verdicts"]
+    phase_end = world.first(PhaseEnd)
+    assert "❌ pass_rate: 50.0% (1/2) (threshold ≥ 100%)" in phase_end.verdicts

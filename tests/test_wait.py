@@ -6,8 +6,8 @@ import threading
 from collections.abc import Iterator
 
 from deployloop.config import RedeployConfig
-from deployloop.events import Reporter
-from deployloop.models import Event, ProbeResult
+from deployloop.events import Event, Reporter, Settled, VersionSeen
+from deployloop.models import ProbeResult
 from deployloop.testing import FakeClock
 from deployloop.wait import IntervalWaiter, RedeployWaiter, WaitEnd
 
@@ -37,8 +37,9 @@ def test_new_version_then_settle() -> None:
     assert (result.outcome, result.version) == (WaitEnd.CHANGED, "v2")
     kinds = [e.kind for e in events]
     assert kinds == ["waiting", "version_seen", "settled"]
-    assert 1.5 <= events[1].data["after_s"] <= 2.0
-    assert events[2].data["seconds"] >= 3
+    seen, settled = events[1], events[2]
+    assert isinstance(seen, VersionSeen) and 1.5 <= seen.after_s <= 2.0
+    assert isinstance(settled, Settled) and settled.seconds >= 3
 
 
 def test_deploying_is_waited_through() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from deployloop import process
 from deployloop.config import Config, IssuesConfig
-from deployloop.events import Reporter
+from deployloop.events import Deferred, DryRun, IssueDone, OutboxQueued, Reporter
 from deployloop.issues import triage
 from deployloop.issues.deliver import SyncResult, apply
 from deployloop.issues.outbox import Outbox
@@ -111,19 +111,20 @@ class IssueDesk:
     def _tell(self, result: SyncResult) -> None:
         for done in result.done:
             self.reporter.emit(
-                "issue",
-                action=done.action,
-                number=done.number,
-                title=done.title,
-                fingerprint=done.fingerprint,
-                dry_run=False,
+                IssueDone(
+                    action=done.action,
+                    number=done.number,
+                    title=done.title,
+                    fingerprint=done.fingerprint,
+                    dry_run=False,
+                )
             )
         for line in result.dry_run:
-            self.reporter.emit("dry_run", detail=line)
+            self.reporter.emit(DryRun(detail=line))
         if result.deferred:
-            self.reporter.emit("deferred", titles=result.deferred)
+            self.reporter.emit(Deferred(titles=tuple(result.deferred)))
         if result.queued:
-            self.reporter.emit("outbox", queued=result.queued, error=result.error)
+            self.reporter.emit(OutboxQueued(queued=result.queued, error=result.error))
 
 
 def make_tracker(

@@ -1,6 +1,6 @@
 """The morning report: what the night did, verdict first, as markdown and as one HTML file.
 
-``build`` reads the state and ``events.jsonl`` into plain records; ``to_markdown`` and
+``build`` reads the state store into plain records; ``to_markdown`` and
 ``to_html`` format them; ``write_reports`` leaves ``report.md`` and ``report.html`` next to
 ``session.md``.
 """

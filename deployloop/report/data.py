@@ -1,4 +1,4 @@
-"""The report's facts: one ``ReportData`` built from the state and ``events.jsonl``.
+"""The report's facts: one ``ReportData`` built from the state store alone.
 
 Renderers (markdown, HTML) only format these; every decision about what the night meant —
 green or not, what still fails and since when, which issue was verified fixed where — is here.
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from deployloop.errors import UsageError
-from deployloop.events import read_journal
+from deployloop.events import FailureCluster
 from deployloop.logical import tally
 from deployloop.models import SuiteRun
 from deployloop.report.records import (
@@ -38,7 +38,7 @@ def build(store: Store, session_id: str | None = None) -> ReportData:
     row = store.session(session_id)
     if row is None:
         raise UsageError(f"no session {session_id!r}" if session_id else "no session found")
-    story = read_story(read_journal(row.directory / "events.jsonl"))
+    story = read_story(store, row.id)
     runs = store.runs(row.id)
     iterations = tuple(_iterations(store.iterations(row.id), runs, story))
     phases = _phase_order(story.phase_order, iterations)
@@ -139,7 +139,7 @@ def _phase_order(seen: Sequence[str], iterations: Sequence[IterationInfo]) -> tu
 def _clusters(
     records: Mapping[str, Mapping[str, Any]], story: Story, iterations: Sequence[IterationInfo]
 ) -> tuple[ClusterInfo, ...]:
-    """The triage records when there are any; otherwise what the phase_end events show."""
+    """The triage records when there are any; otherwise the clusters the phases showed."""
     if records:
         found = [_cluster_from_record(fp, data) for fp, data in records.items()]
     else:
@@ -171,10 +171,10 @@ def _clusters_from_events(story: Story, iterations: Sequence[IterationInfo]) -> 
     versions = {it.n: it.version for it in iterations}
     order = sorted(story.clusters)
     last = iterations[-1].n if iterations else (order[-1] if order else None)
-    seen: dict[str, tuple[str, Mapping[str, Any], int, int]] = {}
+    seen: dict[str, tuple[str, FailureCluster, int, int]] = {}
     for n in order:
         for phase, cluster in story.clusters[n]:
-            fp = str(cluster.get("fingerprint", "?"))
+            fp = cluster.fingerprint
             first = seen[fp][2] if fp in seen else n
             seen[fp] = (phase, cluster, first, n)
     out = []
@@ -183,16 +183,16 @@ def _clusters_from_events(story: Story, iterations: Sequence[IterationInfo]) -> 
         out.append(
             ClusterInfo(
                 fingerprint=fp,
-                message=str(cluster.get("message", "")),
+                message=cluster.message,
                 error_type="",
                 phase=phase,
-                tests=tuple(str(t) for t in cluster.get("tests") or ()),
+                tests=cluster.tests,
                 first_seen_iteration=first,
                 first_seen_version=versions.get(first),
                 last_seen_iteration=latest,
                 last_seen_version=versions.get(latest),
                 status="open" if latest == last else "fixed",
-                size=as_int(cluster.get("count")) or len(cluster.get("tests") or ()),
+                size=cluster.count or len(cluster.tests),
                 fixed_in=versions.get(min(following)) if following and latest != last else None,
             )
         )

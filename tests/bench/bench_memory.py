@@ -1,10 +1,10 @@
 """The daemon's memory over a long night: RSS growth across 200 fast iterations.
 
 The real Loop runs in a fresh interpreter with the daemon's real sinks (Journal, SessionLog,
-LiveStatus), the real Store and the real IssueDesk on the local tracker; only the outside world
-is fake: a clock that jumps, a suite that returns 200 results at once with a few failures from
-rotating root causes (so issues are created, commented, closed and reopened), and a redeploy
-that brings a new version every time (so failed-first and the rerun of failures run too).
+LiveStatus, StoryRecorder), the real Store and the real IssueDesk on the local tracker; only the
+outside world is fake: a clock that jumps, a suite that returns 200 results at once with a few
+failures from rotating root causes (so issues are created, commented, closed and reopened), and a
+redeploy that brings a new version every time (so failed-first and the rerun of failures run too).
 
 ``rss_growth_mb_200_iterations`` is RSS after iteration 200 minus RSS after iteration 10 (the
 first iterations warm caches, imports and SQLite's page cache), each read after a full
@@ -25,13 +25,14 @@ from pathlib import Path
 from deployloop import daemon, plan
 from deployloop import session as session_module
 from deployloop.config import Config
-from deployloop.events import Journal, Reporter
+from deployloop.events import Event, IterationEnd, Journal, Reporter
 from deployloop.issues.desk import IssueDesk
 from deployloop.loop import Loop, Services
-from deployloop.models import CaseResult, Event, Outcome, ProbeResult, SuiteRun
+from deployloop.models import CaseResult, Outcome, ProbeResult, SuiteRun
 from deployloop.runner import SuiteJob
 from deployloop.sessionlog import SessionLog
 from deployloop.state import Store
+from deployloop.statesinks import LiveStatus, StoryRecorder
 from deployloop.wait import WaitEnd, WaitResult
 from tests.bench.common import fresh_process_json, rss_mb
 
@@ -121,7 +122,8 @@ class FakeNight:
         reporter = Reporter(self.sample)
         reporter.add(Journal(row.directory / "events.jsonl", redactor.redact))
         reporter.add(SessionLog(row.directory / "session.md", redactor.redact))
-        reporter.add(daemon.LiveStatus(store, row.id))
+        reporter.add(LiveStatus(store, row.id))
+        reporter.add(StoryRecorder(store, row.id))
         desk = IssueDesk(self.config, store, row.id, reporter, redactor)
         services = Services(
             run_suite=self.run_suite,
@@ -144,9 +146,9 @@ class FakeNight:
         return self.rss
 
     def sample(self, event: Event) -> None:
-        if event.kind == "iteration_end" and event.data["iteration"] in SAMPLES:
+        if isinstance(event, IterationEnd) and event.iteration in SAMPLES:
             gc.collect()
-            self.rss[event.data["iteration"]] = rss_mb()
+            self.rss[event.iteration] = rss_mb()
 
     def wait(self, tested: str | None) -> WaitResult:
         self.clock.now += 600

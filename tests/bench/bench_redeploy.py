@@ -22,8 +22,7 @@ from pathlib import Path
 from deployloop.clock import RealClock
 from deployloop.config import Config, PhaseConfig, SuiteConfig
 from deployloop.daemon import version_reader
-from deployloop.events import Reporter
-from deployloop.models import Event
+from deployloop.events import Event, Reporter, VersionSeen, Waiting
 from deployloop.runner import SuiteJob, run_suite
 from deployloop.simulator import Simulator
 from deployloop.wait import RedeployWaiter
@@ -66,9 +65,9 @@ class Seen:
         self.at: float | None = None
 
     def __call__(self, event: Event) -> None:
-        if event.kind == "waiting":
+        if isinstance(event, Waiting):
             self.waiting.set()
-        elif event.kind == "version_seen":
+        elif isinstance(event, VersionSeen):
             self.at = time.monotonic()
 
 

@@ -66,8 +66,9 @@ def gather(
     orphans: list[str],
 ) -> Evidence:
     sessions, iterations, clusters = read_state(project.state_db)
-    events = {
-        s["id"]: read_journal(Path(s["logs_dir"]) / s["id"] / "events.jsonl") for s in sessions
+    events = {  # every line read through its typed kind, then kept as the journal's record
+        s["id"]: [e.to_json() for e in read_journal(Path(s["logs_dir"]) / s["id"] / "events.jsonl")]
+        for s in sessions
     }
     with github._lock:  # a snapshot; the daemon is gone, this is just tidy
         issues = [dict(issue) for issue in github.issues.values()]

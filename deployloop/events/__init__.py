@@ -1,0 +1,98 @@
+"""Events: the core reports what happens through one Reporter; sinks render, log and persist.
+
+``kinds`` holds one frozen dataclass per kind of event and ``Event``, their union; ``base`` their
+JSON; ``journal`` the ``events.jsonl`` sink and reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from deployloop.events.base import EventBase, EventShapeError
+from deployloop.events.journal import Journal, read_journal, scrub
+from deployloop.events.kinds import (
+    KINDS,
+    Deferred,
+    Deploying,
+    DryRun,
+    Event,
+    FailedFirst,
+    FailureCluster,
+    Health,
+    IssueDone,
+    IterationEnd,
+    IterationStart,
+    Mixed,
+    OutboxQueued,
+    PhaseEnd,
+    PhaseStart,
+    ReportWritten,
+    RunEvent,
+    SessionEnd,
+    SessionStart,
+    Settled,
+    SkippedPhases,
+    SuiteEnd,
+    SuiteStart,
+    TargetEvent,
+    Trigger,
+    VersionSeen,
+    Waiting,
+    WriteEvent,
+    event_from_json,
+)
+
+Sink = Callable[[Event], None]
+
+__all__ = [
+    "KINDS",
+    "Deferred",
+    "Deploying",
+    "DryRun",
+    "Event",
+    "EventBase",
+    "EventShapeError",
+    "FailedFirst",
+    "FailureCluster",
+    "Health",
+    "IssueDone",
+    "IterationEnd",
+    "IterationStart",
+    "Journal",
+    "Mixed",
+    "OutboxQueued",
+    "PhaseEnd",
+    "PhaseStart",
+    "ReportWritten",
+    "Reporter",
+    "RunEvent",
+    "SessionEnd",
+    "SessionStart",
+    "Settled",
+    "Sink",
+    "SkippedPhases",
+    "SuiteEnd",
+    "SuiteStart",
+    "TargetEvent",
+    "Trigger",
+    "VersionSeen",
+    "Waiting",
+    "WriteEvent",
+    "event_from_json",
+    "read_journal",
+    "scrub",
+]
+
+
+class Reporter:
+    """Fans each event out to every sink, in order."""
+
+    def __init__(self, *sinks: Sink) -> None:
+        self.sinks = list(sinks)
+
+    def add(self, sink: Sink) -> None:
+        self.sinks.append(sink)
+
+    def emit(self, event: Event) -> None:
+        for sink in self.sinks:
+            sink(event)

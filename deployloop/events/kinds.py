@@ -1,0 +1,280 @@
+"""The kinds of event, one frozen dataclass each, and ``Event``: their union.
+
+A sink ``match``es on these types, so mypy checks every read; a sink that must speak of every
+kind ends its ``match`` with ``assert_never(event)``: a new kind fails ``make lint`` until it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias, get_args
+
+from deployloop.events.base import EventBase, EventShapeError
+from deployloop.models import Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class FailureCluster:
+    """Failures of one phase that share a fingerprint (``summary.Cluster`` as the log shows it)."""
+
+    fingerprint: str
+    count: int
+    message: str
+    tests: tuple[str, ...]
+
+
+# the session, its iterations, phases and suites --------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SessionStart(EventBase):
+    """A run opened (or resumed) the session."""
+
+    kind = "session_start"
+    session: str
+    config: str  # the config file's path
+    resumed: bool
+    deadline: float | None  # wall time
+    max_iterations: int
+    logs_dir: str
+
+
+@dataclass(frozen=True, slots=True)
+class IterationStart(EventBase):
+    """An iteration began on the version staging reported (None: it could not say)."""
+
+    kind = "iteration_start"
+    iteration: int
+    version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseStart(EventBase):
+    """A phase's suites are about to run."""
+
+    kind = "phase_start"
+    phase: str
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteStart(EventBase):
+    """One pass of a suite starts (the live view tails its progress file)."""
+
+    kind = "suite_start"
+    phase: str
+    suite: str
+    tests: int | None  # how many tests are expected, when known
+    progress: str  # the live plugin's progress file
+    previous_s: float | None  # the suite's last full wall time
+    pass_name: str  # full, rerun, failed-first
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteEnd(EventBase):
+    """One pass of a suite ended; ``harness_error`` says why its result cannot be trusted."""
+
+    kind = "suite_end"
+    phase: str
+    suite: str
+    counts: Mapping[str, int]  # outcome value → cases
+    wall_s: float
+    harness_error: str | None
+    exit_code: int | None
+    pass_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseEnd(EventBase):
+    """A phase was judged: its gates, its failure clusters and its flaky tests."""
+
+    kind = "phase_end"
+    phase: str
+    passed: bool
+    verdicts: tuple[str, ...]  # Verdict.describe() lines
+    gates: tuple[Verdict, ...] = ()  # the same verdicts whole (absent from older journals)
+    clusters: tuple[FailureCluster, ...] = ()
+    flaky: tuple[str, ...] = ()  # test ids that passed on rerun
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedPhases(EventBase):
+    """Phases left out of this iteration (an earlier fail_fast phase failed)."""
+
+    kind = "skipped_phases"
+    phases: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailedFirst(EventBase):
+    """The quick retest of what failed before, on a new version: ``passed`` of ``total``."""
+
+    kind = "failed_first"
+    passed: int
+    total: int
+    version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IterationEnd(EventBase):
+    """An iteration finished; ``duration_s`` in seconds."""
+
+    kind = "iteration_end"
+    iteration: int
+    green: bool
+    version: str | None
+    duration_s: float
+    failing: tuple[str, ...]  # phases whose gates failed
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnd(EventBase):
+    """The run ended; ``reason`` in words, ``exit_code`` the process's."""
+
+    kind = "session_end"
+    status: str  # running (interrupted), green, failing, unreachable, stopped
+    exit_code: int
+    iterations: int
+    reason: str
+
+
+RunEvent: TypeAlias = (
+    SessionStart
+    | IterationStart
+    | PhaseStart
+    | SuiteStart
+    | SuiteEnd
+    | PhaseEnd
+    | SkippedPhases
+    | FailedFirst
+    | IterationEnd
+    | SessionEnd
+)
+
+
+# what the run writes: issues and the report ------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class IssueDone(EventBase):
+    """One tracker write that went through."""
+
+    kind = "issue"
+    action: str  # created, adopted, commented, closed, reopened (tracker.Done)
+    number: int | None
+    title: str
+    fingerprint: str
+    dry_run: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred(EventBase):
+    """Issues not created this iteration: over the new-issue cap."""
+
+    kind = "deferred"
+    titles: tuple[str, ...]  # issues not created: over max_new_per_iteration
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxQueued(EventBase):
+    """The tracker failed; ``queued`` writes wait in the outbox."""
+
+    kind = "outbox"
+    queued: int
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DryRun(EventBase):
+    """What a dry run would have written to the tracker."""
+
+    kind = "dry_run"
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportWritten(EventBase):
+    """The morning report was written to ``paths`` (or not, and why)."""
+
+    kind = "report"
+    paths: tuple[str, ...]
+    error: str | None  # why no report was written
+
+
+WriteEvent: TypeAlias = IssueDone | Deferred | OutboxQueued | DryRun | ReportWritten
+
+
+# the target: its health, its versions, the redeploy between iterations ---------------------------
+@dataclass(frozen=True, slots=True)
+class Health(EventBase):
+    """A health check before the tests (reported when it fails)."""
+
+    kind = "health"
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mixed(EventBase):
+    """The version changed mid-iteration: the iteration restarts on ``to_version``."""
+
+    kind = "mixed"
+    from_version: str
+    to_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger(EventBase):
+    """The redeploy trigger command ran."""
+
+    kind = "trigger"
+    command: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting(EventBase):
+    """Waiting for a redeploy (or the interval) before the next iteration."""
+
+    kind = "waiting"
+    tested: str | None  # the version just tested
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deploying(EventBase):
+    """Staging stopped answering its version: a deploy under way."""
+
+    kind = "deploying"
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSeen(EventBase):
+    """A new version appeared ``after_s`` seconds into the wait."""
+
+    kind = "version_seen"
+    version: str
+    after_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Settled(EventBase):
+    """The new version stayed healthy ``seconds`` long: retesting."""
+
+    kind = "settled"
+    version: str
+    seconds: float  # how long it was healthy
+
+
+TargetEvent: TypeAlias = Health | Mixed | Trigger | Waiting | Deploying | VersionSeen | Settled
+
+
+Event: TypeAlias = RunEvent | WriteEvent | TargetEvent
+KINDS: dict[str, type[Event]] = {cls.kind: cls for cls in get_args(Event)}
+
+
+def event_from_json(record: Mapping[str, Any]) -> Event:
+    """The event of a journal record; raises EventShapeError for an unknown kind or shape."""
+    cls = KINDS.get(str(record.get("event")))
+    if cls is None:
+        raise EventShapeError(f"unknown event {record.get('event')!r}")
+    return cls.from_json(record)

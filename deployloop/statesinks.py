@@ -1,0 +1,93 @@
+"""The sinks that keep the state store current as events arrive.
+
+``LiveStatus`` keeps the ``live`` record that ``status`` reads while a run works; ``StoryRecorder``
+keeps, per iteration, what the morning report tells beyond suite runs and clusters (gates, flaky
+tests, failed-first, skipped phases, issue writes, redeploy waits, the end reason), so the report
+reads the state alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployloop.events import (
+    Event,
+    FailedFirst,
+    IssueDone,
+    IterationEnd,
+    IterationStart,
+    PhaseEnd,
+    PhaseStart,
+    SessionEnd,
+    SessionStart,
+    SkippedPhases,
+    SuiteEnd,
+    SuiteStart,
+    VersionSeen,
+    Waiting,
+)
+from deployloop.state import Store
+
+# What a restarted iteration (a mixed version, a resumed run) tells afresh.
+RESTARTED = (PhaseEnd, FailedFirst, SkippedPhases)
+
+
+class LiveStatus:
+    """Keeps the state's ``live`` record current for ``status`` (cheap: major events only)."""
+
+    def __init__(self, store: Store, session_id: str) -> None:
+        self.store = store
+        self.session_id = session_id
+
+    def __call__(self, event: Event) -> None:
+        changes = self._changes(event)
+        if changes is not None:
+            changes.update(last_event=event.kind, last_event_ts=event.ts)
+            self.store.update_live(self.session_id, changes)
+
+    def _changes(self, event: Event) -> dict[str, Any] | None:
+        """What ``event`` changes in the live record; None for an event it does not track."""
+        match event:
+            case IterationStart(iteration=n, version=version):
+                return {"iteration": n, "version": version, "gates": {}}
+            case PhaseStart(phase=phase):
+                return {"phase": phase, "suite": None, "state": "running"}
+            case SuiteStart(suite=suite):
+                return {"suite": suite, "state": "running"}
+            case PhaseEnd(phase=phase, passed=passed, verdicts=verdicts):
+                gates = dict(self.store.live(self.session_id).get("gates", {}))
+                gates[phase] = {"passed": passed, "verdicts": list(verdicts)}
+                return {"gates": gates, "suite": None}
+            case Waiting():
+                return {"state": "waiting for redeploy", "phase": None, "suite": None}
+            case SessionEnd(status=status):
+                return {"state": status, "phase": None, "suite": None}
+            case SessionStart() | SuiteEnd() | VersionSeen() | IterationEnd() | IssueDone():
+                return {}
+            case _:
+                return None
+
+
+class StoryRecorder:
+    """Stores the report's events in the state, each under the iteration it happened in.
+
+    A redeploy wait belongs to the iteration it follows; an event before any iteration to none.
+    """
+
+    def __init__(self, store: Store, session_id: str) -> None:
+        self.store = store
+        self.session_id = session_id
+        self.iteration: int | None = None
+
+    def __call__(self, event: Event) -> None:
+        match event:
+            case IterationStart(iteration=n):
+                self.iteration = n
+                self.store.restart_story(self.session_id, n, RESTARTED)
+            case (
+                PhaseEnd() | FailedFirst() | SkippedPhases() | IssueDone() | VersionSeen()
+                | SessionEnd()
+            ):  # fmt: skip
+                self.store.add_story(self.session_id, self.iteration, event)
+            case _:
+                pass
