@@ -19,7 +19,7 @@ from deployloop.loop import IterationReport
 from deployloop.outbox import Outbox
 from deployloop.redact import Redactor
 from deployloop.state import Store
-from deployloop.tracker import SyncResult, Tracker, apply, make_tracker
+from deployloop.tracker import SyncResult, Tracker, apply, make_tracker, tracker_id
 
 LOG_EXCERPT_BYTES = 3000
 
@@ -42,9 +42,11 @@ class IssueDesk:
         self.session_id = session_id
         self.reporter = reporter
         self.redactor = redactor
-        self.outbox = Outbox(store.directory)
+        logs_dir = config.session.logs_dir
+        # Scoped to this config's tracker: a state directory may serve several configs.
+        self.outbox = Outbox(store.directory, tracker_id(config.issues, logs_dir))
         self._factory = tracker_factory or (
-            lambda: make_tracker(config.issues, config.session.logs_dir, redactor, stop)
+            lambda: make_tracker(config.issues, logs_dir, redactor, stop, store.directory)
         )
         self._tracker: Tracker | None = None
 
@@ -76,6 +78,7 @@ class IssueDesk:
             self.redactor,
             dry_run=report.dry_run,
             verify=report.resumed,  # a killed run may have sent some of these already
+            max_new=self.config.issues.max_new_per_iteration,
         )
         self._save(triage.with_issue_numbers(records, result.issue_numbers), report)
         self._tell(result)
@@ -117,6 +120,10 @@ class IssueDesk:
             )
         for line in result.dry_run:
             self.reporter.emit("dry_run", detail=line)
+        for line in result.warnings:
+            self.reporter.emit("tracker_warning", detail=line)
+        for fp, number in result.muted.items():
+            self.reporter.emit("muted", fingerprint=fp, number=number)
         if result.deferred:
             self.reporter.emit("deferred", titles=result.deferred)
         if result.queued:

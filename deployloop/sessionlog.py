@@ -81,6 +81,10 @@ _LINES: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"{d['queued']} write(s) kept in the outbox"
     ),
     "dry_run": lambda d: f"dry run: {d['detail']}",
+    "tracker_warning": lambda d: f"WARNING tracker: {d['detail']}",
+    "muted": lambda d: (
+        f"cause {d['fingerprint']} muted by #{d['number']} (closed as not planned): not reported"
+    ),
     "report": lambda d: (
         f"report written: {', '.join(d['paths'])}"
         if not d.get("error")

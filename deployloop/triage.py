@@ -80,6 +80,10 @@ class IssueAction:
     # reopened instead (history triage did not have, e.g. after its state was lost). None:
     # the old issue is known and a new one is meant.
     reopen_days: float | None = None
+    # The version this cause fails on now, for writes about a live cause ("unknown" when the
+    # target did not say); None when it passes. A live cause's issue closed by hand as
+    # completed is reopened on apply, saying so.
+    failing_on: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -387,9 +391,11 @@ class _Plan:
     def _action(
         self, kind: ActionKind, record: ClusterRecord, body: str, labels: tuple[str, ...] = ()
     ) -> IssueAction:
+        failing_on = (self.ctx.version or "unknown") if record.status == "open" else None
         return IssueAction(
-            kind, record.fingerprint, record.title, body, labels, record.issue_number
-        )
+            kind, record.fingerprint, record.title, body, labels, record.issue_number,
+            failing_on=failing_on,
+        )  # fmt: skip
 
     def actions(self) -> list[IssueAction]:
         """Updates first, then creates up to the cap, the summary of what waits, the deferrals."""

@@ -1,5 +1,9 @@
 """What every tracker offers: find deployloop's issues by their hidden marker, create, comment,
-close, reopen. The GitHub and local trackers share this shape and the marker format."""
+close, reopen. The GitHub and local trackers share this shape and the marker format.
+
+The marker is read from one fixed place only, the last non-blank line of an issue body, which
+deployloop alone writes (``tracker.apply`` breaks every other marker-shaped text it posts): a
+test that prints a marker can neither forge an identity nor re-tag an issue."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ if TYPE_CHECKING:
     from deployloop.redact import Redactor
 
 from deployloop.errors import TrackerError
+from deployloop.ledger import Ledger, TrackerId
 
 MARKER = re.compile(r"<!-- deployloop:fingerprint=(v1-[0-9a-f]{12}) -->")
 
@@ -31,11 +36,20 @@ class Issue:
     labels: tuple[str, ...] = ()
     url: str = ""
     closed_at: str | None = None
+    author: str = ""  # the login that opened it, as the tracker says ("" when it cannot tell)
+    state_reason: str | None = None  # GitHub's: "completed", "not_planned", "reopened" or None
+
+    @property
+    def muted(self) -> bool:
+        """Closed by someone as not planned: deployloop leaves it closed and stays quiet."""
+        return self.state == "closed" and self.state_reason == "not_planned"
 
 
 def marker_of(body: str | None) -> str | None:
-    """The fingerprint in an issue body's hidden marker, if it carries one."""
-    found = MARKER.search(body or "")
+    """The fingerprint in the marker on the last non-blank line of ``body``, if it is one;
+    markers anywhere else are ignored (they may be quoted test output)."""
+    lines = (body or "").rstrip().splitlines()
+    found = MARKER.fullmatch(lines[-1].strip()) if lines else None
     return found.group(1) if found else None
 
 
@@ -75,20 +89,38 @@ class Tracker(Protocol):
         """Release connections; the tracker is not used afterwards."""
         ...
 
+    def warnings(self) -> list[str]:
+        """One line per problem worth a person's attention since the last call (e.g. labels
+        GitHub dropped or refused); each kind of problem is reported once per tracker."""
+        ...
+
+
+def tracker_id(issues: IssuesConfig, logs_dir: str | Path) -> TrackerId:
+    """The identity of the tracker ``issues`` configures (never its token: that rotates)."""
+    if issues.tracker == "github":
+        return TrackerId("github", issues.api_url or "https://api.github.com", issues.repo or "")
+    directory = Path(issues.dir or Path(logs_dir) / "issues")
+    return TrackerId("local", str(directory.resolve()), "")
+
 
 def make_tracker(
     issues: IssuesConfig,
     logs_dir: str | Path,
     redactor: Redactor,
     stop: threading.Event | None = None,
+    state_dir: str | Path | None = None,
 ) -> Tracker:
-    """The tracker the config asks for: GitHub, or markdown files under <logs_dir>/issues."""
+    """The tracker the config asks for: GitHub, or markdown files under <logs_dir>/issues.
+
+    ``state_dir``: where the GitHub tracker keeps its ledger (None: in memory only)."""
     if issues.tracker == "github":
         from deployloop.tracker.github import GitHubTracker, RetryPolicy
 
         # The config validator guarantees both.
         assert issues.repo is not None
         assert issues.token is not None
+        identity = tracker_id(issues, logs_dir)
+        ledger = Ledger.for_tracker(state_dir, identity) if state_dir else Ledger(None, identity)
         return GitHubTracker(
             issues.repo,
             issues.token,
@@ -98,6 +130,7 @@ def make_tracker(
             min_interval=issues.write_interval,
             policy=RetryPolicy(backoff=issues.retry_backoff, max_wait=issues.retry_max_wait),
             stop=stop,
+            ledger=ledger,
         )
     from deployloop.tracker.local import LocalTracker
 

@@ -1,7 +1,13 @@
 """The GitHub tracker, through PyGithub, careful with a shared API.
 
-- Issues are found by listing the deployloop label (state all, 100 a page), never the search API
-  (it lags by minutes); the listing is cached until ``refresh()``.
+- Issues are found by listing the issues their author opened (``creator=``, state all, 100 a
+  page), never the search API (it lags by minutes), and never by label: GitHub silently drops
+  the labels of a create when the token's user lacks push access. An issue is deployloop's only
+  when its author is the token's user (``GET /user``) or a login deployloop filed under before
+  (the ledger), and it is not a pull request (the REST list returns those too). A fingerprint
+  the ledger knows but the listing lacks is fetched by number, never filed again. The listing
+  is cached until ``refresh()``.
+- Labels GitHub dropped from a create, or refused to create (403), are one warning each.
 - Writes are serialised and spaced ``min_interval`` apart (GitHub asks for ≥ 1 s).
 - ``Retry-After`` and ``x-ratelimit-reset`` are honoured, 403/429 secondary limits and 5xx are
   backed off, all within a bounded total wait; then TrackerError (the caller keeps the write
@@ -16,11 +22,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from deployloop.errors import TrackerError
+from deployloop.ledger import Ledger
 from deployloop.redact import Redactor
 from deployloop.tracker.base import Issue, TrackerRejected, by_fingerprint, marker_of
 
@@ -90,6 +97,7 @@ class GitHubTracker:
         stop: threading.Event | None = None,
         policy: RetryPolicy | None = None,
         timeout: int = 15,
+        ledger: Ledger | None = None,
     ) -> None:
         from github import Auth, Github
 
@@ -116,6 +124,12 @@ class GitHubTracker:
         self._labels: set[str] | None = None  # known to exist, listed once per run
         self._write_lock = threading.Lock()
         self._last_write = float("-inf")
+        self.ledger = ledger or Ledger()
+        self._login: str | None = None  # the token's user, once asked
+        self._asked_login = False
+        self._unlabelable: set[str] = set()  # labels GitHub refused to create (403)
+        self._warnings: dict[str, str] = {}  # kind → line, once per tracker
+        self._told: set[str] = set()
 
     # reading --------------------------------------------------------------------------------
     def existing(self) -> dict[str, Issue]:
@@ -127,14 +141,70 @@ class GitHubTracker:
         self._cache = None
 
     def _list(self) -> dict[str, Issue]:
-        found = self._repo.get_issues(state="all", labels=[self.list_label])
-        return by_fingerprint([_issue(item) for item in found])
+        owners = self._owners()
+        found = [
+            _issue(item)
+            for login in owners
+            for item in self._repo.get_issues(state="all", creator=cast(Any, login))
+            if not _is_pull(item)
+        ]
+        listed = by_fingerprint([issue for issue in found if issue.author in owners])
+        self.ledger.remember_many((fp, i.number, i.author) for fp, i in listed.items())
+        return {**self._unlisted(listed), **listed}
+
+    def _owners(self) -> tuple[str, ...]:
+        """The logins whose issues are deployloop's: the token's user, then the ledger's."""
+        login = self._whoami()
+        return tuple(dict.fromkeys([*([login] if login else []), *self.ledger.logins()]))
+
+    def _whoami(self) -> str | None:
+        """The token's user (one GET per tracker); None when GitHub will not say (an app's
+        installation token gets 403): then only the ledger's logins are trusted."""
+        from github import GithubException
+
+        if not self._asked_login:
+            try:
+                self._login = str(self._gh.get_user().login)
+            except GithubException as exc:
+                limited = _rate_limit_wait(exc.status, exc.headers or {}, "", self.clock.time())
+                if exc.status not in (403, 404) or limited is not None:
+                    raise
+            self._asked_login = True
+        return self._login
+
+    def _unlisted(self, listed: dict[str, Issue]) -> dict[str, Issue]:
+        """Issues the ledger says deployloop filed but the listing lacks, read by number: a
+        listing can be incomplete, and a missing issue must never be filed again."""
+        found: dict[str, Issue] = {}
+        for fp, number in self.ledger.issues().items():
+            if fp in listed:
+                continue
+            issue = self._fetch(number)
+            if issue is None:
+                self.ledger.forget(fp, number)
+            else:
+                found[fp] = replace(issue, fingerprint=fp)
+        return found
+
+    def _fetch(self, number: int) -> Issue | None:
+        """Issue ``number`` when it exists and is an issue; None when deleted or a pull."""
+        from github import GithubException
+
+        item = self._repo.get_issue(number)
+        try:
+            item.complete()
+        except GithubException as exc:
+            if exc.status in (404, 410):
+                return None
+            raise
+        return None if _is_pull(item) else _issue(item)
 
     # writing --------------------------------------------------------------------------------
     def create(self, title: str, body: str, labels: tuple[str, ...]) -> Issue:
         title, body = self.redactor.redact(title), self.redactor.redact(body)
-        labels = tuple(dict.fromkeys((self.list_label, *labels)))  # the listing finds it by this
+        labels = tuple(dict.fromkeys((self.list_label, *labels)))
         self._ensure_labels(labels)
+        labels = tuple(x for x in labels if x not in self._unlabelable)
         fp = marker_of(body)
 
         def post() -> Issue:
@@ -146,9 +216,31 @@ class GitHubTracker:
             return issue if issue is not None and issue.state == "open" else None
 
         issue = self._call(f"create issue {title[:60]!r}", post, write=True, recover=already)
+        if issue.fingerprint:
+            self.ledger.remember(issue.fingerprint, issue.number, issue.author)
+        self._check_labels(issue, labels)
         if self._cache is not None and issue.fingerprint:
             self._cache[issue.fingerprint] = issue
         return issue
+
+    def warnings(self) -> list[str]:
+        lines = [line for kind, line in self._warnings.items() if kind not in self._told]
+        self._told.update(self._warnings)
+        return lines
+
+    def _warn(self, kind: str, line: str) -> None:
+        self._warnings.setdefault(kind, self._clean(line))
+
+    def _check_labels(self, issue: Issue, asked: tuple[str, ...]) -> None:
+        """GitHub drops a create's labels without an error when the user lacks push access."""
+        dropped = [name for name in asked if name not in issue.labels]
+        if dropped:
+            self._warn(
+                "labels dropped",
+                f"GitHub dropped label(s) {', '.join(dropped)} from new issue #{issue.number} "
+                f"in {self.repo_name}: the token's user likely lacks push access; deployloop "
+                "still finds its issues by author and its ledger",
+            )
 
     def comment(self, number: int, body: str, *, verify: bool = False) -> None:
         body = self.redactor.redact(body)
@@ -199,19 +291,33 @@ class GitHubTracker:
             )
             self._labels = set(listing)
         for name in labels:
-            if name not in self._labels:
-                self._call(f"create label {name!r}", partial(self._create_label, name), write=True)
-                self._labels.add(name)
+            if name not in self._labels and name not in self._unlabelable:
+                made = self._call(
+                    f"create label {name!r}", partial(self._create_label, name), write=True
+                )
+                (self._labels if made else self._unlabelable).add(name)
 
     def _create_label(self, name: str) -> bool:
+        """True once the label exists; False when GitHub forbids creating it (403)."""
         from github import GithubException
 
         try:
             self._repo.create_label(name, LABEL_COLOR, "filed by deployloop")
         except GithubException as exc:
+            if exc.status == 403 and not self._limited(exc):
+                self._warn(
+                    f"label {name}",
+                    f"GitHub refused to create label {name!r} in {self.repo_name} (HTTP 403): "
+                    "create it by hand; issues are filed without it meanwhile",
+                )
+                return False
             if exc.status != 422:  # 422: it exists already (created meanwhile): fine
                 raise
         return True
+
+    def _limited(self, exc: Any) -> bool:
+        message = str(exc.data.get("message", "")) if isinstance(exc.data, dict) else ""
+        return _rate_limit_wait(exc.status, exc.headers or {}, message, self.clock.time()) is not None
 
     # retries --------------------------------------------------------------------------------
     def _call(
@@ -319,6 +425,8 @@ def _rate_limit_wait(
 def _issue(item: GhIssue) -> Issue:
     """Our Issue from a PyGithub one, reading only fields the listing carries (no lazy GETs)."""
     closed = item.closed_at
+    raw = _raw(item)
+    user = raw.get("user")
     return Issue(
         number=item.number,
         title=item.title,
@@ -327,4 +435,17 @@ def _issue(item: GhIssue) -> Issue:
         labels=tuple(label.name for label in item.labels),
         url=item.html_url,
         closed_at=closed.isoformat() if closed else None,
+        author=str(user.get("login") or "") if isinstance(user, dict) else "",
+        state_reason=raw.get("state_reason"),
     )
+
+
+def _is_pull(item: GhIssue) -> bool:
+    """The REST issues list returns pull requests too, marked by a ``pull_request`` key."""
+    return _raw(item).get("pull_request") is not None
+
+
+def _raw(item: GhIssue) -> dict[str, Any]:
+    """The JSON GitHub sent for ``item``. PyGithub's properties would fetch the whole issue
+    again for a key the answer left out (``pull_request`` is absent on plain issues)."""
+    return cast(dict[str, Any], item._rawData)
