@@ -108,7 +108,10 @@ def _facts(failing: Failing, ctx: TriageContext, info: PhaseInfo, record: Cluste
         ("Previous version", _cell(ctx.previous_version or "—")),
         ("Phase", f"`{info.name}`{priority}"),
         ("Iteration", str(ctx.iteration)),
-        ("First seen", f"iteration {record.first_seen_iteration}, {_cell(record.first_seen_version)}"),
+        (
+            "First seen",
+            f"iteration {record.first_seen_iteration}, {_cell(record.first_seen_version)}",
+        ),
         ("Fingerprint", f"`{failing.fingerprint}`"),
     ]
     return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)

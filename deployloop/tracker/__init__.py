@@ -200,9 +200,7 @@ def _respect_human(action: IssueAction, number: int, tracker: Tracker, result: S
     return True
 
 
-def _create(
-    action: IssueAction, tracker: Tracker, result: SyncResult, max_new: int | None
-) -> None:
+def _create(action: IssueAction, tracker: Tracker, result: SyncResult, max_new: int | None) -> None:
     known = tracker.existing().get(action.fingerprint)
     if known is not None and known.muted:
         result.muted.setdefault(action.fingerprint, known.number)

@@ -32,6 +32,7 @@ from deployloop.redact import Redactor
 from deployloop.tracker.base import Issue, TrackerRejected, by_fingerprint, marker_of
 
 if TYPE_CHECKING:
+    from github import GithubException
     from github.Issue import Issue as GhIssue
     from github.Repository import Repository
 
@@ -166,8 +167,7 @@ class GitHubTracker:
             try:
                 self._login = str(self._gh.get_user().login)
             except GithubException as exc:
-                limited = _rate_limit_wait(exc.status, exc.headers or {}, "", self.clock.time())
-                if exc.status not in (403, 404) or limited is not None:
+                if exc.status not in (403, 404) or self._limited(exc):
                     raise
             self._asked_login = True
         return self._login
@@ -315,9 +315,11 @@ class GitHubTracker:
                 raise
         return True
 
-    def _limited(self, exc: Any) -> bool:
-        message = str(exc.data.get("message", "")) if isinstance(exc.data, dict) else ""
-        return _rate_limit_wait(exc.status, exc.headers or {}, message, self.clock.time()) is not None
+    def _limited(self, exc: GithubException) -> bool:
+        """A 403 that is a rate limit (retried) rather than a refusal."""
+        data, now = exc.data, self.clock.time()
+        message = str(data.get("message", "")) if isinstance(data, dict) else ""
+        return _rate_limit_wait(exc.status, exc.headers or {}, message, now) is not None
 
     # retries --------------------------------------------------------------------------------
     def _call(
