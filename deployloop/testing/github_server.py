@@ -109,6 +109,7 @@ class FakeGitHub:
         self.push_access = True  # False: a create's labels are dropped, as GitHub does
         self.labels_forbidden = False  # True: creating a label answers 403
         self.hidden: set[int] = set()  # issue numbers every listing leaves out
+        self.closed_by_hand: dict[int, tuple[str, int]] = {}  # number → (reason, comments then)
         self.calls: list[Recorded] = []
         self.issues: dict[int, dict[str, Any]] = {}
         self.labels: dict[str, dict[str, Any]] = {}
@@ -175,6 +176,7 @@ class FakeGitHub:
         with self._lock:
             issue = self.issues[number]
             issue.update(state="closed", state_reason=reason, closed_at=_now())
+            self.closed_by_hand[number] = (reason, len(issue["comments"]))
 
     def add_label(self, name: str) -> None:
         with self._lock:
