@@ -19,6 +19,7 @@ from deployloop.events import (
     IterationEnd,
     IterationStart,
     Mixed,
+    Muted,
     OutboxQueued,
     PhaseEnd,
     PhaseStart,
@@ -31,6 +32,7 @@ from deployloop.events import (
     SuiteEnd,
     SuiteStart,
     TargetEvent,
+    TrackerWarning,
     Trigger,
     VersionSeen,
     Waiting,
@@ -88,6 +90,13 @@ def _write_line(event: WriteEvent) -> str:
             )
         case DryRun():
             return f"dry run: {event.detail}"
+        case TrackerWarning():
+            return f"WARNING tracker: {event.detail}"
+        case Muted():
+            return (
+                f"cause {event.fingerprint} muted by #{event.number} (closed as not planned): "
+                "not reported"
+            )
         case ReportWritten() if not event.error:
             return f"report written: {', '.join(event.paths)}"
         case ReportWritten():

@@ -73,3 +73,20 @@ def test_lost_create_answer_files_one_issue(tmp_path: Path) -> None:
         creates = github.requests("POST", "/issues")
     assert sorted(c.status for c in creates) == [201, 201, 502]  # the lost answer...
     assert len({c.body["title"] for c in creates}) == 3  # ...was looked up, not re-posted
+
+
+def test_dropped_labels_warn_once_and_never_duplicate(tmp_path: Path) -> None:
+    """No push access: GitHub drops the labels; the log warns, a fresh session files nothing new
+    and a person's "not planned" close is left alone and logged as muted."""
+    with FakeGitHub() as github:
+        github.push_access = False
+        env = project(tmp_path, github)
+        assert cli("run", "--once", cwd=tmp_path, env=env).returncode == 1
+        github.close_by_hand(1, "not_planned")
+        assert cli("run", "--once", "--new", cwd=tmp_path, env=env).returncode == 1
+        assert len(github.requests("POST", "/issues$")) == 3
+        assert github.issues[1]["state"] == "closed" and github.comments(1) == []
+    logs = [p.read_text() for p in sorted((tmp_path / "logs").glob("*/session.md"))]
+    assert len(logs) == 2
+    assert logs[0].count("WARNING tracker: GitHub dropped label(s)") == 1
+    assert "muted by #1" in logs[1]

@@ -12,7 +12,8 @@ import pytest
 
 from deployloop.errors import TrackerError
 from deployloop.issues.deliver import SyncResult, apply
-from deployloop.issues.github import GitHubTracker, RetryPolicy
+from deployloop.issues.github import GitHubTracker
+from deployloop.issues.github_calls import RetryPolicy
 from deployloop.issues.outbox import Outbox
 from deployloop.issues.records import ClusterRecord, TriageContext
 from deployloop.issues.tracker import marker, marker_of

@@ -198,7 +198,26 @@ class ReportWritten(EventBase):
     error: str | None  # why no report was written
 
 
-WriteEvent: TypeAlias = IssueDone | Deferred | OutboxQueued | DryRun | ReportWritten
+@dataclass(frozen=True, slots=True)
+class TrackerWarning(EventBase):
+    """A problem with the tracker worth a person's attention (e.g. labels GitHub dropped)."""
+
+    kind = "tracker_warning"
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Muted(EventBase):
+    """A cause whose issue a person closed as not planned: deployloop stays silent about it."""
+
+    kind = "muted"
+    fingerprint: str
+    number: int
+
+
+WriteEvent: TypeAlias = (
+    IssueDone | Deferred | OutboxQueued | DryRun | TrackerWarning | Muted | ReportWritten
+)
 
 
 # the target: its health, its versions, the redeploy between iterations ---------------------------

@@ -5,6 +5,13 @@ is redacted and cut to GitHub's limits here, before it leaves. A create whose cl
 has an open issue (found by the hidden marker) is adopted, not filed again — that covers a
 restart that lost its state and a create whose answer was lost. The first write that fails after
 the tracker's retries stops delivery: it and everything after it wait in the outbox, in order.
+
+Nothing from a test reaches the tracker live: titles are defanged (no mention, reference or
+HTML), every marker-shaped text is broken, and a create's own marker is written last, the one
+place the marker reader looks. A person's word stands: an issue closed as not planned is left
+closed and silent (the cause is "muted"); one closed as completed while its cause still fails
+is reopened with one comment. More creates than ``max_new`` in one call stop filing (a listing
+that lost issues would otherwise file them all again): the rest waits in the outbox.
 """
 
 from __future__ import annotations
@@ -14,10 +21,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from deployloop.errors import TrackerError
+from deployloop.issues.neutralize import code_span, defang, defuse_markers
 from deployloop.issues.outbox import Entry, Outbox
 from deployloop.issues.records import IssueAction
 from deployloop.issues.text import TITLE_LIMIT
-from deployloop.issues.tracker import MARKER, Issue, Tracker, TrackerRejected
+from deployloop.issues.tracker import MARKER, Issue, Tracker, TrackerRejected, marker
 from deployloop.redact import Redactor, truncate_body
 
 
@@ -40,6 +48,8 @@ class SyncResult:
     commented: dict[str, int] = field(default_factory=dict)
     closed: dict[str, int] = field(default_factory=dict)
     reopened: dict[str, int] = field(default_factory=dict)
+    muted: dict[str, int] = field(default_factory=dict)  # issue closed as not planned: quiet
+    warnings: list[str] = field(default_factory=list)  # the tracker's, one line each
     deferred: list[str] = field(default_factory=list)  # titles over max_new_per_iteration
     skipped: list[str] = field(default_factory=list)  # updates with no issue to update
     rejected: list[str] = field(default_factory=list)  # writes the tracker refused for good
@@ -53,7 +63,8 @@ class SyncResult:
     def issue_numbers(self) -> dict[str, int]:
         """fingerprint → the issue that now stands for it (for triage.with_issue_numbers)."""
         numbers: dict[str, int] = {}
-        for part in (self.commented, self.closed, self.reopened, self.adopted, self.created):
+        parts = (self.muted, self.commented, self.closed, self.reopened, self.adopted)
+        for part in (*parts, self.created):
             numbers.update(part)
         return numbers
 
@@ -65,8 +76,11 @@ def apply(
     redactor: Redactor,
     dry_run: bool = False,
     verify: bool = False,
+    max_new: int | None = None,
 ) -> SyncResult:
-    """Replay the outbox, then deliver ``actions``, in order; see the module docstring."""
+    """Replay the outbox, then deliver ``actions``, in order; see the module docstring.
+
+    ``max_new``: at most this many issues created by this call (None: no limit)."""
     result = SyncResult()
     cleaned = [_clean(action, redactor) for action in actions]
     result.deferred = [a.title for a in cleaned if a.kind == "defer"]
@@ -79,9 +93,25 @@ def apply(
     queue = [*outbox.pending(), *(Entry(a) for a in cleaned if a.kind != "defer")]
     if queue:
         tracker.refresh()  # one fresh listing per iteration, read only when needed
+    try:
+        _deliver_all(queue, tracker, outbox, result, redactor, verify, max_new)
+    finally:
+        result.warnings = [redactor.redact(line) for line in tracker.warnings()]
+    return result
+
+
+def _deliver_all(
+    queue: list[Entry],
+    tracker: Tracker,
+    outbox: Outbox,
+    result: SyncResult,
+    redactor: Redactor,
+    verify: bool,
+    max_new: int | None,
+) -> None:
     for index, entry in enumerate(queue):
         try:
-            _deliver(entry, tracker, result, verify or entry.replay)
+            _deliver(entry, tracker, result, verify or entry.replay, max_new)
         except TrackerRejected as exc:
             # Reported, not queued: a write refused for good would block the queue forever.
             result.rejected.append(redactor.redact(str(exc)))
@@ -91,21 +121,38 @@ def apply(
             rest = [_requeued(e, result.error) for e in queue[index:]]
             outbox.save(rest)
             result.queued = len(rest)
-            return result
+            return
         result.replayed += entry.replay
     outbox.save([])
-    return result
 
 
-def _deliver(entry: Entry, tracker: Tracker, result: SyncResult, verify: bool) -> None:
+class FilingStopped(TrackerError):
+    """More new issues than allowed in one call: the writes wait in the outbox."""
+
+
+def _stop_storm(result: SyncResult, max_new: int | None) -> None:
+    """Raise FilingStopped before a create past ``max_new``: triage never asks for that many,
+    so the tracker's listing (or the state) must have lost issues — never file them again."""
+    if max_new is not None and len(result.created) >= max_new:
+        raise FilingStopped(
+            f"stopped filing: {len(result.created)} issues created this iteration already "
+            f"(max_new_per_iteration = {max_new}); the tracker's listing may be incomplete"
+        )
+
+
+def _deliver(
+    entry: Entry, tracker: Tracker, result: SyncResult, verify: bool, max_new: int | None = None
+) -> None:
     """``verify``: this write may have landed before (a replay, a resumed iteration): look first."""
     action = entry.action
     if action.kind == "create":
-        _create(action, tracker, result)
+        _create(action, tracker, result, max_new)
         return
     number = action.issue_number or _number_for(action.fingerprint, tracker, result)
     if number is None:
         result.skipped.append(f"{action.kind} {action.title!r}: no issue for {action.fingerprint}")
+        return
+    if _respect_human(action, number, tracker, result):
         return
     if action.kind == "close":
         tracker.close(number, action.body, verify=verify)
@@ -118,8 +165,29 @@ def _deliver(entry: Entry, tracker: Tracker, result: SyncResult, verify: bool) -
         _record(result, result.commented, "commented", action, number)
 
 
-def _create(action: IssueAction, tracker: Tracker, result: SyncResult) -> None:
+def _respect_human(action: IssueAction, number: int, tracker: Tracker, result: SyncResult) -> bool:
+    """True when a person's close decides this write: closed as not planned, it is skipped
+    (muted); closed as completed while the cause still fails, the issue is reopened with
+    one comment instead."""
     known = tracker.existing().get(action.fingerprint)
+    if known is None or known.number != number or known.state != "closed":
+        return False
+    if known.muted:
+        result.muted.setdefault(action.fingerprint, number)
+        return True
+    if action.kind != "comment" or action.failing_on is None:
+        return False
+    why = f"Still failing on {code_span(action.failing_on)}: reopened, as it was closed as "
+    tracker.reopen(number, why + f"completed while its tests still fail.\n\n{action.body}")
+    _record(result, result.reopened, "reopened", action, number)
+    return True
+
+
+def _create(action: IssueAction, tracker: Tracker, result: SyncResult, max_new: int | None) -> None:
+    known = tracker.existing().get(action.fingerprint)
+    if known is not None and known.muted:
+        result.muted.setdefault(action.fingerprint, known.number)
+        return
     if known is not None and known.state == "open":
         _record(result, result.adopted, "adopted", action, known.number)
         return
@@ -128,6 +196,7 @@ def _create(action: IssueAction, tracker: Tracker, result: SyncResult) -> None:
         tracker.reopen(known.number, text + MARKER.sub("", action.body).rstrip())
         _record(result, result.reopened, "reopened", action, known.number)
         return
+    _stop_storm(result, max_new)
     issue = tracker.create(action.title, action.body, action.labels)
     _record(result, result.created, "created", action, issue.number)
 
@@ -163,11 +232,16 @@ def _requeued(entry: Entry, error: str) -> Entry:
 
 
 def _clean(action: IssueAction, redactor: Redactor) -> IssueAction:
-    """No secret leaves, and nothing GitHub would refuse for its size."""
-    title = redactor.redact(action.title).replace("\n", " ")
+    """No secret leaves, nothing live from a test, and nothing GitHub would refuse for its
+    size; a create's body ends with its own marker, the only one it carries."""
+    title = defang(redactor.redact(action.title).replace("\n", " "))
     if len(title) > TITLE_LIMIT:
         title = title[: TITLE_LIMIT - 1] + "…"
-    return replace(action, title=title, body=truncate_body(redactor.redact(action.body)))
+    own = marker(action.fingerprint)
+    body = defuse_markers(redactor.redact(action.body).rstrip().removesuffix(own))
+    if action.kind == "create":
+        body = f"{body.rstrip()}\n\n{own}\n"
+    return replace(action, title=title, body=truncate_body(body))
 
 
 def describe(action: IssueAction) -> str:

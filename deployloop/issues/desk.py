@@ -13,12 +13,21 @@ from pathlib import Path
 
 from deployloop import process
 from deployloop.config import Config, IssuesConfig
-from deployloop.events import Deferred, DryRun, IssueDone, OutboxQueued, Reporter
+from deployloop.events import (
+    Deferred,
+    DryRun,
+    IssueDone,
+    Muted,
+    OutboxQueued,
+    Reporter,
+    TrackerWarning,
+)
 from deployloop.issues import triage
 from deployloop.issues.deliver import SyncResult, apply
+from deployloop.issues.ledger import Ledger
 from deployloop.issues.outbox import Outbox
 from deployloop.issues.records import ClusterRecord, IterationReport, PhaseInfo, TriageContext
-from deployloop.issues.tracker import Tracker
+from deployloop.issues.tracker import Tracker, tracker_id
 from deployloop.redact import Redactor
 from deployloop.state import Store
 
@@ -43,9 +52,11 @@ class IssueDesk:
         self.session_id = session_id
         self.reporter = reporter
         self.redactor = redactor
-        self.outbox = Outbox(store.directory)
+        logs_dir = config.session.logs_dir
+        # Scoped to this config's tracker: a state directory may serve several configs.
+        self.outbox = Outbox(store.directory, tracker_id(config.issues, logs_dir))
         self._factory = tracker_factory or (
-            lambda: make_tracker(config.issues, config.session.logs_dir, redactor, stop)
+            lambda: make_tracker(config.issues, logs_dir, redactor, stop, store.directory)
         )
         self._tracker: Tracker | None = None
 
@@ -78,6 +89,7 @@ class IssueDesk:
             self.redactor,
             dry_run=report.dry_run,
             verify=report.resumed,  # a killed run may have sent some of these already
+            max_new=self.config.issues.max_new_per_iteration,
         )
         self._save(triage.with_issue_numbers(records, result.issue_numbers), report)
         self._tell(result)
@@ -121,6 +133,10 @@ class IssueDesk:
             )
         for line in result.dry_run:
             self.reporter.emit(DryRun(detail=line))
+        for line in result.warnings:
+            self.reporter.emit(TrackerWarning(detail=line))
+        for fp, number in result.muted.items():
+            self.reporter.emit(Muted(fingerprint=fp, number=number))
         if result.deferred:
             self.reporter.emit(Deferred(titles=tuple(result.deferred)))
         if result.queued:
@@ -132,14 +148,20 @@ def make_tracker(
     logs_dir: str | Path,
     redactor: Redactor,
     stop: threading.Event | None = None,
+    state_dir: str | Path | None = None,
 ) -> Tracker:
-    """The tracker the config asks for: GitHub, or markdown files under <logs_dir>/issues."""
+    """The tracker the config asks for: GitHub, or markdown files under <logs_dir>/issues.
+
+    ``state_dir``: where the GitHub tracker keeps its ledger (None: in memory only)."""
     if issues.tracker == "github":
-        from deployloop.issues.github import GitHubTracker, RetryPolicy
+        from deployloop.issues.github import GitHubTracker
+        from deployloop.issues.github_calls import RetryPolicy
 
         # The config validator guarantees both.
         assert issues.repo is not None
         assert issues.token is not None
+        identity = tracker_id(issues, logs_dir)
+        ledger = Ledger.for_tracker(state_dir, identity) if state_dir else Ledger(None, identity)
         return GitHubTracker(
             issues.repo,
             issues.token,
@@ -149,6 +171,7 @@ def make_tracker(
             min_interval=issues.write_interval,
             policy=RetryPolicy(backoff=issues.retry_backoff, max_wait=issues.retry_max_wait),
             stop=stop,
+            ledger=ledger,
         )
     from deployloop.issues.local import LocalTracker
 

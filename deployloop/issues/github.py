@@ -1,7 +1,13 @@
 """The GitHub tracker, through PyGithub, careful with a shared API.
 
-- Issues are found by listing the deployloop label (state all, 100 a page), never the search API
-  (it lags by minutes); the listing is cached until ``refresh()``.
+- Issues are found by listing the issues their author opened (``creator=``, state all, 100 a
+  page), never the search API (it lags by minutes), and never by label: GitHub silently drops
+  the labels of a create when the token's user lacks push access. An issue is deployloop's only
+  when its author is the token's user (``GET /user``) or a login deployloop filed under before
+  (the ledger), and it is not a pull request (the REST list returns those too). A fingerprint
+  the ledger knows but the listing lacks is fetched by number, never filed again. The listing
+  is cached until ``refresh()``.
+- Labels GitHub dropped from a create, or refused to create (403), are one warning each.
 - Writes are serialised and spaced ``min_interval`` apart (GitHub asks for ≥ 1 s).
 - ``Retry-After`` and ``x-ratelimit-reset`` are honoured, 403/429 secondary limits and 5xx are
   backed off, all within a bounded total wait; then TrackerError (the caller keeps the write
@@ -14,38 +20,23 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from deployloop.clock import Clock, RealClock
-from deployloop.errors import TrackerError
-from deployloop.issues.tracker import Issue, TrackerRejected, by_fingerprint, marker_of
+from deployloop.issues.github_calls import Caller, RetryPolicy, rate_limit_wait
+from deployloop.issues.ledger import Ledger
+from deployloop.issues.tracker import Issue, by_fingerprint, marker_of
 from deployloop.redact import Redactor
 
 if TYPE_CHECKING:
+    from github import GithubException
     from github.Issue import Issue as GhIssue
     from github.Repository import Repository
 
 T = TypeVar("T")
 LABEL_COLOR = "d73a4a"
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    attempts: int = 5
-    max_wait: float = 300.0  # seconds one call may spend waiting, all retries together
-    backoff: float = 2.0  # first wait after a 5xx or a lost answer; doubles each time
-    secondary_wait: float = 60.0  # GitHub: wait at least a minute when no header says how long
-
-
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    reason: str
-    delay: float | None  # None: not worth retrying
-    uncertain: bool  # the write may have happened
-    rejected: bool = False  # this write can never succeed as it is
 
 
 class GitHubTracker:
@@ -64,6 +55,7 @@ class GitHubTracker:
         stop: threading.Event | None = None,
         policy: RetryPolicy | None = None,
         timeout: int = 15,
+        ledger: Ledger | None = None,
     ) -> None:
         from github import Auth, Github
 
@@ -72,8 +64,10 @@ class GitHubTracker:
         self.min_interval = min_interval
         self.stop = stop or threading.Event()
         self.clock: Clock = clock or RealClock(self.stop)  # a backoff ends early on SIGTERM
-        self.policy = policy or RetryPolicy()
         self.redactor = (redactor or Redactor()).with_secrets([token])
+        self._call = Caller(
+            policy or RetryPolicy(), self.clock, self.stop, min_interval, self._clean
+        )
         # retry=None: no silent re-POST; lazy: no GET behind every object we touch.
         self._gh = Github(
             base_url=api_url.rstrip("/"),
@@ -88,27 +82,86 @@ class GitHubTracker:
         self._repo: Repository = self._gh.get_repo(repo)
         self._cache: dict[str, Issue] | None = None
         self._labels: set[str] | None = None  # known to exist, listed once per run
-        self._write_lock = threading.Lock()
-        self._last_write = float("-inf")
+        self.ledger = ledger or Ledger()
+        self._login: str | None = None  # the token's user, once asked
+        self._asked_login = False
+        self._unlabelable: set[str] = set()  # labels GitHub refused to create (403)
+        self._warnings: dict[str, str] = {}  # kind → line, once per tracker
+        self._told: set[str] = set()
 
     # reading --------------------------------------------------------------------------------
     def existing(self) -> dict[str, Issue]:
         if self._cache is None:
-            self._cache = self._call("list issues", self._list, write=False)
+            self._cache = self._call.call("list issues", self._list, write=False)
         return dict(self._cache)
 
     def refresh(self) -> None:
         self._cache = None
 
     def _list(self) -> dict[str, Issue]:
-        found = self._repo.get_issues(state="all", labels=[self.list_label])
-        return by_fingerprint([_issue(item) for item in found])
+        owners = self._owners()
+        found = [
+            _issue(item)
+            for login in owners
+            for item in self._repo.get_issues(state="all", creator=cast(Any, login))
+            if not _is_pull(item)
+        ]
+        listed = by_fingerprint([issue for issue in found if issue.author in owners])
+        self.ledger.remember_many((fp, i.number, i.author) for fp, i in listed.items())
+        return {**self._unlisted(listed), **listed}
+
+    def _owners(self) -> tuple[str, ...]:
+        """The logins whose issues are deployloop's: the token's user, then the ledger's."""
+        login = self._whoami()
+        return tuple(dict.fromkeys([*([login] if login else []), *self.ledger.logins()]))
+
+    def _whoami(self) -> str | None:
+        """The token's user (one GET per tracker); None when GitHub will not say (an app's
+        installation token gets 403): then only the ledger's logins are trusted."""
+        from github import GithubException
+
+        if not self._asked_login:
+            try:
+                self._login = str(self._gh.get_user().login)
+            except GithubException as exc:
+                if exc.status not in (403, 404) or self._limited(exc):
+                    raise
+            self._asked_login = True
+        return self._login
+
+    def _unlisted(self, listed: dict[str, Issue]) -> dict[str, Issue]:
+        """Issues the ledger says deployloop filed but the listing lacks, read by number: a
+        listing can be incomplete, and a missing issue must never be filed again."""
+        found: dict[str, Issue] = {}
+        for fp, number in self.ledger.issues().items():
+            if fp in listed:
+                continue
+            issue = self._fetch(number)
+            if issue is None:
+                self.ledger.forget(fp, number)
+            else:
+                found[fp] = replace(issue, fingerprint=fp)
+        return found
+
+    def _fetch(self, number: int) -> Issue | None:
+        """Issue ``number`` when it exists and is an issue; None when deleted or a pull."""
+        from github import GithubException
+
+        item = self._repo.get_issue(number)
+        try:
+            item.complete()
+        except GithubException as exc:
+            if exc.status in (404, 410):
+                return None
+            raise
+        return None if _is_pull(item) else _issue(item)
 
     # writing --------------------------------------------------------------------------------
     def create(self, title: str, body: str, labels: tuple[str, ...]) -> Issue:
         title, body = self.redactor.redact(title), self.redactor.redact(body)
-        labels = tuple(dict.fromkeys((self.list_label, *labels)))  # the listing finds it by this
+        labels = tuple(dict.fromkeys((self.list_label, *labels)))
         self._ensure_labels(labels)
+        labels = tuple(x for x in labels if x not in self._unlabelable)
         fp = marker_of(body)
 
         def post() -> Issue:
@@ -119,10 +172,32 @@ class GitHubTracker:
             issue = self._cache.get(fp) if fp else None
             return issue if issue is not None and issue.state == "open" else None
 
-        issue = self._call(f"create issue {title[:60]!r}", post, write=True, recover=already)
+        issue = self._call.call(f"create issue {title[:60]!r}", post, write=True, recover=already)
+        if issue.fingerprint:
+            self.ledger.remember(issue.fingerprint, issue.number, issue.author)
+        self._check_labels(issue, labels)
         if self._cache is not None and issue.fingerprint:
             self._cache[issue.fingerprint] = issue
         return issue
+
+    def warnings(self) -> list[str]:
+        lines = [line for kind, line in self._warnings.items() if kind not in self._told]
+        self._told.update(self._warnings)
+        return lines
+
+    def _warn(self, kind: str, line: str) -> None:
+        self._warnings.setdefault(kind, self._clean(line))
+
+    def _check_labels(self, issue: Issue, asked: tuple[str, ...]) -> None:
+        """GitHub drops a create's labels without an error when the user lacks push access."""
+        dropped = [name for name in asked if name not in issue.labels]
+        if dropped:
+            self._warn(
+                "labels dropped",
+                f"GitHub dropped label(s) {', '.join(dropped)} from new issue #{issue.number} "
+                f"in {self.repo_name}: the token's user likely lacks push access; deployloop "
+                "still finds its issues by author and its ledger",
+            )
 
     def comment(self, number: int, body: str, *, verify: bool = False) -> None:
         body = self.redactor.redact(body)
@@ -135,9 +210,9 @@ class GitHubTracker:
         def already() -> bool | None:
             return True if any(c.body == body for c in target.get_comments()) else None
 
-        if verify and self._call(f"read comments of #{number}", already, write=False):
+        if verify and self._call.call(f"read comments of #{number}", already, write=False):
             return
-        self._call(f"comment on #{number}", post, write=True, recover=already)
+        self._call.call(f"comment on #{number}", post, write=True, recover=already)
 
     def close(self, number: int, comment: str, *, verify: bool = False) -> None:
         # State first: PATCH is idempotent, so a retry after a lost answer is harmless.
@@ -161,138 +236,57 @@ class GitHubTracker:
                 target.edit(state="open")
             return _issue(target)
 
-        issue = self._call(f"set #{number} {state}", patch, write=True)
+        issue = self._call.call(f"set #{number} {state}", patch, write=True)
         if self._cache is not None and issue.fingerprint:
             self._cache[issue.fingerprint] = issue
 
     def _ensure_labels(self, labels: tuple[str, ...]) -> None:
         """Create missing labels: listed once per run, each created at most once."""
         if self._labels is None:
-            listing = self._call(
+            listing = self._call.call(
                 "list labels", lambda: [x.name for x in self._repo.get_labels()], write=False
             )
             self._labels = set(listing)
         for name in labels:
-            if name not in self._labels:
-                self._call(f"create label {name!r}", partial(self._create_label, name), write=True)
-                self._labels.add(name)
+            if name not in self._labels and name not in self._unlabelable:
+                made = self._call.call(
+                    f"create label {name!r}", partial(self._create_label, name), write=True
+                )
+                (self._labels if made else self._unlabelable).add(name)
 
     def _create_label(self, name: str) -> bool:
+        """True once the label exists; False when GitHub forbids creating it (403)."""
         from github import GithubException
 
         try:
             self._repo.create_label(name, LABEL_COLOR, "filed by deployloop")
         except GithubException as exc:
+            if exc.status == 403 and not self._limited(exc):
+                self._warn(
+                    f"label {name}",
+                    f"GitHub refused to create label {name!r} in {self.repo_name} (HTTP 403): "
+                    "create it by hand; issues are filed without it meanwhile",
+                )
+                return False
             if exc.status != 422:  # 422: it exists already (created meanwhile): fine
                 raise
         return True
 
-    # retries --------------------------------------------------------------------------------
-    def _call(
-        self,
-        what: str,
-        op: Callable[[], T],
-        *,
-        write: bool,
-        recover: Callable[[], T | None] | None = None,
-    ) -> T:
-        """Run ``op`` with pacing and bounded retries; ``recover`` finds a lost write's result."""
-        waited = 0.0
-        uncertain = False
-        for attempt in range(1, self.policy.attempts + 1):
-            try:
-                if uncertain and recover is not None:
-                    # Never re-send a write that may have landed until a read says it did not.
-                    done = recover()
-                    if done is not None:
-                        return done
-                return self._attempt(op, write)
-            except Exception as exc:
-                failure = self._classify(exc, attempt)
-            uncertain = uncertain or failure.uncertain
-            if failure.delay is None:
-                error = TrackerRejected if failure.rejected else TrackerError
-                raise error(f"GitHub: {what}: {failure.reason}")
-            if attempt == self.policy.attempts or waited + failure.delay > self.policy.max_wait:
-                break
-            self.clock.wait(failure.delay)
-            waited += failure.delay
-            if self.stop.is_set():
-                raise TrackerError(f"GitHub: {what}: {failure.reason} (stopped while backing off)")
-        gave_up = f"gave up after {attempt} attempts, {waited:.0f} s waited"
-        raise TrackerError(f"GitHub: {what}: {failure.reason} ({gave_up})")
-
-    def _pace(self) -> None:
-        wait = self._last_write + self.min_interval - self.clock.monotonic()
-        if wait > 0:
-            self.clock.wait(wait)
-
-    def _attempt(self, op: Callable[[], T], write: bool) -> T:
-        if not write:
-            return op()
-        with self._write_lock:
-            self._pace()
-            try:
-                return op()
-            finally:
-                self._last_write = self.clock.monotonic()
-
-    def _classify(self, exc: Exception, attempt: int) -> _Failure:
-        import requests
-        from github import GithubException
-
-        backoff = self.policy.backoff * 2 ** (attempt - 1)
-        if isinstance(exc, GithubException):
-            return self._http_failure(exc.status, exc.headers or {}, exc.data, backoff)
-        if isinstance(exc, requests.exceptions.RequestException | OSError):
-            return _Failure(self._clean(f"no answer: {type(exc).__name__}"), backoff, True)
-        if isinstance(exc, ValueError):  # a cut-off JSON answer: the write may have landed
-            return _Failure("malformed answer", backoff, True)
-        raise exc
-
-    def _http_failure(
-        self, status: int, headers: dict[str, Any], data: Any, backoff: float
-    ) -> _Failure:
-        message = str(data.get("message", "")) if isinstance(data, dict) else str(data or "")
-        reason = self._clean(f"HTTP {status}: {message[:200]}".rstrip(": "))
-        limit = _rate_limit_wait(status, headers, message, self.clock.time())
-        if limit is not None:
-            return _Failure(reason, limit if limit >= 0 else self.policy.secondary_wait, False)
-        if status >= 500:
-            return _Failure(reason, backoff, True)
-        # 422: this write is invalid; 401/403/404 (token, permission, repo) hold for every
-        # write, so those stay queued until the configuration is fixed.
-        return _Failure(reason, None, False, rejected=status == 422)
+    def _limited(self, exc: GithubException) -> bool:
+        """A 403 that is a rate limit (retried) rather than a refusal."""
+        data, now = exc.data, self.clock.time()
+        message = str(data.get("message", "")) if isinstance(data, dict) else ""
+        return rate_limit_wait(exc.status, exc.headers or {}, message, now) is not None
 
     def _clean(self, text: str) -> str:
         return self.redactor.redact(text)
 
 
-def _rate_limit_wait(
-    status: int, headers: dict[str, Any], message: str, now: float
-) -> float | None:
-    """Seconds to wait for a rate limit (-1: limited, no hint), or None when not limited."""
-    lower = {str(k).lower(): str(v) for k, v in headers.items()}
-    limited = status == 429 or (
-        status == 403
-        and (
-            "retry-after" in lower
-            or lower.get("x-ratelimit-remaining") == "0"
-            or "rate limit" in message.lower()
-        )
-    )
-    if not limited:
-        return None
-    if "retry-after" in lower:
-        return max(float(lower["retry-after"]), 1.0)
-    if lower.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in lower:
-        return max(float(lower["x-ratelimit-reset"]) - now + 1.0, 1.0)
-    return -1.0
-
-
 def _issue(item: GhIssue) -> Issue:
     """Our Issue from a PyGithub one, reading only fields the listing carries (no lazy GETs)."""
     closed = item.closed_at
+    raw = _raw(item)
+    user = raw.get("user")
     return Issue(
         number=item.number,
         title=item.title,
@@ -301,4 +295,17 @@ def _issue(item: GhIssue) -> Issue:
         labels=tuple(label.name for label in item.labels),
         url=item.html_url,
         closed_at=closed.isoformat() if closed else None,
+        author=str(user.get("login") or "") if isinstance(user, dict) else "",
+        state_reason=raw.get("state_reason"),
     )
+
+
+def _is_pull(item: GhIssue) -> bool:
+    """The REST issues list returns pull requests too, marked by a ``pull_request`` key."""
+    return _raw(item).get("pull_request") is not None
+
+
+def _raw(item: GhIssue) -> dict[str, Any]:
+    """The JSON GitHub sent for ``item``. PyGithub's properties would fetch the whole issue
+    again for a key the answer left out (``pull_request`` is absent on plain issues)."""
+    return cast(dict[str, Any], item._rawData)

@@ -21,6 +21,7 @@ from deployloop.redact import Redactor
 _NAME = re.compile(r"^(\d{4,})-[a-z0-9-]*\.md$")
 _FIELD = re.compile(r"^- (\w+): (.*)$")
 _SLUG = re.compile(r"[^a-z0-9]+")
+_COMMENT_START = "---\n\n**Comment** "
 
 
 class LocalTracker:
@@ -68,11 +69,13 @@ class LocalTracker:
         title = head.splitlines()[0].removeprefix("# ") if head else ""
         labels = tuple(x.strip() for x in fields.get("labels", "").split(",") if x.strip())
         closed = fields.get("closed", "—")
+        # The head is deployloop's alone; older files keep the marker at the end of the body.
+        body = text.partition("\n\n---\n\n")[2].split(_COMMENT_START, 1)[0]
         return Issue(
             number=int(path.name.split("-", 1)[0]),
             title=title,
             state="closed" if fields.get("state") == "closed" else "open",
-            fingerprint=marker_of(text),
+            fingerprint=fields.get("fingerprint") or marker_of(body),
             labels=labels,
             url=path.resolve().as_uri(),
             closed_at=None if closed == "—" else closed,
@@ -82,7 +85,7 @@ class LocalTracker:
     def create(self, title: str, body: str, labels: tuple[str, ...]) -> Issue:
         self.directory.mkdir(parents=True, exist_ok=True)
         title, body = self.redactor.redact(title), self.redactor.redact(body)
-        text = _render(title, labels, body)
+        text = _render(title, labels, body, marker_of(body))
         number = max(self._files(), default=0) + 1
         while not self._claim(number, title, text):
             number += 1
@@ -110,6 +113,10 @@ class LocalTracker:
     def dispose(self) -> None:
         self._cache = None
 
+    def warnings(self) -> list[str]:
+        """Nothing to warn about: files take every label."""
+        return []
+
     def _claim(self, number: int, title: str, text: str) -> bool:
         """Write issue ``number`` unless another writer took that number first."""
         final = self.directory / f"{number:04d}-{_slug(title)}.md"
@@ -136,7 +143,7 @@ class LocalTracker:
                 self._cache[issue.fingerprint] = issue
 
 
-def _render(title: str, labels: tuple[str, ...], body: str) -> str:
+def _render(title: str, labels: tuple[str, ...], body: str, fingerprint: str | None) -> str:
     head = [
         f"# {title.replace(chr(10), ' ')}",
         "",
@@ -144,12 +151,13 @@ def _render(title: str, labels: tuple[str, ...], body: str) -> str:
         f"- labels: {', '.join(labels)}",
         f"- created: {_now()}",
         "- closed: —",
+        *([f"- fingerprint: {fingerprint}"] if fingerprint else []),
     ]
     return "\n".join(head) + "\n\n---\n\n" + body.rstrip("\n") + "\n"
 
 
 def _comment(body: str) -> str:
-    return f"---\n\n**Comment** ({_now()}):\n\n{body.rstrip()}\n"
+    return f"{_COMMENT_START}({_now()}):\n\n{body.rstrip()}\n"
 
 
 def _now() -> str:

@@ -96,6 +96,10 @@ class IssueAction:
     # reopened instead (history triage did not have, e.g. after its state was lost). None:
     # the old issue is known and a new one is meant.
     reopen_days: float | None = None
+    # The version this cause fails on now, for writes about a live cause ("unknown" when the
+    # target did not say); None when it passes. A live cause's issue closed by hand as
+    # completed is reopened on apply, saying so.
+    failing_on: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -10,6 +10,7 @@ import re
 import shlex
 from collections.abc import Sequence
 
+from deployloop.issues.neutralize import code_span
 from deployloop.issues.records import (
     BROKEN_ERROR,
     ClusterRecord,
@@ -85,11 +86,14 @@ def _summary(failing: Failing, ctx: TriageContext, info: PhaseInfo, old: int | N
 def _facts(failing: Failing, ctx: TriageContext, info: PhaseInfo, record: ClusterRecord) -> str:
     priority = f" (priority {info.priority})" if info.priority else ""
     rows = [
-        ("Deployed version", f"`{ctx.version or 'unknown'}`"),
-        ("Previous version", f"`{ctx.previous_version or '—'}`"),
+        ("Deployed version", _cell(ctx.version or "unknown")),
+        ("Previous version", _cell(ctx.previous_version or "—")),
         ("Phase", f"`{info.name}`{priority}"),
         ("Iteration", str(ctx.iteration)),
-        ("First seen", f"iteration {record.first_seen_iteration}, `{record.first_seen_version}`"),
+        (
+            "First seen",
+            f"iteration {record.first_seen_iteration}, {_cell(record.first_seen_version)}",
+        ),
         ("Fingerprint", f"`{failing.fingerprint}`"),
     ]
     return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
@@ -141,9 +145,10 @@ def progress_text(
     """The comment on a cluster still failing: a new version, or tests that joined it."""
     count = len(failing.tests)
     if new_version:
-        head = f"Still failing on `{ctx.version}` (was `{prev.last_seen_version}`): {count} tests."
+        was = _version(prev.last_seen_version)
+        head = f"Still failing on {_version(ctx.version)} (was {was}): {count} tests."
     else:
-        head = f"More tests fail with this error on `{ctx.version}`: {count} now."
+        head = f"More tests fail with this error on {_version(ctx.version)}: {count} now."
     parts = [f"{head} Iteration {ctx.iteration}."]
     if joined:
         parts.append(f"Newly failing ({len(joined)}):\n\n{list_tests(joined)}")
@@ -161,8 +166,8 @@ def fixed_text(prev: ClusterRecord, ctx: TriageContext, closing: bool) -> str:
         else f"all {len(prev.tests)} tests of this cluster pass in phase `{prev.phase}`"
     )
     text = (
-        f"✅ Verified fixed in `{ctx.version}`: {what} "
-        f"(iteration {ctx.iteration}; last failed on `{prev.last_seen_version}`)."
+        f"✅ Verified fixed in {_version(ctx.version)}: {what} "
+        f"(iteration {ctx.iteration}; last failed on {_version(prev.last_seen_version)})."
     )
     return text if closing else text + " Left open: close_on_fix is off."
 
@@ -170,14 +175,16 @@ def fixed_text(prev: ClusterRecord, ctx: TriageContext, closing: bool) -> str:
 def reopen_text(prev: ClusterRecord, failing: Failing, ctx: TriageContext) -> str:
     """The comment that reopens an issue failing again after its verified fix."""
     return (
-        f"Failing again on `{ctx.version}` (iteration {ctx.iteration}) after it was verified "
-        f"fixed in `{prev.fixed_in}`: {len(failing.tests)} tests.\n\n{list_tests(failing.tests)}"
+        f"Failing again on {_version(ctx.version)} (iteration {ctx.iteration}) after it was "
+        f"verified fixed in {_version(prev.fixed_in)}: {len(failing.tests)} tests.\n\n"
+        + list_tests(failing.tests)
     )
 
 
 def deferred_text(waiting: Sequence[ClusterRecord], cap: int) -> str:
     """The comment listing new clusters held back by max_new_per_iteration (``cap``)."""
-    lines = [f"- {record.title} (`{record.fingerprint}`)" for record in waiting]
+    # Titles quote test output: in code, where GitHub links and mentions nothing.
+    lines = [f"- `{_inline(record.title)}` (`{record.fingerprint}`)" for record in waiting]
     return (
         f"{len(waiting)} more new failure clusters this iteration wait for an issue "
         f"(max_new_per_iteration = {cap}); they are filed in later iterations:\n\n"
@@ -225,3 +232,13 @@ def first_line(text: str) -> str:
 
 def _inline(text: str) -> str:
     return text.replace("`", "'").replace("\n", " ")
+
+
+def _version(version: str | None) -> str:
+    """A deployed version (the target's own text) as inline code it cannot break out of."""
+    return code_span(str(version))
+
+
+def _cell(text: str | None) -> str:
+    """Inline code for a table cell: GFM splits cells at ``|`` even inside code."""
+    return _version(text).replace("|", "\\|")

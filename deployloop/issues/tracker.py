@@ -1,13 +1,22 @@
 """What every tracker offers: find deployloop's issues by their hidden marker, create, comment,
-close, reopen. The GitHub and local trackers share this shape and the marker format."""
+close, reopen. The GitHub and local trackers share this shape and the marker format.
+
+The marker is read from one fixed place only, the last non-blank line of an issue body, which
+deployloop alone writes (``tracker.apply`` breaks every other marker-shaped text it posts): a
+test that prints a marker can neither forge an identity nor re-tag an issue."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from deployloop.config import IssuesConfig
 
 from deployloop.errors import TrackerError
+from deployloop.issues.ledger import TrackerId
 
 MARKER = re.compile(r"<!-- deployloop:fingerprint=(v1-[0-9a-f]{12}) -->")
 
@@ -32,11 +41,20 @@ class Issue:
     labels: tuple[str, ...] = ()
     url: str = ""
     closed_at: str | None = None
+    author: str = ""  # the login that opened it, as the tracker says ("" when it cannot tell)
+    state_reason: str | None = None  # GitHub's: "completed", "not_planned", "reopened" or None
+
+    @property
+    def muted(self) -> bool:
+        """Closed by someone as not planned: deployloop leaves it closed and stays quiet."""
+        return self.state == "closed" and self.state_reason == "not_planned"
 
 
 def marker_of(body: str | None) -> str | None:
-    """The fingerprint in an issue body's hidden marker, if it carries one."""
-    found = MARKER.search(body or "")
+    """The fingerprint in the marker on the last non-blank line of ``body``, if it is one;
+    markers anywhere else are ignored (they may be quoted test output)."""
+    lines = (body or "").rstrip().splitlines()
+    found = MARKER.fullmatch(lines[-1].strip()) if lines else None
     return found.group(1) if found else None
 
 
@@ -75,3 +93,16 @@ class Tracker(Protocol):
     def dispose(self) -> None:
         """Release connections; the tracker is not used afterwards."""
         ...
+
+    def warnings(self) -> list[str]:
+        """One line per problem worth a person's attention since the last call (e.g. labels
+        GitHub dropped or refused); each kind of problem is reported once per tracker."""
+        ...
+
+
+def tracker_id(issues: IssuesConfig, logs_dir: str | Path) -> TrackerId:
+    """The identity of the tracker ``issues`` configures (never its token: that rotates)."""
+    if issues.tracker == "github":
+        return TrackerId("github", issues.api_url or "https://api.github.com", issues.repo or "")
+    directory = Path(issues.dir or Path(logs_dir) / "issues")
+    return TrackerId("local", str(directory.resolve()), "")

@@ -285,9 +285,11 @@ class _Plan:
     def _action(
         self, kind: ActionKind, record: ClusterRecord, body: str, labels: tuple[str, ...] = ()
     ) -> IssueAction:
+        failing_on = (self.ctx.version or "unknown") if record.status == "open" else None
         return IssueAction(
-            kind, record.fingerprint, record.title, body, labels, record.issue_number
-        )
+            kind, record.fingerprint, record.title, body, labels, record.issue_number,
+            failing_on=failing_on,
+        )  # fmt: skip
 
     def actions(self) -> list[IssueAction]:
         """Updates first, then creates up to the cap, the summary of what waits, the deferrals."""

@@ -6,6 +6,14 @@ scripted faults: 5xx for the next N matching requests, a create that succeeds bu
 403 secondary rate limits with Retry-After, 429, slow answers. Shipped in the package so the
 tests, the soak run, the benchmarks and the demo share one fake.
 
+It behaves as GitHub does where deployloop's trust is at stake: each token belongs to a user
+(``GET /user``), every issue has an author (``user.login``) and the listing filters by
+``creator``; a user without push access (``push_access = False``) gets a create's labels
+silently dropped; ``labels_forbidden`` answers a label create with 403; pull requests share
+the issue numbers and appear in the issues list with a ``pull_request`` key; closing sets
+``state_reason`` (``close_by_hand`` plays a person); ``hidden`` issues are left out of every
+listing (an incomplete listing) while ``GET /issues/N`` still finds them.
+
     with FakeGitHub() as github:
         tracker = GitHubTracker("acme/platform", github.token, github.url, min_interval=0)
         github.inject(Fault("POST", r"/issues$", status=502, process=True))
@@ -88,9 +96,20 @@ class _Reply:
 class FakeGitHub:
     """In-memory GitHub for one repository; see the module docstring."""
 
-    def __init__(self, repo: str = "acme/platform", token: str = "ghp_" + "f" * 36) -> None:
+    def __init__(
+        self,
+        repo: str = "acme/platform",
+        token: str = "ghp_" + "f" * 36,
+        login: str = "deployloop-bot",
+    ) -> None:
         self.owner, self.name = repo.split("/", 1)
         self.token = token
+        self.login = login
+        self.users: dict[str, str] = {token: login}  # token → login
+        self.push_access = True  # False: a create's labels are dropped, as GitHub does
+        self.labels_forbidden = False  # True: creating a label answers 403
+        self.hidden: set[int] = set()  # issue numbers every listing leaves out
+        self.closed_by_hand: dict[int, tuple[str, int]] = {}  # number → (reason, comments then)
         self.calls: list[Recorded] = []
         self.issues: dict[int, dict[str, Any]] = {}
         self.labels: dict[str, dict[str, Any]] = {}
@@ -147,6 +166,18 @@ class FakeGitHub:
         with self._lock:
             return [c for c in self.calls if method in (None, c.method) and re.search(path, c.path)]
 
+    def add_token(self, token: str, login: str) -> None:
+        """Another token GitHub accepts, belonging to ``login`` (a rotation, a new bot)."""
+        with self._lock:
+            self.users[token] = login
+
+    def close_by_hand(self, number: int, reason: str = "completed") -> None:
+        """A person closes issue ``number`` with GitHub's ``state_reason``."""
+        with self._lock:
+            issue = self.issues[number]
+            issue.update(state="closed", state_reason=reason, closed_at=_now())
+            self.closed_by_hand[number] = (reason, len(issue["comments"]))
+
     def add_label(self, name: str) -> None:
         with self._lock:
             self.labels[name] = self._label(name)
@@ -158,11 +189,17 @@ class FakeGitHub:
         labels: list[str],
         state: str = "open",
         closed_at: str | None = None,
+        author: str | None = None,
+        pull: bool = False,
     ) -> int:
+        """An issue (a pull request when ``pull``) filed by ``author`` (default: the token's
+        user); returns its number."""
         with self._lock:
-            issue = self._new_issue({"title": title, "body": body, "labels": labels})
+            fields = {"title": title, "body": body, "labels": labels}
+            issue = self._new_issue(fields, author or self.login)
             issue["state"] = state
             issue["closed_at"] = closed_at if state == "closed" else None
+            issue["pull"] = pull
             return int(issue["number"])
 
     def comments(self, number: int) -> list[str]:
@@ -206,23 +243,33 @@ class FakeGitHub:
         headers: dict[str, str],
         body: Any,
     ) -> _Reply:
-        if self.token and headers.get("Authorization") not in (
-            f"token {self.token}",
-            f"Bearer {self.token}",
-        ):
+        login = self._user_of(headers.get("Authorization", ""))
+        if login is None:
             return _Reply(401, {"message": "Bad credentials"})
+        if path == "/user" and method == "GET":
+            return _Reply(200, {"login": login, "id": 3, "type": "User"})
         prefix = f"/repos/{self.owner}/{self.name}"
         if not path.startswith(prefix):
             return _Reply(404, {"message": "Not Found"})
         with self._lock:
-            return self._route(method, path[len(prefix) :], query, body)
+            return self._route(method, path[len(prefix) :], query, body, login)
 
-    def _route(self, method: str, rest: str, query: dict[str, list[str]], body: Any) -> _Reply:
+    def _user_of(self, authorization: str) -> str | None:
+        if not self.token:
+            return self.login
+        scheme, _, token = authorization.partition(" ")
+        return self.users.get(token) if scheme in ("token", "Bearer") else None
+
+    def _route(
+        self, method: str, rest: str, query: dict[str, list[str]], body: Any, login: str
+    ) -> _Reply:
         number = re.fullmatch(r"/issues/(\d+)(/comments)?", rest)
         if rest == "" and method == "GET":
             return _Reply(200, self._repo_json())
         if rest == "/issues":
-            return self._list_issues(query) if method == "GET" else self._create_issue(body)
+            if method == "GET":
+                return self._list_issues(query)
+            return self._create_issue(body, login)
         if number and int(number.group(1)) not in self.issues:
             return _Reply(404, {"message": "Not Found"})
         if number and number.group(2):
@@ -231,7 +278,7 @@ class FakeGitHub:
                 return self._page(
                     [self._comment_json(issue, c) for c in issue["comments"]], rest, query
                 )
-            return self._add_comment(issue, body)
+            return self._add_comment(issue, body, login)
         if number:
             issue = self.issues[int(number.group(1))]
             if method == "PATCH":
@@ -250,21 +297,27 @@ class FakeGitHub:
     def _list_issues(self, query: dict[str, list[str]]) -> _Reply:
         state = query.get("state", ["open"])[0]
         wanted = {x for x in query.get("labels", [""])[0].split(",") if x}
+        creator = query.get("creator", [None])[0]
         found = [
             self._issue_json(issue)
             for issue in sorted(self.issues.values(), key=lambda i: -int(i["number"]))
-            if state in ("all", issue["state"]) and wanted <= set(issue["labels"])
+            if state in ("all", issue["state"])
+            and wanted <= set(issue["labels"])
+            and creator in (None, issue["author"])
+            and issue["number"] not in self.hidden
         ]
         return self._page(found, "/issues", query)
 
-    def _create_issue(self, body: Any) -> _Reply:
+    def _create_issue(self, body: Any, login: str) -> _Reply:
         if not isinstance(body, dict) or not body.get("title"):
             return _Reply(422, {"message": "Validation Failed"})
+        if not self.push_access:
+            body = {**body, "labels": []}  # GitHub drops them without a word
         for name in body.get("labels", []):
             self.labels.setdefault(name, self._label(name))  # as GitHub does
-        return _Reply(201, self._issue_json(self._new_issue(body)))
+        return _Reply(201, self._issue_json(self._new_issue(body, login)))
 
-    def _new_issue(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _new_issue(self, body: dict[str, Any], author: str) -> dict[str, Any]:
         number = len(self.issues) + 1
         self.issues[number] = {
             "number": number,
@@ -276,6 +329,8 @@ class FakeGitHub:
             "created_at": _now(),
             "closed_at": None,
             "comments": [],
+            "author": author,
+            "pull": False,
         }
         return self.issues[number]
 
@@ -286,17 +341,23 @@ class FakeGitHub:
         if body.get("state") in ("open", "closed") and body["state"] != issue["state"]:
             issue["state"] = body["state"]
             issue["closed_at"] = _now() if body["state"] == "closed" else None
+            if body["state"] == "open":
+                issue["state_reason"] = "reopened"
+            else:
+                issue["state_reason"] = body.get("state_reason") or "completed"
 
-    def _add_comment(self, issue: dict[str, Any], body: Any) -> _Reply:
+    def _add_comment(self, issue: dict[str, Any], body: Any, login: str) -> _Reply:
         if not isinstance(body, dict) or not body.get("body"):
             return _Reply(422, {"message": "Validation Failed"})
         self._ids += 1
-        comment = {"id": self._ids, "body": body["body"], "created_at": _now()}
+        comment = {"id": self._ids, "body": body["body"], "created_at": _now(), "author": login}
         issue["comments"].append(comment)
         return _Reply(201, self._comment_json(issue, comment))
 
     def _create_label(self, body: dict[str, Any]) -> _Reply:
         name = str(body.get("name", ""))
+        if self.labels_forbidden:
+            return _Reply(403, {"message": "Resource not accessible by integration"})
         if not name or name in self.labels:
             errors = [{"resource": "Label", "code": "already_exists", "field": "name"}]
             return _Reply(422, {"message": "Validation Failed", "errors": errors})
@@ -337,8 +398,10 @@ class FakeGitHub:
             "closed_at": issue["closed_at"],
             "locked": False,
             "assignees": [],
-            "user": {"login": "deployloop-bot", "id": 3, "type": "User"},
-        }
+            "user": {"login": issue["author"], "id": 3, "type": "User"},
+            **({"pull_request": {"url": f"{self._base()}/pulls/{issue['number']}"}}
+               if issue["pull"] else {}),
+        }  # fmt: skip
 
     def _comment_json(self, issue: dict[str, Any], comment: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -349,7 +412,7 @@ class FakeGitHub:
             "url": f"{self._base()}/issues/comments/{comment['id']}",
             "html_url": f"{self.url}/{self.repo}/issues/{issue['number']}",
             "issue_url": f"{self._base()}/issues/{issue['number']}",
-            "user": {"login": "deployloop-bot", "id": 3, "type": "User"},
+            "user": {"login": comment["author"], "id": 3, "type": "User"},
         }
 
     def _label(

@@ -8,10 +8,11 @@ says what broke. ``info`` checks report without failing the run.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,12 @@ class Evidence:
     exits: list[ExitRecord]
     wanted: int
     orphans: list[str]
+    closed_by_hand: dict[int, tuple[str, int]] = field(default_factory=dict)  # number → why, when
+
+    @property
+    def real_issues(self) -> list[dict[str, Any]]:
+        """Issues, not pull requests (the REST list mixes them)."""
+        return [issue for issue in self.issues if not issue.get("pull")]
 
 
 def gather(
@@ -73,13 +80,14 @@ def gather(
     with github._lock:  # a snapshot; the daemon is gone, this is just tidy
         issues = [dict(issue) for issue in github.issues.values()]
         calls = list(github.calls)
+        closed_by_hand = dict(github.closed_by_hand)
     injections = []
     if project.injections.exists():
         lines = project.injections.read_text(encoding="utf-8").splitlines()
         injections = [json.loads(line) for line in lines if line.strip()]
     return Evidence(
         project, sessions, iterations, clusters, events, issues, calls, secrets, injections,
-        exits, wanted, orphans,
+        exits, wanted, orphans, closed_by_hand,
     )  # fmt: skip
 
 
@@ -119,6 +127,8 @@ def check_all(e: Evidence) -> list[Check]:
         exit_codes(e),
         issue_activity(e),
         duplicate_comments(e),
+        a_persons_word_stands(e),
+        pull_requests_untouched(e),
     ]
 
 
@@ -206,11 +216,19 @@ def one_open_issue_per_live_cluster(e: Evidence) -> Check:
         return Check("one open issue per live cluster", False, "no iteration finished")
     live = live_fingerprints(finished[-1])
     open_by_marker: Counter[str] = Counter()
-    for issue in e.issues:
+    for issue in e.real_issues:
         fp = marker_of(issue["body"])
         if issue["state"] == "open" and fp is not None:
             open_by_marker[fp] += 1
-    wrong = {fp: open_by_marker.get(fp, 0) for fp in live if open_by_marker.get(fp, 0) != 1}
+    muted = {
+        marker_of(issue["body"])
+        for issue in e.real_issues
+        if issue["state"] == "closed" and issue.get("state_reason") == "not_planned"
+    }
+    wanted = {fp: 0 if fp in muted else 1 for fp in live}  # a person's "not planned" stands
+    wrong = {
+        fp: open_by_marker.get(fp, 0) for fp, n in wanted.items() if open_by_marker.get(fp, 0) != n
+    }
     # An open issue nobody's state keeps open is one deployloop forgot to close or never owned.
     kept_open = {
         fp
@@ -232,13 +250,13 @@ def one_open_issue_per_live_cluster(e: Evidence) -> Check:
 
 
 def no_duplicate_issues(e: Evidence) -> Check:
-    markers = Counter(marker_of(issue["body"]) for issue in e.issues)
+    markers = Counter(marker_of(issue["body"]) for issue in e.real_issues)
     unmarked = markers.pop(None, 0)
     twice = {fp: n for fp, n in markers.items() if n > 1}
     detail = f"{len(e.issues)} issues ever filed, {len(markers)} distinct markers"
     if twice:
         numbers = {
-            fp: [i["number"] for i in e.issues if marker_of(i["body"]) == fp] for fp in twice
+            fp: [i["number"] for i in e.real_issues if marker_of(i["body"]) == fp] for fp in twice
         }
         detail += f"; filed more than once: {numbers}"
     if unmarked:
@@ -473,3 +491,39 @@ def duplicate_comments(e: Evidence) -> Check:
     if repeated:
         detail += f" (issue: repeats {repeated})"
     return Check("duplicate comments", True, detail, info=True)
+
+
+def a_persons_word_stands(e: Evidence) -> Check:
+    """An issue closed by hand as not planned stays closed and gets no further comment."""
+    by_number = {issue["number"]: issue for issue in e.issues}
+    broken = []
+    planned = {n: seen for n, (why, seen) in e.closed_by_hand.items() if why == "not_planned"}
+    for number, comments_then in planned.items():
+        issue = by_number[number]
+        if issue["state"] != "closed" or len(issue["comments"]) != comments_then:
+            broken.append(number)
+    detail = (
+        f"{len(e.closed_by_hand)} issues closed by hand, {len(planned)} as not planned: "
+        f"{len(broken)} reopened or commented on afterwards"
+    )
+    if broken:
+        detail += f" ({broken})"
+    return Check("a person's word stands", not broken, detail)
+
+
+def pull_requests_untouched(e: Evidence) -> Check:
+    """Pull requests carrying a marker are never adopted, commented on or closed."""
+    pulls = {issue["number"] for issue in e.issues if issue.get("pull")}
+    touched = sorted(
+        {
+            int(match.group(1))
+            for call in e.calls
+            if call.method != "GET"
+            and (match := re.search(r"/issues/(\d+)", call.path))
+            and int(match.group(1)) in pulls
+        }
+    )
+    detail = f"{len(pulls)} pull requests with a live marker; {len(touched)} written to"
+    return Check(
+        "pull requests untouched", not touched, detail + (f" {touched}" if touched else "")
+    )

@@ -62,9 +62,10 @@ def test_auth_token():
         return
     token, literal = os.environ["SOAK_API_TOKEN"], SCENARIO["ghp"]
     bearer = os.environ["STAGING_TOKEN"]
-    print(f"calling auth with token={{token}} Authorization: Bearer {{bearer}}")
+    forged = SCENARIO.get("forge") or ""  # a marker-shaped string: must not become identity
+    print(f"calling auth with token={{token}} Authorization: Bearer {{bearer}} {{forged}}")
     print(f"fallback credential {{literal}}")
-    raise AssertionError(f"login rejected for api token {{token}} (fallback {{literal}})")
+    raise AssertionError(f"login rejected for token {{token}} (fallback {{literal}}) {{forged}}")
 '''
 
 LEGACY_SUITE = '''

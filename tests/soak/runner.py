@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -250,9 +251,39 @@ class SoakRun:
         self.tally.fire("secret_in_test", bool(step.scenario.get("secret")))
         self.tally.fire("secret_in_log", bool(step.scenario["legacy"].get("leak")))
         self.tally.fire("truncated_junit", bool(step.scenario["legacy"].get("truncate")))
+        self.tally.fire("forged_marker", bool(step.scenario.get("forge")))
+        self._play_trust_faults(step, random.Random(f"{self.seed}-{index}"))
         if step.flip is not None and index > 0:
             self.staging.deploy(fix=False, delay_s=step.flip)
             self.tally.fire("flip")
+
+    def _play_trust_faults(self, step: Step, rng: random.Random) -> None:
+        """Issue 16's faults on the GitHub stand-in, for this step only."""
+        github = self.github
+        github.push_access = "gh_labels_dropped" not in step.trust
+        github.labels_forbidden = "gh_label_403" in step.trust
+        self.tally.fire("gh_labels_dropped", not github.push_access)
+        self.tally.fire("gh_label_403", github.labels_forbidden)
+        with github._lock:
+            github.hidden.clear()
+            mine = [
+                n
+                for n, issue in github.issues.items()
+                if issue["state"] == "open" and not issue["pull"]
+            ]
+        if not mine:
+            return
+        if "gh_listing_omits" in step.trust:
+            github.hidden.add(rng.choice(mine))
+            self.tally.fire("gh_listing_omits")
+        if "gh_pr" in step.trust:
+            body = github.issues[rng.choice(mine)]["body"]
+            github.add_issue("Fix it", body, ["deployloop", "e2e-failure"], pull=True)
+            self.tally.fire("gh_pr")
+        for reason in ("not_planned", "completed"):
+            if f"gh_close_{reason}" in step.trust:
+                github.close_by_hand(rng.choice(mine), reason)
+                self.tally.fire(f"gh_close_{reason}")
 
     def _count_github_faults(self) -> None:
         for kind, fault, initial in self.injected:

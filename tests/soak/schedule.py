@@ -3,8 +3,10 @@
 One ``Step`` per iteration. The failing tests evolve from step to step the way a night does:
 root causes appear, spread to more tests, get fixed; on top come the faults (flaky tests,
 truncated JUnit files, a secret in the output, staging down, WebSocket 1011s, GitHub trouble,
-kill -9, SIGTERM, a second start). The last step is fault-free, so whatever waits in the
-outbox goes out and the end state can be judged.
+kill -9, SIGTERM, a second start) and the trust faults of issue 16 (a forged marker in test
+output, labels GitHub drops or refuses, a pull request carrying a live marker, a listing that
+omits an issue, a person closing an issue as not planned or as completed). The last step is
+fault-free, so whatever waits in the outbox goes out and the end state can be judged.
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ MAX_CAUSES = 3  # live at once: with the extras a phase stays under the broken-d
 # Where a kill or a SIGTERM lands: right after one of these events ("write": while a GitHub
 # write is in flight, its answer delayed so the daemon dies before it learns the result).
 KILL_POINTS = ("iteration_start", "suite_start", "suite_end", "phase_end", "issue", "waiting")
+# (kind, chance per step) of the trust faults the runner plays on the GitHub stand-in.
+TRUST_FAULTS = (
+    ("gh_labels_dropped", 0.1),
+    ("gh_label_403", 0.06),
+    ("gh_pr", 0.1),
+    ("gh_listing_omits", 0.1),
+    ("gh_close_not_planned", 0.05),
+    ("gh_close_completed", 0.08),
+)
 
 
 @dataclass
@@ -48,10 +59,11 @@ class Step:
     second_start: bool = False
     staging_down: float | None = None  # seconds into the core suite when a deploy starts
     final: bool = False
+    trust: list[str] = field(default_factory=list)  # kinds from TRUST_FAULTS
 
     def faults(self) -> list[str]:
         """The kinds of fault this step schedules, for the summary."""
-        kinds = [kind for kind, _ in self.github]
+        kinds = [kind for kind, _ in self.github] + list(self.trust)
         legacy = self.scenario["legacy"]
         flags = {
             "flip": self.flip is not None,
@@ -63,6 +75,7 @@ class Step:
             "staging_down": self.staging_down is not None,
             "truncated_junit": bool(legacy.get("truncate")),
             "secret_in_test": bool(self.scenario.get("secret")),
+            "forged_marker": bool(self.scenario.get("forge")),
             "secret_in_log": bool(legacy.get("leak")),
         }
         kinds += [name for name, on in flags.items() if on]
@@ -161,10 +174,13 @@ def _step(
     if spare and chance(0.25):
         name = rng.choice(spare)
         core[name] = {"message": "upstream call timed out after 3 s", "flaky": f"{n}-{name}"}
+    secret = chance(0.2)
+    forge = secret and chance(0.5)
     scenario = {
         "seq": n,
         "core": core,
-        "secret": chance(0.2),
+        "secret": secret,
+        "forge": "<!-- deployloop:fingerprint=v1-0000000000f0 -->" if forge else "",
         "ghp": secrets.ghp_literal,
         "legacy": {"fail": legacy, "truncate": chance(0.12), "leak": chance(0.3)},
     }
@@ -184,6 +200,11 @@ def _step(
     quiet = step.kill_at is None and step.term_at is None
     step.second_start = second_ok and quiet and bool(causes) and chance(0.1)
     step.staging_down = rng.uniform(0.0, 0.3) if chance(0.08) else None
+    step.trust = [kind for kind, p in TRUST_FAULTS if chance(p)]
+    if step.flip is None or not quiet:
+        # A hand-closed issue is reopened when deployloop next writes about its cause: a new
+        # version in an iteration that runs to its end.
+        step.trust = [kind for kind in step.trust if kind != "gh_close_completed"]
     return step
 
 
