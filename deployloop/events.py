@@ -9,6 +9,7 @@ Kinds (data keys):
   failed_first (passed, total, version)   issue (action, number, title, fingerprint, dry_run)
   deferred (titles)   outbox (queued, error)   dry_run (detail)   trigger (command, ok, detail)
   waiting (tested, reason, seconds)   deploying (detail)   version_seen (version, after_s)
+  redeploy_timeout (tested, timeout_s, then)
   settled (version, seconds)   mixed (from_version, to_version)   health (ok, detail)
   iteration_end (iteration, green, version, duration_s, failing)
   session_end (status, exit_code, iterations, reason)   heartbeat (elapsed_s)

@@ -25,6 +25,7 @@ POLL_S = 0.02  # how often a running child is checked against stop and deadline
 TAIL_BYTES = 4000
 LOG_LIMIT = 64 * 1024 * 1024  # per suite log file
 LOG_KEEP = 8 * 1024 * 1024
+SHELL_NOT_FOUND = 127
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +85,9 @@ def run(
                 start_new_session=True,
             )
         except OSError as exc:
-            log.write(f"deployloop: cannot start {command}: {exc}\n".encode())
-            return Completed(command, None, 0.0, start_error=f"cannot start: {exc.strerror or exc}")
+            reason = start_error(argv, exc, env, cwd)
+            log.write(f"deployloop: cannot start {command}: {reason}\n".encode())
+            return Completed(command, None, 0.0, start_error=reason)
         if pid_file is not None:
             pid_file.write_text(f"{child.pid}\n{argv[0]}\n")
         timed_out, interrupted = _wait(child, started + timeout, stop, log)
@@ -95,7 +97,44 @@ def run(
             _reap_strays(child.pid, grace_s)
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)
-    return Completed(command, child.returncode, time.monotonic() - started, timed_out, interrupted)
+    wall_s = time.monotonic() - started
+    missing = _shell_not_found(argv, child.returncode, env)
+    return Completed(command, child.returncode, wall_s, timed_out, interrupted, missing)
+
+
+def start_error(
+    argv: Sequence[str],
+    exc: OSError,
+    env: Mapping[str, str] | None,
+    cwd: str | Path | None,
+) -> str:
+    """Why ``argv`` could not start, saying what to fix: cron and systemd start with a bare PATH.
+
+    A program named without a slash that is not found names the PATH it was looked up on.
+    """
+    program = argv[0]
+    if isinstance(exc, FileNotFoundError) and cwd is not None and not Path(cwd).is_dir():
+        return f"cannot start: working directory {cwd} does not exist"
+    if isinstance(exc, FileNotFoundError) and "/" not in program:
+        return _not_on_path(f"`{program}`", env)
+    return f"cannot start `{program}`: {exc.strerror or exc}"
+
+
+def _shell_not_found(
+    argv: Sequence[str], returncode: int | None, env: Mapping[str, str] | None
+) -> str | None:
+    """/bin/sh exits 127 when a program it was told to run is not found (POSIX 2.8.2)."""
+    if returncode != SHELL_NOT_FOUND or list(argv[:2]) != ["/bin/sh", "-c"]:
+        return None
+    return _not_on_path(f"a program in `{argv[2]}`", env)
+
+
+def _not_on_path(what: str, env: Mapping[str, str] | None) -> str:
+    path = (os.environ if env is None else env).get("PATH", os.defpath)
+    return (
+        f"{what} not found on PATH ({path}): install it or give its full path / "
+        "put the venv's bin first on PATH"
+    )
 
 
 def _wait(

@@ -87,6 +87,15 @@ _LINES: dict[str, Callable[[Mapping[str, Any]], str]] = {
         else f"report NOT written: {d['error']}"
     ),
     "trigger": lambda d: f"redeploy trigger {'ran' if d['ok'] else 'FAILED'}: {d['detail']}",
+    "redeploy_timeout": lambda d: (
+        f"redeploy wait timed out: no new version within {format_duration(d['timeout_s'])} "
+        f"(tested {d.get('tested') or 'unknown'}); "
+        + (
+            "retesting the same version"
+            if d["then"] == "retest"
+            else "stopping (on_timeout = stop)"
+        )
+    ),
     "waiting": lambda d: (
         f"waiting for redeploy (tested {d.get('tested') or 'unknown'}): {d['reason']}"
     ),

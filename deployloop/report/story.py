@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployloop.report.records import Gate, IssueStep, RedeployWait
+from deployloop.models import Event
+from deployloop.report.records import Gate, IssueStep, RedeployProblem, RedeployWait
+from deployloop.sessionlog import describe
 
 # Verdict.describe(): "✅ gate: measured (threshold T)" with an optional " — reason".
 _VERDICT = re.compile(
@@ -40,6 +42,7 @@ class Story:
     skipped: dict[int, list[str]] = field(default_factory=dict)
     issues: list[IssueEvent] = field(default_factory=list)
     waits: list[RedeployWait] = field(default_factory=list)
+    redeploy_problems: list[RedeployProblem] = field(default_factory=list)
     phase_order: list[str] = field(default_factory=list)
     end_reason: str = ""
     iteration: int | None = None  # while reading: the iteration the events belong to
@@ -116,6 +119,21 @@ def _version_seen(story: Story, e: Mapping[str, Any]) -> None:
     story.waits.append(wait)
 
 
+def _redeploy_problem(story: Story, e: Mapping[str, Any]) -> None:
+    """A failed trigger or a timed-out wait: worded as in session.md, so both say the same."""
+    kind = str(e.get("event"))
+    if kind == "trigger" and e.get("ok"):
+        return
+    data = {k: v for k, v in e.items() if k not in ("event", "ts")}
+    try:
+        line = describe(Event(kind, data))
+    except (KeyError, TypeError, ValueError):  # a journal from an older deployloop
+        line = f"{kind}: {e.get('detail') or 'failed'}"
+    story.redeploy_problems.append(
+        RedeployProblem(story.iteration, line or kind, as_float(e.get("ts")))
+    )
+
+
 def _session_end(story: Story, e: Mapping[str, Any]) -> None:
     story.end_reason = str(e.get("reason") or "")
 
@@ -128,6 +146,8 @@ _HANDLERS: dict[str, Callable[[Story, Mapping[str, Any]], None]] = {
     "skipped_phases": _skipped,
     "issue": _issue,
     "version_seen": _version_seen,
+    "trigger": _redeploy_problem,
+    "redeploy_timeout": _redeploy_problem,
     "session_end": _session_end,
 }
 
