@@ -26,6 +26,7 @@ TAIL_BYTES = 4000
 LOG_LIMIT = 64 * 1024 * 1024  # per suite log file
 LOG_KEEP = 8 * 1024 * 1024
 SHELL_NOT_FOUND = 127
+GRACE_S = 5.0  # between TERM to a process group and KILL
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ def run(
     stop: threading.Event,
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
-    grace_s: float = 5.0,
+    grace_s: float = GRACE_S,
     pid_file: Path | None = None,
 ) -> Completed:
     """Run ``argv`` to completion, output appended to ``log_path``; never raises for the child."""
