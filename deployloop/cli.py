@@ -135,11 +135,16 @@ def report(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    config: Annotated[
+        Path | None,
+        typer.Option("-c", "--config", help="An edited demo config (default: shipped)."),
+    ] = None,
+) -> None:
     """The whole overnight story, self-contained, on this machine."""
     from deployloop.commands import demo as command
 
-    _call(command.run)
+    _call(lambda: command.run(config))
 
 
 @app.command()
