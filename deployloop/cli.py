@@ -64,6 +64,12 @@ def run(
     once: Annotated[bool, typer.Option("--once", help="One iteration, no waiting.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide issues, write none.")] = False,
     new: Annotated[bool, typer.Option("--new", help="Start a new session, do not resume.")] = False,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="Also append the plain lines here.")
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="Print only a verdict line, and only on failure.")
+    ] = False,
 ) -> None:
     """Run the test-deploy-retest loop until every gate is green or the budget is spent."""
     from deployloop.commands import run as command
@@ -77,7 +83,7 @@ def run(
         dry_run=dry_run,
         new=new,
     )
-    _call(lambda: command.run(config, options))
+    _call(lambda: command.run(config, options, command.Output(log_file, quiet)))
 
 
 @app.command()
@@ -129,11 +135,33 @@ def report(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    config: Annotated[
+        Path | None,
+        typer.Option("-c", "--config", help="An edited demo config (default: shipped)."),
+    ] = None,
+) -> None:
     """The whole overnight story, self-contained, on this machine."""
     from deployloop.commands import demo as command
 
-    _call(command.run)
+    _call(lambda: command.run(config))
+
+
+@app.command()
+def schedule(
+    config: ConfigOpt = None,
+    at: Annotated[str, typer.Option(help="Start time, local, HH:MM.")] = "23:00",
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="cron or systemd (default both).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Directory (default: the config's).")
+    ] = None,
+) -> None:
+    """Write a crontab line and a systemd service + timer that start this config nightly."""
+    from deployloop.commands import schedule as command
+
+    _call(lambda: command.run(config, at, fmt, output))
 
 
 @app.command()

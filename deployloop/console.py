@@ -24,14 +24,19 @@ def is_interactive(stream: IO[str]) -> bool:
 class Console:
     """Renders text, tables and JSON for one output stream."""
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    def __init__(self, stream: IO[str] | None = None, interactive: bool | None = None) -> None:
+        """``interactive`` None: decided by the stream (a terminal); tests may force it."""
         self.stream = stream or sys.stdout
-        self.interactive = is_interactive(self.stream)
+        self.interactive = is_interactive(self.stream) if interactive is None else interactive
         self.rich = RichConsole(
             file=self.stream,
             force_terminal=self.interactive,
             no_color=not self.interactive or "NO_COLOR" in os.environ,
             highlight=False,
+            # Test ids, messages, versions and file text are untrusted: "[ping]" or
+            # "[/api/users/1]" must print as written, never be read as markup or ":emoji:".
+            markup=False,
+            emoji=False,
             soft_wrap=not self.interactive,
             width=None if self.interactive else 120,
         )
@@ -39,7 +44,7 @@ class Console:
     def line(self, text: str, style: str | None = None) -> None:
         """One log-like line: styled on a terminal, timestamped plain text off one."""
         if self.interactive:
-            self.rich.print(text, style=style, markup=False)
+            self.rich.print(text, style=style)
         else:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             self.stream.write(f"{stamp} {text}\n")

@@ -226,7 +226,9 @@ def trigger_runner(
         )
         ok = done.returncode == 0
         detail = f"{command} (exit {done.returncode}, {done.wall_s:.1f} s)"
-        if not ok:
+        if done.start_error:
+            detail = f"{command}: {done.start_error}"
+        elif not ok:
             detail += f"; output tail: {process.tail(log, 400).strip()[-300:]}"
         reporter.emit(Trigger(command=command, ok=ok, detail=detail))
 

@@ -46,3 +46,10 @@ class LockHeld(DeployloopError):
 
 class TrackerError(DeployloopError):
     """The issue tracker refused or failed a write after its retries."""
+
+
+# Exit statuses of ``run`` that are no failed night: every gate green (0), another instance
+# already runs this config (75), stopped on purpose by SIGINT or SIGTERM (130, 143; a
+# ``systemctl stop`` is SIGTERM). ``run --quiet`` stays silent for them, so cron mails nothing,
+# and systemd's SuccessExitStatus lists them; any other status (1, 2, 3, 70) is a failure.
+NOT_FAILURES = (0, LockHeld.exit_code, 130, 143)

@@ -25,6 +25,7 @@ from deployloop.events import (
     Mixed,
     PhaseEnd,
     PhaseStart,
+    RedeployTimeout,
     Reporter,
     SkippedPhases,
     SuiteEnd,
@@ -157,7 +158,7 @@ class Loop:
                 return LoopResult(Status.INTERRUPTED, n, "interrupted")
             if waited.outcome is WaitEnd.DEADLINE:
                 return LoopResult(Status.FAILING, n, "deadline reached while waiting")
-            if waited.outcome is WaitEnd.TIMEOUT and self._stop_on_timeout():
+            if waited.outcome is WaitEnd.TIMEOUT and self._stop_after_timeout(result.version):
                 return LoopResult(
                     Status.UNREACHABLE, n, "no new version before the redeploy timeout"
                 )
@@ -171,8 +172,15 @@ class Loop:
             return "budget spent"
         return ""
 
-    def _stop_on_timeout(self) -> bool:
-        return self.config.redeploy is not None and self.config.redeploy.on_timeout == "stop"
+    def _stop_after_timeout(self, tested: str | None) -> bool:
+        """Say that the redeploy wait gave up and what happens now; True when that is to stop."""
+        redeploy = self.config.redeploy
+        if redeploy is None:  # never so: only the RedeployWaiter times out
+            return False
+        self.reporter.emit(
+            RedeployTimeout(tested=tested, timeout_s=redeploy.timeout, then=redeploy.on_timeout)
+        )
+        return redeploy.on_timeout == "stop"
 
     def _between(self, n: int, tested: str | None) -> WaitResult:
         if self.services.trigger is not None and not self.plan.dry_run:
@@ -195,6 +203,8 @@ class Loop:
 
     # one iteration -----------------------------------------------------------------------
     def iteration(self, n: int, previous: IterationResult | None) -> IterationResult:
+        if self.services.stop.is_set():  # stopped while checking health: nothing new starts
+            return IterationResult(n, None, ended=IterationStop.INTERRUPTED)
         started = self.services.clock.monotonic()
         version = self.services.read_version()
         self.store.begin_iteration(self.session.id, n, version)
@@ -240,6 +250,8 @@ class Loop:
     def _phases(self, n: int, version: str | None) -> IterationResult:
         done: list[PhaseResult] = []
         for index, phase in enumerate(self.plan.phases):
+            if self.services.stop.is_set():  # after a stop nothing new starts, not even a phase
+                return IterationResult(n, version, tuple(done), ended=IterationStop.INTERRUPTED)
             self.reporter.emit(PhaseStart(phase=phase.name))
             runs, stopped = self._run_suites(n, phase, version)
             if stopped is IterationStop.INTERRUPTED:
@@ -386,7 +398,7 @@ class Loop:
                 run = self._run(n, phase, suite, version, "failed-first", ids)
                 total += len(ids)
                 passed += sum(1 for c in run.cases if c.id in ids and c.outcome is Outcome.PASSED)
-        if total:
+        if total and not self.services.stop.is_set():  # a cut-short rerun claims nothing
             self.reporter.emit(FailedFirst(passed=passed, total=total, version=version))
 
 

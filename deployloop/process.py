@@ -27,6 +27,8 @@ POLL_S = 0.02  # how often a running child is checked against stop and deadline
 TAIL_BYTES = 4000
 LOG_LIMIT = 64 * 1024 * 1024  # per suite log file
 LOG_KEEP = 8 * 1024 * 1024
+SHELL_NOT_FOUND = 127
+GRACE_S = 5.0  # between TERM to a process group and KILL
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +72,7 @@ def run(
     stop: threading.Event,
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
-    grace_s: float = 5.0,
+    grace_s: float = GRACE_S,
     pid_file: Path | None = None,
     force: threading.Event | None = None,
     stderr_path: Path | None = None,
@@ -89,9 +91,9 @@ def run(
         try:
             child = _start(argv, log, err or log, cwd, env)
         except OSError as exc:
-            log.write(f"deployloop: cannot start {command}: {exc}\n".encode())
-            error = f"cannot start: {exc.strerror or exc}"
-            return Completed(command, None, 0.0, RunEnd.FAILED_TO_START, error)
+            reason = start_error(argv, exc, env, cwd)
+            log.write(f"deployloop: cannot start {command}: {reason}\n".encode())
+            return Completed(command, None, 0.0, RunEnd.FAILED_TO_START, reason)
         try:
             if pid_file is not None:
                 pid_file.write_text(f"{child.pid}\n{argv[0]}\n")
@@ -101,9 +103,47 @@ def run(
             if pid_file is not None:
                 pid_file.unlink(missing_ok=True)
     wall_s = time.monotonic() - started
+    missing = _shell_not_found(argv, child.returncode, env)
+    if missing is not None:
+        return Completed(command, child.returncode, wall_s, RunEnd.FAILED_TO_START, missing)
     if waited is RunEnd.COMPLETED and child.returncode < 0:
         waited = RunEnd.KILLED_BY_SIGNAL
     return Completed(command, child.returncode, wall_s, waited)
+
+
+def start_error(
+    argv: Sequence[str],
+    exc: OSError,
+    env: Mapping[str, str] | None,
+    cwd: str | Path | None,
+) -> str:
+    """Why ``argv`` could not start, saying what to fix: cron and systemd start with a bare PATH.
+
+    A program named without a slash that is not found names the PATH it was looked up on.
+    """
+    program = argv[0]
+    if isinstance(exc, FileNotFoundError) and cwd is not None and not Path(cwd).is_dir():
+        return f"cannot start: working directory {cwd} does not exist"
+    if isinstance(exc, FileNotFoundError) and "/" not in program:
+        return _not_on_path(f"`{program}`", env)
+    return f"cannot start `{program}`: {exc.strerror or exc}"
+
+
+def _shell_not_found(
+    argv: Sequence[str], returncode: int | None, env: Mapping[str, str] | None
+) -> str | None:
+    """/bin/sh exits 127 when a program it was told to run is not found (POSIX 2.8.2)."""
+    if returncode != SHELL_NOT_FOUND or list(argv[:2]) != ["/bin/sh", "-c"]:
+        return None
+    return _not_on_path(f"a program in `{argv[2]}`", env)
+
+
+def _not_on_path(what: str, env: Mapping[str, str] | None) -> str:
+    path = (os.environ if env is None else env).get("PATH", os.defpath)
+    return (
+        f"{what} not found on PATH ({path}): install it or give its full path / "
+        "put the venv's bin first on PATH"
+    )
 
 
 def _open_optional(path: Path | None) -> contextlib.AbstractContextManager[BinaryIO | None]:

@@ -23,6 +23,7 @@ from deployloop.events import (
     OutboxQueued,
     PhaseEnd,
     PhaseStart,
+    RedeployTimeout,
     ReportWritten,
     RunEvent,
     SessionEnd,
@@ -116,6 +117,16 @@ def _target_line(event: TargetEvent) -> str:
             )
         case Trigger():
             return f"redeploy trigger {'ran' if event.ok else 'FAILED'}: {event.detail}"
+        case RedeployTimeout():
+            then = (
+                "retesting the same version"
+                if event.then == "retest"
+                else "stopping (on_timeout = stop)"
+            )
+            return (
+                f"redeploy wait timed out: no new version within "
+                f"{format_duration(event.timeout_s)} (tested {event.tested or 'unknown'}); {then}"
+            )
         case Waiting():
             return f"waiting for redeploy (tested {event.tested or 'unknown'}): {event.reason}"
         case Deploying():

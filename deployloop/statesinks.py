@@ -18,11 +18,13 @@ from deployloop.events import (
     IterationStart,
     PhaseEnd,
     PhaseStart,
+    RedeployTimeout,
     SessionEnd,
     SessionStart,
     SkippedPhases,
     SuiteEnd,
     SuiteStart,
+    Trigger,
     VersionSeen,
     Waiting,
 )
@@ -86,7 +88,7 @@ class StoryRecorder:
                 self.store.restart_story(self.session_id, n, RESTARTED)
             case (
                 PhaseEnd() | FailedFirst() | SkippedPhases() | IssueDone() | VersionSeen()
-                | SessionEnd()
+                | Trigger() | RedeployTimeout() | SessionEnd()
             ):  # fmt: skip
                 self.store.add_story(self.session_id, self.iteration, event)
             case _:

@@ -113,3 +113,21 @@ def test_redeploy_timeout_with_stop_exits_3(tmp_path: Path) -> None:
     assert done.returncode == 3
     log = (session_dirs(tmp_path / "logs")[0] / "session.md").read_text()
     assert "no new version before the redeploy timeout" in log
+
+
+def test_missing_trigger_and_timed_out_wait_are_said_in_log_and_report(tmp_path: Path) -> None:
+    """A trigger not on PATH is named with the PATH; a timed-out wait says so; the report too."""
+    with Simulator(bug=True) as staging:
+        trigger = 'trigger = "deploy-not-installed --project staging"'
+        project(tmp_path, staging, f'timeout = "1s"\non_timeout = "retest"\n{trigger}')
+        done = cli("run", "--max-iterations", "2", cwd=tmp_path, timeout=90)
+    assert done.returncode == 1
+    directory = session_dirs(tmp_path / "logs")[0]
+    log = (directory / "session.md").read_text()
+    assert "redeploy trigger FAILED: deploy-not-installed --project staging: " in log
+    assert "`deploy-not-installed` not found on PATH (" in log
+    assert "redeploy wait timed out: no new version within 1.0 s" in log
+    assert "retesting the same version" in log and log.count("## Iteration") == 2
+    report = (directory / "report.md").read_text()
+    assert "## Redeploy problems" in report
+    assert "redeploy trigger FAILED" in report and "redeploy wait timed out" in report

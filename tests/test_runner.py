@@ -118,6 +118,37 @@ def test_missing_junit_from_other_runner(tmp_path: Path) -> None:
     assert run.harness_error is not None and run.harness_error.startswith("no JUnit file written")
 
 
+@pytest.mark.parametrize(
+    ("run", "says"),
+    [
+        (
+            "pytest-not-installed -q tests",
+            "`pytest-not-installed` not found on PATH (/usr/bin:/bin)",
+        ),
+        (
+            "cd . && pytest-not-installed -q",
+            "a program in `cd . && pytest-not-installed -q` not found",
+        ),
+    ],
+)
+def test_missing_program_names_it_and_the_path(tmp_path: Path, run: str, says: str) -> None:
+    """A program not on PATH (cron's /usr/bin:/bin) is named with that PATH and the fix."""
+    job = make_job(tmp_path, run)
+    done = run_suite(job, threading.Event(), env={"PATH": "/usr/bin:/bin"})
+    assert done.harness_error is not None and done.harness_error.startswith(says)
+    assert "put the venv's bin first on PATH" in done.harness_error
+    assert "not found" in job.log_path.read_text()  # the log says it too, for the morning
+
+
+def test_missing_working_directory_is_named(tmp_path: Path) -> None:
+    """A suite whose cwd does not exist says so instead of a bare 'No such file or directory'."""
+    job = make_job(tmp_path, f"{sys.executable} -c pass", cwd=str(tmp_path / "gone"))
+    done = run_suite(job, threading.Event())
+    assert (
+        done.harness_error == f"cannot start: working directory {tmp_path / 'gone'} does not exist"
+    )
+
+
 def test_truncated_junit_from_other_runner(tmp_path: Path) -> None:
     """A truncated JUnit file is a harness error naming the problem; stale files are ignored."""
     script = tmp_path / "write.py"

@@ -231,3 +231,40 @@ def test_status_and_report_before_any_run_create_nothing(tmp_path: Path) -> None
     report = cli("report", cwd=tmp_path, timeout=30)
     assert report.returncode == 2 and "no session found" in report.stderr
     assert not (tmp_path / "logs").exists()
+
+
+FAILS_THEN_HANGS = """
+import os, time
+def test_flip():
+    if not os.path.exists({failed!r}):
+        open({failed!r}, "w").close()
+        assert False, "first run fails"
+    open({hanging!r}, "w").close()
+    time.sleep(300)
+"""
+
+
+def test_sigint_during_failed_first_claims_and_starts_nothing(tmp_path: Path) -> None:
+    """SIGINT mid failed-first rerun: no "failed-first: 0/1 now pass", no "phase … started"."""
+    failed, hanging = tmp_path / "failed", tmp_path / "hanging"
+    source = FAILS_THEN_HANGS.format(failed=str(failed), hanging=str(hanging))
+    write_tests(tmp_path / "flip", "test_flip.py", source)
+    text = config_text(
+        phase_block("one", suite_block("flip", python_pytest(str(tmp_path / "flip")))),
+        session='interval = "0.1s"',
+        extra="[issues]\nrerun_failed = false\n",
+    )
+    (tmp_path / "deployloop.toml").write_text(text)
+    proc = start_cli("run", "--max-iterations", "3", cwd=tmp_path)
+    try:
+        wait_for(hanging.exists, timeout=60)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    (session,) = session_dirs(tmp_path / "logs")
+    second = (session / "session.md").read_text().split("## Iteration 2", 1)[1]
+    assert "suite one/flip started [failed-first]" in second  # the rerun was under way
+    assert "failed-first:" not in second and "phase one started" not in second
+    assert "session ended: running" in second

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from deployloop import daemon
 from deployloop.console import Console
 from deployloop.demo import demo_config, demo_environment
@@ -10,7 +12,8 @@ from deployloop.plan import build_plan
 from deployloop.session import RunOptions
 
 
-def run() -> int:
+def run(config_path: Path | None = None) -> int:
+    """The story on the shipped config, or on ``config_path`` (its ${DEPLOYLOOP_DEMO_*} set)."""
     from deployloop.simulator import Simulator
 
     console = Console()
@@ -18,7 +21,7 @@ def run() -> int:
         console.line(
             f"demo staging simulator on {staging.base_url} ({staging.version}, with a bug)"
         )
-        config = demo_config()
+        config = demo_config(config_path)
         outcome = daemon.run(config, build_plan(config), RunOptions(new=True), make_sinks(console))
     console.line(f"session log: {outcome.directory / 'session.md'}")
     return outcome.exit_code

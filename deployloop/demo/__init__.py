@@ -41,5 +41,6 @@ def demo_environment(base_url: str, ws_url: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def demo_config() -> Config:
-    return load(assets() / "demo.toml")
+def demo_config(path: Path | None = None) -> Config:
+    """``path`` (an edited copy, e.g. the checkout's ``config/demo.toml``), else the shipped one."""
+    return load(path or assets() / "demo.toml")

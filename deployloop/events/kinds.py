@@ -284,7 +284,19 @@ class Settled(EventBase):
     seconds: float  # how long it was healthy
 
 
-TargetEvent: TypeAlias = Health | Mixed | Trigger | Waiting | Deploying | VersionSeen | Settled
+@dataclass(frozen=True, slots=True)
+class RedeployTimeout(EventBase):
+    """No new version came within ``[redeploy] timeout``; ``then``: retest or stop."""
+
+    kind = "redeploy_timeout"
+    tested: str | None  # the version just tested
+    timeout_s: float
+    then: str  # [redeploy] on_timeout
+
+
+TargetEvent: TypeAlias = (
+    Health | Mixed | Trigger | Waiting | RedeployTimeout | Deploying | VersionSeen | Settled
+)
 
 
 Event: TypeAlias = RunEvent | WriteEvent | TargetEvent

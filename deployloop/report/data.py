@@ -56,6 +56,7 @@ def build(store: Store, session_id: str | None = None) -> ReportData:
         flaky=_flaky(story.flaky),
         slowest=_slowest(runs, iterations),
         waits=tuple(story.waits),
+        redeploy_problems=tuple(story.redeploy_problems),
         budget=_budget(row, iterations, story.end_reason),
     )
 

@@ -97,6 +97,7 @@ def to_html(data: ReportData) -> str:
             _flaky(data),
             _slowest(data),
             _waits(data),
+            _redeploy_problems(data),
             _budget(data),
         )
         if part
@@ -337,6 +338,16 @@ def _waits(data: ReportData) -> str:
     ]
     head = ["after iteration", "new version", "waited", "seen at"]
     return f"<section><h2>Redeploy waits</h2>{_table(head, rows)}</section>"
+
+
+def _redeploy_problems(data: ReportData) -> str:
+    if not data.redeploy_problems:
+        return ""
+    items = "".join(
+        f"<li>after iteration {esc(p.after_iteration or '–')}: {esc(p.text)}</li>"
+        for p in data.redeploy_problems
+    )
+    return f"<section><h2>Redeploy problems</h2><ul>{items}</ul></section>"
 
 
 def _budget(data: ReportData) -> str:

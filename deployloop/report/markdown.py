@@ -24,6 +24,7 @@ def to_markdown(data: ReportData) -> str:
         _flaky(data),
         _slowest(data),
         _waits(data),
+        _redeploy_problems(data),
         _budget(data),
     ]
     return "\n\n".join("\n".join(s) for s in sections if s) + "\n"
@@ -199,6 +200,15 @@ def _waits(data: ReportData) -> list[str]:
         "",
         *table(["after iteration", "new version", "waited", "seen at"], rows),
     ]
+
+
+def _redeploy_problems(data: ReportData) -> list[str]:
+    if not data.redeploy_problems:
+        return []
+    out = ["## Redeploy problems", ""]
+    for p in data.redeploy_problems:
+        out.append(f"- after iteration {p.after_iteration or '–'}: {text(p.text)}")
+    return out
 
 
 def _budget(data: ReportData) -> list[str]:

@@ -136,6 +136,15 @@ class RedeployWait:
 
 
 @dataclass(frozen=True, slots=True)
+class RedeployProblem:
+    """A redeploy trigger that failed or a wait that timed out, as session.md words it."""
+
+    after_iteration: int | None
+    text: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
 class Budget:
     started: float
     deadline: float | None
@@ -182,6 +191,7 @@ class ReportData:
     slowest: tuple[SlowTest, ...]
     waits: tuple[RedeployWait, ...]
     budget: Budget
+    redeploy_problems: tuple[RedeployProblem, ...] = ()
 
     @property
     def last(self) -> IterationInfo | None:

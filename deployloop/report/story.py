@@ -15,11 +15,14 @@ from deployloop.events import (
     FailureCluster,
     IssueDone,
     PhaseEnd,
+    RedeployTimeout,
     SessionEnd,
     SkippedPhases,
+    Trigger,
     VersionSeen,
 )
-from deployloop.report.records import Gate, IssueStep, RedeployWait
+from deployloop.report.records import Gate, IssueStep, RedeployProblem, RedeployWait
+from deployloop.sessionlog import describe
 from deployloop.state import Store
 
 T = TypeVar("T")
@@ -44,6 +47,7 @@ class Story:
     skipped: dict[int, list[str]] = field(default_factory=dict)
     issues: list[IssueEvent] = field(default_factory=list)
     waits: list[RedeployWait] = field(default_factory=list)
+    redeploy_problems: list[RedeployProblem] = field(default_factory=list)
     phase_order: list[str] = field(default_factory=list)
     end_reason: str = ""
 
@@ -64,6 +68,12 @@ def read_story(store: Store, session_id: str) -> Story:
         story.issues.append(IssueEvent(done.number, done.title, done.fingerprint, step))
     for at, seen in store.story(session_id, VersionSeen):
         story.waits.append(RedeployWait(at, seen.version, seen.after_s, seen.ts))
+    problems: list[tuple[int | None, Trigger | RedeployTimeout]] = [
+        (at, e) for at, e in store.story(session_id, Trigger) if not e.ok
+    ]
+    problems += store.story(session_id, RedeployTimeout)
+    for at, problem in sorted(problems, key=lambda found: found[1].ts):
+        story.redeploy_problems.append(RedeployProblem(at, describe(problem), problem.ts))
     ends = store.story(session_id, SessionEnd)
     story.end_reason = ends[-1][1].reason if ends else ""
     return story
