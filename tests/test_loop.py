@@ -20,7 +20,7 @@ from deployloop.wait import WaitResult
 CONFIG = {
     "session": {"name": "t"},
     "target": {"base_url": "http://127.0.0.1:9"},
-    "issues": {"rerun_failed": False},
+    "retest": {"rerun_failed": False},
     "phase": [
         {"name": "infra", "fail_fast": True, "suite": [{"name": "critical", "run": "pytest a"}]},
         {"name": "journeys", "suite": [{"name": "shop", "run": "pytest b"}]},
@@ -231,7 +231,7 @@ def test_suite_finished_just_before_stop_is_kept_as_a_result(tmp_path: Path) -> 
 
 def test_interrupted_rerun_proves_no_flake(tmp_path: Path) -> None:
     """A rerun cut short (a harness error) marks nothing flaky: the phase still fails."""
-    config = {**CONFIG, "issues": {"rerun_failed": True}}
+    config = {**CONFIG, "retest": {"rerun_failed": True}}
     world = World(tmp_path, config)
     world.failing = lambda suite, version: suite == "critical"
     runner = world.run_suite

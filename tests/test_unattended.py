@@ -47,7 +47,7 @@ def make_project(tmp_path: Path) -> dict[str, Path]:
     text = config_text(
         phase_block("one", suite_block("fast", python_pytest(str(tmp_path / "fast")))),
         phase_block("two", suite_block("slow", python_pytest(str(tmp_path / "slow")))),
-        extra="[issues]\nrerun_failed = false\n",
+        extra="[retest]\nrerun_failed = false\n",
     )
     (tmp_path / "deployloop.toml").write_text(text)
     return files

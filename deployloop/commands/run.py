@@ -15,6 +15,7 @@ __all__ = ["RunOptions", "run"]
 
 
 def run(config_path: Path | None, options: RunOptions) -> int:
+    config_module.check_run_options(options.budget, options.until, options.max_iterations)
     config = config_module.load(config_module.find_config(config_path))
     plan = build_plan(config, options.phases, once=options.once, dry_run=options.dry_run)
     console = Console()

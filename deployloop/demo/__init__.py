@@ -42,4 +42,5 @@ def demo_environment(base_url: str, ws_url: str) -> Iterator[None]:
 
 
 def demo_config() -> Config:
-    return load(assets() / "demo.toml")
+    """The packaged demo config; its logs go under the current directory, not the package."""
+    return load(assets() / "demo.toml", base=Path.cwd())
