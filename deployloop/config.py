@@ -400,8 +400,11 @@ def problem_at(loc: Loc, message: str, lines: Mapping[Loc, int]) -> Problem:
 
 def _describe(error: Any, lines: Mapping[Loc, int]) -> Problem:
     loc = tuple(error["loc"])
-    where = dotted(loc)
     message = _message(error)
+    derived = re.fullmatch(r"unknown key '(\w+)'", message)  # from _refuse: at the model's loc
+    if derived and loc[-1:] != (derived.group(1),):
+        loc = (*loc, derived.group(1))
+    where = dotted(loc)
     return line_of(loc, lines), f"{where}: {message}" if where else message
 
 

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from deployloop.durations import format_duration, parse_clock, parse_duration
+from deployloop.durations import parse_clock, parse_duration
 
 MAX_DURATION_S = 30 * 86400.0  # a month: longer than any night, finite for every sum
 MIN_WAIT_S = 0.1
@@ -38,7 +38,7 @@ def _seconds_within(minimum: float) -> Callable[[float], float]:
         if seconds < minimum:
             raise ValueError(f"must be at least {minimum:g} s (got {seconds:g} s)")
         if seconds > MAX_DURATION_S:
-            raise ValueError(f"must be at most 30 days (got {format_duration(seconds)})")
+            raise ValueError(f"must be at most 30 days (got {seconds:g} s)")
         return seconds
 
     return check
@@ -59,7 +59,7 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     def check(value: str) -> str:
         if not _is_url(value, schemes):
             raise ValueError(
-                f"not a {'/'.join(schemes)} URL: {value[:80]!r} (e.g. {schemes[-1]}://host/path)"
+                f"not a URL ({'/'.join(schemes)}): {value[:80]!r} (e.g. {schemes[-1]}://host/path)"
             )
         return value
 
