@@ -133,6 +133,21 @@ def test_starter_config_validates() -> None:
         "comprehensive",
     ]
     assert cfg.issues.tracker == "local"
+    assert cfg.retest.rerun_failed and cfg.retest.flaky == "pass"
+
+
+def test_repo_config_is_the_starter() -> None:
+    """config/deployloop.toml is what `init` writes, as the README says."""
+    repo = Path(__file__).resolve().parents[1]
+    assert (repo / "config" / "deployloop.toml").read_text(encoding="utf-8") == starter_text()
+
+
+def test_demo_logs_go_under_the_current_directory(tmp_path: Path) -> None:
+    """The packaged demo config anchors logs at the shell's folder, never inside the package."""
+    from deployloop.demo import demo_config, demo_environment
+
+    with demo_environment("http://127.0.0.1:9", "ws://127.0.0.1:9/ws"):
+        assert demo_config().session.logs_dir == str(tmp_path / "logs")
 
 
 def test_validate_command_exit_codes(tmp_path: Path) -> None:
