@@ -229,7 +229,7 @@ def test_empty_credential_names_the_variable(
 
 
 def test_interpolated_values_are_secrets_and_templates_keep_names() -> None:
-    """Values from ${NAME} (6+ chars) are Config.secrets; run and trigger keep their ${NAME} form."""
+    """Values from ${NAME} (6+ chars) are Config.secrets; run and trigger keep ${NAME} form."""
     text = MINIMAL.replace('"pytest tests"', '"pytest --dsn-pass=${DB_PASS}"')
     text += '  env = { LEVEL = "${LEVEL}", SUITE_DB = "${SUITE_DB}" }\n'
     text += '[redeploy]\ntrigger = "deploy --key ${DEPLOY_KEY}"\n'
@@ -266,13 +266,13 @@ def test_redactor_masks_every_interpolated_value() -> None:
 )
 def test_derived_keys_cannot_be_written(snippet: str, line: int) -> None:
     """Keys load() derives (run_template, trigger_template) are unknown keys in the file."""
-    with pytest.raises(ConfigError, match="unknown key '(run|trigger)_template'") as info:
+    with pytest.raises(ConfigError, match=r"unknown key '(run|trigger)_template'") as info:
         config.parse(MINIMAL + snippet, "c.toml", {})
     assert info.value.problems[0].startswith(f"c.toml:{line}: ")
 
 
 def test_relative_paths_resolve_against_the_config_directory(tmp_path: Path) -> None:
-    """logs_dir, suite cwd and junit, [issues] dir and the trigger's cwd anchor at the file's folder."""
+    """logs_dir, suite cwd/junit, [issues] dir and the trigger's cwd anchor at the file's folder."""
     project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
     project.mkdir()
     elsewhere.mkdir()

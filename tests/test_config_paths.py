@@ -9,7 +9,7 @@ from tests.helpers import cli, config_text, phase_block, python_pytest, suite_bl
 
 
 def test_absolute_config_from_anywhere_sees_one_session(tmp_path: Path) -> None:
-    """run, status and validate from other folders use the config's folder: its suites, logs, state."""
+    """run, status and validate from other folders use the config's folder: suites, logs, state."""
     project, first, second = tmp_path / "project", tmp_path / "first", tmp_path / "second"
     for folder in (first, second):
         folder.mkdir()
