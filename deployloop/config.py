@@ -27,13 +27,12 @@ from pydantic import (
 
 from deployloop.config_paths import finished
 from deployloop.config_text import (
-    Loc,
-    Problem,
     deep_line,
-    dotted,
+    describe,
+    error_message,
     interpolate,
-    line_of,
     locate_keys,
+    located,
     take_moved,
 )
 from deployloop.config_values import (
@@ -308,7 +307,8 @@ def check_run_options(
         return RunLimits.model_validate({k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         problems = [
-            f"--{str(err['loc'][0]).replace('_', '-')}: {_message(err)}" for err in exc.errors()
+            f"--{str(err['loc'][0]).replace('_', '-')}: {error_message(err)}"
+            for err in exc.errors()
         ]
         raise UsageError("; ".join(problems)) from None
 
@@ -335,40 +335,52 @@ def _existing(path: Path) -> Path:
 
 
 def load(
-    path: str | Path, environ: Mapping[str, str] | None = None, base: Path | None = None
+    path: str | Path,
+    environ: Mapping[str, str] | None = None,
+    base: Path | None = None,
+    public: frozenset[str] = frozenset(),
 ) -> Config:
     """Read and validate ``path``; raise ConfigError listing every problem.
 
-    Relative paths in it resolve against ``base``, by default the file's own directory.
+    Relative paths in it resolve against ``base``, by default the file's own directory. Values
+    of the variables named in ``public`` are not recorded as secrets.
     """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}:1: cannot read: {exc}"]) from None
-    return parse(text, str(path), os.environ if environ is None else environ, base)
+    return parse(text, str(path), os.environ if environ is None else environ, base, public)
 
 
-def parse(text: str, source: str, environ: Mapping[str, str], base: Path | None = None) -> Config:
+def parse(
+    text: str,
+    source: str,
+    environ: Mapping[str, str],
+    base: Path | None = None,
+    public: frozenset[str] = frozenset(),
+) -> Config:
     """The Config in ``text`` (read from ``source``); ConfigError with every problem."""
     try:
-        return _parse(text, source, environ, base)
+        return _parse(text, source, environ, base, public)
     except RecursionError:  # tomllib (or a later walk) on arrays nested thousands deep
         line = deep_line(text)
         raise ConfigError([f"{source}:{line}: invalid TOML: nested too deeply"]) from None
 
 
-def _parse(text: str, source: str, environ: Mapping[str, str], base: Path | None) -> Config:
+def _parse(
+    text: str, source: str, environ: Mapping[str, str], base: Path | None, public: frozenset[str]
+) -> Config:
     raw = _toml(text, source)
     lines = locate_keys(text)
     kept, problems = take_moved(raw, lines)
-    data, found = interpolate(kept, environ, lines)
+    data, found = interpolate(kept, environ, lines, public)
     problems += found.problems
     explained = {line for line, _ in problems}  # an unset variable explains its key's errors
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        described = (_describe(err, lines) for err in exc.errors())
+        described = (describe(err, lines) for err in exc.errors())
         problems.extend(p for p in described if p[0] not in explained)
         raise ConfigError(located(source, problems)) from None
     if problems:
@@ -386,31 +398,3 @@ def _toml(text: str, source: str) -> dict[str, Any]:
         match = re.search(r"line (\d+)", str(exc))
         line = match.group(1) if match else "1"
         raise ConfigError([f"{source}:{line}: invalid TOML: {exc}"]) from None
-
-
-def located(source: str, problems: list[Problem]) -> list[str]:
-    """``FILE:LINE: message`` lines, in line order, each once."""
-    return [f"{source}:{line}: {message}" for line, message in sorted(set(problems))]
-
-
-def problem_at(loc: Loc, message: str, lines: Mapping[Loc, int]) -> Problem:
-    """A problem about the key at ``loc``, on its line and naming it."""
-    return line_of(loc, lines), f"{dotted(loc)}: {message}"
-
-
-def _describe(error: Any, lines: Mapping[Loc, int]) -> Problem:
-    loc = tuple(error["loc"])
-    message = _message(error)
-    derived = re.fullmatch(r"unknown key '(\w+)'", message)  # from _refuse: at the model's loc
-    if derived and loc[-1:] != (derived.group(1),):
-        loc = (*loc, derived.group(1))
-    where = dotted(loc)
-    return line_of(loc, lines), f"{where}: {message}" if where else message
-
-
-def _message(error: Any) -> str:
-    if error["type"] == "missing":
-        return f"missing required key {error['loc'][-1]!r}"
-    if error["type"] == "extra_forbidden":
-        return f"unknown key {error['loc'][-1]!r}"
-    return str(error["msg"]).removeprefix("Value error, ")

@@ -59,9 +59,10 @@ class Interpolation:
 
     ``secrets``: every non-empty value taken from the environment, at least MIN_SECRET
     (redact.MIN_SECRET, 6) characters long; shorter ones ("1", "true") would mask ordinary
-    text everywhere.
+    text everywhere. Variables named in ``public`` are no secrets (the demo's own addresses).
     """
 
+    public: frozenset[str] = frozenset()
     problems: list[Problem] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)
 
@@ -70,7 +71,10 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def interpolate(
-    value: Any, environ: Mapping[str, str], lines: Mapping[Loc, int]
+    value: Any,
+    environ: Mapping[str, str],
+    lines: Mapping[Loc, int],
+    public: frozenset[str] = frozenset(),
 ) -> tuple[Any, Interpolation]:
     """``value`` with every ``${NAME}`` / ``${NAME:-default}`` in its strings replaced.
 
@@ -78,7 +82,7 @@ def interpolate(
     ``${NAME}`` unset is a problem. A credential (a ``[target] headers`` value, ``[issues]
     token``) left with an empty variable in it is a problem naming the variable.
     """
-    found = Interpolation()
+    found = Interpolation(public)
     return _walk(value, (), environ, lines, found), found
 
 
@@ -96,7 +100,7 @@ def _walk(
         name, default = match.group(1), match.group(2)
         got = environ.get(name)
         if got:
-            if len(got) >= MIN_SECRET:
+            if len(got) >= MIN_SECRET and name not in found.public:
                 found.secrets.add(got)
             return got
         text = default if default is not None else got
@@ -131,6 +135,36 @@ def line_of(loc: Loc, lines: Mapping[Loc, int]) -> int:
         if loc[:end] in lines:
             return lines[loc[:end]]
     return 1
+
+
+def located(source: str, problems: list[Problem]) -> list[str]:
+    """``FILE:LINE: message`` lines, in line order, each once."""
+    return [f"{source}:{line}: {message}" for line, message in sorted(set(problems))]
+
+
+def problem_at(loc: Loc, message: str, lines: Mapping[Loc, int]) -> Problem:
+    """A problem about the key at ``loc``, on its line and naming it."""
+    return line_of(loc, lines), f"{dotted(loc)}: {message}"
+
+
+def describe(error: Any, lines: Mapping[Loc, int]) -> Problem:
+    """One pydantic error as a problem on the line of the key it is about."""
+    loc = tuple(error["loc"])
+    message = error_message(error)
+    derived = re.fullmatch(r"unknown key '(\w+)'", message)  # config._refuse: at the model's loc
+    if derived and loc[-1:] != (derived.group(1),):
+        loc = (*loc, derived.group(1))
+    where = dotted(loc)
+    return line_of(loc, lines), f"{where}: {message}" if where else message
+
+
+def error_message(error: Any) -> str:
+    """A pydantic error's message in the config's words (``unknown key 'x'``)."""
+    if error["type"] == "missing":
+        return f"missing required key {error['loc'][-1]!r}"
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {error['loc'][-1]!r}"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")

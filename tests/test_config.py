@@ -147,7 +147,9 @@ def test_demo_logs_go_under_the_current_directory(tmp_path: Path) -> None:
     from deployloop.demo import demo_config, demo_environment
 
     with demo_environment("http://127.0.0.1:9", "ws://127.0.0.1:9/ws"):
-        assert demo_config().session.logs_dir == str(tmp_path / "logs")
+        demo = demo_config()
+    assert demo.session.logs_dir == str(tmp_path / "logs")
+    assert demo.secrets == ()  # its own addresses and paths: masking them hides the story
 
 
 def test_validate_command_exit_codes(tmp_path: Path) -> None:

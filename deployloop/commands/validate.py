@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from deployloop import config as config_module
-from deployloop.config_text import locate_keys
+from deployloop.config_text import locate_keys, located, problem_at
 from deployloop.console import Console
 from deployloop.errors import ConfigError
 from deployloop.programs import missing_programs
@@ -23,11 +23,10 @@ def run(config_path: Path | None) -> int:
     config = config_module.load(path)  # ConfigError → exit 2 with one line per problem
     lines = locate_keys(path.read_text(encoding="utf-8"))
     problems = [
-        config_module.problem_at(loc, message, lines)
-        for loc, message in missing_programs(config, os.environ)
+        problem_at(loc, message, lines) for loc, message in missing_programs(config, os.environ)
     ]
     if problems:
-        raise ConfigError(config_module.located(str(path), problems))
+        raise ConfigError(located(str(path), problems))
     suites = sum(len(p.suites) for p in config.phases)
     probes = sum(len(p.probes) for p in config.phases)
     Console().line(

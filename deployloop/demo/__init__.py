@@ -42,5 +42,9 @@ def demo_environment(base_url: str, ws_url: str) -> Iterator[None]:
 
 
 def demo_config() -> Config:
-    """The packaged demo config; its logs go under the current directory, not the package."""
-    return load(assets() / "demo.toml", base=Path.cwd())
+    """The packaged demo config; its logs go under the current directory, not the package.
+
+    The DEPLOYLOOP_DEMO_* values are the demo's own addresses and paths, not secrets to mask.
+    """
+    public = frozenset(name for name in os.environ if name.startswith("DEPLOYLOOP_DEMO_"))
+    return load(assets() / "demo.toml", base=Path.cwd(), public=public)
