@@ -33,12 +33,12 @@ EXIT_SOFTWARE = 70  # an unexpected crash: not a verdict about staging
 def _call(command: Callable[[], int]) -> None:
     """The one top-level handler: expected errors are one clear line, crashes leave a log."""
     from deployloop.console import error
-    from deployloop.errors import DeployloopError
+    from deployloop.errors import ConfigError, DeployloopError
 
     try:
         code = command()
     except DeployloopError as exc:
-        error(str(exc))
+        error(str(exc), prefix=not isinstance(exc, ConfigError))
         code = exc.exit_code
     except KeyboardInterrupt:
         error("interrupted")

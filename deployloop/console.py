@@ -59,7 +59,9 @@ class Console:
         self.stream.flush()
 
 
-def error(message: str) -> None:
-    """An expected failure, on stderr, without a traceback."""
-    sys.stderr.write(f"deployloop: {message}\n" if "\n" not in message else f"{message}\n")
+def error(message: str, *, prefix: bool = True) -> None:
+    """An expected failure, on stderr, without a traceback; ``prefix=False`` for lines that
+    name their own place (a config's ``FILE:LINE: message``), one or many alike."""
+    bare = not prefix or "\n" in message
+    sys.stderr.write(f"{message}\n" if bare else f"deployloop: {message}\n")
     sys.stderr.flush()

@@ -51,8 +51,9 @@ class RunOutcome:
 
 
 def redactor_for(config: Config) -> Redactor:
-    """Masks the environment's secrets and the config's own (headers, tracker token)."""
-    secrets = [*config.target.headers.values(), config.issues.token]
+    """Masks the environment's secrets, every value the config interpolated, and the config's
+    own credentials (headers, tracker token) whole."""
+    secrets = [*config.secrets, *config.target.headers.values(), config.issues.token]
     return Redactor.from_env(os.environ, extra=secrets)
 
 
@@ -214,6 +215,8 @@ def trigger_runner(
     """Runs ``[redeploy] trigger``; its failure is reported as a harness error, not a crash."""
     assert config.redeploy is not None and config.redeploy.trigger
     command, timeout = config.redeploy.trigger, config.redeploy.trigger_timeout
+    shown = config.redeploy.trigger_template or command  # ${NAME} form: people see no secret
+    cwd = config.redeploy.cwd
 
     def trigger(n: int) -> None:
         log = row.directory / str(n) / "redeploy.log"
@@ -222,14 +225,15 @@ def trigger_runner(
             log_path=log,
             timeout=timeout,
             stop=stop,
+            cwd=cwd,
             env=dict(os.environ),
         )
         ok = done.returncode == 0
-        detail = f"{command} (exit {done.returncode}, {done.wall_s:.1f} s)"
+        detail = f"{shown} (exit {done.returncode}, {done.wall_s:.1f} s)"
         if done.start_error:
-            detail = f"{command}: {done.start_error}"
+            detail = f"{shown}: {done.start_error}"
         elif not ok:
             detail += f"; output tail: {process.tail(log, 400).strip()[-300:]}"
-        reporter.emit(Trigger(command=command, ok=ok, detail=detail))
+        reporter.emit(Trigger(command=shown, ok=ok, detail=detail))
 
     return trigger

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
@@ -11,25 +12,45 @@ _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
 def parse_duration(text: str | float | int) -> float:
-    """Seconds in ``text``; a bare number is seconds. Raises ValueError naming the input."""
+    """Seconds (a finite float >= 0) in ``text``; a bare number is seconds.
+
+    Raises ValueError naming the input for anything else: negative, ``inf``, ``nan``, a number
+    too large for a float, or text that is not ``<number><unit>`` parts (units ms, s, m, h, d).
+    """
     if isinstance(text, int | float) and not isinstance(text, bool):
-        if text < 0:
-            raise ValueError(f"duration must not be negative: {text}")
-        return float(text)
+        return _finite(text, text)
     spec = str(text).strip().lower().replace(" ", "")
     if re.fullmatch(r"\d+(\.\d+)?", spec):
-        return float(spec)
+        return _finite(float(spec), text)
     parts = _PART.findall(spec)
     if not parts or "".join(n + u for n, u in parts) != spec:
-        raise ValueError(f"not a duration: {text!r} (use e.g. '90s', '15m', '8h', '1h30m')")
-    return sum(float(n) * _UNIT_S[u] for n, u in parts)
+        raise ValueError(f"not a duration: {_shown(text)} (use e.g. '90s', '15m', '8h', '1h30m')")
+    return _finite(sum(float(n) * _UNIT_S[u] for n, u in parts), text)
+
+
+def _finite(seconds: float, text: object) -> float:
+    try:
+        value = float(seconds)
+    except OverflowError:  # an int beyond float's range
+        value = math.inf
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite duration: {_shown(text)}")
+    if value < 0:
+        raise ValueError(f"duration must not be negative: {_shown(text)}")
+    return value
+
+
+def _shown(text: object) -> str:
+    """The input as quoted in an error, cut short: a config value can be any length."""
+    shown = repr(text)
+    return shown if len(shown) <= 40 else f"{shown[:37]}..."
 
 
 def parse_clock(text: str) -> dt.time:
     """A local wall-clock time ``HH:MM``."""
     match = _CLOCK.match(str(text).strip())
     if not match:
-        raise ValueError(f"not a clock time: {text!r} (use 'HH:MM', e.g. '07:00')")
+        raise ValueError(f"not a clock time: {_shown(text)} (use 'HH:MM', e.g. '07:00')")
     return dt.time(int(match.group(1)), int(match.group(2)))
 
 

@@ -350,15 +350,14 @@ class Loop:
     ) -> PhaseResult:
         flaky = self._rerun_failures(n, phase, runs, version)
         probes = [self.services.run_probe(probe) for probe in phase.probes]
-        issues = self.config.issues
-        result = gates.judge(phase, runs, probes, flaky, issues.flaky == "pass")
+        result = gates.judge(phase, runs, probes, flaky, self.config.retest.flaky == "pass")
         self.reporter.emit(
             PhaseEnd(
                 phase=phase.name,
                 passed=result.passed,
                 verdicts=tuple(v.describe() for v in result.verdicts),
                 gates=result.verdicts,
-                clusters=_clusters(runs, issues.mask),
+                clusters=_clusters(runs, self.config.clusters.mask),
                 flaky=tuple(sorted(flaky)),
             )
         )
@@ -368,7 +367,7 @@ class Loop:
         self, n: int, phase: PhaseConfig, runs: list[SuiteRun], version: str | None
     ) -> set[str]:
         """Run each failed test once more; one that passes now is flaky, not a root cause."""
-        if not self.config.issues.rerun_failed or self.services.stop.is_set():
+        if not self.config.retest.rerun_failed or self.services.stop.is_set():
             return set()
         flaky: set[str] = set()
         for run in runs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -132,11 +133,29 @@ def test_starter_config_validates() -> None:
         "comprehensive",
     ]
     assert cfg.issues.tracker == "local"
+    assert cfg.retest.rerun_failed and cfg.retest.flaky == "pass"
+
+
+def test_repo_config_is_the_starter() -> None:
+    """config/deployloop.toml is what `init` writes, as the README says."""
+    repo = Path(__file__).resolve().parents[1]
+    assert (repo / "config" / "deployloop.toml").read_text(encoding="utf-8") == starter_text()
+
+
+def test_demo_logs_go_under_the_current_directory(tmp_path: Path) -> None:
+    """The packaged demo config anchors logs at the shell's folder, never inside the package."""
+    from deployloop.demo import demo_config, demo_environment
+
+    with demo_environment("http://127.0.0.1:9", "ws://127.0.0.1:9/ws"):
+        demo = demo_config()
+    assert demo.session.logs_dir == str(tmp_path / "logs")
+    assert demo.secrets == ()  # its own addresses and paths: masking them hides the story
 
 
 def test_validate_command_exit_codes(tmp_path: Path) -> None:
     """`validate` exits 0 when good, else 2 with FILE:LINE lines and no traceback."""
-    good = write(tmp_path / "good.toml", MINIMAL)
+    # A program validate can find whatever PATH the test runs with (it checks that now).
+    good = write(tmp_path / "good.toml", MINIMAL.replace('"pytest tests"', f'"{sys.executable}"'))
     bad = write(tmp_path / "bad.toml", MINIMAL.replace('"pytest tests"', '""') + "[what]\n")
     ok = subprocess.run([sys.executable, "-m", "deployloop", "validate", "-c", str(good)],
                         capture_output=True, text=True)  # fmt: skip
@@ -157,3 +176,119 @@ def test_init_writes_and_refuses_overwrite(tmp_path: Path) -> None:
     again = subprocess.run([sys.executable, "-m", "deployloop", "init", str(tmp_path / "d")],
                            capture_output=True, text=True)  # fmt: skip
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("rerun_failed = false", "`[issues] rerun_failed` moved to `[retest] rerun_failed`"),
+        ('flaky = "fail"', "`[issues] flaky` moved to `[retest] flaky`"),
+        ("mask = ['order-\\d+']", "`[issues] mask` moved to `[clusters] mask`"),
+    ],
+)
+def test_moved_keys_name_their_new_place(old: str, new: str) -> None:
+    """A key that left [issues] is one FILE:LINE problem naming its new table, nothing else."""
+    with pytest.raises(ConfigError) as info:
+        config.parse(MINIMAL + f'[issues]\ntracker = "local"\n{old}\n', "c.toml", {})
+    assert info.value.problems == [f"c.toml:15: {new}"]
+
+
+def test_retest_and_clusters_tables_are_read() -> None:
+    """[retest] rerun_failed/flaky and [clusters] mask land where the loop and triage read them."""
+    text = (
+        MINIMAL + "[retest]\nrerun_failed = false\nflaky = \"fail\"\n[clusters]\nmask = ['a\\d+']\n"
+    )
+    cfg = config.parse(text, "c.toml", {})
+    assert (cfg.retest.rerun_failed, cfg.retest.flaky) == (False, "fail")
+    assert cfg.clusters.mask == ["a\\d+"]
+
+
+def test_default_applies_when_variable_is_empty() -> None:
+    """${X:-default} with X set but empty gives the default, as the shell does."""
+    text = MINIMAL.replace('"http://127.0.0.1:9"', '"${URL:-http://127.0.0.1:1}"')
+    assert config.parse(text, "c.toml", {"URL": ""}).target.base_url == "http://127.0.0.1:1"
+
+
+@pytest.mark.parametrize(
+    ("snippet", "environ", "line"),
+    [
+        ('headers = { Authorization = "Bearer ${STAGING_TOKEN:-}" }', {}, 7),
+        ('headers = { Authorization = "Bearer ${STAGING_TOKEN}" }', {"STAGING_TOKEN": ""}, 7),
+        ('[issues]\ntoken = "${STAGING_TOKEN}"', {"STAGING_TOKEN": ""}, 8),
+    ],
+)
+def test_empty_credential_names_the_variable(
+    snippet: str, environ: dict[str, str], line: int
+) -> None:
+    """A header or token whose variable came out empty is a problem naming the variable."""
+    text = MINIMAL.replace(
+        'base_url = "http://127.0.0.1:9"', f'base_url = "http://127.0.0.1:9"\n{snippet}'
+    )
+    with pytest.raises(ConfigError) as info:
+        config.parse(text, "c.toml", environ)
+    [problem] = info.value.problems
+    assert problem.startswith(f"c.toml:{line}: ") and "${STAGING_TOKEN} is empty" in problem
+
+
+def test_interpolated_values_are_secrets_and_templates_keep_names() -> None:
+    """Values from ${NAME} (6+ chars) are Config.secrets; run and trigger keep ${NAME} form."""
+    text = MINIMAL.replace('"pytest tests"', '"pytest --dsn-pass=${DB_PASS}"')
+    text += '  env = { LEVEL = "${LEVEL}", SUITE_DB = "${SUITE_DB}" }\n'
+    text += '[redeploy]\ntrigger = "deploy --key ${DEPLOY_KEY}"\n'
+    environ = {
+        "DB_PASS": "hunter2-pass",
+        "LEVEL": "debug",
+        "SUITE_DB": "pg-secret-9",
+        "DEPLOY_KEY": "k3y-abcdef",
+    }
+    cfg = config.parse(text, "c.toml", environ)
+    assert cfg.secrets == ("hunter2-pass", "k3y-abcdef", "pg-secret-9")  # "debug" is too short
+    suite = cfg.phases[0].suites[0]
+    assert (suite.run, suite.run_template) == (
+        "pytest --dsn-pass=hunter2-pass",
+        "pytest --dsn-pass=${DB_PASS}",
+    )
+    assert (
+        cfg.redeploy is not None and cfg.redeploy.trigger_template == "deploy --key ${DEPLOY_KEY}"
+    )
+
+
+def test_redactor_masks_every_interpolated_value() -> None:
+    """daemon.redactor_for masks config.secrets even when the variable's name looks harmless."""
+    from deployloop.daemon import redactor_for
+
+    text = MINIMAL + '  env = { SUITE_DB_PW = "${DB_PASS}" }\n'
+    cfg = config.parse(text, "c.toml", {"DB_PASS": "plainword"})
+    assert "plainword" not in redactor_for(cfg).redact("login as app with plainword failed")
+
+
+@pytest.mark.parametrize(
+    ("snippet", "line"),
+    [("  run_template = 'x'\n", 13), ("  env = {}\n[redeploy]\ntrigger_template = 'x'\n", 15)],
+)
+def test_derived_keys_cannot_be_written(snippet: str, line: int) -> None:
+    """Keys load() derives (run_template, trigger_template) are unknown keys in the file."""
+    with pytest.raises(ConfigError, match=r"unknown key '(run|trigger)_template'") as info:
+        config.parse(MINIMAL + snippet, "c.toml", {})
+    assert info.value.problems[0].startswith(f"c.toml:{line}: ")
+
+
+def test_relative_paths_resolve_against_the_config_directory(tmp_path: Path) -> None:
+    """logs_dir, suite cwd/junit, [issues] dir and the trigger's cwd anchor at the file's folder."""
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    text = MINIMAL.replace('name = "night"', 'name = "night"\nlogs_dir = "out"')
+    text += '  cwd = "e2e"\n  junit = "reports/*.xml"\n[issues]\ndir = "../issues"\n'
+    text += '[redeploy]\ntrigger = "./deploy.sh"\n'
+    path = write(project / "deployloop.toml", text)
+    os.chdir(elsewhere)
+    cfg = config.load(path)
+    suite = cfg.phases[0].suites[0]
+    assert cfg.session.logs_dir == str(project / "out")
+    assert (suite.cwd, suite.junit) == (
+        str(project / "e2e"),
+        str(project / "e2e" / "reports" / "*.xml"),
+    )
+    assert cfg.issues.dir == str(tmp_path / "issues")
+    assert cfg.redeploy is not None and cfg.redeploy.cwd == str(project)

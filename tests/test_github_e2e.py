@@ -37,7 +37,7 @@ def project(tmp_path: Path, github: FakeGitHub) -> dict[str, str]:
     write_tests(tmp_path / "e2e", "test_e2e.py", SUITE)
     tracker = (
         f'[issues]\ntracker = "github"\nrepo = "{github.repo}"\ntoken = "${{GITHUB_TOKEN}}"\n'
-        f'api_url = "{github.url}"\nwrite_interval = "0s"\nrerun_failed = false\n'
+        f'api_url = "{github.url}"\nwrite_interval = "0s"\n[retest]\nrerun_failed = false\n'
     )
     text = config_text(
         phase_block("e2e", suite_block("all", python_pytest(str(tmp_path / "e2e")))), extra=tracker

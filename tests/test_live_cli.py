@@ -37,7 +37,7 @@ def test_progress_bar_moves_in_tmux(tmp_path: Path) -> None:
     write_tests(tmp_path / "e2e", "test_steps.py", SUITE.format(gates=str(gates)))
     config = config_text(
         phase_block("infra", suite_block("steps", python_pytest(str(tmp_path / "e2e")))),
-        extra="[issues]\nrerun_failed = false\n",
+        extra="[retest]\nrerun_failed = false\n",
     )
     (tmp_path / "deployloop.toml").write_text(config)
     command = f"cd {tmp_path} && {sys.executable} -m deployloop run --once; echo EXIT=$?; sleep 60"

@@ -33,7 +33,7 @@ E = TypeVar("E", bound=EventBase)
 CONFIG = {
     "session": {"name": "t"},
     "target": {"base_url": "http://127.0.0.1:9"},
-    "issues": {"rerun_failed": False},
+    "retest": {"rerun_failed": False},
     "phase": [
         {"name": "infra", "fail_fast": True, "suite": [{"name": "critical", "run": "pytest a"}]},
         {"name": "journeys", "suite": [{"name": "shop", "run": "pytest b"}]},
@@ -260,7 +260,7 @@ def test_suite_cut_by_the_deadline_ends_the_session(tmp_path: Path) -> None:
 
 def test_interrupted_rerun_proves_no_flake(tmp_path: Path) -> None:
     """A rerun cut short (a harness error) marks nothing flaky: the phase still fails."""
-    config = {**CONFIG, "issues": {"rerun_failed": True}}
+    config = {**CONFIG, "retest": {"rerun_failed": True}}
     world = World(tmp_path, config)
     world.failing = lambda suite, version: suite == "critical"
     runner = world.run_suite

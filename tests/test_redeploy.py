@@ -38,7 +38,7 @@ name = "agents"
   cwd = "{suites}"
   env = {{ STAGING_URL = "{staging.base_url}", STAGING_WS_URL = "{staging.ws_url}" }}
 
-[issues]
+[retest]
 rerun_failed = false
 
 [redeploy]

@@ -91,7 +91,7 @@ def _project(root: Path) -> Path:
         *(phase_block(name, suite) for name, suite in zip(PHASES, suites, strict=True)),
         session='interval = "0.1s"\nmax_iterations = 5\n',
         extra=f'[target.version]\ncommand = "cat {root / "version.txt"}"\n\n'
-        "[issues]\nrerun_failed = false\n\n"
+        "[retest]\nrerun_failed = false\n\n"
         f'[redeploy]\ntrigger = "{sys.executable} {root / "bump.py"}"\n'
         'poll = "0.1s"\nsettle = "0s"\n',
     )

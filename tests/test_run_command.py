@@ -25,7 +25,7 @@ def make_project(tmp_path: Path, source: str, **suite: object) -> Path:
         phase_block("infra", suite_block("critical", python_pytest(str(tmp_path / "e2e")), **suite),
                     fail_fast=True),
         phase_block("journeys", suite_block("shop", python_pytest(str(tmp_path / "e2e")))),
-        extra='[issues]\nrerun_failed = false\n',
+        extra='[retest]\nrerun_failed = false\n',
     )  # fmt: skip
     (tmp_path / "deployloop.toml").write_text(text)
     return tmp_path / "deployloop.toml"

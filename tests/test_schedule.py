@@ -91,7 +91,7 @@ def scheduled(folder: Path, staging: Simulator, tmp_path: Path) -> str:
     assert done.returncode == 0, done.stderr
     env_file = folder / "deployloop.env"
     assert env_file.stat().st_mode & 0o777 == 0o600
-    assert "# STAGING_TOKEN=" in env_file.read_text()
+    assert "# STAGING_URL=" in env_file.read_text()
     with open(env_file, "a") as handle:
         handle.write(f"STAGING_URL={staging.base_url}\nSTAGING_WS_URL={staging.ws_url}\n")
         handle.write("STAGING_TOKEN='t0ken with spaces'\n")

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from deployloop.config import IssuesConfig
+from deployloop.config import IssuesConfig, RetestConfig
 from deployloop.issues.records import (
     BROKEN_ERROR,
     ClusterRecord,
@@ -253,7 +253,7 @@ def test_flaky_failures_are_filed_when_flaky_counts_as_fail() -> None:
     """With flaky = 'fail' a flaky test is a failure like any other."""
     run = failing_run(cause_map(3, 2), passing=60)
     flaky = frozenset(c.id for c in run.cases if CAUSES[1] in c.message)
-    _, actions = assess({}, [run], ctx(flaky_ids=flaky, flaky="fail"))
+    _, actions = assess({}, [run], replace(ctx(flaky_ids=flaky), retest=RetestConfig(flaky="fail")))
     assert kinds(actions) == ["create", "create"]
 
 

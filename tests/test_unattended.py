@@ -59,7 +59,7 @@ def make_project(tmp_path: Path) -> dict[str, Path]:
     text = config_text(
         phase_block("one", suite_block("fast", python_pytest(str(tmp_path / "fast")))),
         phase_block("two", suite_block("slow", python_pytest(str(tmp_path / "slow")))),
-        extra="[issues]\nrerun_failed = false\n",
+        extra="[retest]\nrerun_failed = false\n",
     )
     (tmp_path / "deployloop.toml").write_text(text)
     return files
@@ -205,7 +205,7 @@ def test_second_ctrl_c_during_the_grace_kills_at_once(tmp_path: Path) -> None:
     source = STUBBORN.format(pids=str(files["pids"]), termed=str(files["termed"]))
     write_tests(tmp_path / "stubborn", "test_stubborn.py", source)
     suite = suite_block("stubborn", python_pytest(str(tmp_path / "stubborn")))
-    text = config_text(phase_block("one", suite), extra="[issues]\nrerun_failed = false\n")
+    text = config_text(phase_block("one", suite), extra="[retest]\nrerun_failed = false\n")
     (tmp_path / "deployloop.toml").write_text(text)
     proc = start_cli("run", "--once", cwd=tmp_path)
     try:
@@ -252,7 +252,7 @@ def test_sigint_during_failed_first_claims_and_starts_nothing(tmp_path: Path) ->
     text = config_text(
         phase_block("one", suite_block("flip", python_pytest(str(tmp_path / "flip")))),
         session='interval = "0.1s"',
-        extra="[issues]\nrerun_failed = false\n",
+        extra="[retest]\nrerun_failed = false\n",
     )
     (tmp_path / "deployloop.toml").write_text(text)
     proc = start_cli("run", "--max-iterations", "3", cwd=tmp_path)

@@ -35,6 +35,7 @@ class Output:
 def run(config_path: Path | None, options: RunOptions, output: Output | None = None) -> int:
     """The run's exit code (0, 1, 3, 75, 130, 143); LockHeld is raised unless quiet."""
     output = output or Output()
+    config_module.check_run_options(options.budget, options.until, options.max_iterations)
     config = config_module.load(config_module.find_config(config_path))
     plan = build_plan(config, options.phases, once=options.once, dry_run=options.dry_run)
     with _consoles(output) as consoles:

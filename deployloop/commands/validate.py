@@ -1,16 +1,32 @@
-"""``deployloop validate``: every problem of the config at once, as FILE:LINE: message."""
+"""``deployloop validate``: every problem of the config at once, as FILE:LINE: message.
+
+Beyond what ``load`` refuses (and ``run`` refuses at its start too), it checks this machine:
+every suite ``cwd`` exists and every program a run line, trigger or version command names is
+found where the run will look for it (see ``deployloop.programs``).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from deployloop import config as config_module
+from deployloop.config_text import locate_keys, located, problem_at
 from deployloop.console import Console
+from deployloop.errors import ConfigError
+from deployloop.programs import missing_programs
 
 
 def run(config_path: Path | None) -> int:
+    """0 when the config is good here; ConfigError (exit 2), one line per problem, otherwise."""
     path = config_module.find_config(config_path)
     config = config_module.load(path)  # ConfigError → exit 2 with one line per problem
+    lines = locate_keys(path.read_text(encoding="utf-8"))
+    problems = [
+        problem_at(loc, message, lines) for loc, message in missing_programs(config, os.environ)
+    ]
+    if problems:
+        raise ConfigError(located(str(path), problems))
     suites = sum(len(p.suites) for p in config.phases)
     probes = sum(len(p.probes) for p in config.phases)
     Console().line(

@@ -42,5 +42,10 @@ def demo_environment(base_url: str, ws_url: str) -> Iterator[None]:
 
 
 def demo_config(path: Path | None = None) -> Config:
-    """``path`` (an edited copy, e.g. the checkout's ``config/demo.toml``), else the shipped one."""
-    return load(path or assets() / "demo.toml")
+    """``path`` (an edited copy, e.g. the checkout's ``config/demo.toml``), else the shipped one;
+    its logs go under the current directory, not the package.
+
+    The DEPLOYLOOP_DEMO_* values are the demo's own addresses and paths, not secrets to mask.
+    """
+    public = frozenset(name for name in os.environ if name.startswith("DEPLOYLOOP_DEMO_"))
+    return load(path or assets() / "demo.toml", base=Path.cwd(), public=public)

@@ -111,8 +111,10 @@ class IssueDesk:
             phases={r.phase: PhaseInfo.of(phases[r.phase], r) for r in report.phases},
             complete_phases=complete,
             flaky=frozenset(test for r in report.phases for test in r.flaky),
-            repro={run.suite: suites[run.suite].run for run in runs},
+            repro={run.suite: suites[run.suite].run_template for run in runs},
             log_excerpts={run.suite: _tail(run.log_path) for run in runs if run.log_path},
+            retest=self.config.retest,
+            clusters=self.config.clusters,
         )
 
     def _save(self, records: dict[str, ClusterRecord], report: IterationReport) -> None:

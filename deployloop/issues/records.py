@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from deployloop.config import IssuesConfig, PhaseConfig
+from deployloop.config import ClustersConfig, IssuesConfig, PhaseConfig, RetestConfig
 from deployloop.gates import PhaseResult
 from deployloop.models import CaseResult
 
@@ -127,6 +127,8 @@ class TriageContext:
     flaky: frozenset[str] = frozenset()  # test ids that failed, then passed on rerun
     repro: Mapping[str, str] = field(default_factory=dict)  # suite → command
     log_excerpts: Mapping[str, str] = field(default_factory=dict)  # suite → last lines
+    retest: RetestConfig = field(default_factory=RetestConfig)
+    clusters: ClustersConfig = field(default_factory=ClustersConfig)
 
 
 @dataclass

@@ -53,16 +53,16 @@ def observe(runs: Sequence[SuiteRun], ctx: TriageContext) -> Observation:
         pairs = [(run.suite, case) for run in phase_runs for case in run.cases]
         broke = {case.id for _, case in pairs if case.broken}
         seen.passed |= {c.id for _, c in pairs if c.outcome is Outcome.PASSED and c.id not in broke}
-        forgive = ctx.flaky if ctx.issues.flaky == "pass" else frozenset()
+        forgive = ctx.flaky if ctx.retest.flaky == "pass" else frozenset()
         hard = [(s, c) for s, c in pairs if c.broken and c.id not in forgive]
         soft = [(s, c) for s, c in pairs if c.broken and c.id in forgive]
-        clusters = _cluster(phase, hard, ctx.issues.mask)
+        clusters = _cluster(phase, hard, ctx.clusters.mask)
         judged = {c.id for _, c in pairs if c.outcome is not Outcome.SKIPPED}
         if _deploy_broken(clusters, judged, ctx.issues.broken_threshold):
             seen.broken_phases.add(phase)
             clusters = [_broken_cluster(phase, clusters, len(judged))]
         _merge(seen.failing, clusters)
-        _merge(seen.flaky, _cluster(phase, soft, ctx.issues.mask))
+        _merge(seen.flaky, _cluster(phase, soft, ctx.clusters.mask))
     return seen
 
 

@@ -52,6 +52,8 @@ name = "all"
 
 [issues]
 tracker = "local"
+
+[retest]
 rerun_failed = false
 """
 

@@ -50,8 +50,10 @@ tracker = "github"
 repo = "{repo}"
 token = "${{GITHUB_TOKEN}}"
 api_url = "{url}"
-rerun_failed = false
 write_interval = "0.05s"
+
+[retest]
+rerun_failed = false
 
 [redeploy]
 trigger = "{python} -c 'open(\\"version.txt\\", \\"w\\").write(\\"v2\\")'"

@@ -46,6 +46,8 @@ tracker = "github"
 repo = "{repo}"
 token = "${{GITHUB_TOKEN}}"
 api_url = "{url}"
+
+[retest]
 rerun_failed = false
 """
 

@@ -1,0 +1,270 @@
+"""The schema of ``deployloop.toml``: one frozen pydantic model per table, every value checked.
+
+``config_values`` holds the bounded value types these models use; ``config`` loads a file into
+them (interpolation, moved keys, paths anchored at the config's directory).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from deployloop.config_values import (
+    MAX_COUNT,
+    MAX_DURATION_S,
+    Budget,
+    Clock,
+    Command,
+    Duration,
+    EnvName,
+    HeaderName,
+    HeaderValue,
+    HttpUrl,
+    Label,
+    Name,
+    PathOrUrl,
+    PathText,
+    ProxyUrl,
+    Regex,
+    Seconds,
+    Text,
+    Wait,
+    WsUrl,
+)
+from deployloop.errors import UsageError
+
+MAX_ITERATIONS = 1_000_000
+
+
+class _Model(BaseModel):
+    # No populate_by_name: the file's spelling (``phase``, ``suite``, ``json``) is the only one.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+def _refuse(data: Any, derived: tuple[str, ...]) -> None:
+    """Keys load() derives (``run_template``, ``secrets``...) cannot be written in the file."""
+    if isinstance(data, dict):
+        for key in derived:
+            if key in data:
+                raise ValueError(f"unknown key {key!r}")
+
+
+class SessionConfig(_Model):
+    name: Name = "deployloop"
+    budget: Budget | None = None
+    until: Clock | None = None
+    max_iterations: int = Field(100, ge=1, le=MAX_ITERATIONS)
+    logs_dir: PathText = "logs"  # relative: to the config file's directory
+    interval: Wait = 60.0  # between iterations when there is no [redeploy] section
+
+
+class VersionSource(_Model):
+    url: PathOrUrl | None = None
+    json_path: str | None = Field(None, alias="json")
+    header: HeaderName | None = None
+    command: Command | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> VersionSource:
+        if (self.url is None) == (self.command is None):
+            raise ValueError("give either url (with json or header) or command")
+        if self.command is not None and (self.json_path or self.header):
+            raise ValueError("json and header go with url, not command")
+        return self
+
+
+class TargetConfig(_Model):
+    base_url: HttpUrl
+    health: PathOrUrl | None = None
+    version: VersionSource | None = None
+    websocket: WsUrl | None = None
+    headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict)
+    subprotocols: list[str] = Field(default_factory=list)
+    proxy: ProxyUrl | None = None
+    request_timeout: Wait = 10.0
+    # How long staging may stay unreachable before the run gives up with exit 3.
+    unreachable_timeout: Duration = 600.0
+
+
+class Gates(_Model):
+    pass_rate: float = Field(1.0, ge=0.0, le=1.0)
+    p95_s: float | None = Field(None, gt=0, le=MAX_DURATION_S)
+    max_failures: int | None = Field(None, ge=0, le=MAX_COUNT)
+
+
+class SuiteConfig(_Model):
+    """One suite. ``run`` is interpolated; ``run_template`` is the line as written, with
+    ``${NAME}`` unexpanded: what people are shown (equal to ``run`` when built in code).
+    ``cwd`` and ``junit`` are absolute after load() (``junit`` is relative to ``cwd``)."""
+
+    name: Name
+    run: Command
+    run_template: str = ""
+    junit: PathText | None = None
+    cwd: PathText | None = None
+    env: dict[EnvName, Text] = Field(default_factory=dict)
+    expect_tests: int | None = Field(None, ge=1, le=MAX_COUNT)
+    min_seconds: Seconds | None = None
+    timeout: Wait = 1800.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _template(cls, data: Any) -> Any:
+        _refuse(data, ("run_template",))
+        if isinstance(data, dict) and isinstance(data.get("run"), str):
+            return {**data, "run_template": data["run"]}
+        return data
+
+
+class ProbeConfig(_Model):
+    kind: Literal["http", "websocket"]
+    name: Name | None = None
+    # http: a path on base_url or a full URL; websocket: a path or ws(s) URL, default
+    # target.websocket
+    url: PathOrUrl | None = None
+    method: str = Field("GET", pattern=r"^[A-Za-z]+$", max_length=20)
+    expect_status: int = Field(200, ge=100, le=599)
+    samples: int = Field(1, ge=1, le=1000)
+    send: str | None = None
+    expect_events: list[str] = Field(default_factory=list)
+    event_key: str = "type"
+    ordered: bool = False
+    timeout: Wait = 30.0
+
+    @model_validator(mode="after")
+    def _url_fits_kind(self) -> ProbeConfig:
+        scheme = (self.url or "").partition("://")[0] if "://" in (self.url or "") else ""
+        if scheme and (scheme in ("ws", "wss")) != (self.kind == "websocket"):
+            raise ValueError(f"a {self.kind} probe cannot use a {scheme}:// url")
+        if self.kind == "websocket" and self.url and not scheme and not self.url.startswith("/"):
+            raise ValueError("a websocket probe's url is a ws(s):// URL or a path starting with /")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.kind}:{self.url or 'default'}"
+
+
+class PhaseConfig(_Model):
+    name: Name
+    priority: str | None = None
+    fail_fast: bool = False
+    gates: Gates = Field(default_factory=Gates)
+    suites: list[SuiteConfig] = Field(default_factory=list, alias="suite")
+    probes: list[ProbeConfig] = Field(default_factory=list, alias="probe")
+
+    @model_validator(mode="after")
+    def _has_work(self) -> PhaseConfig:
+        if not self.suites and not self.probes:
+            raise ValueError("a phase needs at least one [[phase.suite]] or [[phase.probe]]")
+        return self
+
+
+class IssuesConfig(_Model):
+    tracker: Literal["local", "github"] = "local"
+    repo: str | None = Field(None, pattern=r"^[\w.-]+/[\w.-]+$")
+    token: HeaderValue | None = None
+    api_url: HttpUrl = "https://api.github.com"
+    labels: list[Label] = Field(default_factory=lambda: ["deployloop"])
+    max_new_per_iteration: int = Field(5, ge=0, le=1000)
+    broken_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    close_on_fix: bool = True
+    reopen_days: float = Field(14.0, ge=0, le=3650)
+    dir: PathText | None = None  # local tracker: default <logs_dir>/issues
+    write_interval: Duration = 1.0  # GitHub asks integrations to space writes by at least 1 s
+    retry_backoff: Wait = 2.0  # first wait after a 5xx or a lost answer; doubles each time
+    retry_max_wait: Duration = 300.0  # all retries of one GitHub call together
+
+    @model_validator(mode="after")
+    def _github_needs(self) -> IssuesConfig:
+        if self.tracker == "github" and not (self.repo and self.token):
+            raise ValueError("tracker = 'github' needs repo and token")
+        return self
+
+
+class RetestConfig(_Model):
+    """How failures are retested within an iteration (moved from ``[issues]``)."""
+
+    rerun_failed: bool = True  # run each failed test once more; passing now = flaky
+    flaky: Literal["pass", "fail"] = "pass"  # a flaky test counts as passed, or as failed
+
+
+class ClustersConfig(_Model):
+    """How failures are grouped into root causes."""
+
+    mask: list[Regex] = Field(default_factory=list)  # masked out of messages before grouping
+
+
+class RedeployConfig(_Model):
+    """Waiting for (and optionally triggering) a redeploy. ``trigger_template`` is the trigger
+    as written (``${NAME}`` unexpanded), for display; ``cwd`` (where the trigger runs) is
+    absolute after load(), by default the config file's directory."""
+
+    trigger: Command | None = None
+    trigger_template: str | None = None
+    cwd: PathText | None = None
+    trigger_timeout: Wait = 1800.0
+    poll: Wait = 30.0
+    settle: Duration = 60.0
+    timeout: Wait = 7200.0
+    on_timeout: Literal["retest", "stop"] = "retest"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _template(cls, data: Any) -> Any:
+        _refuse(data, ("trigger_template",))
+        if isinstance(data, dict) and isinstance(data.get("trigger"), str):
+            return {**data, "trigger_template": data["trigger"]}
+        return data
+
+
+class Config(_Model):
+    """A whole config. ``path``: where it was read from; ``secrets``: every value it took from
+    the environment through ``${NAME}`` that is at least 6 characters long (redact.MIN_SECRET),
+    to be masked wherever it appears. Both are set by load(), never by the file."""
+
+    session: SessionConfig = Field(default_factory=SessionConfig)
+    target: TargetConfig
+    phases: list[PhaseConfig] = Field(alias="phase", min_length=1)
+    issues: IssuesConfig = Field(default_factory=IssuesConfig)
+    retest: RetestConfig = Field(default_factory=RetestConfig)
+    clusters: ClustersConfig = Field(default_factory=ClustersConfig)
+    redeploy: RedeployConfig | None = None
+    path: str = Field("", exclude=True)
+    secrets: tuple[str, ...] = Field((), exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived(cls, data: Any) -> Any:
+        _refuse(data, ("path", "secrets"))
+        return data
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        phases = [p.name for p in self.phases]
+        if len(phases) != len(set(phases)):
+            raise ValueError("phase names repeat")
+        # suite names name the files under logs/<session>/<iteration>/, so they must be unique
+        suites = [s.name for p in self.phases for s in p.suites]
+        if len(suites) != len(set(suites)):
+            raise ValueError("suite names repeat (they name the log files, so must be unique)")
+        return self
+
+    def phase(self, name: str) -> PhaseConfig:
+        for phase in self.phases:
+            if phase.name == name:
+                return phase
+        raise UsageError(f"no phase named {name!r} (have: {', '.join(self.phase_names)})")
+
+    @property
+    def phase_names(self) -> list[str]:
+        return [p.name for p in self.phases]
+
+
+class RunLimits(_Model):
+    """The run's command-line limits, held to the same rules as the config's own keys."""
+
+    budget: Budget | None = None
+    until: Clock | None = None
+    max_iterations: int | None = Field(None, ge=1, le=MAX_ITERATIONS)
