@@ -17,17 +17,29 @@ Two kinds of secret are masked:
   1.5 ships plugins for. detect-secrets itself was measured at about 360 s for a 64 MB log on
   this machine (scan_line per line, with default plugins): far too slow to run on suite output,
   so the same kinds are matched by hand-written patterns, each behind a cheap substring check.
+
+Speed: those checks are some 40 scans of the text. Where the ``hyperscan`` wheel is installed,
+a :class:`~deployloop.screen.Screen` finds every probe and known value in one pass over the
+bytes, and the patterns run only on the lines it names (``byte_spans``); the result is the same
+as the pure-Python path (``fast=False``, or no wheel), which ``tests/test_screen.py`` checks.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from typing import AnyStr
 from xml.sax.saxutils import escape as xml_escape
 
+from deployloop import screen
+from deployloop.screen import Screen, utf8
+
 MASK = "[REDACTED]"
+MASK_BYTES = MASK.encode()
 BODY_LIMIT = 65_000  # GitHub refuses bodies over 65,536 characters
 SECRET_NAME = re.compile(r"TOKEN|SECRET|KEY|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 MIN_SECRET = 6  # shorter values ("true", "1") are too common to mask without wrecking the text
@@ -55,7 +67,9 @@ class Rule:
     which every match contains (in lower case when ``folded``): the text is searched for them
     first, and ``pattern`` runs only on the lines they occur in (from there to the end of the
     text when ``multiline``). Searching for a substring is many times faster than a pattern
-    that starts with a word boundary or a choice."""
+    that starts with a word boundary or a choice. ``screen``, for a rule without probes, is a
+    regex (PCRE syntax, over UTF-8 bytes, never matching a line break) that the Hyperscan
+    screen uses instead: every match of ``pattern`` lies on a line where it matches."""
 
     kind: str
     pattern: re.Pattern[str]
@@ -64,6 +78,7 @@ class Rule:
     multiline: bool = False
     match_folded: bool = False  # the pattern, too, runs on the lower-cased text
     lead: int = 1  # how far before a probe a match can start (1: the char a \\b looks at)
+    screen: str | None = None
 
 
 def _rule(
@@ -75,8 +90,10 @@ def _rule(
     multiline: bool = False,
     lead: int = 1,
     flags: int = 0,
+    screen: str | None = None,
 ) -> Rule:
-    return Rule(kind, re.compile(pattern, flags), probes, folded, multiline, match_folded, lead)
+    compiled = re.compile(pattern, flags)
+    return Rule(kind, compiled, probes, folded, multiline, match_folded, lead, screen)
 
 
 RULES: tuple[Rule, ...] = (
@@ -113,7 +130,12 @@ RULES: tuple[Rule, ...] = (
         match_folded=True,  # a case-blind choice of names is many times slower
         lead=24,
     ),
-    _rule("url credentials", rf"(?P<keep>://[^\s/@:\"'<>]*:){_NOT_MASKED}[^\s/@\"'<>]+(?=@)"),
+    _rule(
+        "url credentials",
+        rf"(?P<keep>://[^\s/@:\"'<>]*:){_NOT_MASKED}[^\s/@\"'<>]+(?=@)",
+        # not the probe "://": every other log line names a URL
+        screen=r"://[^\s/@:\"'<>]*:[^\s/@\"'<>]+@",
+    ),
     _rule("github token", r"\bgh[pousr]_[A-Za-z0-9]{20,255}\b", "gh"),
     _rule("github fine-grained token", r"\bgithub_pat_[A-Za-z0-9_]{20,255}\b", "github_pat_"),
     _rule("jwt", r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", "eyJ"),
@@ -147,11 +169,13 @@ class Redactor:
 
     ``secrets``: exact values to mask (shorter than ``MIN_SECRET`` characters are ignored).
     ``redact(text)`` returns the text with each secret replaced by ``MASK``; ``spans(text)``
-    says where, for callers that cut text into pieces (the streaming scrubber).
+    says where, for callers that cut text into pieces, and ``byte_spans(data)`` the same for
+    UTF-8 bytes (the streaming scrubber). ``fast=False`` never uses the Hyperscan screen.
     """
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, secrets: Iterable[str] = (), *, fast: bool = True) -> None:
         kept = {s for s in secrets if len(s) >= MIN_SECRET and s not in MASK}
+        self.fast = fast
         self.secrets = tuple(sorted(kept, key=len, reverse=True))
         self._literals = tuple(sorted({v for s in self.secrets for v in _spellings(s)}))
         self._split = tuple((s, _split_pattern(s)) for s in self.secrets)
@@ -166,10 +190,17 @@ class Redactor:
 
     def with_secrets(self, extra: Iterable[str | None]) -> Redactor:
         """A Redactor that also masks ``extra`` (e.g. a token read from the config)."""
-        return Redactor([*self.secrets, *(v for v in extra if v)])
+        return Redactor([*self.secrets, *(v for v in extra if v)], fast=self.fast)
 
     def redact(self, text: str) -> str:
         """``text`` with every secret replaced by ``MASK``; overlapping finds become one mask."""
+        if self._screen is not None:
+            try:
+                data = text.encode("utf-8")
+            except UnicodeEncodeError:  # lone surrogates: bytes would not decode back the same
+                pass
+            else:
+                return apply_spans(data, self.byte_spans(data)).decode("utf-8")
         return apply_spans(text, self.spans(text))
 
     __call__ = redact
@@ -185,6 +216,37 @@ class Redactor:
         for rule in RULES:
             found.extend(_rule_spans(rule, text, folded if rule.folded else text))
         return _merged(found)
+
+    def byte_spans(self, data: bytes) -> list[Span]:
+        """``spans`` for UTF-8 ``data`` (undecodable bytes are no part of a secret), in byte
+        offsets. With the screen, only the lines it names are decoded and searched."""
+        lines = self._screen.lines(data) if self._screen is not None else None
+        if lines is None:
+            text = data.decode("utf-8", "surrogateescape")
+            return _in_bytes(text, self.spans(text))
+        # The lines searched as one text. The empty line between them keeps a known value
+        # from being found across two lines that were not neighbours.
+        texts = [data[start:end].decode("utf-8", "surrogateescape") for start, end in lines]
+        starts, at = [], 0
+        for text in texts:
+            starts.append(at)
+            at += len(text) + 2
+        found: list[Span] = []
+        for start, mask, end in self.spans("\n\n".join(texts)):  # none crosses a line break
+            i = bisect_right(starts, start) - 1
+            local = (start - starts[i], mask - starts[i], end - starts[i])
+            found.extend(_in_bytes(texts[i], [local], lines[i][0]))
+        return found
+
+    @cached_property
+    def _screen(self) -> Screen | None:
+        """Built on first use: importing Hyperscan and compiling take some 50 ms."""
+        if not self.fast or any(not r.probes and not r.screen for r in RULES):
+            return None
+        probes = [(p, r.folded) for r in RULES if not (r.multiline or r.screen) for p in r.probes]
+        screens = [r.screen for r in RULES if r.screen]
+        whole = [p for r in RULES if r.multiline for p in r.probes]
+        return screen.load(probes, screens, whole, self._literals)
 
     def _literal_spans(self, text: str) -> list[Span]:
         found = []
@@ -257,17 +319,31 @@ def _merged(spans: list[Span]) -> list[Span]:
     return merged
 
 
-def apply_spans(text: str, spans: Iterable[Span]) -> str:
-    """``text`` with each span's ``[mask_start, end)`` replaced by ``MASK``."""
-    parts: list[str] = []
+def _in_bytes(text: str, spans: list[Span], base: int = 0) -> list[Span]:
+    """``spans`` of ``text`` as offsets into its UTF-8 bytes (surrogate escapes as the bytes
+    they stand for), plus ``base``."""
+    if text.isascii():
+        return [(start + base, mask + base, end + base) for start, mask, end in spans]
+    offsets, at, size = {}, 0, base
+    for point in sorted({point for span in spans for point in span}):
+        size += len(utf8(text[at:point]))
+        offsets[point], at = size, point
+    return [(offsets[start], offsets[mask], offsets[end]) for start, mask, end in spans]
+
+
+def apply_spans(text: AnyStr, spans: Iterable[Span]) -> AnyStr:
+    """``text`` (str, or bytes with byte spans) with each span's ``[mask_start, end)``
+    replaced by ``MASK``."""
+    mask = MASK if isinstance(text, str) else MASK_BYTES
+    parts = []
     at = 0
-    for _, mask, end in spans:
-        parts.extend((text[at:mask], MASK))
+    for _, start, end in spans:
+        parts.extend((text[at:start], mask))
         at = end
     if not parts:
         return text
     parts.append(text[at:])
-    return "".join(parts)
+    return text[:0].join(parts)
 
 
 _TRAILING_MARKERS = re.compile(r"(?:\s*<!-- deployloop:[^>]*-->)+\s*\Z")
