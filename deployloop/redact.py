@@ -244,9 +244,11 @@ class Redactor:
         if not self.fast or any(not r.probes and not r.screen for r in RULES):
             return None
         probes = [(p, r.folded) for r in RULES if not (r.multiline or r.screen) for p in r.probes]
+        probes += [(spelling, False) for spelling in self._literals if spelling not in self.secrets]
         screens = [r.screen for r in RULES if r.screen]
         whole = [p for r in RULES if r.multiline for p in r.probes]
-        return screen.load(probes, screens, whole, self._literals)
+        values = [(s, _split_probe(s)) for s in self.secrets]
+        return screen.load(probes, screens, whole, values)
 
     def _literal_spans(self, text: str) -> list[Span]:
         found = []
@@ -257,7 +259,7 @@ class Redactor:
                 at = text.find(value, at + len(value))
         for secret, pattern in self._split:
             # One break leaves half the value whole: its first or its last `probe` characters.
-            probe = min(SPLIT_PROBE, len(secret) // 2)
+            probe = _split_probe(secret)
             if secret[:probe] in text or secret[-probe:] in text:
                 found.extend((m.start(), m.start(), m.end()) for m in pattern.finditer(text))
         return found
@@ -301,6 +303,12 @@ def _spellings(secret: str) -> set[str]:
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
     }
+
+
+def _split_probe(secret: str) -> int:
+    """How many of a known value's first and last characters are looked for (``SPLIT_PROBE``,
+    or half the value when shorter): one break leaves one of the two whole."""
+    return min(SPLIT_PROBE, len(secret) // 2)
 
 
 def _split_pattern(secret: str) -> re.Pattern[str]:

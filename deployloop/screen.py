@@ -12,24 +12,31 @@ one of its probes, whatever the lines around it hold (see ``Redactor.spans``). W
 across lines, or changes the folding of the whole text, makes the screen answer "scan it all":
 
 - a private-key marker (the block runs to its END line or to the end of the text);
-- a known value written across a line break, or holding one;
+- a known value holding a line break;
+- the first or last characters of a known value (its split probes) outside a whole copy of it:
+  the value may go on past a line break;
 - a character whose lower case is ASCII or longer (KELVIN SIGN, LATIN CAPITAL I WITH DOT):
   ``str.lower`` would make a probe of it, or shift every position.
 
+One difference remains, by design: a known value cut by two or more line breaks into pieces
+all shorter than its split probes is masked by the pure-Python path only when a whole copy of
+it happens to be in the same text; the screen does not look for it. (Looking would cost more
+than the rest of the scan: Hyperscan finds no literal to anchor such a pattern on.)
+
 Hyperscan is imported only when a Screen is first built (``deployloop --help`` never pays for
 it); :func:`load` returns None where it cannot be imported, and the Redactor then scans the
-whole text in Python, with the same result.
+whole text in Python.
 """
 
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections.abc import Iterable
 from enum import Enum
 from typing import Any
 
 LineRange = tuple[int, int]  # byte offsets: start of the line, its end (before the b"\n")
-BREAK = rb"(?:\r?\n[ \t]*)?"  # as redact._split_pattern: a line break and the next indent
 WHOLE_TEXT_CHARS = ("\u0130", "\u212a")  # every char whose lower() is longer or ASCII
 
 
@@ -38,14 +45,15 @@ class Hit(Enum):
 
     LINE = "line"  # its line may hold a secret
     WHOLE = "whole"  # the text must be scanned whole
-    VALUE = "value"  # a known value, raw: WHOLE when written across a line break
+    VALUE = "value"  # a whole known value (raw): its line
+    PART = "part"  # a known value's split probe: WHOLE unless inside a VALUE hit of it
 
 
 def load(
     probes: Iterable[tuple[str, bool]],
     screens: Iterable[str],
     whole: Iterable[str],
-    secrets: Iterable[str],
+    values: Iterable[tuple[str, int]],
 ) -> Screen | None:
     """A Screen, or None when Hyperscan cannot be imported (no wheel for this platform).
     Arguments as for :class:`Screen`."""
@@ -53,18 +61,18 @@ def load(
         import hyperscan
     except ImportError:
         return None
-    return Screen(hyperscan, probes, screens, whole, secrets)
+    return Screen(hyperscan, probes, screens, whole, values)
 
 
 class Screen:
     """Hyperscan block-mode database over the Redactor's triggers.
 
-    ``probes``: (literal, caseless) pairs whose line may hold a secret; ``screens``: regexes
-    (PCRE syntax, over bytes) of the same meaning; ``whole``: literals (a private-key marker)
-    whose presence means the text is scanned whole, as are the ``WHOLE_TEXT_CHARS``;
-    ``secrets``: the spellings of known values, each also matched with line breaks between
-    its characters. Safe to share between threads (one
-    scratch space each). Raises ``hyperscan.CompilerError`` for a screen it cannot compile.
+    ``probes``: (literal, caseless) pairs whose line may hold a secret (a known value's XML or
+    JSON spelling among them); ``screens``: regexes (PCRE syntax, over bytes) of the same
+    meaning; ``whole``: literals (a private-key marker) whose presence means the text is
+    scanned whole, as are the ``WHOLE_TEXT_CHARS``; ``values``: known values as written, each
+    with the length of its split probes. Safe to share between threads (a scratch space
+    each). Raises ``hyperscan.CompilerError`` for a screen it cannot compile.
     """
 
     def __init__(
@@ -73,30 +81,32 @@ class Screen:
         probes: Iterable[tuple[str, bool]],
         screens: Iterable[str],
         whole: Iterable[str],
-        secrets: Iterable[str],
+        values: Iterable[tuple[str, int]],
     ) -> None:
         self._hs = hyperscan
         expressions: list[bytes] = []
         flags: list[int] = []
-        self._meaning: list[tuple[Hit, int]] = []
+        self._meaning: list[tuple[Hit, int, int]] = []  # (hit, value index, length in bytes)
 
-        def add(expression: bytes, meaning: Hit, length: int = 0, caseless: bool = False) -> None:
+        def add(expression: bytes, hit: Hit, value: int = -1, size: int = 0, flag: int = 0) -> None:
             expressions.append(expression)
-            flags.append(hyperscan.HS_FLAG_CASELESS if caseless else 0)
-            self._meaning.append((meaning, length))
+            flags.append(flag)
+            self._meaning.append((hit, value, size))
 
         for probe, caseless in probes:
-            add(_literal(probe), Hit.LINE, caseless=caseless)
+            hit = Hit.WHOLE if "\n" in probe else Hit.LINE
+            add(_literal(probe), hit, flag=hyperscan.HS_FLAG_CASELESS if caseless else 0)
         for screen in screens:
             add(screen.encode(), Hit.LINE)
         for literal in (*whole, *WHOLE_TEXT_CHARS):
             add(_literal(literal), Hit.WHOLE)
-        for value in secrets:
-            if "\n" in value:
-                add(_literal(value), Hit.WHOLE)
-            else:  # the raw value with a break allowed between any two characters
-                split = BREAK.join(_literal(char) for char in value)
-                add(split, Hit.VALUE, len(utf8(value)))
+        self._sizes: list[int] = []  # of each value, in bytes
+        for index, (value, probe) in enumerate(values):
+            self._sizes.append(len(utf8(value)))
+            hit = Hit.WHOLE if "\n" in value else Hit.VALUE
+            add(_literal(value), hit, index, self._sizes[-1])
+            for part in {value[:probe], value[-probe:]}:
+                add(_literal(part), Hit.PART, index, len(utf8(part)))
         self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         self._db.compile(
             expressions=expressions,
@@ -115,16 +125,30 @@ class Screen:
             match_event_handler=lambda ident, _start, end, _flags, _ctx: ends.append((ident, end)),
             scratch=self._scratch(),
         )
+        copies: dict[int, list[int]] = {}  # value index → where its whole copies end
+        for ident, end in ends:
+            hit, value, _ = self._meaning[ident]
+            if hit is Hit.WHOLE:
+                return None
+            if hit is Hit.VALUE:
+                copies.setdefault(value, []).append(end)
         found: dict[int, int] = {}
         for ident, end in ends:
-            meaning, length = self._meaning[ident]
-            start = data.rfind(b"\n", 0, end) + 1
-            if meaning is Hit.WHOLE or (meaning is Hit.VALUE and end - length < start):
+            hit, value, size = self._meaning[ident]
+            if hit is Hit.PART and not self._inside(end - size, end, value, copies.get(value, [])):
                 return None
+            start = data.rfind(b"\n", 0, end) + 1
             if start not in found:
                 stop = data.find(b"\n", end)
                 found[start] = len(data) if stop < 0 else stop
         return sorted(found.items())
+
+    def _inside(self, start: int, end: int, value: int, copy_ends: list[int]) -> bool:
+        """Whether ``[start, end)`` lies within a whole copy of ``value`` (all its copies have
+        one length, so the first copy ending at or after ``end`` is the one to check)."""
+        copy_ends.sort()
+        i = bisect_left(copy_ends, end)
+        return i < len(copy_ends) and copy_ends[i] - self._sizes[value] <= start
 
     def _scratch(self) -> Any:
         scratch = getattr(self._local, "scratch", None)
@@ -148,4 +172,3 @@ def utf8(text: str) -> bytes:
         return text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:  # a lone surrogate no decoder made: never in suite output
         return text.encode("utf-8", "surrogatepass")
-
