@@ -32,7 +32,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import AnyStr
+from typing import AnyStr, TypeVar
 from xml.sax.saxutils import escape as xml_escape
 
 from deployloop import screen
@@ -40,6 +40,7 @@ from deployloop.screen import Screen, utf8
 
 MASK = "[REDACTED]"
 MASK_BYTES = MASK.encode()
+Cut = TypeVar("Cut", str, bytes, memoryview)
 BODY_LIMIT = 65_000  # GitHub refuses bodies over 65,536 characters
 SECRET_NAME = re.compile(r"TOKEN|SECRET|KEY|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 MIN_SECRET = 6  # shorter values ("true", "1") are too common to mask without wrecking the text
@@ -217,7 +218,7 @@ class Redactor:
             found.extend(_rule_spans(rule, text, folded if rule.folded else text))
         return _merged(found)
 
-    def byte_spans(self, data: bytes) -> list[Span]:
+    def byte_spans(self, data: bytes | bytearray) -> list[Span]:
         """``spans`` for UTF-8 ``data`` (undecodable bytes are no part of a secret), in byte
         offsets. With the screen, only the lines it names are decoded and searched."""
         lines = self._screen.lines(data) if self._screen is not None else None
@@ -342,16 +343,20 @@ def _in_bytes(text: str, spans: list[Span], base: int = 0) -> list[Span]:
 def apply_spans(text: AnyStr, spans: Iterable[Span]) -> AnyStr:
     """``text`` (str, or bytes with byte spans) with each span's ``[mask_start, end)``
     replaced by ``MASK``."""
-    mask = MASK if isinstance(text, str) else MASK_BYTES
+    parts = masked_parts(text, spans, MASK if isinstance(text, str) else MASK_BYTES)
+    return text if len(parts) == 1 else text[:0].join(parts)
+
+
+def masked_parts(text: Cut, spans: Iterable[Span], mask: Cut) -> list[Cut]:
+    """The pieces of ``text`` between the spans, with ``mask`` for each span's
+    ``[mask_start, end)``: to write out without joining (a memoryview's pieces copy nothing)."""
     parts = []
     at = 0
     for _, start, end in spans:
         parts.extend((text[at:start], mask))
         at = end
-    if not parts:
-        return text
     parts.append(text[at:])
-    return text[:0].join(parts)
+    return parts
 
 
 _TRAILING_MARKERS = re.compile(r"(?:\s*<!-- deployloop:[^>]*-->)+\s*\Z")

@@ -116,7 +116,7 @@ class Screen:
         )
         self._local = threading.local()
 
-    def lines(self, data: bytes) -> list[LineRange] | None:
+    def lines(self, data: bytes | bytearray) -> list[LineRange] | None:
         """The lines of ``data`` that may hold a secret, sorted, or None when ``data`` must be
         scanned whole (see the module docstring)."""
         ends: list[tuple[int, int]] = []

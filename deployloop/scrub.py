@@ -36,7 +36,7 @@ from pathlib import Path
 from types import TracebackType
 
 from deployloop.atomic import temp_beside
-from deployloop.redact import Redactor, Span, apply_spans
+from deployloop.redact import MASK_BYTES, Redactor, Span, masked_parts
 from deployloop.screen import utf8
 
 HOLD = 1 << 20  # bytes kept back at most, waiting for a line to end
@@ -51,7 +51,7 @@ _MARKUP = frozenset("<>&\"'")
 class ScrubbingWriter:
     """Appends scrubbed text to ``path``; call ``close()`` (or use ``with``) to write the rest.
 
-    ``write(data)`` takes bytes (UTF-8; bad bytes pass through unchanged) or str.
+    ``write(data)`` takes bytes, a buffer (UTF-8; bad bytes pass through unchanged) or str.
     ``xml=True`` decodes XML character references (``&#x41;``) of visible characters first, so a
     secret spelled with them is found (the file stays equivalent XML). ``hold`` bounds memory.
     ``masked`` counts masks written; ``written`` counts bytes written. Raises ``OSError`` when
@@ -66,17 +66,17 @@ class ScrubbingWriter:
         self.hold = max(hold, 2 * OVERLAP)
         self.masked = 0
         self.written = 0
-        self._pending = b""
+        self._pending = bytearray()  # one buffer, reused: a fresh 1 MiB each time costs more
         self._last_emit = time.monotonic()
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
-    def write(self, data: bytes | str) -> None:
+    def write(self, data: bytes | bytearray | memoryview | str) -> None:
         """Take the next piece of output; write out what can no longer hold part of a secret."""
-        piece = data if isinstance(data, bytes) else utf8(data)
-        self._pending += piece
+        before = len(self._pending)
+        self._pending += utf8(data) if isinstance(data, str) else data
         size = len(self._pending)
         due = size >= BATCH or time.monotonic() - self._last_emit >= INTERVAL_S
-        if (due and b"\n" in piece) or size > self.hold:
+        if (due and self._pending.find(b"\n", before) >= 0) or size > self.hold:
             self._emit(final=False)
 
     def flush(self) -> None:
@@ -104,27 +104,26 @@ class ScrubbingWriter:
     def _emit(self, final: bool) -> None:
         pending = self._pending
         if self.xml:
-            pending = utf8(decode_char_refs(pending.decode("utf-8", "surrogateescape")))
+            pending[:] = utf8(decode_char_refs(pending.decode("utf-8", "surrogateescape")))
         spans = self.redactor.byte_spans(pending)
         cut = len(pending) if final else safe_cut(pending, spans, self.hold)
         # Past the hold a match can be cut through (a key block over 1 MiB): mask up to the cut.
         done = [(start, mask, min(end, cut)) for start, mask, end in spans if mask < cut]
-        out = apply_spans(pending[:cut], done)
-        self._pending = pending[cut:]
+        with memoryview(pending) as view:
+            self._write_all(masked_parts(view[:cut], done, memoryview(MASK_BYTES)))
+        del pending[:cut]  # every view released: the buffer may change size again
+        self.masked += len(done)
         self._last_emit = time.monotonic()
-        if out:
-            self.masked += len(done)
-            self._write_all(out)
 
-    def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            sent = os.write(self._fd, view)
-            view = view[sent:]
-            self.written += sent
+    def _write_all(self, parts: list[memoryview]) -> None:
+        for part in parts:
+            while part:
+                sent = os.write(self._fd, part)
+                part = part[sent:]
+                self.written += sent
 
 
-def safe_cut(text: bytes, spans: list[Span], hold: int) -> int:
+def safe_cut(text: bytes | bytearray, spans: list[Span], hold: int) -> int:
     """Where ``text`` may be cut: before its last complete line (a secret may go on from it
     to the next), or before the last ``OVERLAP`` characters of a line longer than ``hold``;
     then moved back to the start of any match the cut would go through, and out of a half
@@ -173,9 +172,10 @@ def scrub_file(path: Path, redactor: Redactor, *, xml: bool = False) -> int:
         mode = os.fstat(source.fileno()).st_mode & 0o777
         temp = temp_beside(path, "", mode=mode)
         try:
+            buffer = memoryview(bytearray(READ_CHUNK))  # reused: no fresh memory per chunk
             with ScrubbingWriter(temp, redactor, xml=xml) as writer:
-                while chunk := source.read(READ_CHUNK):
-                    writer.write(chunk)
+                while size := source.readinto(buffer):
+                    writer.write(buffer[:size])
             if writer.masked:
                 os.replace(temp, path)
                 return writer.masked
