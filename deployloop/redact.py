@@ -211,9 +211,7 @@ class Redactor:
         masks overlap or touch. ``context_start`` is where the match began (``password=``):
         a caller cutting the text must not cut between it and ``end``."""
         found = self._literal_spans(text)
-        folded = text.lower()
-        if len(folded) != len(text):  # a rare letter lower-cases to two: positions would drift
-            folded = text
+        folded = _folded(text)
         for rule in RULES:
             found.extend(_rule_spans(rule, text, folded if rule.folded else text))
         return _merged(found)
@@ -286,6 +284,16 @@ def _rule_spans(rule: Rule, text: str, haystack: str) -> Iterable[Span]:
         done = 0 if len(rule.probes) > 1 else done
 
 
+def _folded(text: str) -> str:
+    """``text`` lower-cased position for position: a letter that lower-cases to two (LATIN
+    CAPITAL I WITH DOT) stays as it is, so the positions after it do not drift (and one such
+    letter does not leave the whole text unfolded, its keywords in capitals unseen)."""
+    folded = text.lower()
+    if len(folded) == len(text):
+        return folded
+    return "".join(low if len(low := char.lower()) == 1 else char for char in text)
+
+
 def _span(rule: Rule, match: re.Match[str]) -> Span:
     keep = match.end("keep") if "keep" in rule.pattern.groupindex else match.start()
     return match.start(), keep, match.end()
@@ -350,7 +358,7 @@ def apply_spans(text: AnyStr, spans: Iterable[Span]) -> AnyStr:
 def masked_parts(text: Cut, spans: Iterable[Span], mask: Cut) -> list[Cut]:
     """The pieces of ``text`` between the spans, with ``mask`` for each span's
     ``[mask_start, end)``: to write out without joining (a memoryview's pieces copy nothing)."""
-    parts = []
+    parts: list[Cut] = []
     at = 0
     for _, start, end in spans:
         parts.extend((text[at:start], mask))

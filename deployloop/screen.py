@@ -15,8 +15,8 @@ across lines, or changes the folding of the whole text, makes the screen answer 
 - a known value holding a line break;
 - the first or last characters of a known value (its split probes) outside a whole copy of it:
   the value may go on past a line break;
-- a character whose lower case is ASCII or longer (KELVIN SIGN, LATIN CAPITAL I WITH DOT):
-  ``str.lower`` would make a probe of it, or shift every position.
+- a character whose lower case is ASCII (KELVIN SIGN): lower-cased, it may complete a
+  case-blind probe that the screen, blind to case in ASCII only, does not see.
 
 One difference remains, by design: a known value cut by two or more line breaks into pieces
 all shorter than its split probes is masked by the pure-Python path only when a whole copy of
@@ -37,7 +37,7 @@ from enum import Enum
 from typing import Any
 
 LineRange = tuple[int, int]  # byte offsets: start of the line, its end (before the b"\n")
-WHOLE_TEXT_CHARS = ("\u0130", "\u212a")  # every char whose lower() is longer or ASCII
+WHOLE_TEXT_CHARS = ("\u212a",)  # every non-ASCII char whose lower() is ASCII
 
 
 class Hit(Enum):
@@ -101,11 +101,11 @@ class Screen:
         for literal in (*whole, *WHOLE_TEXT_CHARS):
             add(_literal(literal), Hit.WHOLE)
         self._sizes: list[int] = []  # of each value, in bytes
-        for index, (value, probe) in enumerate(values):
+        for index, (value, ends) in enumerate(values):
             self._sizes.append(len(utf8(value)))
             hit = Hit.WHOLE if "\n" in value else Hit.VALUE
             add(_literal(value), hit, index, self._sizes[-1])
-            for part in {value[:probe], value[-probe:]}:
+            for part in {value[:ends], value[-ends:]}:
                 add(_literal(part), Hit.PART, index, len(utf8(part)))
         self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         self._db.compile(

@@ -117,9 +117,10 @@ class ScrubbingWriter:
 
     def _write_all(self, parts: list[memoryview]) -> None:
         for part in parts:
-            while part:
-                sent = os.write(self._fd, part)
-                part = part[sent:]
+            left = part
+            while left:
+                sent = os.write(self._fd, left)
+                left = left[sent:]
                 self.written += sent
 
 
