@@ -64,7 +64,10 @@ def test_auth_token():
     bearer = os.environ["STAGING_TOKEN"]
     print(f"calling auth with token={{token}} Authorization: Bearer {{bearer}}")
     print(f"fallback credential {{literal}}")
-    raise AssertionError(f"login rejected for api token {{token}} (fallback {{literal}})")
+    for line in SCENARIO["printed"]:  # one secret of each kind the redactor knows by shape
+        print(line)
+    message = f"login rejected for api token {{token}} (fallback {{literal}})"
+    raise AssertionError(message + " " + "; ".join(SCENARIO["printed"]))
 '''
 
 LEGACY_SUITE = '''
