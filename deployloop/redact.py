@@ -239,15 +239,16 @@ class Redactor:
 
     @cached_property
     def _screen(self) -> Screen | None:
-        """Built on first use: importing Hyperscan and compiling take some 50 ms."""
+        """Built on first use (importing Hyperscan takes some 50 ms), shared by Redactors
+        with the same secrets."""
         if not self.fast or any(not r.probes and not r.screen for r in RULES):
             return None
         probes = [(p, r.folded) for r in RULES if not (r.multiline or r.screen) for p in r.probes]
         probes += [(spelling, False) for spelling in self._literals if spelling not in self.secrets]
-        screens = [r.screen for r in RULES if r.screen]
-        whole = [p for r in RULES if r.multiline for p in r.probes]
-        values = [(s, _split_probe(s)) for s in self.secrets]
-        return screen.load(probes, screens, whole, values)
+        screens = tuple(r.screen for r in RULES if r.screen)
+        whole = tuple(p for r in RULES if r.multiline for p in r.probes)
+        values = tuple((s, _split_probe(s)) for s in self.secrets)
+        return screen.load(tuple(probes), screens, whole, values)
 
     def _literal_spans(self, text: str) -> list[Span]:
         found = []

@@ -34,6 +34,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Iterable
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 LineRange = tuple[int, int]  # byte offsets: start of the line, its end (before the b"\n")
@@ -49,14 +50,16 @@ class Hit(Enum):
     PART = "part"  # a known value's split probe: WHOLE unless inside a VALUE hit of it
 
 
+@lru_cache(maxsize=32)
 def load(
-    probes: Iterable[tuple[str, bool]],
-    screens: Iterable[str],
-    whole: Iterable[str],
-    values: Iterable[tuple[str, int]],
+    probes: tuple[tuple[str, bool], ...],
+    screens: tuple[str, ...],
+    whole: tuple[str, ...],
+    values: tuple[tuple[str, int], ...],
 ) -> Screen | None:
     """A Screen, or None when Hyperscan cannot be imported (no wheel for this platform).
-    Arguments as for :class:`Screen`."""
+    Arguments as for :class:`Screen`. Cached: a Redactor is made per config and per tracker,
+    and compiling takes some 5 ms."""
     try:
         import hyperscan
     except ImportError:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deployloop import screen
 from deployloop.redact import MASK, Redactor
 from deployloop.scrub import scrub_file
 
@@ -106,10 +107,14 @@ def test_lines_that_need_the_whole_text_send_it_whole() -> None:
 def test_without_hyperscan_the_python_path_masks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Where the wheel cannot be imported the Redactor falls back, with the same result."""
     monkeypatch.setitem(sys.modules, "hyperscan", None)  # `import hyperscan` raises ImportError
-    redactor = Redactor(KNOWN)
-    assert redactor._screen is None
-    text = "\n".join(CORPUS)
-    assert redactor.redact(text) == Redactor(KNOWN, fast=False).redact(text)
+    screen.load.cache_clear()
+    try:
+        redactor = Redactor(KNOWN)
+        assert redactor._screen is None
+        text = "\n".join(CORPUS)
+        assert redactor.redact(text) == Redactor(KNOWN, fast=False).redact(text)
+    finally:
+        screen.load.cache_clear()  # the next Redactor finds the wheel again
 
 
 def test_scrub_file_writes_the_same_bytes_either_way(tmp_path: Path) -> None:
