@@ -201,7 +201,10 @@ class Redactor:
             except UnicodeEncodeError:  # lone surrogates: bytes would not decode back the same
                 pass
             else:
-                return apply_spans(data, self.byte_spans(data)).decode("utf-8")
+                spans = self.byte_spans(data)
+                if text.isascii():  # byte offsets are character offsets: no decoding back
+                    return apply_spans(text, spans)
+                return apply_spans(data, spans).decode("utf-8")
         return apply_spans(text, self.spans(text))
 
     __call__ = redact
