@@ -21,7 +21,8 @@ Two kinds of secret are masked:
 Speed: those checks are some 40 scans of the text. Where the ``hyperscan`` wheel is installed,
 a :class:`~deployloop.screen.Screen` finds every probe and known value in one pass over the
 bytes, and the patterns run only on the lines it names (``byte_spans``); the result is the same
-as the pure-Python path (``fast=False``, or no wheel), which ``tests/test_screen.py`` checks.
+as the pure-Python path (``fast=False``, or no wheel), which ``tests/test_screen.py`` checks
+(one contrived case aside, stated in :mod:`deployloop.screen`).
 """
 
 from __future__ import annotations
