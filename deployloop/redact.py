@@ -17,17 +17,31 @@ Two kinds of secret are masked:
   1.5 ships plugins for. detect-secrets itself was measured at about 360 s for a 64 MB log on
   this machine (scan_line per line, with default plugins): far too slow to run on suite output,
   so the same kinds are matched by hand-written patterns, each behind a cheap substring check.
+
+Speed: those checks are some 40 scans of the text. Where the ``hyperscan`` wheel is installed,
+a :class:`~deployloop.screen.Screen` finds every probe and known value in one pass over the
+bytes, and the patterns run only on the lines it names (``byte_spans``); the result is the same
+as the pure-Python path (``fast=False``, or no wheel), which ``tests/test_screen.py`` checks
+(one contrived case aside, stated in :mod:`deployloop.screen`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from typing import AnyStr, TypeVar
 from xml.sax.saxutils import escape as xml_escape
 
+from deployloop import screen
+from deployloop.screen import Screen, utf8
+
 MASK = "[REDACTED]"
+MASK_BYTES = MASK.encode()
+Cut = TypeVar("Cut", str, bytes, memoryview)
 BODY_LIMIT = 65_000  # GitHub refuses bodies over 65,536 characters
 SECRET_NAME = re.compile(r"TOKEN|SECRET|KEY|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 MIN_SECRET = 6  # shorter values ("true", "1") are too common to mask without wrecking the text
@@ -55,7 +69,9 @@ class Rule:
     which every match contains (in lower case when ``folded``): the text is searched for them
     first, and ``pattern`` runs only on the lines they occur in (from there to the end of the
     text when ``multiline``). Searching for a substring is many times faster than a pattern
-    that starts with a word boundary or a choice."""
+    that starts with a word boundary or a choice. ``screen``, for a rule without probes, is a
+    regex (PCRE syntax, over UTF-8 bytes, never matching a line break) that the Hyperscan
+    screen uses instead: every match of ``pattern`` lies on a line where it matches."""
 
     kind: str
     pattern: re.Pattern[str]
@@ -64,6 +80,7 @@ class Rule:
     multiline: bool = False
     match_folded: bool = False  # the pattern, too, runs on the lower-cased text
     lead: int = 1  # how far before a probe a match can start (1: the char a \\b looks at)
+    screen: str | None = None
 
 
 def _rule(
@@ -75,8 +92,10 @@ def _rule(
     multiline: bool = False,
     lead: int = 1,
     flags: int = 0,
+    screen: str | None = None,
 ) -> Rule:
-    return Rule(kind, re.compile(pattern, flags), probes, folded, multiline, match_folded, lead)
+    compiled = re.compile(pattern, flags)
+    return Rule(kind, compiled, probes, folded, multiline, match_folded, lead, screen)
 
 
 RULES: tuple[Rule, ...] = (
@@ -113,7 +132,12 @@ RULES: tuple[Rule, ...] = (
         match_folded=True,  # a case-blind choice of names is many times slower
         lead=24,
     ),
-    _rule("url credentials", rf"(?P<keep>://[^\s/@:\"'<>]*:){_NOT_MASKED}[^\s/@\"'<>]+(?=@)"),
+    _rule(
+        "url credentials",
+        rf"(?P<keep>://[^\s/@:\"'<>]*:){_NOT_MASKED}[^\s/@\"'<>]+(?=@)",
+        # not the probe "://": every other log line names a URL
+        screen=r"://[^\s/@:\"'<>]*:[^\s/@\"'<>]+@",
+    ),
     _rule("github token", r"\bgh[pousr]_[A-Za-z0-9]{20,255}\b", "gh"),
     _rule("github fine-grained token", r"\bgithub_pat_[A-Za-z0-9_]{20,255}\b", "github_pat_"),
     _rule("jwt", r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", "eyJ"),
@@ -147,11 +171,13 @@ class Redactor:
 
     ``secrets``: exact values to mask (shorter than ``MIN_SECRET`` characters are ignored).
     ``redact(text)`` returns the text with each secret replaced by ``MASK``; ``spans(text)``
-    says where, for callers that cut text into pieces (the streaming scrubber).
+    says where, for callers that cut text into pieces, and ``byte_spans(data)`` the same for
+    UTF-8 bytes (the streaming scrubber). ``fast=False`` never uses the Hyperscan screen.
     """
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, secrets: Iterable[str] = (), *, fast: bool = True) -> None:
         kept = {s for s in secrets if len(s) >= MIN_SECRET and s not in MASK}
+        self.fast = fast
         self.secrets = tuple(sorted(kept, key=len, reverse=True))
         self._literals = tuple(sorted({v for s in self.secrets for v in _spellings(s)}))
         self._split = tuple((s, _split_pattern(s)) for s in self.secrets)
@@ -166,10 +192,20 @@ class Redactor:
 
     def with_secrets(self, extra: Iterable[str | None]) -> Redactor:
         """A Redactor that also masks ``extra`` (e.g. a token read from the config)."""
-        return Redactor([*self.secrets, *(v for v in extra if v)])
+        return Redactor([*self.secrets, *(v for v in extra if v)], fast=self.fast)
 
     def redact(self, text: str) -> str:
         """``text`` with every secret replaced by ``MASK``; overlapping finds become one mask."""
+        if self._screen is not None:
+            try:
+                data = text.encode("utf-8")
+            except UnicodeEncodeError:  # lone surrogates: bytes would not decode back the same
+                pass
+            else:
+                spans = self.byte_spans(data)
+                if text.isascii():  # byte offsets are character offsets: no decoding back
+                    return apply_spans(text, spans)
+                return apply_spans(data, spans).decode("utf-8")
         return apply_spans(text, self.spans(text))
 
     __call__ = redact
@@ -179,12 +215,44 @@ class Redactor:
         masks overlap or touch. ``context_start`` is where the match began (``password=``):
         a caller cutting the text must not cut between it and ``end``."""
         found = self._literal_spans(text)
-        folded = text.lower()
-        if len(folded) != len(text):  # a rare letter lower-cases to two: positions would drift
-            folded = text
+        folded = _folded(text)
         for rule in RULES:
             found.extend(_rule_spans(rule, text, folded if rule.folded else text))
         return _merged(found)
+
+    def byte_spans(self, data: bytes | bytearray) -> list[Span]:
+        """``spans`` for UTF-8 ``data`` (undecodable bytes are no part of a secret), in byte
+        offsets. With the screen, only the lines it names are decoded and searched."""
+        lines = self._screen.lines(data) if self._screen is not None else None
+        if lines is None:
+            text = data.decode("utf-8", "surrogateescape")
+            return _in_bytes(text, self.spans(text))
+        # The lines searched as one text. The empty line between them keeps a known value
+        # from being found across two lines that were not neighbours.
+        texts = [data[start:end].decode("utf-8", "surrogateescape") for start, end in lines]
+        starts, at = [], 0
+        for text in texts:
+            starts.append(at)
+            at += len(text) + 2
+        found: list[Span] = []
+        for start, mask, end in self.spans("\n\n".join(texts)):  # none crosses a line break
+            i = bisect_right(starts, start) - 1
+            local = (start - starts[i], mask - starts[i], end - starts[i])
+            found.extend(_in_bytes(texts[i], [local], lines[i][0]))
+        return found
+
+    @cached_property
+    def _screen(self) -> Screen | None:
+        """Built on first use (importing Hyperscan takes some 50 ms), shared by Redactors
+        with the same secrets."""
+        if not self.fast or any(not r.probes and not r.screen for r in RULES):
+            return None
+        probes = [(p, r.folded) for r in RULES if not (r.multiline or r.screen) for p in r.probes]
+        probes += [(spelling, False) for spelling in self._literals if spelling not in self.secrets]
+        screens = tuple(r.screen for r in RULES if r.screen)
+        whole = tuple(p for r in RULES if r.multiline for p in r.probes)
+        values = tuple((s, _split_probe(s)) for s in self.secrets)
+        return screen.load(tuple(probes), screens, whole, values)
 
     def _literal_spans(self, text: str) -> list[Span]:
         found = []
@@ -195,7 +263,7 @@ class Redactor:
                 at = text.find(value, at + len(value))
         for secret, pattern in self._split:
             # One break leaves half the value whole: its first or its last `probe` characters.
-            probe = min(SPLIT_PROBE, len(secret) // 2)
+            probe = _split_probe(secret)
             if secret[:probe] in text or secret[-probe:] in text:
                 found.extend((m.start(), m.start(), m.end()) for m in pattern.finditer(text))
         return found
@@ -221,6 +289,16 @@ def _rule_spans(rule: Rule, text: str, haystack: str) -> Iterable[Span]:
         done = 0 if len(rule.probes) > 1 else done
 
 
+def _folded(text: str) -> str:
+    """``text`` lower-cased position for position: a letter that lower-cases to two (LATIN
+    CAPITAL I WITH DOT) stays as it is, so the positions after it do not drift (and one such
+    letter does not leave the whole text unfolded, its keywords in capitals unseen)."""
+    folded = text.lower()
+    if len(folded) == len(text):
+        return folded
+    return "".join(low if len(low := char.lower()) == 1 else char for char in text)
+
+
 def _span(rule: Rule, match: re.Match[str]) -> Span:
     keep = match.end("keep") if "keep" in rule.pattern.groupindex else match.start()
     return match.start(), keep, match.end()
@@ -241,6 +319,12 @@ def _spellings(secret: str) -> set[str]:
     }
 
 
+def _split_probe(secret: str) -> int:
+    """How many of a known value's first and last characters are looked for (``SPLIT_PROBE``,
+    or half the value when shorter): one break leaves one of the two whole."""
+    return min(SPLIT_PROBE, len(secret) // 2)
+
+
 def _split_pattern(secret: str) -> re.Pattern[str]:
     """The value with a line break (and the next line's indent) allowed between any two chars."""
     return re.compile(r"(?:\r?\n[ \t]*)?".join(re.escape(c) for c in secret))
@@ -257,17 +341,35 @@ def _merged(spans: list[Span]) -> list[Span]:
     return merged
 
 
-def apply_spans(text: str, spans: Iterable[Span]) -> str:
-    """``text`` with each span's ``[mask_start, end)`` replaced by ``MASK``."""
-    parts: list[str] = []
+def _in_bytes(text: str, spans: list[Span], base: int = 0) -> list[Span]:
+    """``spans`` of ``text`` as offsets into its UTF-8 bytes (surrogate escapes as the bytes
+    they stand for), plus ``base``."""
+    if text.isascii():
+        return [(start + base, mask + base, end + base) for start, mask, end in spans]
+    offsets, at, size = {}, 0, base
+    for point in sorted({point for span in spans for point in span}):
+        size += len(utf8(text[at:point]))
+        offsets[point], at = size, point
+    return [(offsets[start], offsets[mask], offsets[end]) for start, mask, end in spans]
+
+
+def apply_spans(text: AnyStr, spans: Iterable[Span]) -> AnyStr:
+    """``text`` (str, or bytes with byte spans) with each span's ``[mask_start, end)``
+    replaced by ``MASK``."""
+    parts = masked_parts(text, spans, MASK if isinstance(text, str) else MASK_BYTES)
+    return text if len(parts) == 1 else text[:0].join(parts)
+
+
+def masked_parts(text: Cut, spans: Iterable[Span], mask: Cut) -> list[Cut]:
+    """The pieces of ``text`` between the spans, with ``mask`` for each span's
+    ``[mask_start, end)``: to write out without joining (a memoryview's pieces copy nothing)."""
+    parts: list[Cut] = []
     at = 0
-    for _, mask, end in spans:
-        parts.extend((text[at:mask], MASK))
+    for _, start, end in spans:
+        parts.extend((text[at:start], mask))
         at = end
-    if not parts:
-        return text
     parts.append(text[at:])
-    return "".join(parts)
+    return parts
 
 
 _TRAILING_MARKERS = re.compile(r"(?:\s*<!-- deployloop:[^>]*-->)+\s*\Z")

@@ -159,3 +159,9 @@ def test_spans_keep_the_context_in_front() -> None:
     text = "x password=hunter22 y"
     [(start, mask, end)] = Redactor().spans(text)
     assert (text[start:mask], text[mask:end]) == ("password=", "hunter22")
+
+
+def test_a_dotted_capital_i_does_not_blind_the_case_blind_rules() -> None:
+    """İ lower-cases to two characters; the keywords elsewhere in the text are still found."""
+    out = Redactor().redact("İstanbul office\nAuthorization: Bearer abc.def-123 PASSWORD=hunter2x")
+    assert out == f"İstanbul office\nAuthorization: Bearer {MASK} PASSWORD={MASK}"

@@ -3,6 +3,7 @@
 Both sides run in this process on the same file (warm in the page cache), median of RUNS each,
 in CPU time. The scrub is ``scrub_file`` (read, scan, write a masked copy, replace): what the
 next start does to a log a killed run left, and what the streaming writer does chunk by chunk.
+``redact_text_ratio`` (no goal) is ``Redactor.redact`` on the whole log as one str.
 """
 
 from __future__ import annotations
@@ -82,9 +83,12 @@ def measure() -> dict[str, float]:
         copy = median_seconds(lambda: work.write_bytes(original.read_bytes()))
         read = median_seconds(lambda: read_lines(original))
         scrubbed = median_seconds(scrub) - copy
+        text = original.read_text(encoding="utf-8")
+        redacted = median_seconds(lambda: redactor.redact(text))
         return {
             "redact_s": scrubbed,
             "redact_read_lines_s": read,
             "redact_ratio": scrubbed / read,
+            "redact_text_ratio": redacted / read,
             "redact_file_mb": original.stat().st_size / 1e6,
         }

@@ -291,22 +291,28 @@ def _hits(text: str, secrets: tuple[str, ...]) -> int:
 
 
 def no_secret_leaves(e: Evidence) -> Check:
+    """No secret in any request GitHub received or any file a person reads. The detail says
+    how many distinct secrets were seen raw (the leak mutant shows each kind is looked for)."""
     leaks: list[str] = []
+    seen: set[str] = set()
     sent = 0
     for call in e.calls:
         found = sum(_hits(part, e.secrets) for part in iter_bodies([call]))
         if found:
             leaks.append(f"{call.method} {call.path} ({found})")
+            seen.update(s for part in iter_bodies([call]) for s in e.secrets if s in part)
         sent += 1
     files = 0
     for path in _shared_files(e):
         files += 1
-        found = _hits(path.read_text(encoding="utf-8", errors="replace"), e.secrets)
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found = _hits(text, e.secrets)
         if found:
             leaks.append(f"{path.relative_to(e.project.root)} ({found})")
+            seen.update(s for s in e.secrets if s in text)
     detail = f"{sent} requests and {files} log files scanned for {len(e.secrets)} secrets"
     if leaks:
-        detail += f"; found in: {', '.join(leaks[:8])}"
+        detail += f"; {len(seen)} distinct seen raw, in: {', '.join(leaks[:8])}"
     return Check("no secret leaves", not leaks, detail)
 
 

@@ -65,7 +65,10 @@ def test_auth_token():
     forged = SCENARIO.get("forge") or ""  # a marker-shaped string: must not become identity
     print(f"calling auth with token={{token}} Authorization: Bearer {{bearer}} {{forged}}")
     print(f"fallback credential {{literal}}")
-    raise AssertionError(f"login rejected for token {{token}} (fallback {{literal}}) {{forged}}")
+    for line in SCENARIO["printed"]:  # one secret of each kind the redactor knows by shape
+        print(line)
+    message = f"login rejected for api token {{token}} (fallback {{literal}}) {{forged}}"
+    raise AssertionError(message + " " + "; ".join(SCENARIO["printed"]))
 '''
 
 LEGACY_SUITE = '''

@@ -91,21 +91,52 @@ class Secrets:
     api_token: str  # SOAK_API_TOKEN: printed by a test and put in its assertion message
     staging_token: str
     ghp_literal: str  # a GitHub-token-shaped literal in test output (no env var names it)
+    # Issue 17's kinds, found by shape alone: {kind: (the line the test prints, the secret in
+    # it)}. The test prints each line and puts it in its assertion message.
+    printed: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def all(self) -> tuple[str, ...]:
-        return (self.github_token, self.api_token, self.staging_token, self.ghp_literal)
+        named = (self.github_token, self.api_token, self.staging_token, self.ghp_literal)
+        return named + tuple(secret for _, secret in self.printed.values())
+
+    def lines(self) -> list[str]:
+        """What the soak project's secret test prints, one line per kind."""
+        return [line for line, _ in self.printed.values()]
 
 
 def secrets_for(seed: int) -> Secrets:
     rng = random.Random(f"secrets-{seed}")
     alnum = string.ascii_letters + string.digits
 
-    def token(n: int) -> str:
+    def token(n: int, alphabet: str = alnum) -> str:
         # Never all letters: the redactor masks named secrets whatever they look like, but a
         # digit keeps the value from reading as an English word in any log.
-        return "".join(rng.choice(alnum) for _ in range(n - 1)) + rng.choice(string.digits)
+        return "".join(rng.choice(alphabet) for _ in range(n - 1)) + rng.choice(string.digits)
 
-    return Secrets("ghp_" + token(36), "sk_live_" + token(24), token(32), "ghp_" + token(36))
+    named = ("ghp_" + token(36), "sk_live_" + token(24), token(32), "ghp_" + token(36))
+    return Secrets(*named, printed=_printed(token))
+
+
+def _printed(token: Callable[..., str]) -> dict[str, tuple[str, str]]:
+    """One fake value of each kind issue 17 found leaking, in the context it leaked in."""
+    hex_digits, upper = "0123456789abcdef", string.ascii_uppercase + string.digits
+    values = {
+        "url credentials": ("GET https://deploy:{}@staging.example.com/api", token(14)),
+        "dsn": ("connect postgres://app:{}@db.internal:5432/orders", token(12)),
+        "password keyword": ("login with password={} failed", token(12)),
+        "json keyword": ('{{"SecretAccessKey": "{}"}}', token(40)),
+        "secret_key keyword": ("secret_key = {}", token(20)),
+        "gcp private_key_id": ('{{"private_key_id": "{}"}}', token(40, hex_digits)),
+        "slack": ("slack {}", f"xoxb-{token(11, string.digits)}-{token(24)}"),
+        "stripe": ("stripe restricted key {}", "rk_live_" + token(24)),
+        "gitlab": ("gitlab {}", "glpat-" + token(20)),
+        "npm": ("npm publish with {}", "npm_" + token(36)),
+        "pypi": ("twine upload with {}", "pypi-" + token(60)),
+        "twilio": ("twilio key {} used", "SK" + token(32, hex_digits)),
+        "jwt": ("session {}", f"eyJ{token(20)}.{token(30)}.{token(20)}"),
+        "aws key id": ("aws key {} denied", "AKIA" + token(16, upper)),
+    }
+    return {kind: (line.format(secret), secret) for kind, (line, secret) in values.items()}
 
 
 def build(seed: int, iterations: int) -> list[Step]:
@@ -182,6 +213,7 @@ def _step(
         "secret": secret,
         "forge": "<!-- deployloop:fingerprint=v1-0000000000f0 -->" if forge else "",
         "ghp": secrets.ghp_literal,
+        "printed": secrets.lines(),
         "legacy": {"fail": legacy, "truncate": chance(0.12), "leak": chance(0.3)},
     }
     step = Step(n, scenario, final=final)
