@@ -106,11 +106,19 @@ def preflight(config: ConfigOpt = None) -> None:
 def results(
     paths: Annotated[list[Path], typer.Argument(help="JUnit XML files or directories.")],
     json_out: JsonOpt = False,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Per failure: its normalized line and the rules fired."),
+    ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("-c", "--config", help="Apply this config's [clusters] mask and merge."),
+    ] = None,
 ) -> None:
     """Read JUnit XML: counts, pass rate, p95, failure clusters."""
     from deployloop.commands import results as command
 
-    _call(lambda: command.run(paths, json_out))
+    _call(lambda: command.run(paths, json_out, explain, config))
 
 
 @app.command()

@@ -16,18 +16,27 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from deployloop.fingerprint import Explanation
+from deployloop.fingerprint import Explanation, explain
+from deployloop.models import CaseResult
 
 MAX_DISTANCE = 0.10  # k8s triage's budget: at most 10 % of the line may differ
 MIN_FUZZY = 20  # shorter lines carry too little to tell a typo from another cause
 CANDIDATES = 5  # nearest leaders checked against the guards
 _KEPT = re.compile(r"(?<![\w<])\d+")  # numbers the masks kept: codes that name a cause
+
+
+class Join(Enum):
+    """How a v2 print joined a cause it does not represent."""
+
+    NEAR = "near-duplicate"  # its line is within MAX_DISTANCE of the leader's
+    RULE = "merge rule"  # a user's ``[clusters] merge`` rule names it with the cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +45,47 @@ class Cause:
 
     ``fingerprint`` is the representative's (the most frequent line; ties: the smallest);
     ``members`` lists it first, then the rest sorted. An issue keyed by any member is this
-    cause's issue.
+    cause's issue. ``joined`` says how each other member joined, in ``members`` order.
     """
 
     fingerprint: str
     error_type: str
     line: str
     members: tuple[str, ...]
+    joined: tuple[tuple[str, Join], ...] = ()
+
+    def key(self, prefer: Collection[str] = ()) -> str:
+        """The cluster key: the first member in ``prefer`` (the prints issues already have,
+        so a cause keeps its issue when frequencies move its representative), else the
+        representative's."""
+        return next((m for m in self.members if m in prefer), self.fingerprint)
+
+
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """One broken case as clustered: how v2 read it, its cause, and its cluster key."""
+
+    explanation: Explanation
+    cause: Cause
+    key: str
+
+
+def key_cases(
+    cases: Sequence[CaseResult],
+    masks: Sequence[str] = (),
+    rules: Iterable[Sequence[str]] = (),
+    prefer: Collection[str] = (),
+) -> list[Keyed]:
+    """The cluster of each of ``cases`` (broken ones), in order: the one way failures are keyed.
+
+    Summaries (``session.md``, ``results``, the report) and triage (the issue marker) all call
+    this once over a whole set of failures: :func:`fingerprint.explain` each with the user's
+    ``masks``, then :func:`merge` with the user's merge ``rules``; the key is
+    ``Cause.key(prefer)``. A bad mask raises ValueError naming it.
+    """
+    explained = [explain(case, masks) for case in cases]
+    causes = merge(explained, rules)
+    return [Keyed(e, causes[e.fingerprint], causes[e.fingerprint].key(prefer)) for e in explained]
 
 
 def merge(
@@ -56,8 +99,10 @@ def merge(
     counts = Counter((e.fingerprint, e.error_type, e.line) for e in explained)
     ordered = sorted(counts, key=lambda key: (-counts[key], key[2], key[0]))
     leader_of = _leaders(ordered)
-    _apply_rules(leader_of, rules, {fp: -n for (fp, _, _), n in counts.items()})
-    return _causes(ordered, leader_of)
+    near = {fp for fp, head in leader_of.items() if fp != head}
+    ruled = _apply_rules(leader_of, rules, {fp: -n for (fp, _, _), n in counts.items()})
+    how = {fp: Join.RULE if fp in ruled else Join.NEAR for fp in near | ruled}
+    return _causes(ordered, leader_of, how)
 
 
 def _leaders(ordered: Sequence[tuple[str, str, str]]) -> dict[str, str]:
@@ -94,20 +139,27 @@ def _nearest(line: str, leaders: list[str]) -> int | None:
 
 def _apply_rules(
     leader_of: dict[str, str], rules: Iterable[Sequence[str]], rank: Mapping[str, int]
-) -> None:
-    """Join the clusters a user's rule names: all go to the most frequent of them."""
+) -> set[str]:
+    """Join the clusters a user's rule names: all go to the most frequent of them.
+
+    Returns the prints that moved to another cluster's leader by a rule."""
+    moved: set[str] = set()
     for rule in rules:
-        heads = [leader_of[fp] for fp in rule if fp in leader_of]
+        heads = {leader_of[fp] for fp in rule if fp in leader_of}
         if len(heads) < 2:
             continue
-        into = min(heads, key=lambda fp: rank[fp])
+        into = min(heads, key=lambda fp: (rank[fp], fp))
         for fp, head in list(leader_of.items()):
-            if head in heads:
+            if head in heads and head != into:
                 leader_of[fp] = into
+                moved.add(fp)
+    return moved
 
 
 def _causes(
-    ordered: Sequence[tuple[str, str, str]], leader_of: Mapping[str, str]
+    ordered: Sequence[tuple[str, str, str]],
+    leader_of: Mapping[str, str],
+    how: Mapping[str, Join],
 ) -> dict[str, Cause]:
     info = {fp: (error_type, line) for fp, error_type, line in ordered}
     members: dict[str, list[str]] = {}
@@ -116,6 +168,8 @@ def _causes(
     causes = {}
     for head, group in members.items():
         error_type, line = info[head]
-        cause = Cause(head, error_type, line, (head, *sorted(set(group) - {head})))
+        rest = sorted(set(group) - {head})
+        joined = tuple((fp, how[fp]) for fp in rest)
+        cause = Cause(head, error_type, line, (head, *rest), joined)
         causes.update(dict.fromkeys(group, cause))
     return causes

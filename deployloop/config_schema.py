@@ -6,7 +6,7 @@ them (interpolation, moved keys, paths anchored at the config's directory).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -29,12 +29,14 @@ from deployloop.config_values import (
     Regex,
     Seconds,
     Text,
+    V2Print,
     Wait,
     WsUrl,
 )
 from deployloop.errors import UsageError
 
 MAX_ITERATIONS = 1_000_000
+MAX_RULES = 1000  # merge rules, and prints per rule: far beyond what a person edits
 
 
 class _Model(BaseModel):
@@ -194,6 +196,11 @@ class ClustersConfig(_Model):
     """How failures are grouped into root causes."""
 
     mask: list[Regex] = Field(default_factory=list)  # masked out of messages before grouping
+    # "These fingerprints are one cause" (as LUCI Analysis lets people edit a cluster's rule):
+    # each rule lists two or more v2 prints; clustering.merge joins their clusters.
+    merge: list[Annotated[list[V2Print], Field(min_length=2, max_length=MAX_RULES)]] = Field(
+        default_factory=list, max_length=MAX_RULES
+    )
 
 
 class RedeployConfig(_Model):

@@ -103,6 +103,17 @@ def _regex(pattern: str) -> str:
 
 
 Regex = Annotated[str, AfterValidator(_regex)]
+_V2_PRINT = re.compile(r"v2-[0-9a-f]{12}")
+
+
+def _v2_print(value: str) -> str:
+    """A cluster's key as ``results`` and issue markers show it (fingerprint.VERSION_V2)."""
+    if not _V2_PRINT.fullmatch(value):
+        raise ValueError(f"not a v2 fingerprint: {value[:80]!r} (e.g. v2-0123456789ab)")
+    return value
+
+
+V2Print = Annotated[str, AfterValidator(_v2_print)]
 
 
 def _command(command: str) -> str:

@@ -3,8 +3,10 @@
 Twenty tests failing with "server closed with 1011 (internal error) request <uuid> at
 10.0.0.5:8443" are one problem; the request id, address and timing are noise. A fingerprint
 hashes the error type and the first meaningful line of the message after masking that noise.
-The ``v1-`` prefix is the scheme's version: change the masking, bump it, and old issues are
-not silently matched against different clusters.
+The prefix is the scheme's version: change the masking, bump it, and old issues are not
+silently matched against different clusters. ``v2`` (:func:`explain`) is the key in use, with
+``clustering.merge`` as its second stage; ``v1`` stays, computed exactly as it was, so issues
+filed under it are found again and re-keyed (``v1_fingerprint``).
 """
 
 from __future__ import annotations
@@ -333,12 +335,12 @@ def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     return tuple(compiled)
 
 
-def case_fingerprint(case: CaseResult, masks: Iterable[str] = ()) -> str:
-    """The cluster key of one broken test case, ``v1-<12 hex>``: the one way a case is keyed.
+def v1_fingerprint(case: CaseResult, masks: Iterable[str] = ()) -> str:
+    """``v1-<12 hex>``: how deployloop keyed ``case`` before v2, exactly, for migration only.
 
-    Summaries (``session.md``, ``results --json``, the report) and triage (the issue marker) all
-    key a case by this, so one root cause has one key everywhere. A case whose JUnit element
-    names no error type is keyed by its outcome (``failed``/``error``) instead. ``masks`` are the
-    user's extra regexes (``[issues] mask``); a bad one raises ValueError.
+    Issues filed before v2 carry this print in their marker, and the state's cluster records
+    are keyed by it; triage recomputes it for the current failures to find them. Clusters are
+    keyed by ``clustering.key_cases``. ``masks`` as for :func:`normalize`; a bad one raises
+    ValueError.
     """
     return fingerprint(case.error_type or case.outcome.value, case.message, masks)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from deployloop import gates, plan
 from deployloop.clock import Clock
-from deployloop.config import Config, PhaseConfig, ProbeConfig, SuiteConfig
+from deployloop.config import ClustersConfig, Config, PhaseConfig, ProbeConfig, SuiteConfig
 from deployloop.errors import TargetUnreachable
 from deployloop.events import (
     FailedFirst,
@@ -357,7 +357,7 @@ class Loop:
                 passed=result.passed,
                 verdicts=tuple(v.describe() for v in result.verdicts),
                 gates=result.verdicts,
-                clusters=_clusters(runs, self.config.clusters.mask),
+                clusters=_clusters(runs, self.config.clusters),
                 flaky=tuple(sorted(flaky)),
             )
         )
@@ -401,11 +401,11 @@ class Loop:
             self.reporter.emit(FailedFirst(passed=passed, total=total, version=version))
 
 
-def _clusters(runs: Sequence[SuiteRun], masks: Sequence[str]) -> tuple[FailureCluster, ...]:
+def _clusters(runs: Sequence[SuiteRun], config: ClustersConfig) -> tuple[FailureCluster, ...]:
     from deployloop.summary import summarize
 
     cases = [c for run in runs for c in run.cases]
     return tuple(
         FailureCluster(c.fingerprint, c.count, c.message, c.tests)
-        for c in summarize(cases, extra_masks=tuple(masks)).clusters
+        for c in summarize(cases, extra_masks=config.mask, merge_rules=config.merge).clusters
     )

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from deployloop.fingerprint import case_fingerprint
+from deployloop.clustering import key_cases
 from deployloop.logical import Tally, tally
 from deployloop.models import CaseResult, Outcome
 
@@ -104,9 +104,16 @@ class Summary:
 
 
 def summarize(
-    cases: Iterable[CaseResult], files: int = 1, extra_masks: Sequence[str] = ()
+    cases: Iterable[CaseResult],
+    files: int = 1,
+    extra_masks: Sequence[str] = (),
+    merge_rules: Sequence[Sequence[str]] = (),
 ) -> Summary:
-    """Add up logical tests in one pass, holding only durations and failures (fine for streams)."""
+    """Add up logical tests in one pass, holding only durations and failures (fine for streams).
+
+    Failures are clustered by ``clustering.key_cases`` with the config's ``[clusters] mask``
+    (``extra_masks``) and ``merge`` rules (``merge_rules``); a bad mask raises ValueError.
+    """
     durations = array("d")
     broken: list[CaseResult] = []
     untimed = 0
@@ -125,9 +132,8 @@ def summarize(
 
     counts = tally(watch(cases))
     clusters: dict[str, tuple[CaseResult, list[str]]] = {}
-    for case in broken:
-        key = case_fingerprint(case, extra_masks)
-        clusters.setdefault(key, (case, []))[1].append(case.id)
+    for case, keyed in zip(broken, key_cases(broken, extra_masks, merge_rules), strict=True):
+        clusters.setdefault(keyed.key, (case, []))[1].append(case.id)
     return Summary(
         files=files,
         tally=counts,

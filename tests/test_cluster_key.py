@@ -7,15 +7,16 @@ import re
 import sys
 from pathlib import Path
 
-from deployloop.fingerprint import case_fingerprint, fingerprint
+from deployloop.clustering import key_cases
+from deployloop.fingerprint import fingerprint, v1_fingerprint
 from deployloop.issues.triage import observe
 from deployloop.models import Outcome, SuiteRun
 from deployloop.summary import summarize
 from deployloop.testing import case, context
 from tests.helpers import cli, config_text, phase_block, session_dirs, suite_block
 
-MARKER = re.compile(r"<!-- deployloop:fingerprint=(v1-[0-9a-f]{12}) -->")
-SESSION_CLUSTER = re.compile(r"failing cluster `(v1-[0-9a-f]{12})`")
+MARKER = re.compile(r"<!-- deployloop:fingerprint=(v2-[0-9a-f]{12}) -->")
+SESSION_CLUSTER = re.compile(r"failing cluster `(v2-[0-9a-f]{12})`")
 
 # A runner that is not pytest (Playwright, jest, a shell script) often writes a failure with
 # neither a type attribute nor a traceback to read one from.
@@ -32,13 +33,21 @@ sys.exit(1)
 """
 
 
-def test_a_typeless_failure_is_keyed_by_its_outcome() -> None:
-    """case_fingerprint keys a case without an error type by its outcome, else by its type."""
+def test_v1_keys_a_typeless_failure_by_its_outcome() -> None:
+    """v1_fingerprint (migration) keys a typeless case by its outcome, else by its type."""
     typeless = case("t::a", Outcome.FAILED, "expected total 42, got 41")
     typed = case("t::b", Outcome.FAILED, "expected total 42, got 41", "AssertionError")
-    assert case_fingerprint(typeless) == fingerprint("failed", "expected total 42, got 41")
-    assert case_fingerprint(typed) == fingerprint("AssertionError", "expected total 42, got 41")
-    assert case_fingerprint(typeless) != case_fingerprint(typed)
+    assert v1_fingerprint(typeless) == fingerprint("failed", "expected total 42, got 41")
+    assert v1_fingerprint(typed) == fingerprint("AssertionError", "expected total 42, got 41")
+    assert v1_fingerprint(typeless) != v1_fingerprint(typed)
+
+
+def test_the_cluster_key_is_v2() -> None:
+    """key_cases keys failures by v2 prints, one cause one key."""
+    one = case("t::a", Outcome.FAILED, "expected total 42, got 41")
+    two = case("t::b", Outcome.FAILED, "expected total 43, got 40")
+    keys = {found.key for found in key_cases([one, two])}
+    assert len(keys) == 1 and keys.pop().startswith("v2-")
 
 
 def test_summary_and_triage_agree_on_a_typeless_failure() -> None:

@@ -86,7 +86,7 @@ def test_table_for_people(reports: Path) -> None:
     """Without --json it prints counts, pass rate, p95 and clusters with an example message."""
     done = deployloop("results", str(reports / "passing.xml"), str(reports / "nested"))
     assert done.returncode == 0, done.stderr
-    for expected in ("pass rate", "40.0%", "1000.00 s", "server closed with 1011", "v1-"):
+    for expected in ("pass rate", "40.0%", "1000.00 s", "server closed with 1011", "v2-"):
         assert expected in done.stdout
     assert "\x1b[" not in done.stdout
 

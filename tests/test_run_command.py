@@ -61,7 +61,7 @@ def test_failing_run_exits_one_with_clusters_in_log(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     log = (only_session(tmp_path) / "session.md").read_text()
     assert "❌ pass_rate: 0.0% (0/3)" in log
-    assert re.search(r"failing cluster `v1-[0-9a-f]+` \(3 tests\): .*1011", log)
+    assert re.search(r"failing cluster `v2-[0-9a-f]+` \(3 tests\): .*1011", log)
     assert "phases not run: journeys (infra failed (fail_fast))" in log
 
 

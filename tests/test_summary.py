@@ -77,7 +77,7 @@ def test_json_has_exactly_the_contract_keys() -> None:
     assert data["pass_rate"] == 0.4
     assert set(data["clusters"][0]) == {"fingerprint", "count", "message", "tests"}
     assert data["clusters"][0]["count"] == 2
-    assert data["clusters"][0]["fingerprint"].startswith("v1-")
+    assert data["clusters"][0]["fingerprint"].startswith("v2-")
 
 
 def test_summarize_consumes_a_stream_once() -> None:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import itertools
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from deployloop import config as config_module
 from deployloop import junit
+from deployloop.clustering import Keyed, key_cases
+from deployloop.config import ClustersConfig
 from deployloop.console import Console
 from deployloop.fingerprint import first_meaningful_line
+from deployloop.models import CaseResult
 from deployloop.summary import Summary, summarize
 
 if TYPE_CHECKING:
@@ -19,26 +24,68 @@ EXAMPLE_WIDTH = 100
 TESTS_SHOWN = 3
 
 
-def run(paths: list[Path], as_json: bool) -> int:
+def run(
+    paths: list[Path], as_json: bool, explain: bool = False, config_path: Path | None = None
+) -> int:
     """Read every file (directories searched for *.xml); JUnitError if any cannot be read.
 
     A file read only after dropping or replacing bad characters is named on stderr (and in
-    the JSON's ``repairs``), so a repair is never silent.
+    the JSON's ``repairs``), so a repair is never silent. ``config_path``: a config whose
+    ``[clusters]`` mask and merge rules apply, as in a run (ConfigError when it is bad).
+    ``explain``: also how each failure was read (``explained``), as a table or under the
+    JSON's ``explain`` key.
     """
+    clusters = config_module.load(config_path).clusters if config_path else ClustersConfig()
     files = junit.collect_files(paths)
     repairs: list[str] = []
     cases = itertools.chain.from_iterable(junit.iter_cases(path, repairs) for path in files)
-    summary = summarize(cases, files=len(files))
+    broken: list[CaseResult] = []
+    summary = summarize(_keep_broken(cases, broken), len(files), clusters.mask, clusters.merge)
+    keyed = key_cases(broken, clusters.mask, clusters.merge) if explain else []
     for note in repairs:
         Console(sys.stderr).line(f"repaired {note}")
     console = Console()
     if as_json:
-        console.json({**summary.to_json(), "repairs": repairs})
-    else:
-        console.show(counts_table(summary))
-        if summary.clusters:
-            console.show(clusters_table(summary))
+        extra = {"explain": explained(broken, keyed)} if explain else {}
+        console.json({**summary.to_json(), "repairs": repairs, **extra})
+        return 0
+    console.show(counts_table(summary))
+    if summary.clusters:
+        console.show(clusters_table(summary))
+    if explain and broken:
+        console.show(explain_table(explained(broken, keyed)))
     return 0
+
+
+def _keep_broken(cases: Iterable[CaseResult], into: list[CaseResult]) -> Iterator[CaseResult]:
+    """``cases`` as they stream by, the broken ones kept in ``into`` for ``--explain``."""
+    for case in cases:
+        if case.broken:
+            into.append(case)
+        yield case
+
+
+def explained(cases: Sequence[CaseResult], keyed: Sequence[Keyed]) -> list[dict[str, Any]]:
+    """One object per failure: its cluster, its own v2 print, the line read (``source``) and
+    hashed (``line``), the rules that chose it (errorline.Rule values, in turn) and, when its
+    print is not its cluster's, how it joined (clustering.Join: near-duplicate, merge rule)."""
+    out = []
+    for case, found in zip(cases, keyed, strict=True):
+        e = found.explanation
+        joined = dict(found.cause.joined).get(e.fingerprint)
+        out.append(
+            {
+                "test": case.id,
+                "cluster": found.key,
+                "fingerprint": e.fingerprint,
+                "error_type": e.error_type,
+                "line": e.line,
+                "source": e.source,
+                "rules": [rule.value for rule in e.rules],
+                "joined": joined.value if joined else None,
+            }
+        )
+    return out
 
 
 def counts_table(summary: Summary) -> Table:
@@ -79,6 +126,22 @@ def clusters_table(summary: Summary) -> Table:
         more = len(set(cluster.tests)) - len(shown)
         tests = "\n".join(shown) + (f"\n… {more} more" if more > 0 else "")
         table.add_row(str(cluster.count), cluster.fingerprint, _example(cluster.message), tests)
+    return table
+
+
+def explain_table(rows: Sequence[dict[str, Any]]) -> Table:
+    """``explained`` as a table: test, cluster (and own print when joined), rules, line."""
+    from rich.table import Table
+
+    table = Table(title="How each failure was read", title_justify="left")
+    for column in ("test", "cluster", "rules", "normalized line"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        cluster = row["cluster"]
+        if row["fingerprint"] != cluster:
+            cluster += f"\n{row['fingerprint']} joined by {row['joined'] or 'its cause'}"
+        rules = ", ".join(row["rules"]) or "message"
+        table.add_row(row["test"], cluster, rules, row["line"] or "(no message)")
     return table
 
 

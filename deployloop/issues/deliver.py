@@ -33,7 +33,7 @@ from deployloop.redact import Redactor, truncate_body
 class Done:
     """One write that reached the tracker (for events and the session log)."""
 
-    action: str  # created, adopted, commented, closed, reopened
+    action: str  # created, adopted, commented, closed, reopened, re-keyed
     fingerprint: str
     number: int
     title: str
@@ -49,6 +49,7 @@ class SyncResult:
     closed: dict[str, int] = field(default_factory=dict)
     reopened: dict[str, int] = field(default_factory=dict)
     muted: dict[str, int] = field(default_factory=dict)  # issue closed as not planned: quiet
+    rekeyed: dict[str, int] = field(default_factory=dict)  # marker moved to the cause's key
     warnings: list[str] = field(default_factory=list)  # the tracker's, one line each
     deferred: list[str] = field(default_factory=list)  # titles over max_new_per_iteration
     skipped: list[str] = field(default_factory=list)  # updates with no issue to update
@@ -63,7 +64,7 @@ class SyncResult:
     def issue_numbers(self) -> dict[str, int]:
         """fingerprint → the issue that now stands for it (for triage.with_issue_numbers)."""
         numbers: dict[str, int] = {}
-        parts = (self.muted, self.commented, self.closed, self.reopened, self.adopted)
+        parts = (self.rekeyed, self.muted, self.commented, self.closed, self.reopened, self.adopted)
         for part in (*parts, self.created):
             numbers.update(part)
         return numbers
@@ -152,6 +153,9 @@ def _deliver(
     if number is None:
         result.skipped.append(f"{action.kind} {action.title!r}: no issue for {action.fingerprint}")
         return
+    if action.kind == "rekey":
+        _rekey(action, action.aliases[0], number, tracker, result)
+        return
     if _respect_human(action, number, tracker, result):
         return
     if action.kind == "close":
@@ -184,21 +188,46 @@ def _respect_human(action: IssueAction, number: int, tracker: Tracker, result: S
 
 
 def _create(action: IssueAction, tracker: Tracker, result: SyncResult, max_new: int | None) -> None:
-    known = tracker.existing().get(action.fingerprint)
-    if known is not None and known.muted:
+    """File the cause's issue unless one stands for it: found by its marker under the
+    action's fingerprint or one of its aliases (re-keyed then), open, muted or recently
+    closed (reopened)."""
+    known, alias = _standing(action, tracker)
+    if known is None:
+        _stop_storm(result, max_new)
+        issue = tracker.create(action.title, action.body, action.labels)
+        _record(result, result.created, "created", action, issue.number)
+        return
+    if alias is not None:
+        _rekey(action, alias, known.number, tracker, result)
+    if known.muted:
         result.muted.setdefault(action.fingerprint, known.number)
-        return
-    if known is not None and known.state == "open":
+    elif known.state == "open":
         _record(result, result.adopted, "adopted", action, known.number)
-        return
-    if known is not None and _recently_closed(known, action.reopen_days):
+    else:
         text = "Failing again; found by its marker after deployloop lost track of it.\n\n"
         tracker.reopen(known.number, text + MARKER.sub("", action.body).rstrip())
         _record(result, result.reopened, "reopened", action, known.number)
-        return
-    _stop_storm(result, max_new)
-    issue = tracker.create(action.title, action.body, action.labels)
-    _record(result, result.created, "created", action, issue.number)
+
+
+def _standing(action: IssueAction, tracker: Tracker) -> tuple[Issue | None, str | None]:
+    """The issue that stands for a create's cause, and the alias it was found under (None:
+    its own fingerprint): the first print, in order, whose issue is open, muted or closed
+    within ``reopen_days``."""
+    existing = tracker.existing()
+    for fp in (action.fingerprint, *action.aliases):
+        issue = existing.get(fp)
+        if issue is not None and (
+            issue.muted or issue.state == "open" or _recently_closed(issue, action.reopen_days)
+        ):
+            return issue, None if fp == action.fingerprint else fp
+    return None, None
+
+
+def _rekey(
+    action: IssueAction, old: str, number: int, tracker: Tracker, result: SyncResult
+) -> None:
+    tracker.rekey(number, old, action.fingerprint)
+    _record(result, result.rekeyed, "re-keyed", action, number)
 
 
 def _recently_closed(issue: Issue, days: float | None) -> bool:
@@ -252,5 +281,7 @@ def describe(action: IssueAction) -> str:
         return f"would create issue '{action.title}' (labels: {', '.join(action.labels) or 'none'})"
     if action.kind == "defer":
         return f"would defer issue '{action.title}' (max_new_per_iteration reached)"
+    if action.kind == "rekey":
+        return f"would re-key {where} '{action.title}' to {action.fingerprint}"
     verb = {"comment": "comment on", "close": "close", "reopen": "reopen"}[action.kind]
     return f"would {verb} {where} '{action.title}': {first[:160]}"

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from deployloop.clock import Clock, RealClock
 from deployloop.issues.github_calls import Caller, RetryPolicy, rate_limit_wait
 from deployloop.issues.ledger import Ledger
-from deployloop.issues.tracker import Issue, by_fingerprint, marker_of
+from deployloop.issues.tracker import Issue, by_fingerprint, marker_of, remark
 from deployloop.redact import Redactor
 
 if TYPE_CHECKING:
@@ -222,6 +222,25 @@ class GitHubTracker:
     def reopen(self, number: int, comment: str, *, verify: bool = False) -> None:
         self._set_state(number, "open")
         self.comment(number, comment, verify=verify)
+
+    def rekey(self, number: int, old: str, new: str) -> None:
+        """Edit the marker line of #``number``'s body (PATCH: idempotent, so retried safely);
+        the ledger learns ``new`` either way, so the issue is found even if a person edited
+        the marker away."""
+        target = self._repo.get_issue(number)  # lazy: the body is read inside the call
+
+        def patch() -> Issue:
+            body = remark(target.body, old, new)
+            if body is not None:
+                target.edit(body=body)
+            return replace(_issue(target), fingerprint=new)
+
+        issue = self._call.call(f"re-key #{number}", patch, write=True)
+        self.ledger.forget(old, number)
+        self.ledger.remember(new, number, issue.author)
+        if self._cache is not None:
+            self._cache.pop(old, None)
+            self._cache[new] = issue
 
     def dispose(self) -> None:
         self._gh.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from deployloop.atomic import temp_beside, write_atomic
 from deployloop.errors import TrackerError
-from deployloop.issues.tracker import Issue, by_fingerprint, marker_of
+from deployloop.issues.tracker import Issue, by_fingerprint, marker_of, remark
 from deployloop.redact import Redactor
 
 _NAME = re.compile(r"^(\d{4,})-[a-z0-9-]*\.md$")
@@ -109,6 +109,20 @@ class LocalTracker:
     def reopen(self, number: int, comment: str, *, verify: bool = False) -> None:
         self._set_state(number, "open", "—")
         self.comment(number, comment, verify=verify)
+
+    def rekey(self, number: int, old: str, new: str) -> None:
+        """Re-mark the head's ``fingerprint`` field and the body's marker line."""
+        path = self._path(number)
+        head, sep, rest = path.read_text(encoding="utf-8").partition("\n\n---\n\n")
+        body, cut, comments = rest.partition(_COMMENT_START)
+        body = remark(body, old, new) or body
+        field = re.compile(rf"(?m)^- fingerprint: {re.escape(old)}$")
+        _write(
+            path, field.sub(f"- fingerprint: {new}", head, count=1) + sep + body + cut + comments
+        )
+        if self._cache is not None:
+            self._cache.pop(old, None)
+            self._cache[new] = self._read(path)
 
     def dispose(self) -> None:
         self._cache = None

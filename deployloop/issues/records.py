@@ -18,7 +18,7 @@ from deployloop.gates import PhaseResult
 from deployloop.models import CaseResult
 
 Status = Literal["open", "fixed", "flaky"]
-ActionKind = Literal["create", "comment", "close", "reopen", "defer"]
+ActionKind = Literal["create", "comment", "close", "reopen", "defer", "rekey"]
 BROKEN_ERROR = "DeploymentBroken"  # the error type of one cluster standing for a broken deploy
 
 
@@ -84,6 +84,8 @@ class IssueAction:
     """One thing to tell the tracker. ``issue_number`` None: resolved by fingerprint on apply.
 
     ``defer`` is bookkeeping only: a new cluster over max_new_per_iteration, filed later.
+    ``rekey`` re-marks issue ``issue_number`` from ``aliases[0]`` to ``fingerprint`` (no
+    comment): a cause's issue filed under a v1 print, or under another member of its cause.
     """
 
     kind: ActionKind
@@ -100,16 +102,21 @@ class IssueAction:
     # target did not say); None when it passes. A live cause's issue closed by hand as
     # completed is reopened on apply, saying so.
     failing_on: str | None = None
+    # Other prints this cause's issue may carry (the other members of its cause, the v1
+    # prints of its failures): a create finds an issue marked with one and re-keys it.
+    aliases: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["labels"] = list(self.labels)
+        data["aliases"] = list(self.aliases)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> IssueAction:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["labels"] = tuple(known.get("labels", ()))
+        known["aliases"] = tuple(known.get("aliases", ()))
         return cls(**known)
 
 
@@ -143,6 +150,7 @@ class Failing:
     cases: list[tuple[str, CaseResult]] = field(default_factory=list)  # (suite, case)
     causes: tuple[tuple[str, int], ...] = ()  # broken deploy: (message, tests) per cause
     phase_tests: int = 0
+    aliases: tuple[str, ...] = ()  # other prints of its cause (IssueAction.aliases)
 
     @property
     def tests(self) -> tuple[str, ...]:

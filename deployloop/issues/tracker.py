@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 from deployloop.errors import TrackerError
 from deployloop.issues.ledger import TrackerId
 
-MARKER = re.compile(r"<!-- deployloop:fingerprint=(v1-[0-9a-f]{12}) -->")
+# v1 prints stay readable: issues filed before fingerprint v2 are found and re-keyed.
+MARKER = re.compile(r"<!-- deployloop:fingerprint=(v[12]-[0-9a-f]{12}) -->")
 
 
 def marker(fp: str) -> str:
@@ -58,6 +59,18 @@ def marker_of(body: str | None) -> str | None:
     return found.group(1) if found else None
 
 
+def remark(body: str | None, old: str, new: str) -> str | None:
+    """``body`` with its marker (the last non-blank line) changed from ``old`` to ``new``,
+    everything else byte for byte; None when that line is not ``old``'s marker (already
+    ``new``, or a person edited it): a re-key never writes anywhere else."""
+    text = body or ""
+    kept = text.rstrip()
+    if marker_of(kept) != old:
+        return None
+    head, newline, _ = kept.rpartition("\n")
+    return f"{head}{newline}{marker(new)}{text[len(kept) :]}"
+
+
 def by_fingerprint(issues: list[Issue]) -> dict[str, Issue]:
     """fingerprint → issue; when a cause was filed twice (reopen window passed), the open one
     wins, then the newest."""
@@ -89,6 +102,11 @@ class Tracker(Protocol):
     def close(self, number: int, comment: str, *, verify: bool = False) -> None: ...
 
     def reopen(self, number: int, comment: str, *, verify: bool = False) -> None: ...
+
+    def rekey(self, number: int, old: str, new: str) -> None:
+        """Re-mark issue ``number`` from fingerprint ``old`` to ``new`` (see ``remark``), with
+        no comment; idempotent. Afterwards existing() lists the issue under ``new``."""
+        ...
 
     def dispose(self) -> None:
         """Release connections; the tracker is not used afterwards."""

@@ -8,11 +8,13 @@ network or the disk, so every lifecycle rule is tested without a tracker.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from deployloop.fingerprint import case_fingerprint
+from deployloop.clustering import key_cases
+from deployloop.config import ClustersConfig
+from deployloop.fingerprint import v1_fingerprint
 from deployloop.issues.records import (
     BROKEN_ERROR,
     ActionKind,
@@ -46,8 +48,15 @@ class Observation:
 # observing ------------------------------------------------------------------------------------
 
 
-def observe(runs: Sequence[SuiteRun], ctx: TriageContext) -> Observation:
-    """Group this iteration's failures into clusters, phase by phase, in run order."""
+def observe(
+    runs: Sequence[SuiteRun], ctx: TriageContext, known: Collection[str] = ()
+) -> Observation:
+    """Group this iteration's failures into clusters, phase by phase, in run order.
+
+    Failures are keyed once over the whole iteration (``clustering.key_cases``, not phase by
+    phase); a cause whose prints include one of the ``known`` keys (previous records') keeps it.
+    """
+    keys = _keys(runs, ctx.clusters, known)
     seen = Observation()
     for phase, phase_runs in _by_phase(runs).items():
         pairs = [(run.suite, case) for run in phase_runs for case in run.cases]
@@ -56,13 +65,13 @@ def observe(runs: Sequence[SuiteRun], ctx: TriageContext) -> Observation:
         forgive = ctx.flaky if ctx.retest.flaky == "pass" else frozenset()
         hard = [(s, c) for s, c in pairs if c.broken and c.id not in forgive]
         soft = [(s, c) for s, c in pairs if c.broken and c.id in forgive]
-        clusters = _cluster(phase, hard, ctx.clusters.mask)
+        clusters = _cluster(phase, hard, keys)
         judged = {c.id for _, c in pairs if c.outcome is not Outcome.SKIPPED}
         if _deploy_broken(clusters, judged, ctx.issues.broken_threshold):
             seen.broken_phases.add(phase)
             clusters = [_broken_cluster(phase, clusters, len(judged))]
         _merge(seen.failing, clusters)
-        _merge(seen.flaky, _cluster(phase, soft, ctx.clusters.mask))
+        _merge(seen.flaky, _cluster(phase, soft, keys))
     return seen
 
 
@@ -73,15 +82,30 @@ def _by_phase(runs: Sequence[SuiteRun]) -> dict[str, list[SuiteRun]]:
     return grouped
 
 
-def _cluster(
-    phase: str, pairs: Iterable[tuple[str, CaseResult]], masks: Sequence[str]
-) -> list[Failing]:
+_Keys = dict[int, tuple[str, tuple[str, ...]]]  # id(case) -> (cluster key, its aliases)
+
+
+def _keys(runs: Sequence[SuiteRun], clusters: ClustersConfig, known: Collection[str]) -> _Keys:
+    """Each broken case's cluster key, and the other prints its cause's issue may carry: the
+    cause's other members and the v1 print of each of its failures (how v1-filed issues and
+    v1-keyed records are found again)."""
+    broken = [case for run in runs for case in run.cases if case.broken]
+    keyed = key_cases(broken, clusters.mask, clusters.merge, known)
+    aliases: dict[str, dict[str, None]] = {}
+    for case, found in zip(broken, keyed, strict=True):
+        names = aliases.setdefault(found.key, {})
+        names.update(dict.fromkeys(m for m in found.cause.members if m != found.key))
+        names[v1_fingerprint(case, clusters.mask)] = None
+    return {id(c): (k.key, tuple(aliases[k.key])) for c, k in zip(broken, keyed, strict=True)}
+
+
+def _cluster(phase: str, pairs: Iterable[tuple[str, CaseResult]], keys: _Keys) -> list[Failing]:
     found: dict[str, Failing] = {}
     for suite, case in pairs:
-        fp = case_fingerprint(case, masks)
+        fp, aliases = keys[id(case)]
         if fp not in found:
             error_type = case.error_type or case.outcome.value
-            found[fp] = Failing(fp, phase, error_type, case.message, case.details)
+            found[fp] = Failing(fp, phase, error_type, case.message, case.details, aliases=aliases)
         found[fp].cases.append((suite, case))
     return list(found.values())
 
@@ -133,8 +157,10 @@ def assess(
     previous: Mapping[str, ClusterRecord], runs: Sequence[SuiteRun], ctx: TriageContext
 ) -> tuple[dict[str, ClusterRecord], list[IssueAction]]:
     """The next cluster records and the issue actions for this iteration."""
-    seen = observe(runs, ctx)
+    seen = observe(runs, ctx, previous)
+    previous, rekeys = _rekeyed(previous, seen)
     plan = _Plan(ctx)
+    plan.updates.extend(rekeys)
     records = dict(previous)
     for fp, failing in seen.failing.items():
         records[fp] = plan.failing(previous.get(fp), failing)
@@ -145,6 +171,42 @@ def assess(
         if fp not in seen.failing and record.status == "open":
             records[fp] = plan.gone(record, seen)
     return records, plan.actions()
+
+
+def _rekeyed(
+    previous: Mapping[str, ClusterRecord], seen: Observation
+) -> tuple[dict[str, ClusterRecord], list[IssueAction]]:
+    """Records kept under another print of a cause seen now (a v1 print, another member of
+    it) move to the cause's key, and their issue is re-marked: no new issue, no comment.
+
+    A cause takes one record (the one with an issue, open first, oldest); larger causes choose
+    first, so a v1 record that stood for several causes goes to the largest."""
+    records = dict(previous)
+    moves: list[IssueAction] = []
+    seen_now = sorted(
+        (*seen.failing.values(), *seen.flaky.values()), key=lambda f: (-len(f.tests), f.phase)
+    )
+    for failing in seen_now:
+        old = [records[a] for a in failing.aliases if a in records]
+        if failing.fingerprint in records or not old:
+            continue
+        chosen = min(
+            old, key=lambda r: (r.issue_number is None, r.status != "open", r.issue_number or 0)
+        )
+        del records[chosen.fingerprint]
+        records[failing.fingerprint] = replace(chosen, fingerprint=failing.fingerprint)
+        if chosen.issue_number is not None:
+            moves.append(
+                IssueAction(
+                    "rekey",
+                    failing.fingerprint,
+                    chosen.title,
+                    "",
+                    issue_number=chosen.issue_number,
+                    aliases=(chosen.fingerprint,),
+                )
+            )
+    return records, moves
 
 
 def with_issue_numbers(
@@ -253,6 +315,7 @@ class _Plan:
         record = replace(record, issue_number=None, closed_at=None, fixed_in=None)
         body = issue_body(failing, self.ctx, record, old)
         action = self._action("create", record, body, labels=self._labels(failing.phase))
+        action = replace(action, aliases=failing.aliases)
         if old is None:
             action = replace(action, reopen_days=self.ctx.issues.reopen_days)
         waited = prev is not None and prev.status == "open"
