@@ -234,7 +234,7 @@ def test_two_configs_sharing_a_state_directory_deliver_only_to_their_own_repo(
 LIVE = "@alice @acme/oncall #123 acme/platform#9 GH-7 <img src=x onerror=alert(1)> <b>hi</b>"
 MENTION = re.compile(r"(?<![\w`])@[A-Za-z0-9][\w-]*")
 REFERENCE = re.compile(r"(?:(?<![\w])#\d|\bGH-\d)", re.IGNORECASE)
-OWN_MARKER = re.compile(r"<!-- deployloop:fingerprint=v1-[0-9a-f]{12} -->\n?")
+OWN_MARKER = re.compile(r"<!-- deployloop:fingerprint=v[12]-[0-9a-f]{12} -->\n?")
 
 
 def live_markup(markdown: str, *, body: bool) -> list[str]:

@@ -179,8 +179,10 @@ def _rekeyed(
     """Records kept under another print of a cause seen now (a v1 print, another member of
     it) move to the cause's key, and their issue is re-marked: no new issue, no comment.
 
-    A cause takes one record (the one with an issue, open first, oldest); larger causes choose
-    first, so a v1 record that stood for several causes goes to the largest."""
+    A cause takes one record (the one with an issue, open first, oldest) and the tests of all
+    the records it matched, which their issues already list (so none "joined"). Larger causes
+    choose first, so a v1 record that stood for several causes goes to the largest. The
+    records not taken stay: their tests still fail, so they are not closed until fixed."""
     records = dict(previous)
     moves: list[IssueAction] = []
     seen_now = sorted(
@@ -190,23 +192,24 @@ def _rekeyed(
         old = [records[a] for a in failing.aliases if a in records]
         if failing.fingerprint in records or not old:
             continue
-        chosen = min(
-            old, key=lambda r: (r.issue_number is None, r.status != "open", r.issue_number or 0)
-        )
+        chosen = min(old, key=_claim_order)
         del records[chosen.fingerprint]
-        records[failing.fingerprint] = replace(chosen, fingerprint=failing.fingerprint)
+        tests = tuple(dict.fromkeys(t for record in old for t in record.tests))
+        records[failing.fingerprint] = replace(chosen, fingerprint=failing.fingerprint, tests=tests)
         if chosen.issue_number is not None:
-            moves.append(
-                IssueAction(
-                    "rekey",
-                    failing.fingerprint,
-                    chosen.title,
-                    "",
-                    issue_number=chosen.issue_number,
-                    aliases=(chosen.fingerprint,),
-                )
-            )
+            moves.append(_rekey_action(chosen, failing.fingerprint))
     return records, moves
+
+
+def _claim_order(record: ClusterRecord) -> tuple[bool, bool, int]:
+    return (record.issue_number is None, record.status != "open", record.issue_number or 0)
+
+
+def _rekey_action(record: ClusterRecord, new: str) -> IssueAction:
+    return IssueAction(
+        "rekey", new, record.title, "", issue_number=record.issue_number,
+        aliases=(record.fingerprint,),
+    )  # fmt: skip
 
 
 def with_issue_numbers(
