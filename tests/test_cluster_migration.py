@@ -17,7 +17,7 @@ from deployloop.issues.deliver import SyncResult, apply
 from deployloop.issues.github import GitHubTracker
 from deployloop.issues.outbox import Outbox
 from deployloop.issues.records import ClusterRecord, IssueAction
-from deployloop.issues.tracker import marker_of, remark
+from deployloop.issues.tracker import marker, marker_of, remark
 from deployloop.issues.triage import assess, with_issue_numbers
 from deployloop.junit import read_cases
 from deployloop.models import SuiteRun
@@ -63,22 +63,15 @@ def file_as_v1(tracker: GitHubTracker, tmp_path: Path) -> dict[str, ClusterRecor
         for n, (fp, ids) in enumerate(groups.items())
     ]
     done = apply(actions, tracker, Outbox(tmp_path / "v1-state"), Redactor())
-    return {
-        fp: ClusterRecord(
-            fp,
-            f"v1 cause {n}",
-            "m",
-            "E",
-            "websocket",
-            tuple(ids),
-            1,
-            "rev-001",
-            1,
-            "rev-001",
-            issue_number=done.created[fp],
-        )  # fmt: skip
-        for n, (fp, ids) in enumerate(groups.items())
-    }
+    return {fp: v1_record(fp, ids, done.created[fp]) for fp, ids in groups.items()}
+
+
+def v1_record(fp: str, tests: list[str], number: int) -> ClusterRecord:
+    """A cluster record as the v1 release saved it: keyed by its v1 print, issue filed."""
+    return ClusterRecord(
+        fp, f"v1 {fp}", "m", "E", "websocket", tuple(tests), 1, "rev-001", 1, "rev-001",
+        issue_number=number,
+    )  # fmt: skip
 
 
 def migrate(
@@ -128,11 +121,9 @@ def test_the_next_night_after_migration_is_quiet(
 def test_remark_edits_only_the_marker_line() -> None:
     """remark swaps the last line's v1 marker for v2, keeps every other byte, else None."""
     old, new = "v1-0123456789ab", "v2-ba9876543210"
-    body = f"text <!-- deployloop:fingerprint={old} -->\nmore\n\n<!-- deployloop:fingerprint={old} -->\n"
-    edited = remark(body, old, new)
-    assert edited == body.replace(f"={old} -->\n", f"={new} -->\n").replace(
-        f"text <!-- deployloop:fingerprint={new}", f"text <!-- deployloop:fingerprint={old}"
-    )
+    quoted = f"text {marker(old)}\nmore\n\n"  # a marker quoted in the text stays as it is
+    edited = remark(f"{quoted}{marker(old)}\n", old, new)
+    assert edited == f"{quoted}{marker(new)}\n"
     assert marker_of(edited) == new
     assert remark(edited, old, new) is None  # already re-keyed: nothing to write
     assert remark("a person rewrote it", old, new) is None

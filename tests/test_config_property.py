@@ -46,7 +46,8 @@ KEYS: dict[str, str] = {
     "issues.write_interval": '"1s"', "issues.retry_backoff": '"2s"',
     "issues.retry_max_wait": '"5m"', "retest.rerun_failed": "true", "retest.flaky": '"pass"',
     "clusters.mask": "['order-\\\\d+']",
-    "clusters.merge": '[["v2-0123456789ab", "v2-ba9876543210"]]', "redeploy.trigger": "RUN", "redeploy.cwd": '"."',
+    "clusters.merge": '[["v2-0123456789ab", "v2-ba9876543210"]]',
+    "redeploy.trigger": "RUN", "redeploy.cwd": '"."',
     "redeploy.trigger_timeout": '"30m"', "redeploy.poll": '"30s"', "redeploy.settle": '"60s"',
     "redeploy.timeout": '"2h"', "redeploy.on_timeout": '"retest"',
 }  # fmt: skip
