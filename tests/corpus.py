@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from deployloop.clustering import merge
-from deployloop.fingerprint import explain, fingerprint
+from deployloop.clustering import key_cases
+from deployloop.fingerprint import v1_fingerprint
 from deployloop.junit import read_cases
 from deployloop.models import CaseResult
 
@@ -42,15 +42,14 @@ def failures(directory: Path = CORPUS) -> list[tuple[CaseResult, str]]:
 
 
 def v1_keys(cases: Sequence[CaseResult]) -> list[str]:
-    """The cluster key of each failure as summary/triage compute it today (v1)."""
-    return [fingerprint(c.error_type or c.outcome.value, c.message) for c in cases]
+    """The cluster key of each failure as v1 computed it (fingerprint.v1_fingerprint)."""
+    return [v1_fingerprint(c) for c in cases]
 
 
 def v2_keys(cases: Sequence[CaseResult]) -> list[str]:
-    """The cluster key of each failure under v2: fingerprint, then the near-duplicate merge."""
-    explained = [explain(case) for case in cases]
-    causes = merge(explained)
-    return [causes[e.fingerprint].fingerprint for e in explained]
+    """The cluster key of each failure as summary and triage compute it (clustering.key_cases:
+    fingerprint v2, then the near-duplicate merge)."""
+    return [found.key for found in key_cases(cases)]
 
 
 def pairwise(keys: Sequence[str], labels: Sequence[str]) -> Scores:

@@ -12,17 +12,19 @@ from pathlib import Path
 
 import pytest
 
+from deployloop.clustering import key_cases
 from deployloop.fingerprint import v1_fingerprint
 from deployloop.issues.deliver import SyncResult, apply
 from deployloop.issues.github import GitHubTracker
+from deployloop.issues.local import LocalTracker
 from deployloop.issues.outbox import Outbox
 from deployloop.issues.records import ClusterRecord, IssueAction
 from deployloop.issues.tracker import marker, marker_of, remark
 from deployloop.issues.triage import assess, with_issue_numbers
 from deployloop.junit import read_cases
-from deployloop.models import SuiteRun
+from deployloop.models import Outcome, SuiteRun
 from deployloop.redact import Redactor
-from deployloop.testing import FakeClock, cause_map, context, failing_run
+from deployloop.testing import FakeClock, case, cause_map, context, failing_run
 from deployloop.testing.github_server import FakeGitHub
 from tests.corpus import CORPUS
 
@@ -45,7 +47,7 @@ def tracker(github: FakeGitHub) -> Iterator[GitHubTracker]:
 
 def runs() -> list[SuiteRun]:
     """Three causes v1 and v2 both tell apart, and one cause v1 split by file path."""
-    mocha = tuple(case for case in read_cases(MOCHA) if case.broken)
+    mocha = tuple(found for found in read_cases(MOCHA) if found.broken)
     return [
         failing_run(cause_map(4, 3, 2), passing=20),
         SuiteRun("websocket", "mocha", mocha, wall_s=3.0, exit_code=1),
@@ -54,10 +56,10 @@ def runs() -> list[SuiteRun]:
 
 def file_as_v1(tracker: GitHubTracker, tmp_path: Path) -> dict[str, ClusterRecord]:
     """What the v1 release left: one issue per v1 print, and records keyed by those prints."""
-    broken = [case for run in runs() for case in run.cases if case.broken]
+    broken = [found for run in runs() for found in run.cases if found.broken]
     groups: dict[str, list[str]] = {}
-    for case in broken:
-        groups.setdefault(v1_fingerprint(case), []).append(case.id)
+    for found in broken:
+        groups.setdefault(v1_fingerprint(found), []).append(found.id)
     actions = [
         IssueAction("create", fp, f"[deployloop] websocket: v1 cause {n}", f"{len(ids)} tests")
         for n, (fp, ids) in enumerate(groups.items())
@@ -127,3 +129,30 @@ def test_remark_edits_only_the_marker_line() -> None:
     assert marker_of(edited) == new
     assert remark(edited, old, new) is None  # already re-keyed: nothing to write
     assert remark("a person rewrote it", old, new) is None
+
+
+def test_local_tracker_rekeys_head_and_marker(tmp_path: Path) -> None:
+    """LocalTracker.rekey moves the head field and the body's marker; a second call is a no-op."""
+    old, new = "v1-0123456789ab", "v2-ba9876543210"
+    tracker = LocalTracker(tmp_path / "issues")
+    issue = tracker.create("[deployloop] p: boom — 1 test", f"body\n\n{marker(old)}\n", ("x",))
+    tracker.comment(issue.number, "a comment")
+    tracker.rekey(issue.number, old, new)
+    before = tracker.text(issue.number)
+    tracker.rekey(issue.number, old, new)
+    assert tracker.text(issue.number) == before
+    assert f"- fingerprint: {new}" in before and marker(old) not in before
+    assert before.count("a comment") == 1
+    tracker.refresh()
+    assert set(tracker.existing()) == {new}
+
+
+def test_a_cause_keeps_the_print_its_issue_has() -> None:
+    """When another member becomes the most frequent, the key stays the one already filed."""
+    line = "replica set web-{} is lagging behind its primary"
+    night1 = [case(f"t.py::test_{i}", Outcome.FAILED, line.format("abcdeq"), "E") for i in range(3)]
+    night2 = [case(f"t.py::test_{i}", Outcome.FAILED, line.format("abuoeq"), "E") for i in range(3)]
+    filed = key_cases(night1)[0].key
+    mixed = [*night2, night1[0]]  # the other spelling is now the most frequent
+    assert key_cases(mixed)[0].key != filed
+    assert {found.key for found in key_cases(mixed, prefer={filed})} == {filed}

@@ -1,7 +1,7 @@
 """Clustering quality on the labeled corpus (tests/data/clusters), v2 beside v1, and its cost.
 
 ``cluster_precision``/``cluster_recall``/``cluster_f1`` are pairwise scores of v2 (fingerprint
-plus the near-duplicate merge) against the labels; ``v1_*`` the same for today's v1.
+plus the near-duplicate merge) against the labels; ``v1_*`` the same for v1 (kept for migration).
 ``cluster_ms_per_1000_failures`` is v2's wall time per 1000 failures with cold caches: the
 corpus repeated to 3000 failures, each copy's lines made unique so no cache can help.
 """
