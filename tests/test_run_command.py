@@ -138,7 +138,7 @@ def test_failing_run_files_one_local_issue_per_cause(tmp_path: Path) -> None:
     assert cli("run", "--once", cwd=tmp_path).returncode == 1
     issues = sorted((tmp_path / "logs" / "issues").glob("*.md"))
     assert len(issues) == 2
-    assert all("<!-- deployloop:fingerprint=v1-" in p.read_text() for p in issues)
+    assert all("<!-- deployloop:fingerprint=v2-" in p.read_text() for p in issues)
     assert cli("run", "--once", "--new", cwd=tmp_path).returncode == 1
     assert len(list((tmp_path / "logs" / "issues").glob("*.md"))) == 2  # no duplicate, ever
 
