@@ -248,7 +248,7 @@ def test_secrets_are_scrubbed_from_kept_output_and_results(tmp_path: Path) -> No
     source = f"def test_leaks():\n    print({token!r})\n    assert False, {token!r}\n"
     write_tests(tmp_path / "suite", "test_it.py", source)
     job = make_job(tmp_path, python_pytest(f"{tmp_path / 'suite'} -rA"))
-    run = run_suite(job, threading.Event(), redact=Redactor().redact)
+    run = run_suite(job, threading.Event(), redactor=Redactor())
     assert run.cases[0].broken and token not in run.cases[0].message + run.cases[0].details
     assert token not in job.log_path.read_text() and "[REDACTED]" in job.log_path.read_text()
     assert token not in job.junit_path.read_text()
