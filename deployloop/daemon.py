@@ -79,8 +79,8 @@ def _run_locked(
     store: Store,
     stop: StopSignal,
 ) -> RunOutcome:
-    row, resumed = open_session(store, config, options)
     redactor = redactor_for(config)
+    row, resumed = open_session(store, config, options, redactor)
     reporter = Reporter(*sinks)
     reporter.add(Journal(row.directory / "events.jsonl", redactor.redact))
     reporter.add(SessionLog(row.directory / "session.md", redactor.redact))
