@@ -152,14 +152,18 @@ class ScrubbingWriter:
         return safe_cut(pending, spans, self.hold)
 
     def _append(self, parts: list[memoryview]) -> None:
-        """Append ``parts``, cutting the file back first when they would take it past the cap."""
-        cap, size = self.cap, sum(len(part) for part in parts)
-        if cap is not None and self._size + size > cap.limit:
-            self._size = min(cap.keep, self._size)
+        """Append ``parts``; when they would take the file past the cap, fill it up to ``keep``,
+        cut it back there, add the note, and append as much of their end as fits."""
+        cap = self.cap
+        if cap is not None and self._size + sum(len(part) for part in parts) > cap.limit:
+            data = b"".join(parts)  # once per cut: some 56 MB of output apart
+            head = max(cap.keep - self._size, 0)
+            self._write_all(memoryview(data)[:head])
+            self._size = min(self._size, cap.keep)
             os.ftruncate(self._fd, self._size)
             self._write_all(memoryview(cap.note))
-            skip = max(size - (cap.limit - self._size), 0)  # a giant piece: only its end fits
-            parts = [memoryview(b"".join(parts)[skip:])] if skip else parts
+            rest = memoryview(data)[head:]
+            parts = [rest[max(len(rest) - (cap.limit - self._size), 0) :]]
         for part in parts:
             self._write_all(part)
 

@@ -9,6 +9,7 @@ holds none of the raw values; nor does the disk after a `kill -9` mid-suite and 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -51,7 +52,7 @@ CORPUS: dict[str, tuple[str, str]] = {
     "json keyword": ('{{"SecretAccessKey": "{}"}}', "Js0nSecretAcc3ssKey00112233"),
     "json password": ('{{"password": "{}"}}', "Js0n-Pass-77881"),
     "secret_key keyword": ("secret_key = {}", "Sk-Kw-Value-99120"),
-    "gcp private_key_id": ('{{"private_key_id": "{}"}}', "3f9a1c7e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a"),
+    "gcp private_key_id": ('{{"private_key_id": "{}"}}', "3f9a1c7e5b2d4f6a8c0e" * 2),
     "slack bot": ("slack {}", "xoxb-123456789012-1234567890123-Ab1Cd2Ef3Gh4Ij5Kl6Mn7"),
     "slack user": ("slack {}", "xoxp-223456789012-2234567890123-Zy1Xw2Vu3Ts4Rq5Po6"),
     "stripe": ("stripe {}", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
@@ -64,7 +65,7 @@ CORPUS: dict[str, tuple[str, str]] = {
 }
 RAW = (*(value for _, value in CORPUS.values()), PEM_BODY, ID_SECRET)
 
-SUITE = '''
+SUITE = """
 import os, sys, pytest
 
 CORPUS = {corpus!r}
@@ -88,7 +89,8 @@ def test_key_block():
 
 
 def test_env_and_run_line(request):
-    shout(f"SUITE_DB_PW={{os.environ['SUITE_DB_PW']}} --dsn-pass {{request.config.getoption('dsn_pass')}}")
+    dsn_pass = request.config.getoption("dsn_pass")
+    shout(f"SUITE_DB_PW={{os.environ['SUITE_DB_PW']}} --dsn-pass {{dsn_pass}}")
 
 
 @pytest.mark.parametrize("key", ["x"], ids=["{id_secret}"])
@@ -107,11 +109,11 @@ def test_hangs(capsys):
         print("waiting", flush=True)
         import time
         time.sleep(120)
-'''
-CONFTEST = '''
+"""
+CONFTEST = """
 def pytest_addoption(parser):
     parser.addoption("--dsn-pass", dest="dsn_pass")
-'''
+"""
 
 
 def project(tmp_path: Path, tracker: str) -> dict[str, str]:
@@ -141,8 +143,10 @@ def leaks_on_disk(logs: Path) -> list[str]:
 def _dump(db: Path) -> str:
     """Every value in every table (the WAL included: read through a connection)."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return "\n".join(str(row) for table in tables for row in conn.execute(f"SELECT * FROM {table}"))
+        query = "SELECT name FROM sqlite_master WHERE type='table'"
+        tables = [name for (name,) in conn.execute(query)]
+        rows = (row for table in tables for row in conn.execute(f"SELECT * FROM {table}"))
+        return "\n".join(str(row) for row in rows)
 
 
 def leaks_in(texts: list[str]) -> list[str]:
@@ -218,7 +222,5 @@ def _alive(pgid: int) -> bool:
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
