@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -46,10 +47,21 @@ def _call(command: Callable[[], int]) -> None:
     except Exception as exc:
         crash = Path("logs") / "crash.log"
         crash.parent.mkdir(parents=True, exist_ok=True)
-        crash.write_text(traceback.format_exc(), encoding="utf-8")
+        crash.write_text(_scrubbed(traceback.format_exc()), encoding="utf-8")
         error(f"unexpected error: {type(exc).__name__}: {exc} (traceback in {crash})")
         code = EXIT_SOFTWARE
     raise typer.Exit(code)
+
+
+def _scrubbed(text: str) -> str:
+    """A traceback with the environment's secrets and every known shape masked (no config
+    is at hand here); withheld whole rather than written raw if scrubbing itself fails."""
+    try:
+        from deployloop.redact import Redactor
+
+        return Redactor.from_env(os.environ).redact(text)
+    except Exception:  # the crash handler must not crash
+        return "(traceback withheld: it could not be scrubbed)\n"
 
 
 @app.command()

@@ -79,8 +79,8 @@ def _run_locked(
     store: Store,
     stop: StopSignal,
 ) -> RunOutcome:
-    row, resumed = open_session(store, config, options)
     redactor = redactor_for(config)
+    row, resumed = open_session(store, config, options, redactor)
     reporter = Reporter(*sinks)
     reporter.add(Journal(row.directory / "events.jsonl", redactor.redact))
     reporter.add(SessionLog(row.directory / "session.md", redactor.redact))
@@ -154,9 +154,9 @@ def real_services(
     read = version_reader(config, stop.event)
     trigger = None
     if config.redeploy is not None and config.redeploy.trigger:
-        trigger = trigger_runner(config, reporter, stop.event, row)
+        trigger = trigger_runner(config, reporter, stop.event, row, redactor)
     return Services(
-        run_suite=lambda job: run_suite(job, stop.event, redact=redactor.redact, force=stop.force),
+        run_suite=lambda job: run_suite(job, stop.event, redactor=redactor, force=stop.force),
         run_probe=lambda probe: _probes().run_probe(target, probe),
         read_version=read,
         wait=_waiter(config, read, health, clock, reporter, row.deadline),
@@ -210,9 +210,14 @@ def version_reader(config: Config, stop: threading.Event | None = None) -> Calla
 
 
 def trigger_runner(
-    config: Config, reporter: Reporter, stop: threading.Event, row: SessionRow
+    config: Config,
+    reporter: Reporter,
+    stop: threading.Event,
+    row: SessionRow,
+    redactor: Redactor | None = None,
 ) -> Callable[[int], None]:
-    """Runs ``[redeploy] trigger``; its failure is reported as a harness error, not a crash."""
+    """Runs ``[redeploy] trigger``; its failure is reported as a harness error, not a crash.
+    Its output goes to ``redeploy.log`` scrubbed with ``redactor`` as it is written."""
     assert config.redeploy is not None and config.redeploy.trigger
     command, timeout = config.redeploy.trigger, config.redeploy.trigger_timeout
     shown = config.redeploy.trigger_template or command  # ${NAME} form: people see no secret
@@ -227,6 +232,7 @@ def trigger_runner(
             stop=stop,
             cwd=cwd,
             env=dict(os.environ),
+            redactor=redactor,
         )
         ok = done.returncode == 0
         detail = f"{shown} (exit {done.returncode}, {done.wall_s:.1f} s)"

@@ -1,8 +1,12 @@
-"""The one subprocess wrapper: own process group, output streamed to a file, staged shutdown.
+"""The one subprocess wrapper: own process group, output scrubbed into a file, staged shutdown.
 
 Tests under staging start servers, browsers and workers of their own; stopping only the direct
 child would leave them running all night. Every child therefore leads its own process group,
 and stopping means TERM to the whole group, a grace period, then KILL.
+
+The child writes to a pipe, never to the log: a :class:`~deployloop.pump.Pump` thread copies
+the pipe into a :class:`~deployloop.scrub.ScrubbingWriter`, so the log holds no raw secret at
+any moment (a ``kill -9`` of deployloop leaves none) and never passes ``LOG_LIMIT``.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from deployloop.models import RunEnd
+from deployloop.pump import Pump
+from deployloop.redact import Redactor
+from deployloop.scrub import Cap, ScrubbingWriter
 
 SHELL_SYNTAX = re.compile(r"[|&;<>$`*?~\n]|^\s*\w+=")  # not (): gcloud --format=value(...)
 POLL_S = 0.02  # how often a running child is checked against stop and deadline
 TAIL_BYTES = 4000
-LOG_LIMIT = 64 * 1024 * 1024  # per suite log file
-LOG_KEEP = 8 * 1024 * 1024
+LOG_LIMIT = 64 * 1024 * 1024  # per suite log file, at every moment
+LOG_KEEP = 8 * 1024 * 1024  # the start of the log kept when the cap cuts it back
 SHELL_NOT_FOUND = 127
 GRACE_S = 5.0  # between TERM to a process group and KILL
 
@@ -76,6 +83,7 @@ def run(
     pid_file: Path | None = None,
     force: threading.Event | None = None,
     stderr_path: Path | None = None,
+    redactor: Redactor | None = None,
 ) -> Completed:
     """Run ``argv`` to completion, output appended to ``log_path``; never raises for the child.
 
@@ -83,21 +91,34 @@ def run(
     seconds, then KILL; ``force`` (a second Ctrl-C) ends the grace at once. Whatever happens,
     an exception included, the group is stopped and ``pid_file`` removed before this returns.
     With ``stderr_path`` stderr goes there instead of the log (a command whose stdout is data).
+    With ``redactor`` the log is scrubbed as it is written (see the module docstring).
+    Raises ``OSError`` only when the log cannot be opened.
     """
     command = shlex.join(argv)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with open(log_path, "ab") as log, _open_optional(stderr_path) as err:
+    read_fd, write_fd = os.pipe()
+    try:
+        log = ScrubbingWriter(log_path, redactor, cap=log_cap())
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
+    pump = Pump(f"log-{log_path.name}")
+    pump.add(read_fd, log)
+    with pump, _open_optional(stderr_path) as err:
         try:
-            child = _start(argv, log, err or log, cwd, env)
+            child = _start(argv, write_fd, write_fd if err is None else err, cwd, env)
         except OSError as exc:
             reason = start_error(argv, exc, env, cwd)
-            log.write(f"deployloop: cannot start {command}: {reason}\n".encode())
+            os.write(write_fd, f"deployloop: cannot start {command}: {reason}\n".encode())
             return Completed(command, None, 0.0, RunEnd.FAILED_TO_START, reason)
+        finally:
+            os.close(write_fd)  # the child holds its copy: end of file once its group is gone
         try:
             if pid_file is not None:
                 pid_file.write_text(f"{child.pid}\n{argv[0]}\n")
-            waited = _wait(child, started + timeout, stop, log)
+            waited = _wait(child, started + timeout, stop)
         finally:
             _stop_group(child, grace_s, force)
             if pid_file is not None:
@@ -109,6 +130,12 @@ def run(
     if waited is RunEnd.COMPLETED and child.returncode < 0:
         waited = RunEnd.KILLED_BY_SIGNAL
     return Completed(command, child.returncode, wall_s, waited)
+
+
+def log_cap() -> Cap:
+    """The suite log's bound (read when a run starts: tests lower it)."""
+    note = f"\n[deployloop: log capped; output past {LOG_KEEP} bytes cut]\n".encode()
+    return Cap(LOG_LIMIT, LOG_KEEP, note)
 
 
 def start_error(
@@ -152,8 +179,8 @@ def _open_optional(path: Path | None) -> contextlib.AbstractContextManager[Binar
 
 def _start(
     argv: Sequence[str],
-    out: BinaryIO,
-    err: BinaryIO,
+    out: int,
+    err: int | BinaryIO,
     cwd: str | Path | None,
     env: Mapping[str, str] | None,
 ) -> subprocess.Popen[bytes]:
@@ -169,12 +196,9 @@ def _start(
     )
 
 
-def _wait(
-    child: subprocess.Popen[bytes], deadline: float, stop: threading.Event, log: BinaryIO
-) -> RunEnd:
+def _wait(child: subprocess.Popen[bytes], deadline: float, stop: threading.Event) -> RunEnd:
     """COMPLETED when the child exits by itself, else INTERRUPTED or TIMEOUT (still running)."""
     while True:
-        cap_log(log)
         try:
             child.wait(timeout=max(0.0, min(POLL_S, deadline - time.monotonic())))
             return RunEnd.COMPLETED
@@ -184,20 +208,6 @@ def _wait(
             return RunEnd.INTERRUPTED
         if time.monotonic() >= deadline:
             return RunEnd.TIMEOUT
-
-
-def cap_log(log: BinaryIO) -> None:
-    """Keep a chatty suite's log bounded: past LOG_LIMIT, cut back to its first LOG_KEEP bytes.
-
-    The child appends (O_APPEND), so after the cut its output simply continues from there: the
-    log holds the start of the run and its most recent output, never more than ``limit``.
-    """
-    if os.fstat(log.fileno()).st_size <= LOG_LIMIT:
-        return
-    os.ftruncate(log.fileno(), LOG_KEEP)
-    os.write(
-        log.fileno(), f"\n[deployloop: log capped; output past {LOG_KEEP} bytes cut]\n".encode()
-    )
 
 
 def _stop_group(

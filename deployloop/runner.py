@@ -6,22 +6,25 @@ truncated JUnit file or an empty collection says nothing about staging, and must
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import os
-import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from deployloop import process
-from deployloop.atomic import write_atomic
 from deployloop.config import PhaseConfig, SuiteConfig
 from deployloop.durations import format_duration
 from deployloop.errors import JUnitError
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
+from deployloop.pump import Pump
+from deployloop.redact import Redactor
+from deployloop.scrub import ScrubbingWriter, scrub_copy
 
 INTERRUPTED = "interrupted; partial results kept"
 PYTEST_EXIT = {
@@ -86,40 +89,42 @@ def run_suite(
     job: SuiteJob,
     stop: threading.Event,
     env: Mapping[str, str] | None = None,
-    redact: Callable[[str], str] | None = None,
+    redactor: Redactor | None = None,
     force: threading.Event | None = None,
 ) -> SuiteRun:
     """Run the job's command and read its JUnit output; never raises for a broken harness.
 
     ``stop`` ends the run (TERM to its group, a grace, KILL); ``force`` cuts that grace short.
 
-    With ``redact``, the kept output, the kept JUnit file and the results are scrubbed of
-    secrets before anything else sees them: tests print tokens more often than anyone thinks.
+    With ``redactor``, no raw secret reaches ``logs/`` at any moment (tests print tokens more
+    often than anyone thinks): the log and the progress file are scrubbed as they are written,
+    the JUnit file is written and read in a private place (``_private_place``) and only its
+    scrubbed copy is kept, and the results (ids, messages, details) are scrubbed before anything
+    else sees them. Raises ``OSError`` only when the files under ``logs/`` cannot be written.
     """
-    argv = build_argv(job)
     job.junit_path.parent.mkdir(parents=True, exist_ok=True)
     job.junit_path.unlink(missing_ok=True)
     timeout, by_deadline = _timeout(job)
     started_wall = time.time()
-    done = process.run(
-        argv,
-        log_path=job.log_path,
-        timeout=timeout,
-        stop=stop,
-        cwd=job.suite.cwd,
-        env=_environment(job, env),
-        pid_file=pid_path(job),
-        force=force,
-    )
-    cases, junit_path, read_error = _read_results(job, is_pytest(argv), started_wall)
-    ended, reason = how_it_ended(job, done, cases, read_error, is_pytest(argv), by_deadline)
-    if junit_path is not None and junit_path != job.junit_path:
-        shutil.copyfile(junit_path, job.junit_path)  # the raw file, kept beside the log
-        junit_path = job.junit_path
-    if redact is not None:
-        cases = [_scrubbed(case, redact) for case in cases]
-        for path in (job.log_path, job.junit_path):
-            _scrub_file(path, redact)
+    with _private_place(job, redactor) as (raw_job, progress):
+        argv = build_argv(raw_job)
+        done = process.run(
+            argv,
+            log_path=job.log_path,
+            timeout=timeout,
+            stop=stop,
+            cwd=job.suite.cwd,
+            env=_environment(job, env, progress),
+            pid_file=pid_path(job),
+            force=force,
+            redactor=redactor,
+        )
+        cases, raw_junit, read_error = _read_results(raw_job, is_pytest(argv), started_wall)
+        ended, reason = how_it_ended(job, done, cases, read_error, is_pytest(argv), by_deadline)
+        junit_path = _keep_junit(raw_junit, job.junit_path, redactor)
+    if redactor is not None:
+        cases = [_scrubbed(case, redactor) for case in cases]
+        reason = None if reason is None else redactor.redact(reason)
     return SuiteRun(
         phase=job.phase.name,
         suite=job.suite.name,
@@ -141,33 +146,68 @@ def pid_path(job: SuiteJob) -> Path:
 
 
 def progress_path(job: SuiteJob) -> Path:
-    """Where the plugin streams per-test outcomes (one JSON object per line)."""
+    """Where the plugin's per-test outcomes are kept, scrubbed (one JSON object per line)."""
     return job.log_path.with_suffix(".progress.jsonl")
 
 
-def _environment(job: SuiteJob, extra: Mapping[str, str] | None) -> dict[str, str]:
+@contextlib.contextmanager
+def _private_place(job: SuiteJob, redactor: Redactor | None) -> Iterator[tuple[SuiteJob, Path]]:
+    """A private directory (mode 0700, removed on leaving) for what the suite writes raw.
+
+    Yields the job with its JUnit file moved there, and a FIFO for the progress plugin: a pump
+    copies what the plugin writes into ``progress_path(job)``, scrubbed line by line, so the
+    kept file never holds a raw test id. The FIFO is held open for writing here too, so two
+    pytest runs in one command see one stream, and the plugin never blocks on a missing reader.
+    """
+    with tempfile.TemporaryDirectory(prefix="deployloop-suite-") as scratch:
+        fifo = Path(scratch) / "progress"
+        os.mkfifo(fifo, 0o600)
+        read_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        held_fd = os.open(fifo, os.O_WRONLY)
+        pump = Pump(f"progress-{job.suite.name}")
+        try:
+            pump.add(read_fd, ScrubbingWriter(progress_path(job), redactor, lines=True))
+        except OSError:
+            os.close(read_fd)
+            os.close(held_fd)
+            raise
+        with pump:
+            try:
+                yield dataclasses.replace(job, junit_path=Path(scratch) / job.junit_path.name), fifo
+            finally:
+                os.close(held_fd)  # the suite is gone: end of file once the pump has read it all
+
+
+def _environment(job: SuiteJob, extra: Mapping[str, str] | None, progress: Path) -> dict[str, str]:
     env = {**os.environ, **(extra or {}), **job.suite.env}
     pythonpath = env.get("PYTHONPATH")
     env["PYTHONPATH"] = f"{PLUGIN_DIR}{os.pathsep}{pythonpath}" if pythonpath else str(PLUGIN_DIR)
-    env[PROGRESS_ENV] = str(progress_path(job))
+    env[PROGRESS_ENV] = str(progress)
     return env
 
 
-def _scrubbed(case: CaseResult, redact: Callable[[str], str]) -> CaseResult:
-    if not (case.message or case.details):
-        return case
-    return dataclasses.replace(case, message=redact(case.message), details=redact(case.details))
+def _keep_junit(raw: Path | None, kept: Path, redactor: Redactor | None) -> Path | None:
+    """The JUnit file kept beside the log: a scrubbed copy of the raw one (``kept``), or None
+    when the run wrote none."""
+    if raw is None:
+        return None
+    scrub_copy(raw, kept, redactor, xml=True)
+    return kept
 
 
-def _scrub_file(path: Path, redact: Callable[[str], str]) -> None:
-    """Rewrite ``path`` redacted (atomically); suite logs are capped, so this stays bounded."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="surrogateescape")
-    except FileNotFoundError:
-        return
-    clean = redact(text)
-    if clean != text:
-        write_atomic(path, clean, errors="surrogateescape")
+def _scrubbed(case: CaseResult, redactor: Redactor) -> CaseResult:
+    """The case with every text a test controls scrubbed: its id and names too."""
+    clean = redactor.redact
+    return dataclasses.replace(
+        case,
+        id=clean(case.id),
+        name=clean(case.name),
+        classname=clean(case.classname),
+        message=clean(case.message),
+        error_type=clean(case.error_type),
+        details=clean(case.details),
+        file=None if case.file is None else clean(case.file),
+    )
 
 
 def _timeout(job: SuiteJob) -> tuple[float, bool]:

@@ -5,17 +5,13 @@ and appends them to a file through a :class:`~deployloop.redact.Redactor`. Nothi
 written, so a ``kill -9`` at any moment leaves no secret on disk. ``scrub_file`` rewrites a file
 left by a killed run in place, atomically, for the next start.
 
-How to wire it (the runner and the process wrapper own this): give the child a pipe instead of
-the log file for stdout and stderr, and pump it from a thread::
-
-    with ScrubbingWriter(log_path, redactor) as log:
-        while chunk := os.read(read_fd, 65536):
-            log.write(chunk)
-
-The log cap (``process.LOG_KEEP``) then counts ``log.written``. The pytest plugin's
-``.progress.jsonl`` goes the same way: point ``DEPLOYLOOP_PROGRESS`` at a FIFO (``os.mkfifo``)
-and pump it into a second writer. On start-up, call ``scrub_file`` on every ``.log``,
-``.progress.jsonl`` and (with ``xml=True``) ``.xml`` a killed run left, before anything reads them.
+How it is wired: ``process.run`` gives the child a pipe for stdout and stderr, and a
+:class:`~deployloop.pump.Pump` thread copies it into a writer with the log cap (``Cap``): the
+file is never larger than the cap, at any moment. The pytest plugin's ``.progress.jsonl`` goes
+the same way through a FIFO (``runner``), written with ``lines=True``; the kept JUnit copy is
+written by ``scrub_copy`` with ``xml=True`` from the raw file in a private place. On start-up,
+``scrub_file`` rewrites every ``.log``, ``.progress.jsonl`` and ``.xml`` a killed run left,
+before anything reads them (``session``).
 
 Why text is held back: a secret may arrive in two pieces, or be wrapped onto the next line. The
 writer keeps the last complete line and the unfinished one (at most ``hold`` bytes, then
@@ -32,6 +28,8 @@ from __future__ import annotations
 import os
 import re
 import time
+from bisect import bisect_right
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -44,31 +42,57 @@ OVERLAP = 4096  # kept back from an over-long line: longer than any secret shape
 BATCH = 1 << 16  # bytes gathered before a scan: one scan per line would cost 100x more
 INTERVAL_S = 1.0  # ...unless this long has passed since the last write to disk
 READ_CHUNK = 1 << 20  # bytes read at a time by scrub_file
-_CHAR_REF = re.compile(r"&#(?:x([0-9a-fA-F]{1,6})|([0-9]{1,7}));")
-_MARKUP = frozenset("<>&\"'")
+# XML 1.0 §4.1 and §4.6: character references and the five predefined entities.
+_XML_REF = re.compile(rb"&(?:#x([0-9a-fA-F]{1,6})|#([0-9]{1,7})|(quot|apos|amp|lt|gt));")
+_ENTITIES = {b"quot": b'"', b"apos": b"'", b"amp": b"&", b"lt": b"<", b"gt": b">"}
+_MARKUP_END = re.compile(rb"[<\"]")  # where a mask in XML must stop: a tag, an attribute's end
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """A file's size bound: once the next bytes would take it past ``limit``, it is cut back
+    to its first ``keep`` bytes, ``note`` is appended and writing goes on from there. The file
+    thus holds the start of the output and its most recent part, never more than ``limit``."""
+
+    limit: int
+    keep: int
+    note: bytes
 
 
 class ScrubbingWriter:
     """Appends scrubbed text to ``path``; call ``close()`` (or use ``with``) to write the rest.
 
     ``write(data)`` takes bytes, a buffer (UTF-8; bad bytes pass through unchanged) or str.
-    ``xml=True`` decodes XML character references (``&#x41;``) of visible characters first, so a
-    secret spelled with them is found (the file stays equivalent XML). ``hold`` bounds memory.
+    ``redactor=None`` writes the data as it comes (output that is no one's to read but ours).
+    ``xml=True`` reads the text with its references decoded (``&quot;``, ``&#x41;``), so a
+    secret spelled with them is found; each mask covers the references it spans and stops
+    at markup. ``lines=True`` is for text in which no secret goes on past a line break (JSON
+    lines): only the unfinished line is held back. ``hold`` bounds memory; ``cap`` the file.
     ``masked`` counts masks written; ``written`` counts bytes written. Raises ``OSError`` when
     the file cannot be written.
     """
 
     def __init__(
-        self, path: Path, redactor: Redactor, *, xml: bool = False, hold: int = HOLD
+        self,
+        path: Path,
+        redactor: Redactor | None,
+        *,
+        xml: bool = False,
+        hold: int = HOLD,
+        lines: bool = False,
+        cap: Cap | None = None,
     ) -> None:
         self.redactor = redactor
         self.xml = xml
+        self.lines = lines
         self.hold = max(hold, 2 * OVERLAP)
+        self.cap = cap
         self.masked = 0
         self.written = 0
         self._pending = bytearray()  # one buffer, reused: a fresh 1 MiB each time costs more
         self._last_emit = time.monotonic()
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = os.fstat(self._fd).st_size  # a resumed suite appends to its old log
 
     def write(self, data: bytes | bytearray | memoryview | str) -> None:
         """Take the next piece of output; write out what can no longer hold part of a secret."""
@@ -81,7 +105,8 @@ class ScrubbingWriter:
 
     def flush(self) -> None:
         """Write out all but the held-back tail (for a pump that has been idle a while)."""
-        self._emit(final=False)
+        if self._pending:
+            self._emit(final=False)
 
     def close(self) -> None:
         """Write out everything left, scrubbed, and close the file."""
@@ -103,25 +128,52 @@ class ScrubbingWriter:
 
     def _emit(self, final: bool) -> None:
         pending = self._pending
-        if self.xml:
-            pending[:] = utf8(decode_char_refs(pending.decode("utf-8", "surrogateescape")))
-        spans = self.redactor.byte_spans(pending)
-        cut = len(pending) if final else safe_cut(pending, spans, self.hold)
+        spans = self._spans(pending)
+        cut = len(pending) if final else self._cut(pending, spans)
         # Past the hold a match can be cut through (a key block over 1 MiB): mask up to the cut.
         done = [(start, mask, min(end, cut)) for start, mask, end in spans if mask < cut]
         with memoryview(pending) as view:
-            self._write_all(masked_parts(view[:cut], done, memoryview(MASK_BYTES)))
+            self._append(masked_parts(view[:cut], done, memoryview(MASK_BYTES)))
         del pending[:cut]  # every view released: the buffer may change size again
         self.masked += len(done)
         self._last_emit = time.monotonic()
 
-    def _write_all(self, parts: list[memoryview]) -> None:
+    def _spans(self, pending: bytearray) -> list[Span]:
+        if self.redactor is None:
+            return []
+        return xml_spans(self.redactor, pending) if self.xml else self.redactor.byte_spans(pending)
+
+    def _cut(self, pending: bytearray, spans: list[Span]) -> int:
+        if self.redactor is None:
+            return len(pending)
+        if self.lines:  # whole lines out; an unfinished one only past the hold
+            cut = pending.rfind(b"\n") + 1
+            return cut if len(pending) - cut <= self.hold else len(pending) - OVERLAP
+        return safe_cut(pending, spans, self.hold)
+
+    def _append(self, parts: list[memoryview]) -> None:
+        """Append ``parts``; when they would take the file past the cap, fill it up to ``keep``,
+        cut it back there, add the note, and append as much of their end as fits."""
+        cap = self.cap
+        if cap is not None and self._size + sum(len(part) for part in parts) > cap.limit:
+            data = b"".join(parts)  # once per cut: some 56 MB of output apart
+            head = max(cap.keep - self._size, 0)
+            self._write_all(memoryview(data)[:head])
+            self._size = min(self._size, cap.keep)
+            os.ftruncate(self._fd, self._size)
+            self._write_all(memoryview(cap.note))
+            rest = memoryview(data)[head:]
+            parts = [rest[max(len(rest) - (cap.limit - self._size), 0) :]]
         for part in parts:
-            left = part
-            while left:
-                sent = os.write(self._fd, left)
-                left = left[sent:]
-                self.written += sent
+            self._write_all(part)
+
+    def _write_all(self, part: memoryview) -> None:
+        left = part
+        while left:
+            sent = os.write(self._fd, left)
+            left = left[sent:]
+            self.written += sent
+            self._size += sent
 
 
 def safe_cut(text: bytes | bytearray, spans: list[Span], hold: int) -> int:
@@ -142,44 +194,90 @@ def safe_cut(text: bytes | bytearray, spans: list[Span], hold: int) -> int:
     return cut if len(text) - cut <= hold else len(text) - OVERLAP
 
 
-def decode_char_refs(text: str) -> str:
-    """XML character references of visible characters replaced by the characters: equivalent
-    XML (XML 1.0 §4.1) in which a secret reads as written. Markup characters and whitespace
-    keep their references: they would change the document or be normalised in attributes."""
-    if "&#" not in text:
-        return text
-    return _CHAR_REF.sub(_decoded, text)
+def xml_spans(redactor: Redactor, data: bytes | bytearray) -> list[Span]:
+    """``redactor.byte_spans`` of XML ``data`` read with its references decoded (XML 1.0 §4.1,
+    §4.6: a JSON key in an attribute is ``&quot;password&quot;``), in offsets of ``data``.
+
+    A mask that would reach a ``<`` or a raw ``"`` stops there: in a JUnit file those are
+    markup (text and attribute values escape them), so the masked file stays well-formed.
+    """
+    view, anchors = _decoded_view(data)
+    if not anchors:
+        return _stopped_at_markup(data, redactor.byte_spans(data))
+    views = [at_view for at_view, _ in anchors]
+
+    def raw(offset: int) -> int:
+        at_view, at_raw = anchors[bisect_right(views, offset) - 1]
+        return at_raw + offset - at_view
+
+    spans = [(raw(s), raw(m), raw(e)) for s, m, e in redactor.byte_spans(view)]
+    return _stopped_at_markup(data, spans)
 
 
-def _decoded(match: re.Match[str]) -> str:
-    hex_digits, digits = match.groups()
+def _decoded_view(data: bytes | bytearray) -> tuple[bytes, list[tuple[int, int]]]:
+    """``data`` with its references decoded, and after each decoded one an anchor
+    ``(offset in the view, offset in data)``; no anchors when nothing was decoded."""
+    if b"&" not in data:
+        return bytes(data), []
+    parts: list[bytes | bytearray] = []
+    anchors, size, last = [(0, 0)], 0, 0
+    for match in _XML_REF.finditer(data):
+        char = _referenced(match)
+        if char is None:
+            continue
+        parts.extend((data[last : match.start()], char))
+        size += match.start() - last + len(char)
+        last = match.end()
+        anchors.append((size, last))
+    parts.append(data[last:])
+    return b"".join(parts), anchors if len(anchors) > 1 else []
+
+
+def _referenced(match: re.Match[bytes]) -> bytes | None:
+    """The UTF-8 bytes a reference stands for; None for a code point that is no character."""
+    hex_digits, digits, name = match.groups()
+    if name:
+        return _ENTITIES[name]
     code = int(hex_digits, 16) if hex_digits else int(digits)
-    if code > 0x10FFFF or not chr(code).isprintable() or chr(code).isspace():
-        return match.group(0)
-    char = chr(code)
-    return match.group(0) if char in _MARKUP else char
+    if code == 0 or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+        return None
+    return chr(code).encode("utf-8")
+
+
+def _stopped_at_markup(data: bytes | bytearray, spans: list[Span]) -> list[Span]:
+    stopped = []
+    for start, mask, end in spans:
+        markup = _MARKUP_END.search(data, mask, end)
+        stop = markup.start() if markup else end
+        if stop > mask:
+            stopped.append((start, mask, stop))
+    return stopped
+
+
+def scrub_copy(source: Path, dest: Path, redactor: Redactor | None, *, xml: bool = False) -> int:
+    """Append ``source`` to ``dest`` scrubbed, reading ``READ_CHUNK`` bytes at a time so memory
+    stays bounded whatever its size. Returns the number of masks. Raises ``OSError`` when
+    either file cannot be opened, read or written."""
+    with source.open("rb") as reader, ScrubbingWriter(dest, redactor, xml=xml) as writer:
+        buffer = memoryview(bytearray(READ_CHUNK))  # reused: no fresh memory per chunk
+        while size := reader.readinto(buffer):
+            writer.write(buffer[:size])
+    return writer.masked
 
 
 def scrub_file(path: Path, redactor: Redactor, *, xml: bool = False) -> int:
     """Rewrite ``path`` scrubbed, atomically (a temporary file beside it, then ``os.replace``),
-    reading ``READ_CHUNK`` bytes at a time so memory stays bounded whatever its size. Left as
-    it was when nothing needs masking. Returns the number of masks; 0 for a missing file.
-    Raises ``OSError`` when the file cannot be read or replaced."""
+    with ``scrub_copy``. Left as it was when nothing needs masking. Returns the number of
+    masks; 0 for a missing file. Raises ``OSError`` when the file cannot be read or replaced."""
     try:
-        source = path.open("rb")
+        mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
         return 0
-    with source:
-        mode = os.fstat(source.fileno()).st_mode & 0o777
-        temp = temp_beside(path, "", mode=mode)
-        try:
-            buffer = memoryview(bytearray(READ_CHUNK))  # reused: no fresh memory per chunk
-            with ScrubbingWriter(temp, redactor, xml=xml) as writer:
-                while size := source.readinto(buffer):
-                    writer.write(buffer[:size])
-            if writer.masked:
-                os.replace(temp, path)
-                return writer.masked
-        finally:
-            temp.unlink(missing_ok=True)
-    return 0
+    temp = temp_beside(path, "", mode=mode)
+    try:
+        masked = scrub_copy(path, temp, redactor, xml=xml)
+        if masked:
+            os.replace(temp, path)
+        return masked
+    finally:
+        temp.unlink(missing_ok=True)

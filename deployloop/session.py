@@ -21,7 +21,13 @@ from deployloop.errors import UsageError
 from deployloop.gates import PhaseResult
 from deployloop.loop import IterationResult, LoopResult, Session, Status
 from deployloop.models import SuiteRun, Verdict
+from deployloop.redact import Redactor
+from deployloop.scrub import scrub_file
 from deployloop.state import SessionRow, Store
+
+# What a suite leaves in its iteration directory (runner). They are scrubbed as written, but a
+# run killed under an older deployloop, or before the config named a secret, left them raw.
+LEFTOVERS = ("*/*.log", "*/*.progress.jsonl", "*/*.xml")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,16 +75,21 @@ def config_key(config: Config) -> str:
     return f"{Path(config.path).resolve()}#{config.session.name}"
 
 
-def open_session(store: Store, config: Config, options: RunOptions) -> tuple[SessionRow, bool]:
+def open_session(
+    store: Store, config: Config, options: RunOptions, redactor: Redactor | None = None
+) -> tuple[SessionRow, bool]:
     """Resume this config's unfinished session unless ``--new``; else start one.
 
     Either way the suites a killed run of the unfinished session left running are stopped
-    first. Returns the session's row and whether it was resumed; UsageError for a bad budget.
+    first, then (with ``redactor``) the files it left are scrubbed (``scrub_left_behind``).
+    Returns the session's row and whether it was resumed; UsageError for a bad budget.
     """
     key = config_key(config)
     existing = store.unfinished(key)
     if existing is not None:
         stop_left_behind(existing)
+        if redactor is not None:
+            scrub_left_behind(existing, redactor)
         if not options.new:
             return existing, True
         store.end_session(existing.id, "abandoned", 1)
@@ -105,6 +116,18 @@ def stop_left_behind(row: SessionRow) -> None:
     """Stop every suite group a killed run of this session left (its pid files survived it)."""
     for pid_file in row.directory.glob("*/*.pid"):
         process.stop_orphan(pid_file)
+
+
+def scrub_left_behind(row: SessionRow, redactor: Redactor) -> int:
+    """Rewrite scrubbed every suite log, progress file and JUnit copy in the session's
+    iteration directories (``scrub_file``; a clean file is left alone). Returns the masks
+    made. Raises ``OSError`` when a file cannot be rewritten: a start must not go on past a
+    raw secret it could not remove."""
+    return sum(
+        scrub_file(path, redactor, xml=path.suffix == ".xml")
+        for pattern in LEFTOVERS
+        for path in row.directory.glob(pattern)
+    )
 
 
 def _new_id(store: Store, name: str, now: float) -> str:

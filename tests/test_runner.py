@@ -241,17 +241,48 @@ def test_chatty_suite_log_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_secrets_are_scrubbed_from_kept_output_and_results(tmp_path: Path) -> None:
-    """A token a test prints is gone from the kept log, the kept JUnit file and the results."""
+    """A token a test prints, or carries in its id, is gone from the kept log, the progress
+    file, the kept JUnit file and the results; the raw JUnit file is not left anywhere."""
     from deployloop.redact import Redactor
+    from deployloop.runner import progress_path
 
     token = "ghp_" + "k" * 36
-    source = f"def test_leaks():\n    print({token!r})\n    assert False, {token!r}\n"
+    source = (
+        f"import pytest\n@pytest.mark.parametrize('x', [1], ids=[{token!r}])\n"
+        f"def test_leaks(x):\n    print({token!r})\n    assert False, {token!r}\n"
+    )
     write_tests(tmp_path / "suite", "test_it.py", source)
     job = make_job(tmp_path, python_pytest(f"{tmp_path / 'suite'} -rA"))
-    run = run_suite(job, threading.Event(), redact=Redactor().redact)
-    assert run.cases[0].broken and token not in run.cases[0].message + run.cases[0].details
+    run = run_suite(job, threading.Event(), redactor=Redactor())
+    case = run.cases[0]
+    assert case.broken and token not in case.id + case.name + case.message + case.details
     assert token not in job.log_path.read_text() and "[REDACTED]" in job.log_path.read_text()
-    assert token not in job.junit_path.read_text()
+    assert token not in job.junit_path.read_text() and run.junit_path == str(job.junit_path)
+    progress = progress_path(job).read_text()
+    assert '"event": "test"' in progress and token not in progress and "[REDACTED]" in progress
+    assert sorted(p.name for p in job.log_path.parent.iterdir() if p.suffix == ".xml") == [
+        job.junit_path.name
+    ]
+
+
+def test_plugin_falls_silent_when_nobody_reads_its_fifo(tmp_path: Path) -> None:
+    """A FIFO with no reader (deployloop was killed) neither blocks nor fails the suite."""
+    import os
+    import subprocess
+
+    from deployloop.runner import PLUGIN_DIR
+
+    fifo = tmp_path / "progress"
+    os.mkfifo(fifo)
+    write_tests(tmp_path / "suite", "test_it.py", "def test_ok():\n    pass\n")
+    env = {**os.environ, "DEPLOYLOOP_PROGRESS": str(fifo), "PYTHONPATH": str(PLUGIN_DIR)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "deployloop_live", str(tmp_path / "suite")],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout
 
 
 def test_other_runners_junit_is_kept_beside_the_log(tmp_path: Path) -> None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import html
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from deployloop.redact import MASK, Redactor
-from deployloop.scrub import ScrubbingWriter, decode_char_refs, scrub_file
+from deployloop.scrub import Cap, ScrubbingWriter, scrub_file
 
 GH = "ghp_" + "Q7w8" * 9
 KNOWN = "db-pass-from-env-77"
@@ -100,7 +102,7 @@ def test_xml_character_references_are_decoded_then_masked(tmp_path: Path) -> Non
     path.write_text(xml, encoding="utf-8")
     assert scrub_file(path, Redactor(), xml=True) == 1
     out = path.read_text(encoding="utf-8")
-    assert GH not in decode_char_refs(out) and "&#x" not in out
+    assert GH not in html.unescape(out) and "&#x" not in out
     assert 'message="a &lt; b &#38; [REDACTED]"' in out
 
 
@@ -153,3 +155,41 @@ def test_kill_9_mid_stream_leaves_no_raw_value(tmp_path: Path) -> None:
     on_disk = log.read_text(encoding="utf-8")
     assert log.stat().st_size >= 20_000
     assert GH not in on_disk and KNOWN not in on_disk and "db-pass-fr" not in on_disk
+
+
+def test_cap_holds_after_every_write(tmp_path: Path) -> None:
+    """The log never passes the cap, not even for a moment: cut back to its start, then on."""
+    path = tmp_path / "capped.log"
+    cap = Cap(limit=50_000, keep=10_000, note=b"\n[capped]\n")
+    with ScrubbingWriter(path, Redactor([KNOWN]), cap=cap) as writer:
+        writer.write(b"FIRST\n")
+        for n in range(400):
+            writer.write(f"line {n} password={KNOWN} ".encode() + b"x" * 900 + b"\n")
+            assert path.stat().st_size <= cap.limit
+    text = path.read_text(encoding="utf-8")
+    assert path.stat().st_size <= cap.limit and text.startswith("FIRST") and "[capped]" in text
+    assert "line 399 " in text and KNOWN not in text
+
+
+def test_json_keys_in_xml_attributes_are_masked(tmp_path: Path) -> None:
+    """`&quot;password&quot;: &quot;v&quot;` in a JUnit message attribute (why kept .xml files
+    held raw secrets) is read decoded; the mask covers the value and the file stays XML."""
+    value = "Js0n-Pass-77881"
+    message = html.escape(f'{{"password": "{value}", "private_key_id": "{"ab12" * 10}"}}')
+    xml = f'<testsuite><testcase name="t"><failure message="{message}">x</failure></testcase>'
+    path = tmp_path / "r.xml"
+    path.write_text(xml + "</testsuite>\n", encoding="utf-8")
+    assert scrub_file(path, Redactor(), xml=True) == 2
+    out = path.read_text(encoding="utf-8")
+    assert value not in out and "ab12" * 10 not in out
+    assert ElementTree.fromstring(out).find("testcase/failure") is not None
+
+
+def test_a_mask_in_xml_stops_at_markup(tmp_path: Path) -> None:
+    """A key block cut off inside an attribute masks up to the attribute's end, not past it."""
+    xml = '<t><f message="-----BEGIN PRIVATE KEY-----&#10;MIIEvQIBADANBg" type="E">y</f></t>\n'
+    path = tmp_path / "k.xml"
+    path.write_text(xml, encoding="utf-8")
+    scrub_file(path, Redactor(), xml=True)
+    out = path.read_text(encoding="utf-8")
+    assert "MIIEvQIBADANBg" not in out and ElementTree.fromstring(out).find("f") is not None

@@ -3,10 +3,15 @@
 Standard library only: it runs inside the suite's own environment, where deployloop's
 dependencies may not be installed. Each line of $DEPLOYLOOP_PROGRESS is one JSON object:
 ``collected`` (count) once, then per test ``start`` (id) and ``test`` (id, outcome).
+
+deployloop points $DEPLOYLOOP_PROGRESS at a FIFO it reads and scrubs into the kept
+``.progress.jsonl`` (test ids may hold secrets). Progress is a convenience: when nobody reads
+the FIFO (deployloop was killed) or a write fails, the plugin falls silent and the suite runs on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -16,16 +21,38 @@ _handle: Any = None
 
 
 def _write(record: dict[str, Any]) -> None:
-    if _handle is not None:
+    if _handle is None:
+        return
+    try:
         _handle.write(json.dumps(record) + "\n")
         _handle.flush()
+    except OSError:  # the reader is gone (EPIPE): progress is not worth failing a suite for
+        _close()
+
+
+def _open(path: str) -> Any:
+    """The progress stream; None when it is a FIFO nobody reads (opening would block)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
+    except OSError:
+        return None
+    os.set_blocking(fd, True)  # a full pipe waits for the reader, it does not drop lines
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def _close() -> None:
+    global _handle
+    handle, _handle = _handle, None
+    if handle is not None:
+        with contextlib.suppress(OSError):  # the last flush can meet a gone reader too
+            handle.close()
 
 
 def pytest_configure(config: Any) -> None:
     global _handle
     path = os.environ.get("DEPLOYLOOP_PROGRESS")
     if path and not hasattr(config, "workerinput"):  # xdist workers report through the controller
-        _handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in pytest_unconfigure
+        _handle = _open(path)
 
 
 def pytest_collection_finish(session: Any) -> None:
@@ -46,7 +73,4 @@ def pytest_runtest_logreport(report: Any) -> None:
 
 
 def pytest_unconfigure(config: Any) -> None:
-    global _handle
-    if _handle is not None:
-        _handle.close()
-        _handle = None
+    _close()

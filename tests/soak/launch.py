@@ -16,8 +16,9 @@ def plant_mutant(name: str) -> None:
     from deployloop import redact, runner
     from deployloop.issues import github
 
-    if name == "leak":  # nothing is redacted
+    if name == "leak":  # nothing is redacted, neither texts nor streamed output
         redact.Redactor.redact = lambda self, text: text  # type: ignore[method-assign]
+        redact.Redactor.byte_spans = lambda self, data: []  # type: ignore[method-assign]
     elif name == "duplicate":  # the marker lookup finds nothing: every create files anew
         github.GitHubTracker.existing = lambda self: {}  # type: ignore[method-assign]
     elif name == "harness":  # a broken harness passes as a result
