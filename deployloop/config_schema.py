@@ -6,7 +6,7 @@ them (interpolation, moved keys, paths anchored at the config's directory).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -210,9 +210,7 @@ class NotifyConfig(_Model):
     urls: list[Annotated[str, Field(min_length=3, max_length=2000, pattern=r"^[a-z0-9+]+://")]] = (
         Field(min_length=1, max_length=50)
     )
-    on: list[NoticeKind] = Field(
-        default_factory=lambda: ["red", "green", "new_cause", "session_end", "unreachable"]
-    )
+    on: list[NoticeKind] = Field(default_factory=lambda: list(get_args(NoticeKind)))
 
 
 class HooksConfig(_Model):

@@ -12,12 +12,12 @@ from deployloop.events.base import EventBase, EventShapeError
 from deployloop.events.journal import Journal, journal_record, read_journal, scrub
 from deployloop.events.kinds import (
     KINDS,
+    CommitStatusSet,
     Deferred,
     Deploying,
     DryRun,
     Event,
     FailedFirst,
-    CommitStatusSet,
     FailureCluster,
     Health,
     HookRan,
