@@ -6,9 +6,10 @@ With ``[target] source_repo`` set and a version of 7 to 40 hex digits, the statu
 (GitHub keeps 140 characters), ``error`` when the iteration was cut short (a new version
 mid-run, the session interrupted). Its target is the report: ``[target] report_url`` +
 ``/<session>/report.html`` when the logs are published, else the report's ``file://`` URL.
-A state equal to the one last set on that commit is not sent again. Requests go through
-PyGithub and ``issues.github_calls.Caller`` (paced, bounded retries) with the ``[issues]``
-token and API URL (GitHub REST: "Create a commit status",
+A state equal to the one last set on that commit is not sent again, nor ``pending`` on a
+commit that already has a verdict from this run (a retest keeps it until a new one differs).
+Requests go through PyGithub and ``issues.github_calls.Caller`` (paced, bounded retries)
+with the ``[issues]`` token and API URL (GitHub REST: "Create a commit status",
 ``POST /repos/{owner}/{repo}/statuses/{sha}``). A status that cannot be set is reported,
 never fatal.
 """
@@ -125,6 +126,8 @@ class CommitStatuses:
         description = _clip(description)
         if self._last.get(sha) == (state, description):
             return
+        if state == "pending" and sha in self._last:
+            return  # a retest of a commit keeps its verdict until a different one replaces it
         try:
             self.post(sha, state, description, self._target(night))
         except TrackerError as exc:
