@@ -88,9 +88,8 @@ def _notifier(
     assert config.notify is not None
     finished = [row for row in store.iterations(session_id) if row["ended"] is not None]
     light = None if not finished else (Light.GREEN if finished[-1]["green"] else Light.RED)
-    redact = redactor.with_secrets(config.notify.urls).redact
     outbox = NoticeOutbox(store.directory, key)
-    return Notifier(config.notify, config.session.name, outbox, reporter, redact, light)
+    return Notifier(config.notify, config.session.name, outbox, reporter, redactor.redact, light)
 
 
 def _statuses(

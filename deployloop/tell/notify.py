@@ -51,7 +51,8 @@ class ApprisePost:
         plugin = apprise.Apprise.instantiate(url)
         if plugin is None:
             return url.partition("://")[0] + "://…"
-        return str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
+        shown = str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
+        return shown.partition("?")[0]  # apprise's options, not where it went
 
     def __call__(self, url: str, title: str, body: str) -> str | None:
         """None when the receiver took it, else why not (apprise's own warnings)."""
