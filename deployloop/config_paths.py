@@ -40,6 +40,10 @@ def finished(config: Config, raw: dict[str, Any], base: Path) -> Config:
         update["issues"] = config.issues.model_copy(
             update={"dir": str(_under(base, config.issues.dir))}
         )
+    if config.metrics is not None:
+        update["metrics"] = config.metrics.model_copy(
+            update={"textfile": str(_under(base, config.metrics.textfile))}
+        )
     if config.redeploy is not None:
         update["redeploy"] = config.redeploy.model_copy(
             update={

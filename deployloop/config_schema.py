@@ -6,7 +6,7 @@ them (interpolation, moved keys, paths anchored at the config's directory).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -87,6 +87,10 @@ class TargetConfig(_Model):
     request_timeout: Wait = 10.0
     # How long staging may stay unreachable before the run gives up with exit 3.
     unreachable_timeout: Duration = 600.0
+    # The repository the deployed code lives in: commit statuses on tested SHAs (issue 23).
+    source_repo: str | None = Field(None, pattern=r"^[\w.-]+/[\w.-]+$", max_length=200)
+    # Where the logs directory is published (a commit status links <report_url>/<session>/...).
+    report_url: HttpUrl | None = None
 
 
 class Gates(_Model):
@@ -203,6 +207,36 @@ class ClustersConfig(_Model):
     )
 
 
+NoticeKind = Literal["red", "green", "new_cause", "session_end", "unreachable"]
+
+
+class NotifyConfig(_Model):
+    """Notifications through apprise (https://github.com/caronc/apprise/wiki): one URL per
+    receiver, sent on the transitions in ``on`` only (deployloop/tell/notify.py)."""
+
+    urls: list[Annotated[str, Field(min_length=3, max_length=2000, pattern=r"^[a-z0-9+]+://")]] = (
+        Field(min_length=1, max_length=50)
+    )
+    on: list[NoticeKind] = Field(default_factory=lambda: list(get_args(NoticeKind)))
+
+
+class HooksConfig(_Model):
+    """Commands run on events, the event's journal JSON on stdin (deployloop/tell/hooks.py)."""
+
+    on_issue: Command | None = None
+    on_red: Command | None = None
+    on_green: Command | None = None
+    on_session_end: Command | None = None
+    timeout: Wait = 60.0
+
+
+class MetricsConfig(_Model):
+    """A Prometheus textfile rewritten after every iteration (deployloop/tell/metrics.py);
+    relative to the config file's directory."""
+
+    textfile: PathText
+
+
 class RedeployConfig(_Model):
     """Waiting for (and optionally triggering) a redeploy. ``trigger_template`` is the trigger
     as written (``${NAME}`` unexpanded), for display; ``cwd`` (where the trigger runs) is
@@ -238,6 +272,9 @@ class Config(_Model):
     retest: RetestConfig = Field(default_factory=RetestConfig)
     clusters: ClustersConfig = Field(default_factory=ClustersConfig)
     redeploy: RedeployConfig | None = None
+    notify: NotifyConfig | None = None
+    hooks: HooksConfig | None = None
+    metrics: MetricsConfig | None = None
     path: str = Field("", exclude=True)
     secrets: tuple[str, ...] = Field((), exclude=True)
 
@@ -256,6 +293,15 @@ class Config(_Model):
         suites = [s.name for p in self.phases for s in p.suites]
         if len(suites) != len(set(suites)):
             raise ValueError("suite names repeat (they name the log files, so must be unique)")
+        return self
+
+    @model_validator(mode="after")
+    def _statuses_need_a_token(self) -> Config:
+        if self.target.source_repo and not self.issues.token:
+            raise ValueError(
+                "[target] source_repo needs [issues] token: commit statuses are set through the "
+                "GitHub API (with [issues] api_url)"
+            )
         return self
 
     def phase(self, name: str) -> PhaseConfig:

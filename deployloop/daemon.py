@@ -39,6 +39,7 @@ from deployloop.sessionlog import SessionLog
 from deployloop.signals import StopSignal, capture_signals
 from deployloop.state import SessionRow, Store, state_dir
 from deployloop.statesinks import LiveStatus, StoryRecorder
+from deployloop.tell import make_tellers
 from deployloop.wait import IntervalWaiter, RedeployWaiter, WaitResult
 
 
@@ -86,6 +87,11 @@ def _run_locked(
     reporter.add(SessionLog(row.directory / "session.md", redactor.redact))
     reporter.add(LiveStatus(store, row.id))
     reporter.add(StoryRecorder(store, row.id))
+    tellers = make_tellers(
+        config, store, row.id, reporter, redactor, stop.event, config_key(config)
+    )
+    if tellers is not None:  # last: what they report follows the event they answer
+        reporter.add(tellers)
     reporter.emit(
         SessionStart(
             session=row.id,
@@ -105,6 +111,8 @@ def _run_locked(
         desk.close()
     exit_code = _end_session(store, row.id, result, stop.signum, reporter)
     _write_reports(store, row.id, redactor, reporter)
+    if tellers is not None:
+        tellers.close()
     return RunOutcome(exit_code, row.id, result.reason, row.directory)
 
 

@@ -17,9 +17,10 @@ import re
 import shlex
 import signal
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -84,6 +85,7 @@ def run(
     force: threading.Event | None = None,
     stderr_path: Path | None = None,
     redactor: Redactor | None = None,
+    stdin_bytes: bytes | None = None,
 ) -> Completed:
     """Run ``argv`` to completion, output appended to ``log_path``; never raises for the child.
 
@@ -93,6 +95,8 @@ def run(
     With ``stderr_path`` stderr goes there instead of the log (a command whose stdout is data).
     With ``redactor`` the log is scrubbed as it is written (see the module docstring).
     Raises ``OSError`` only when the log cannot be opened.
+    ``stdin_bytes`` is the child's stdin (else /dev/null); it comes from a temporary file, so a
+    child that never reads it cannot block us on a full pipe.
     """
     command = shlex.join(argv)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +112,7 @@ def run(
     pump.add(read_fd, log)
     with pump, _open_optional(stderr_path) as err:
         try:
-            child = _start(argv, write_fd, write_fd if err is None else err, cwd, env)
+            child = _start(argv, write_fd, write_fd if err is None else err, cwd, env, stdin_bytes)
         except OSError as exc:
             reason = start_error(argv, exc, env, cwd)
             os.write(write_fd, f"deployloop: cannot start {command}: {reason}\n".encode())
@@ -183,17 +187,32 @@ def _start(
     err: int | BinaryIO,
     cwd: str | Path | None,
     env: Mapping[str, str] | None,
+    stdin_bytes: bytes | None = None,
 ) -> subprocess.Popen[bytes]:
     """The child, leading a process group of its own (see the module docstring)."""
-    return subprocess.Popen(
-        list(argv),
-        cwd=cwd,
-        env=None if env is None else dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=err,
-        start_new_session=True,
-    )
+    with _stdin_file(stdin_bytes) as stdin:
+        return subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
+
+
+@contextlib.contextmanager
+def _stdin_file(data: bytes | None) -> Iterator[BinaryIO | None]:
+    """``data`` in an unlinked temporary file at offset 0 (the child keeps its own copy of the
+    descriptor, so ours is closed once it started)."""
+    if data is None:
+        yield None
+        return
+    with tempfile.TemporaryFile() as handle:
+        handle.write(data)
+        handle.seek(0)
+        yield handle
 
 
 def _wait(child: subprocess.Popen[bytes], deadline: float, stop: threading.Event) -> RunEnd:

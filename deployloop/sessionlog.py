@@ -9,17 +9,21 @@ from typing import assert_never
 
 from deployloop.durations import format_duration
 from deployloop.events import (
+    CommitStatusSet,
     Deferred,
     Deploying,
     DryRun,
     Event,
     FailedFirst,
     Health,
+    HookRan,
     IssueDone,
     IterationEnd,
     IterationStart,
+    MetricsFailed,
     Mixed,
     Muted,
+    NotificationSent,
     OutboxQueued,
     PhaseEnd,
     PhaseStart,
@@ -33,6 +37,7 @@ from deployloop.events import (
     SuiteEnd,
     SuiteStart,
     TargetEvent,
+    TellEvent,
     TrackerWarning,
     Trigger,
     VersionSeen,
@@ -47,6 +52,8 @@ def describe(event: Event) -> str:
         return _run_line(event)
     if isinstance(event, WriteEvent):
         return _write_line(event)
+    if isinstance(event, TellEvent):
+        return _tell_line(event)
     return _target_line(event)
 
 
@@ -135,6 +142,27 @@ def _target_line(event: TargetEvent) -> str:
             return f"{event.version} seen after {format_duration(event.after_s)}"
         case Settled():
             return f"settled on {event.version} ({format_duration(event.seconds)} healthy)"
+        case _:
+            assert_never(event)
+
+
+def _tell_line(event: TellEvent) -> str:
+    match event:
+        case NotificationSent(ok=True):
+            return f"notification {event.notice} sent to {event.via}: {event.title}"
+        case NotificationSent():
+            return (
+                f"notification {event.notice} to {event.via} FAILED ({event.error}): "
+                "kept in the outbox"
+            )
+        case HookRan():
+            return f"hook {event.hook} {'ran' if event.ok else 'FAILED'}: {event.detail}"
+        case CommitStatusSet(ok=True):
+            return f"commit status {event.state} on {event.sha}: {event.description}"
+        case CommitStatusSet():
+            return f"commit status {event.state} on {event.sha} NOT set: {event.error}"
+        case MetricsFailed():
+            return f"metrics NOT written to {event.path}: {event.error}"
         case _:
             assert_never(event)
 

@@ -16,6 +16,7 @@ from deployloop.events import (
     IssueDone,
     IterationEnd,
     IterationStart,
+    NotificationSent,
     PhaseEnd,
     PhaseStart,
     RedeployTimeout,
@@ -88,7 +89,7 @@ class StoryRecorder:
                 self.store.restart_story(self.session_id, n, RESTARTED)
             case (
                 PhaseEnd() | FailedFirst() | SkippedPhases() | IssueDone() | VersionSeen()
-                | Trigger() | RedeployTimeout() | SessionEnd()
+                | Trigger() | RedeployTimeout() | SessionEnd() | NotificationSent()
             ):  # fmt: skip
                 self.store.add_story(self.session_id, self.iteration, event)
             case _:

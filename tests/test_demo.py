@@ -32,6 +32,11 @@ def test_demo_tells_the_story_and_cleans_up(tmp_path: Path) -> None:
     issue = issues[0].read_text()
     assert "1011" in issue
     assert re.search(r"verified fixed in `?rev-0002", issue, re.IGNORECASE)
+    # its notifications went to the demo's own json:// receiver, and the report lists them
+    assert "notifications received by the demo's json:// receiver: 3" in done.stdout
+    assert "RED on rev-0001" in done.stdout and "GREEN on rev-0002" in done.stdout
+    notifications = (session / "report.md").read_text().split("## Notifications")[1]
+    assert "| red |" in notifications and "| green |" in notifications
     leftovers = [
         p for p in psutil.process_iter(["cmdline"])
         if any("deployloop/demo/assets" in part for part in (p.info["cmdline"] or []))

@@ -12,6 +12,7 @@ import pytest
 from deployloop.console import Console
 from deployloop.events import (
     KINDS,
+    CommitStatusSet,
     Deferred,
     Deploying,
     DryRun,
@@ -20,12 +21,15 @@ from deployloop.events import (
     FailedFirst,
     FailureCluster,
     Health,
+    HookRan,
     IssueDone,
     IterationEnd,
     IterationStart,
     Journal,
+    MetricsFailed,
     Mixed,
     Muted,
+    NotificationSent,
     OutboxQueued,
     PhaseEnd,
     PhaseStart,
@@ -87,6 +91,12 @@ SAMPLES: dict[str, Event] = {
         Deploying(detail="version source not answering", ts=TS),
         VersionSeen(version="v2", after_s=42.0, ts=TS),
         Settled(version="v2", seconds=3.0, ts=TS),
+        NotificationSent(notice="red", via="json://127.0.0.1:9/", ok=False,
+                         title="deployloop s: RED on v2", error="HTTP 500", ts=TS),
+        HookRan(hook="on_issue", ok=True, detail="exit 0, 0.1 s", ts=TS),
+        CommitStatusSet(sha="c0ffee1", state="failure", description="failing: api pass_rate",
+                        ok=True, ts=TS),
+        MetricsFailed(path="/m/deployloop.prom", error="read-only file system", ts=TS),
     )
 }  # fmt: skip
 # What ``status`` shows: the kinds that move the live record (its last_event among them).

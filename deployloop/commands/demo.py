@@ -15,13 +15,24 @@ from deployloop.session import RunOptions
 def run(config_path: Path | None = None) -> int:
     """The story on the shipped config, or on ``config_path`` (its ${DEPLOYLOOP_DEMO_*} set)."""
     from deployloop.simulator import Simulator
+    from deployloop.testing.receiver import Receiver
 
     console = Console()
-    with Simulator(bug=True) as staging, demo_environment(staging.base_url, staging.ws_url):
+    with (
+        Simulator(bug=True) as staging,
+        Receiver() as receiver,
+        demo_environment(staging.base_url, staging.ws_url, receiver.json_url),
+    ):
         console.line(
             f"demo staging simulator on {staging.base_url} ({staging.version}, with a bug)"
         )
         config = demo_config(config_path)
         outcome = daemon.run(config, build_plan(config), RunOptions(new=True), make_sinks(console))
+        taken = receiver.received()
+    console.line(f"notifications received by the demo's json:// receiver: {len(taken)}")
+    for post in taken:
+        console.line(
+            f"  {post.body.get('title', '') if isinstance(post.body, dict) else post.body}"
+        )
     console.line(f"session log: {outcome.directory / 'session.md'}")
     return outcome.exit_code

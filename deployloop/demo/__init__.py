@@ -20,9 +20,13 @@ def assets() -> Path:
 
 
 @contextmanager
-def demo_environment(base_url: str, ws_url: str) -> Iterator[None]:
-    """Point the demo config's ${DEPLOYLOOP_DEMO_*} variables at this simulator and these assets."""
+def demo_environment(
+    base_url: str, ws_url: str, notify_url: str = "json://127.0.0.1:9/notify"
+) -> Iterator[None]:
+    """Point the demo config's ${DEPLOYLOOP_DEMO_*} variables at this simulator, these assets
+    and ``notify_url`` (the demo's own notification receiver)."""
     values = {
+        "DEPLOYLOOP_DEMO_NOTIFY": notify_url,
         "DEPLOYLOOP_DEMO_URL": base_url,
         "DEPLOYLOOP_DEMO_WS": ws_url,
         "DEPLOYLOOP_DEMO_PYTHON": sys.executable,

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from deployloop.events.base import EventBase, EventShapeError
-from deployloop.events.journal import Journal, read_journal, scrub
+from deployloop.events.journal import Journal, journal_record, read_journal, scrub
 from deployloop.events.kinds import (
     KINDS,
+    CommitStatusSet,
     Deferred,
     Deploying,
     DryRun,
@@ -19,11 +20,14 @@ from deployloop.events.kinds import (
     FailedFirst,
     FailureCluster,
     Health,
+    HookRan,
     IssueDone,
     IterationEnd,
     IterationStart,
+    MetricsFailed,
     Mixed,
     Muted,
+    NotificationSent,
     OutboxQueued,
     PhaseEnd,
     PhaseStart,
@@ -37,6 +41,7 @@ from deployloop.events.kinds import (
     SuiteEnd,
     SuiteStart,
     TargetEvent,
+    TellEvent,
     TrackerWarning,
     Trigger,
     VersionSeen,
@@ -49,6 +54,7 @@ Sink = Callable[[Event], None]
 
 __all__ = [
     "KINDS",
+    "CommitStatusSet",
     "Deferred",
     "Deploying",
     "DryRun",
@@ -58,12 +64,15 @@ __all__ = [
     "FailedFirst",
     "FailureCluster",
     "Health",
+    "HookRan",
     "IssueDone",
     "IterationEnd",
     "IterationStart",
     "Journal",
+    "MetricsFailed",
     "Mixed",
     "Muted",
+    "NotificationSent",
     "OutboxQueued",
     "PhaseEnd",
     "PhaseStart",
@@ -79,12 +88,14 @@ __all__ = [
     "SuiteEnd",
     "SuiteStart",
     "TargetEvent",
+    "TellEvent",
     "TrackerWarning",
     "Trigger",
     "VersionSeen",
     "Waiting",
     "WriteEvent",
     "event_from_json",
+    "journal_record",
     "read_journal",
     "scrub",
 ]

@@ -22,6 +22,13 @@ def scrub(value: Any, redact: Callable[[str], str]) -> Any:
     return value
 
 
+def journal_record(event: Event, redact: Callable[[str], str] = str) -> dict[str, Any]:
+    """The JSON object ``events.jsonl`` holds for ``event``: its fields, ``ts`` to the
+    millisecond, every string passed through ``redact``."""
+    record = {**event.to_json(), "ts": round(event.ts, 3)}  # a millisecond is precise enough
+    return dict(scrub(record, redact))
+
+
 class Journal:
     """``events.jsonl``: append-only, flushed per event, rotated once past ``max_bytes``."""
 
@@ -34,8 +41,7 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, event: Event) -> None:
-        record = {**event.to_json(), "ts": round(event.ts, 3)}  # a millisecond is precise enough
-        line = json.dumps(scrub(record, self.redact), ensure_ascii=False) + "\n"
+        line = json.dumps(journal_record(event, self.redact), ensure_ascii=False) + "\n"
         self._rotate_if_full()
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from deployloop.errors import UsageError
-from deployloop.events import FailureCluster
+from deployloop.events import FailureCluster, NotificationSent
 from deployloop.logical import tally
 from deployloop.models import SuiteRun
 from deployloop.report.records import (
@@ -23,6 +23,7 @@ from deployloop.report.records import (
     Headline,
     IssueInfo,
     IterationInfo,
+    Notification,
     PhaseStats,
     ReportData,
     SlowTest,
@@ -57,6 +58,10 @@ def build(store: Store, session_id: str | None = None) -> ReportData:
         slowest=_slowest(runs, iterations),
         waits=tuple(story.waits),
         redeploy_problems=tuple(story.redeploy_problems),
+        notifications=tuple(
+            Notification(e.ts, e.notice, e.via, e.ok, e.title)
+            for _, e in store.story(row.id, NotificationSent)
+        ),
         budget=_budget(row, iterations, story.end_reason),
     )
 

@@ -98,6 +98,7 @@ def to_html(data: ReportData) -> str:
             _slowest(data),
             _waits(data),
             _redeploy_problems(data),
+            _notifications(data),
             _budget(data),
         )
         if part
@@ -338,6 +339,23 @@ def _waits(data: ReportData) -> str:
     ]
     head = ["after iteration", "new version", "waited", "seen at"]
     return f"<section><h2>Redeploy waits</h2>{_table(head, rows)}</section>"
+
+
+def _notifications(data: ReportData) -> str:
+    if not data.notifications:
+        return ""
+    rows = [
+        [
+            esc(words.stamp(n.ts)),
+            esc(n.notice),
+            f"<code>{esc(n.via)}</code>",
+            "sent" if n.ok else "failed",
+            esc(n.title),
+        ]
+        for n in data.notifications
+    ]
+    head = ["at", "notice", "to", "", "title"]
+    return f"<section><h2>Notifications</h2>{_table(head, rows)}</section>"
 
 
 def _redeploy_problems(data: ReportData) -> str:

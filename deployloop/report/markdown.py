@@ -25,6 +25,7 @@ def to_markdown(data: ReportData) -> str:
         _slowest(data),
         _waits(data),
         _redeploy_problems(data),
+        _notifications(data),
         _budget(data),
     ]
     return "\n\n".join("\n".join(s) for s in sections if s) + "\n"
@@ -209,6 +210,16 @@ def _redeploy_problems(data: ReportData) -> list[str]:
     for p in data.redeploy_problems:
         out.append(f"- after iteration {p.after_iteration or '–'}: {text(p.text)}")
     return out
+
+
+def _notifications(data: ReportData) -> list[str]:
+    if not data.notifications:
+        return []
+    rows = [
+        [words.stamp(n.ts), n.notice, code(n.via), "sent" if n.ok else "failed", text(n.title)]
+        for n in data.notifications
+    ]
+    return ["## Notifications", "", *table(["at", "notice", "to", "", "title"], rows)]
 
 
 def _budget(data: ReportData) -> list[str]:

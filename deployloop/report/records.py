@@ -177,6 +177,17 @@ class Headline:
 
 
 @dataclass(frozen=True, slots=True)
+class Notification:
+    """One notification the night sent (or could not): ``via`` with its secrets hidden."""
+
+    ts: float
+    notice: str
+    via: str
+    ok: bool
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReportData:
     session: str
     name: str
@@ -192,6 +203,7 @@ class ReportData:
     waits: tuple[RedeployWait, ...]
     budget: Budget
     redeploy_problems: tuple[RedeployProblem, ...] = ()
+    notifications: tuple[Notification, ...] = ()
 
     @property
     def last(self) -> IterationInfo | None:

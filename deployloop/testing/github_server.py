@@ -1,4 +1,5 @@
-"""A local stand-in for the GitHub REST API: the subset PyGithub uses to file issues.
+"""A local stand-in for the GitHub REST API: the subset PyGithub uses to file issues (and to
+set commit statuses).
 
 A threaded ``http.server`` on 127.0.0.1 (port 0) that keeps issues, comments and labels in
 memory, records every request (method, path, query, headers, body) for assertions, and plays
@@ -113,6 +114,7 @@ class FakeGitHub:
         self.calls: list[Recorded] = []
         self.issues: dict[int, dict[str, Any]] = {}
         self.labels: dict[str, dict[str, Any]] = {}
+        self.statuses: dict[str, list[dict[str, Any]]] = {}  # sha → commit statuses, oldest first
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
         self._ids = 1000
@@ -264,6 +266,9 @@ class FakeGitHub:
         self, method: str, rest: str, query: dict[str, list[str]], body: Any, login: str
     ) -> _Reply:
         number = re.fullmatch(r"/issues/(\d+)(/comments)?", rest)
+        sha = re.fullmatch(r"/statuses/([0-9a-fA-F]{7,40})", rest)
+        if sha:
+            return self._statuses(method, sha.group(1), body, login, query)
         if rest == "" and method == "GET":
             return _Reply(200, self._repo_json())
         if rest == "/issues":
@@ -363,6 +368,33 @@ class FakeGitHub:
             return _Reply(422, {"message": "Validation Failed", "errors": errors})
         self.labels[name] = self._label(name, body.get("color", "ededed"), body.get("description"))
         return _Reply(201, self.labels[name])
+
+    # commit statuses -------------------------------------------------------------------------
+    def _statuses(
+        self, method: str, sha: str, body: Any, login: str, query: dict[str, list[str]]
+    ) -> _Reply:
+        """GitHub's "Create a commit status" (POST) and "List commit statuses for a reference"
+        (GET, newest first)."""
+        found = self.statuses.setdefault(sha, [])
+        if method == "GET":
+            return self._page(list(reversed(found)), f"/statuses/{sha}", query)
+        states = ("error", "failure", "pending", "success")
+        if not isinstance(body, dict) or body.get("state") not in states:
+            return _Reply(422, {"message": "Validation Failed"})
+        self._ids += 1
+        status = {
+            "id": self._ids,
+            "url": f"{self._base()}/statuses/{sha}",
+            "state": body["state"],
+            "description": body.get("description"),
+            "target_url": body.get("target_url"),
+            "context": body.get("context", "default"),
+            "created_at": _now(),
+            "updated_at": _now(),
+            "creator": {"login": login, "id": 3, "type": "User"},
+        }
+        found.append(status)
+        return _Reply(201, status)
 
     # JSON shapes (the fields PyGithub reads) -------------------------------------------------
     def _base(self) -> str:

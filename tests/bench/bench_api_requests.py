@@ -7,6 +7,7 @@ only when there is something to write), labels checked once per run, no per-issu
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -20,7 +21,11 @@ from deployloop.redact import Redactor
 from deployloop.testing import CAUSES, cause_map, context, failing_run
 from deployloop.testing.github_server import FakeGitHub
 
-GOALS = {"api_requests_first": ("<=", 15), "api_requests_repeat": ("<=", 6)}
+GOALS = {
+    "api_requests_first": ("<=", 15),
+    "api_requests_repeat": ("<=", 6),
+    "api_requests_statuses_per_iteration": ("<=", 2),  # pending + verdict, never a repeat
+}
 
 COUNTS = (400, 250, 150, 120, 80)  # 1000 failures, 5 causes; 1500 more tests pass
 
@@ -48,8 +53,38 @@ class Bench:
         return len(self.github.requests()) - before
 
 
+def status_requests(github: FakeGitHub, iterations: int = 4) -> float:
+    """Commit-status requests per iteration over a night: three red commits, then a retest of
+    the last one that stays red (no request), then green."""
+    from deployloop.config import parse
+    from deployloop.events import IterationEnd, IterationStart, PhaseEnd, Reporter
+    from deployloop.models import Verdict
+    from deployloop.tell import Tellers
+    from deployloop.tell.night import Night
+    from deployloop.tell.statuses import CommitStatuses, GitHubStatuses
+
+    text = (
+        '[target]\nbase_url = "http://127.0.0.1:9"\n[[phase]]\nname = "p"\n'
+        '[[phase.suite]]\nname = "s"\nrun = "true"\n'
+        f'[issues]\ntoken = "{github.token}"\napi_url = "{github.url}"\nwrite_interval = "0s"\n'
+    )
+    config = parse(text, "bench.toml", {})
+    post = GitHubStatuses(github.repo, "deployloop/bench", config, str, threading.Event())
+    tellers = Tellers(Night(config.issues, Path(".")), [CommitStatuses(post, Reporter(), None)])
+    before = len(github.requests())
+    shas = [f"{n:07x}abc" for n in range(1, iterations)] + [f"{iterations - 1:07x}abc"]
+    for n, sha in enumerate(shas, 1):
+        gate = Verdict("pass_rate", False, "0.0% (0/1)", "≥ 100%")
+        tellers(IterationStart(iteration=n, version=sha))
+        tellers(PhaseEnd(phase="p", passed=False, verdicts=(), gates=(gate,)))
+        tellers(IterationEnd(iteration=n, green=False, version=sha, duration_s=1, failing=("p",)))
+    return (len(github.requests()) - before) / len(shas)
+
+
 def measure() -> dict[str, float]:
     with FakeGitHub() as github, tempfile.TemporaryDirectory() as state:
+        statuses = status_requests(github)
+        github.reset_calls()
         bench = Bench(github, Path(state))
         first = bench.requests(runs(), context(1))
         same = bench.requests(runs(), context(2))
@@ -68,6 +103,7 @@ def measure() -> dict[str, float]:
         "api_requests_after_restart": restarted,
         "issues_filed": issues,
         "triage_ms_1000_failures": bench.triage_s * 1000,
+        "api_requests_statuses_per_iteration": statuses,
     }
 
 
