@@ -12,7 +12,7 @@ import pytest
 from deployloop import gates
 from deployloop.config import PhaseConfig
 from deployloop.models import Outcome, RunEnd
-from deployloop.runner import SuiteJob, build_argv, is_pytest, run_suite
+from deployloop.runner import SuiteJob, is_pytest, run_suite, runs_pytest
 from tests.helpers import python_pytest, wait_for, write_tests
 
 
@@ -28,17 +28,27 @@ def run_in(tmp_path: Path, source: str, args: str = "", **suite: object) -> tupl
 
 
 def test_pytest_commands_are_recognised() -> None:
-    """pytest, py.test and python -m pytest get --junitxml; other runners do not."""
+    """pytest, py.test and python -m pytest are pytest; other runners are not."""
     assert is_pytest(["pytest", "x"]) and is_pytest(["/usr/bin/python3.11", "-m", "pytest"])
     assert not is_pytest(["npx", "jest"]) and not is_pytest(["python", "-m", "unittest"])
 
 
-def test_junitxml_and_selection_are_appended(tmp_path: Path) -> None:
-    """A pytest suite gets --junitxml, the live plugin and the selected node ids."""
-    job = make_job(tmp_path, "pytest tests/e2e -q")
-    argv = build_argv(SuiteJob(job.phase, job.suite, job.junit_path, job.log_path, ("t.py::a",)))
-    assert argv[:3] == ["pytest", "tests/e2e", "-q"]
-    assert f"--junitxml={job.junit_path}" in argv and argv[-1] == "t.py::a"
+@pytest.mark.parametrize(
+    ("line", "pytest_behind"),
+    [
+        ("cd e2e && pytest -q", True),
+        ("API_KEY=x venv/bin/pytest tests", True),
+        ("pytest tests/test_it*.py", True),
+        ("pytest $SUITE", True),
+        ("~/venv/bin/py.test tests", True),
+        ("python3 -m pytest -x; echo done", True),
+        ("npm test && echo pytest-free", False),
+        ("cd web && npx jest", False),
+    ],
+)
+def test_pytest_behind_shell_syntax_is_recognised(line: str, pytest_behind: bool) -> None:
+    """A run line with shell syntax still counts as pytest when it starts pytest (item 7)."""
+    assert runs_pytest(line) is pytest_behind
 
 
 def test_passing_suite_passes(tmp_path: Path) -> None:

@@ -1,0 +1,59 @@
+"""pytest plugin loaded by deployloop with ``-p deployloop_run``: its own report, and selection.
+
+Standard library and pytest only: it runs inside the suite's own environment. Each job is
+switched on by an environment variable deployloop sets, so it works behind any run line that
+starts pytest (``cd e2e && VAR=x pytest …``, a wrapper script), passed in ``PYTEST_ADDOPTS``:
+
+- ``DEPLOYLOOP_JUNIT``: a JUnit XML report (xunit1) written there by pytest's own writer
+  (``_pytest.junitxml.LogXML``) registered a second time, so a ``--junitxml`` the user asked
+  for is written too, untouched (issue 15 item 14).
+- ``DEPLOYLOOP_SELECT``: a file of node ids, one a line; every other collected test is
+  deselected, so a run line naming a path reruns only these (issue 15 item 10). The
+  ``@group`` suffix pytest-xdist's ``--dist loadgroup`` adds to ids (pytest-xdist#992) is
+  ignored on both sides.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+_GROUP = re.compile(r"@[^\[\]:@]*$")  # "test_a@grp", not "test_a[x@y.com]"
+_KEY = "_deployloop_report"
+
+
+def plain_id(node_id: str) -> str:
+    """``node_id`` without the ``@group`` suffix xdist's loadgroup appends."""
+    return _GROUP.sub("", node_id)
+
+
+def pytest_configure(config: Any) -> None:
+    path = os.environ.get("DEPLOYLOOP_JUNIT")
+    if not path or hasattr(config, "workerinput"):  # xdist workers report through the controller
+        return
+    from _pytest.junitxml import LogXML
+
+    report = LogXML(path, None, family="xunit1")
+    setattr(config, _KEY, report)
+    config.pluginmanager.register(report, _KEY)
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    listing = os.environ.get("DEPLOYLOOP_SELECT")
+    if not listing:
+        return
+    with open(listing, encoding="utf-8") as handle:
+        wanted = {plain_id(line.rstrip("\n")) for line in handle if line.strip()}
+    keep = [item for item in items if plain_id(item.nodeid) in wanted]
+    dropped = [item for item in items if plain_id(item.nodeid) not in wanted]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def pytest_unconfigure(config: Any) -> None:
+    report = getattr(config, _KEY, None)
+    if report is not None:
+        delattr(config, _KEY)
+        config.pluginmanager.unregister(report)
