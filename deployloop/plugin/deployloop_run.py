@@ -21,6 +21,7 @@ from typing import Any
 
 _GROUP = re.compile(r"@[^\[\]:@]*$")  # "test_a@grp", not "test_a[x@y.com]"
 _KEY = "_deployloop_report"
+XPASS_MESSAGE = "xfail-marked test passes unexpectedly"  # junit.XPASS_MESSAGE
 
 
 def plain_id(node_id: str) -> str:
@@ -34,7 +35,13 @@ def pytest_configure(config: Any) -> None:
         return
     from _pytest.junitxml import LogXML
 
-    report = LogXML(path, None, family="xunit1")
+    class Report(LogXML):  # type: ignore[misc]
+        def pytest_runtest_logreport(self, report: Any) -> None:
+            super().pytest_runtest_logreport(report)
+            if report.when == "call" and report.passed and hasattr(report, "wasxfail"):
+                self.node_reporter(report)._add_simple("skipped", XPASS_MESSAGE)
+
+    report = Report(path, None, family="xunit1")
     setattr(config, _KEY, report)
     config.pluginmanager.register(report, _KEY)
 
