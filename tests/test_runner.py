@@ -274,3 +274,41 @@ def test_other_runners_junit_is_kept_beside_the_log(tmp_path: Path) -> None:
     run = run_suite(job, threading.Event())
     assert run.harness_error is None and run.junit_path == str(job.junit_path)
     assert "testcase" in job.junit_path.read_text()
+
+
+def select_job(job: SuiteJob, *ids: str) -> SuiteJob:
+    return SuiteJob(job.phase, job.suite, job.junit_path, job.log_path, ids)
+
+
+def test_loadgroup_ids_select_their_test_and_missing_ids_are_a_harness_error(
+    tmp_path: Path,
+) -> None:
+    """Case 24: an xdist loadgroup id ``test_a@grp`` selects test_a alone; a selection that
+    finds fewer tests than asked is a harness error naming the missing id (item 10)."""
+    job, full = run_in(tmp_path, "def test_a():\n    pass\ndef test_b():\n    pass\n")
+    test_a = full.cases[0].id  # type: ignore[attr-defined]
+    again = run_suite(select_job(job, f"{test_a}@agent_session"), threading.Event())
+    assert again.harness_error is None
+    assert [c.name for c in again.cases] == ["test_a"]
+    missing = test_a.replace("test_a", "test_z")
+    gone = run_suite(select_job(job, test_a, missing), threading.Event())
+    assert gone.harness_error == f"rerun selected 1 of 2 tests (not found: {missing})"
+
+
+def test_every_result_file_is_kept_and_repairs_are_noted(tmp_path: Path) -> None:
+    """junit = "reports/*.xml" matching two files: both are read and kept together (item 12);
+    a bad character repaired in one is noted in the suite's log."""
+    script = tmp_path / "write.py"
+    script.write_text(
+        "import os\nos.makedirs('reports', exist_ok=True)\n"
+        "open('reports/a.xml','w').write('<testsuite><testcase classname=\"a\" name=\"x\"/>"
+        "</testsuite>')\n"
+        "open('reports/b.xml','w').write('<testsuite><testcase classname=\"b\" name=\"y\">"
+        "<failure message=\"&#x1B;[31mboom\"/></testcase></testsuite>')\n"
+    )
+    job = make_job(tmp_path, f"{sys.executable} {script}", junit="reports/*.xml", cwd=str(tmp_path))
+    run = run_suite(job, threading.Event())
+    assert [c.name for c in run.cases] == ["x", "y"]
+    kept = Path(run.junit_path or "")
+    assert kept.is_dir() and sorted(p.name for p in kept.iterdir()) == ["000-a.xml", "001-b.xml"]
+    assert "[deployloop] JUnit repaired: " in job.log_path.read_text()
