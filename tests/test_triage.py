@@ -42,7 +42,7 @@ def ctx(
         now=now,
         phases={"websocket": phase},
         complete_phases=complete,
-        flaky=flaky_ids,
+        flaky={"websocket": flaky_ids},
         repro={"agents": "pytest tests/e2e/test_agents.py"},
         log_excerpts={"agents": "2025-03-01 02:00:01 ERROR ws closed 1011"},
     )
@@ -247,6 +247,14 @@ def test_flaky_failures_form_no_issue_when_flaky_counts_as_pass() -> None:
     records, actions = assess({}, [run], ctx(flaky_ids=flaky))
     assert kinds(actions) == ["create"]
     assert sorted(r.status for r in records.values()) == ["flaky", "open"]
+
+
+def test_flaky_in_another_phase_forgives_nothing_here() -> None:
+    """Item 2: ids that passed on rerun in another phase are still failures in this one."""
+    run = failing_run(cause_map(3, 2), passing=60)
+    flaky = frozenset(c.id for c in run.cases if c.broken)
+    _, actions = assess({}, [run], replace(ctx(), flaky={"business": flaky}))
+    assert kinds(actions) == ["create", "create"]
 
 
 def test_flaky_failures_are_filed_when_flaky_counts_as_fail() -> None:

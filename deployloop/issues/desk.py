@@ -110,7 +110,7 @@ class IssueDesk:
             now=dt.datetime.now(dt.UTC),
             phases={r.phase: PhaseInfo.of(phases[r.phase], r) for r in report.phases},
             complete_phases=complete,
-            flaky=frozenset(test for r in report.phases for test in r.flaky),
+            flaky={r.phase: frozenset(r.flaky) for r in report.phases},
             repro={run.suite: suites[run.suite].run_template for run in runs},
             log_excerpts={run.suite: _tail(run.log_path) for run in runs if run.log_path},
             retest=self.config.retest,

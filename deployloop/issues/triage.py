@@ -53,7 +53,7 @@ def observe(runs: Sequence[SuiteRun], ctx: TriageContext) -> Observation:
         pairs = [(run.suite, case) for run in phase_runs for case in run.cases]
         broke = {case.id for _, case in pairs if case.broken}
         seen.passed |= {c.id for _, c in pairs if c.outcome is Outcome.PASSED and c.id not in broke}
-        forgive = ctx.flaky if ctx.retest.flaky == "pass" else frozenset()
+        forgive = ctx.flaky.get(phase, frozenset()) if ctx.retest.flaky == "pass" else frozenset()
         hard = [(s, c) for s, c in pairs if c.broken and c.id not in forgive]
         soft = [(s, c) for s, c in pairs if c.broken and c.id in forgive]
         clusters = _cluster(phase, hard, ctx.clusters.mask)
