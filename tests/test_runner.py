@@ -304,7 +304,7 @@ def test_every_result_file_is_kept_and_repairs_are_noted(tmp_path: Path) -> None
         "open('reports/a.xml','w').write('<testsuite><testcase classname=\"a\" name=\"x\"/>"
         "</testsuite>')\n"
         "open('reports/b.xml','w').write('<testsuite><testcase classname=\"b\" name=\"y\">"
-        "<failure message=\"&#x1B;[31mboom\"/></testcase></testsuite>')\n"
+        '<failure message="&#x1B;[31mboom"/></testcase></testsuite>\')\n'
     )
     job = make_job(tmp_path, f"{sys.executable} {script}", junit="reports/*.xml", cwd=str(tmp_path))
     run = run_suite(job, threading.Event())

@@ -133,9 +133,10 @@ def test_subtests_and_xfail_keep_pytests_categories(tmp_path: Path) -> None:
     assert nonzero(full["counts"]) == {"passed": 1, "failed": 1, "xfailed": 1, "xpassed": 1}
     own = own_counts(night["dir"] / "1" / "e2e.log")
     assert (own["xfailed"], own["xpassed"]) == (1, 1)  # pytest counts subtests its own way
-    assert 'message="xfail-marked test passes unexpectedly"' in (
-        night["dir"] / "1" / "e2e.xml"
-    ).read_text()
+    assert (
+        'message="xfail-marked test passes unexpectedly"'
+        in (night["dir"] / "1" / "e2e.xml").read_text()
+    )
     assert "✅ pass_rate: 66.7% (2/3) (threshold ≥ 60%)" in verdicts(night)
     assert night["code"] == 0
 
@@ -148,10 +149,14 @@ def test_shell_run_line_is_still_pytest(tmp_path: Path) -> None:
     night = run_night(tmp_path, f"cd e2e && STAGE=night {PYTEST} test_e2e.py")
     full = suite_ends(night)["full"]
     assert full["harness_error"] is None
-    assert nonzero(full["counts"]) == own_counts(night["dir"] / "1" / "e2e.log") == {
-        "passed": 1,
-        "failed": 1,
-    }
+    assert (
+        nonzero(full["counts"])
+        == own_counts(night["dir"] / "1" / "e2e.log")
+        == {
+            "passed": 1,
+            "failed": 1,
+        }
+    )
     assert "❌ pass_rate: 50.0% (1/2) (threshold ≥ 100%)" in verdicts(night)
 
 

@@ -92,7 +92,7 @@ class IssueDesk:
             max_new=self.config.issues.max_new_per_iteration,
         )
         self._save(triage.with_issue_numbers(records, result.issue_numbers), report)
-        self._tell(result)
+        self._tell(result, report.version)
 
     def context(self, report: IterationReport) -> TriageContext:
         """What triage needs of ``report`` besides its runs: phases, reruns, repro, log tails."""
@@ -122,8 +122,9 @@ class IssueDesk:
             return  # a dry run decides, and leaves no trace that a later real run would trust
         self.store.save_clusters(self.session_id, {fp: r.to_dict() for fp, r in records.items()})
 
-    def _tell(self, result: SyncResult) -> None:
+    def _tell(self, result: SyncResult, version: str | None) -> None:
         for done in result.done:
+            fixed = f"verified fixed in {version or 'an unknown version'}"
             self.reporter.emit(
                 IssueDone(
                     action=done.action,
@@ -131,6 +132,7 @@ class IssueDesk:
                     title=done.title,
                     fingerprint=done.fingerprint,
                     dry_run=False,
+                    reason=fixed if done.action == "closed" else "",
                 )
             )
         for line in result.dry_run:
