@@ -340,3 +340,28 @@ def test_title_drops_the_module_path_of_the_exception() -> None:
         "ConnectionClosedError: 1011"
     )
     assert _short_type("assert resp.status == 200") == "assert resp.status == 200"
+
+
+def test_issue_text_says_where_to_reproduce_and_shows_only_its_own_log() -> None:
+    """Item 15: no "`None`" for an unknown version; Reproduce gives the suite's directory and
+    its run line as configured; the log excerpt holds this cause's pytest sections only."""
+    from deployloop.config import SuiteConfig
+    from deployloop.issues.desk import repro_lines
+
+    run = failing_run(cause_map(2, 1), passing=5)
+    mine, other = (next(c.id for c in run.cases if cause in c.message) for cause in CAUSES[:2])
+    log = (
+        f"____ {other.rpartition('::')[2]} ____\nOtherError: not this cause\n"
+        f"____ {mine.rpartition('::')[2]} ____\nthis cause's traceback\n"
+        f"FAILED {mine} - boom\n"
+    )
+    suite = SuiteConfig(name="agents", run="pytest ${E2E}", cwd="/srv/e2e", env={"TOKEN": "s3cret"})
+    context = replace(
+        ctx(version=None), log_excerpts={"agents": log}, repro={"agents": repro_lines(suite)}
+    )
+    _, actions = assess({}, [run], context)
+    body = actions[0].body
+    assert "| First seen | iteration 1 |" in body
+    assert "cd /srv/e2e\n# with the environment its config sets: TOKEN\npytest ${E2E}" in body
+    assert "s3cret" not in body
+    assert "this cause's traceback" in body and "not this cause" not in body

@@ -7,12 +7,13 @@ the tracker's hidden markers are the second line of defence when the state is lo
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from deployloop import process
-from deployloop.config import Config, IssuesConfig
+from deployloop.config import Config, IssuesConfig, SuiteConfig
 from deployloop.events import (
     Deferred,
     DryRun,
@@ -31,7 +32,7 @@ from deployloop.issues.tracker import Tracker, tracker_id
 from deployloop.redact import Redactor
 from deployloop.state import Store
 
-LOG_EXCERPT_BYTES = 3000
+LOG_EXCERPT_BYTES = 65536  # enough to find this cause's own sections (issues.text.about)
 
 
 class IssueDesk:
@@ -111,7 +112,7 @@ class IssueDesk:
             phases={r.phase: PhaseInfo.of(phases[r.phase], r) for r in report.phases},
             complete_phases=complete,
             flaky={r.phase: frozenset(r.flaky) for r in report.phases},
-            repro={run.suite: suites[run.suite].run_template for run in runs},
+            repro={run.suite: repro_lines(suites[run.suite]) for run in runs},
             log_excerpts={run.suite: _tail(run.log_path) for run in runs if run.log_path},
             retest=self.config.retest,
             clusters=self.config.clusters,
@@ -180,6 +181,15 @@ def make_tracker(
     from deployloop.issues.local import LocalTracker
 
     return LocalTracker(issues.dir or Path(logs_dir) / "issues", redactor)
+
+
+def repro_lines(suite: SuiteConfig) -> str:
+    """How to run ``suite`` by hand, as configured: its directory, the names of the variables
+    its config sets, and its run line with ``${NAME}`` unexpanded (no secret is shown)."""
+    lines = [f"cd {shlex.quote(str(suite.cwd))}"] if suite.cwd else []
+    if suite.env:
+        lines.append(f"# with the environment its config sets: {', '.join(sorted(suite.env))}")
+    return "\n".join([*lines, suite.run_template or suite.run])
 
 
 def _tail(path: str) -> str:
