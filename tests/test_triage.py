@@ -257,6 +257,14 @@ def test_flaky_in_another_phase_forgives_nothing_here() -> None:
     assert kinds(actions) == ["create", "create"]
 
 
+def test_waiting_causes_are_announced_in_their_own_phase_only() -> None:
+    """Item 15: causes of phase B held back by the cap are not announced on phase A's issue."""
+    first = failing_run(cause_map(9, 7), passing=50)
+    second = failing_run({CAUSES[2]: 5}, passing=50, phase="business", suite="shop")
+    _, actions = assess({}, [first, second], ctx(max_new_per_iteration=2))
+    assert kinds(actions) == ["create", "create", "defer"]
+
+
 def test_flaky_failures_are_filed_when_flaky_counts_as_fail() -> None:
     """With flaky = 'fail' a flaky test is a failure like any other."""
     run = failing_run(cause_map(3, 2), passing=60)
