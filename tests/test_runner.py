@@ -312,3 +312,14 @@ def test_every_result_file_is_kept_and_repairs_are_noted(tmp_path: Path) -> None
     kept = Path(run.junit_path or "")
     assert kept.is_dir() and sorted(p.name for p in kept.iterdir()) == ["000-a.xml", "001-b.xml"]
     assert "[deployloop] JUnit repaired: " in job.log_path.read_text()
+
+
+def test_rerun_collects_only_the_files_of_its_tests(tmp_path: Path) -> None:
+    """A rerun of one test imports only its file: another file that cannot even be imported
+    now does not turn the rerun into a collection error (the suite's path stays in run)."""
+    job, full = run_in(tmp_path, "def test_a():\n    assert False\n")
+    write_tests(tmp_path / "suite", "test_other.py", "raise ImportError('not this file')\n")
+    (failed,) = full.cases  # type: ignore[attr-defined]
+    again = run_suite(select_job(job, failed.id), threading.Event())
+    assert again.harness_error is None and [c.name for c in again.cases] == ["test_a"]
+    assert "test_other" not in job.log_path.with_suffix(".log").read_text()

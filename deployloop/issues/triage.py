@@ -308,8 +308,8 @@ class _Plan:
 def _deferred_comments(
     filed: Sequence[_Candidate], waiting: Sequence[_Candidate], cap: int
 ) -> list[IssueAction]:
-    """"N more causes wait", on the first issue filed now in the waiting causes' own phase;
-    a phase with none filed now has its waiting causes in the session log only (Deferred)."""
+    """The "N more causes wait" comment, on the first issue filed now in the waiting causes'
+    own phase; a phase with none filed now has its waiting causes in the log only (Deferred)."""
     out: list[IssueAction] = []
     for phase in dict.fromkeys(c.record.phase for c in waiting):
         host = next((c for c in filed if c.record.phase == phase), None)

@@ -10,7 +10,9 @@ starts pytest (``cd e2e && VAR=x pytest …``, a wrapper script), passed in ``PY
 - ``DEPLOYLOOP_SELECT``: a file of node ids, one a line; every other collected test is
   deselected, so a run line naming a path reruns only these (issue 15 item 10). The
   ``@group`` suffix pytest-xdist's ``--dist loadgroup`` adds to ids (pytest-xdist#992) is
-  ignored on both sides.
+  ignored on both sides. Files holding none of them are not even collected, when every file
+  the ids name exists under pytest's rootdir (a rerun then costs its own tests, not the suite's
+  collection).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def pytest_configure(config: Any) -> None:
         return
     from _pytest.junitxml import LogXML
 
-    class Report(LogXML):  # type: ignore[misc]
+    class Report(LogXML):
         def pytest_runtest_logreport(self, report: Any) -> None:
             super().pytest_runtest_logreport(report)
             if report.when == "call" and report.passed and hasattr(report, "wasxfail"):
@@ -46,12 +48,44 @@ def pytest_configure(config: Any) -> None:
     config.pluginmanager.register(report, _KEY)
 
 
-def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+def _wanted() -> set[str] | None:
     listing = os.environ.get("DEPLOYLOOP_SELECT")
     if not listing:
-        return
+        return None
     with open(listing, encoding="utf-8") as handle:
-        wanted = {plain_id(line.rstrip("\n")) for line in handle if line.strip()}
+        return {plain_id(line.rstrip("\n")) for line in handle if line.strip()}
+
+
+def _files(config: Any) -> set[str] | None:
+    """Paths (relative to the rootdir) of the files the selected ids are in; None when there
+    is no selection, or an id names a file that is not there (collect everything then)."""
+    if not hasattr(config, "_deployloop_files"):
+        wanted = _wanted()
+        files = None if wanted is None else {i.partition("::")[0] for i in wanted}
+        root = config.rootpath
+        if files is not None and not all((root / f).is_file() for f in files):
+            files = None
+        config._deployloop_files = files
+    return config._deployloop_files  # type: ignore[no-any-return]
+
+
+def pytest_ignore_collect(collection_path: Any, config: Any) -> bool | None:
+    files = _files(config)
+    if files is None or collection_path == config.rootpath:
+        return None
+    try:
+        relative = collection_path.relative_to(config.rootpath).as_posix()
+    except ValueError:
+        return None
+    if collection_path.is_dir():
+        return None if any(f.startswith(relative + "/") for f in files) else True
+    return None if relative in files else True
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    wanted = _wanted()
+    if wanted is None:
+        return
     keep = [item for item in items if plain_id(item.nodeid) in wanted]
     dropped = [item for item in items if plain_id(item.nodeid) not in wanted]
     if dropped:
