@@ -32,11 +32,20 @@ def judge(
     probes: Sequence[ProbeResult],
     flaky: Collection[str] = (),
     flaky_counts_as_pass: bool = True,
+    broken_reruns: Sequence[SuiteRun] = (),
 ) -> PhaseResult:
-    """Judge one phase: harness, collection, speed, pass rate, p95, failures, probes."""
+    """Judge one phase: harness, collection, speed, pass rate, p95, failures, probes.
+
+    ``broken_reruns``: reruns of failed tests that did not run cleanly; each is a failing
+    ``<suite>: rerun`` verdict with its harness error (issue 15 item 10: never discarded silently).
+    """
     verdicts: list[Verdict] = []
     for run in runs:
         verdicts.extend(suite_verdicts(phase, run))
+    verdicts.extend(
+        Verdict(f"{r.suite}: rerun", False, r.harness_error or r.ended.value, "a clean run")
+        for r in broken_reruns
+    )
     cases = [c for run in runs for c in run.cases]
     counts = tally(cases, forgiven=flaky)
     if runs:

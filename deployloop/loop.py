@@ -348,9 +348,10 @@ class Loop:
     def _judge(
         self, n: int, phase: PhaseConfig, runs: list[SuiteRun], version: str | None
     ) -> PhaseResult:
-        flaky = self._rerun_failures(n, phase, runs, version)
+        flaky, broken_reruns = self._rerun_failures(n, phase, runs, version)
         probes = [self.services.run_probe(probe) for probe in phase.probes]
-        result = gates.judge(phase, runs, probes, flaky, self.config.retest.flaky == "pass")
+        flaky_passes = self.config.retest.flaky == "pass"
+        result = gates.judge(phase, runs, probes, flaky, flaky_passes, broken_reruns)
         self.reporter.emit(
             PhaseEnd(
                 phase=phase.name,
@@ -365,11 +366,16 @@ class Loop:
 
     def _rerun_failures(
         self, n: int, phase: PhaseConfig, runs: list[SuiteRun], version: str | None
-    ) -> set[str]:
-        """Run each failed test once more; one that passes now is flaky, not a root cause."""
+    ) -> tuple[set[str], list[SuiteRun]]:
+        """Run each failed test once more; one that passes now is flaky, not a root cause.
+
+        Also the reruns that did not run cleanly (a selection that found fewer tests than
+        asked, a crash): they prove nothing either way, and the phase's verdicts say so.
+        """
         if not self.config.retest.rerun_failed or self.services.stop.is_set():
-            return set()
+            return set(), []
         flaky: set[str] = set()
+        broken: list[SuiteRun] = []
         for run in runs:
             failed = plan.failed_tests([run]).get(run.suite, ())
             if run.ended is not RunEnd.COMPLETED or not failed or len(failed) > RERUN_LIMIT:
@@ -379,9 +385,10 @@ class Loop:
             suite = next(s for s in phase.suites if s.name == run.suite)
             again = self._run(n, phase, suite, version, "rerun", failed)
             if again.ended is not RunEnd.COMPLETED:
-                continue  # a rerun that did not run cleanly proves nothing either way
+                broken.append(again)
+                continue
             flaky |= {c.id for c in again.cases if c.id in failed and c.outcome is Outcome.PASSED}
-        return flaky
+        return flaky, broken
 
     def _failed_first(self, n: int, previous: IterationResult, version: str | None) -> None:
         """On a new version, rerun just what failed before: a quick signal before the full run."""

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 from deployloop.config import Config, PhaseConfig
 from deployloop.models import SuiteRun
-from deployloop.process import split_command
-from deployloop.runner import is_pytest
+from deployloop.runner import runs_pytest
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +39,7 @@ def failed_tests(runs: Iterable[SuiteRun]) -> dict[str, tuple[str, ...]]:
 
 
 def selectable(phase: PhaseConfig, suite_name: str) -> bool:
-    """Only pytest suites can be told to run just some tests."""
+    """Only pytest suites can be told to run just some tests (behind shell syntax too: the
+    selection reaches pytest through deployloop's plugin, not the command line)."""
     suite = next((s for s in phase.suites if s.name == suite_name), None)
-    return suite is not None and is_pytest(split_command(suite.run))
+    return suite is not None and runs_pytest(suite.run)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import glob
+import json
 import os
+import re
+import shutil
 import tempfile
 import threading
 import time
@@ -21,6 +24,7 @@ from deployloop import process
 from deployloop.config import PhaseConfig, SuiteConfig
 from deployloop.durations import format_duration
 from deployloop.errors import JUnitError
+from deployloop.hookerrors import attach_hook_errors
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
 from deployloop.pump import Pump
 from deployloop.redact import Redactor
@@ -36,8 +40,14 @@ PYTEST_EXIT = {
 # The live-progress plugin is a stdlib-only module on its own path, so it loads in the suite's
 # own Python environment even where deployloop is not installed.
 PLUGIN_DIR = Path(__file__).parent / "plugin"
-PLUGIN = "deployloop_live"
+PLUGINS = "-p deployloop_live -p deployloop_run"
 PROGRESS_ENV = "DEPLOYLOOP_PROGRESS"
+JUNIT_ENV = "DEPLOYLOOP_JUNIT"
+SELECT_ENV = "DEPLOYLOOP_SELECT"
+# pytest behind a shell line: "cd e2e && VAR=x pytest …", "venv/bin/py.test", "python3 -m pytest".
+PYTEST_WORD = re.compile(r"(?:^|[\s;&|(/])(?:py\.test|pytest)(?=$|[\s;&|)])|-m\s+pytest\b")
+# xdist's --dist loadgroup writes "test_a@group" (pytest-xdist#992); "test_a[x@y.com]" is an id.
+XDIST_GROUP = re.compile(r"@[^\[\]:@]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,26 +73,21 @@ def is_pytest(argv: Sequence[str]) -> bool:
     return exe.startswith("python") and list(argv[1:3]) == ["-m", "pytest"]
 
 
-def build_argv(job: SuiteJob) -> list[str]:
-    argv = process.split_command(job.suite.run)
-    if not is_pytest(argv):
-        return argv
-    extra = [f"--junitxml={job.junit_path}", "-o", "junit_family=xunit1", "-p", PLUGIN]
-    return [*argv, *extra, *(_from_cwd(node, job.suite.cwd) for node in job.select)]
+def runs_pytest(command: str | Sequence[str]) -> bool:
+    """Does this run line start pytest, directly or behind shell syntax (``cd … && pytest``)?
 
-
-def _from_cwd(node_id: str, cwd: str | None) -> str:
-    """A node id as pytest wants it on the command line: relative to where it runs.
-
-    JUnit ids are relative to pytest's rootdir, which may sit above the suite's cwd.
+    Such a line gets deployloop's plugins through ``PYTEST_ADDOPTS``, which pytest reads however
+    it is started, and can rerun a selection of its tests.
     """
-    path, sep, rest = node_id.partition("::")
-    parts = Path(path).parts
-    base = Path(cwd or ".")
-    for start in range(len(parts)):
-        if (base.joinpath(*parts[start:])).exists():
-            return str(Path(*parts[start:])) + sep + rest
-    return node_id
+    argv = process.split_command(command)
+    if argv[:2] == ["/bin/sh", "-c"]:
+        return bool(PYTEST_WORD.search(argv[2]))
+    return is_pytest(argv)
+
+
+def plain_id(node_id: str) -> str:
+    """A JUnit test id as pytest selects it: without the ``@group`` suffix of xdist loadgroup."""
+    return XDIST_GROUP.sub("", node_id)
 
 
 def run_suite(
@@ -98,30 +103,31 @@ def run_suite(
 
     With ``redactor``, no raw secret reaches ``logs/`` at any moment (tests print tokens more
     often than anyone thinks): the log and the progress file are scrubbed as they are written,
-    the JUnit file is written and read in a private place (``_private_place``) and only its
-    scrubbed copy is kept, and the results (ids, messages, details) are scrubbed before anything
+    the result files are written and read in a private place (``_private_place``) and only their
+    scrubbed copies are kept, and the results (ids, messages, details) are scrubbed before anything
     else sees them. Raises ``OSError`` only when the files under ``logs/`` cannot be written.
     """
-    job.junit_path.parent.mkdir(parents=True, exist_ok=True)
-    job.junit_path.unlink(missing_ok=True)
+    argv = process.split_command(job.suite.run)
+    _prepare(job)
     timeout, by_deadline = _timeout(job)
     started_wall = time.time()
-    with _private_place(job, redactor) as (raw_job, progress):
-        argv = build_argv(raw_job)
+    with _private_place(job, redactor) as (raw_job, progress, select):
         done = process.run(
             argv,
             log_path=job.log_path,
             timeout=timeout,
             stop=stop,
             cwd=job.suite.cwd,
-            env=_environment(job, env, progress),
+            env=_environment(raw_job, env, progress, select),
             pid_file=pid_path(job),
             force=force,
             redactor=redactor,
         )
-        cases, raw_junit, read_error = _read_results(raw_job, is_pytest(argv), started_wall)
-        ended, reason = how_it_ended(job, done, cases, read_error, is_pytest(argv), by_deadline)
-        junit_path = _keep_junit(raw_junit, job.junit_path, redactor)
+        found = _read_results(raw_job, job.log_path, started_wall)
+        kept = _keep(job, found.files, redactor)
+    # After the private place: the pump has written every progress line (the collected count).
+    cases = attach_hook_errors(found.cases, job.log_path)
+    ended, reason = how_it_ended(job, done, cases, found, by_deadline)
     if redactor is not None:
         cases = [_scrubbed(case, redactor) for case in cases]
         reason = None if reason is None else redactor.redact(reason)
@@ -133,7 +139,7 @@ def run_suite(
         exit_code=done.returncode,
         harness_error=reason,
         version=job.version,
-        junit_path=str(junit_path) if junit_path else None,
+        junit_path=str(kept) if kept else None,
         log_path=str(job.log_path),
         expected_tests=None if job.select else job.suite.expect_tests,
         ended=ended,
@@ -150,11 +156,22 @@ def progress_path(job: SuiteJob) -> Path:
     return job.log_path.with_suffix(".progress.jsonl")
 
 
+def _prepare(job: SuiteJob) -> None:
+    """No stale file from an earlier run of this job may pass for this run's results."""
+    job.junit_path.parent.mkdir(parents=True, exist_ok=True)
+    for path in (job.junit_path, progress_path(job)):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(_kept_dir(job), ignore_errors=True)
+
+
 @contextlib.contextmanager
-def _private_place(job: SuiteJob, redactor: Redactor | None) -> Iterator[tuple[SuiteJob, Path]]:
+def _private_place(
+    job: SuiteJob, redactor: Redactor | None
+) -> Iterator[tuple[SuiteJob, Path, Path | None]]:
     """A private directory (mode 0700, removed on leaving) for what the suite writes raw.
 
-    Yields the job with its JUnit file moved there, and a FIFO for the progress plugin: a pump
+    Yields the job with its JUnit file moved there, the file naming a rerun's tests (ids may
+    hold secrets: never under ``logs/``), and a FIFO for the progress plugin: a pump
     copies what the plugin writes into ``progress_path(job)``, scrubbed line by line, so the
     kept file never holds a raw test id. The FIFO is held open for writing here too, so two
     pytest runs in one command see one stream, and the plugin never blocks on a missing reader.
@@ -171,28 +188,38 @@ def _private_place(job: SuiteJob, redactor: Redactor | None) -> Iterator[tuple[S
             os.close(read_fd)
             os.close(held_fd)
             raise
+        select = _select_file(job, Path(scratch))
         with pump:
             try:
-                yield dataclasses.replace(job, junit_path=Path(scratch) / job.junit_path.name), fifo
+                raw_job = dataclasses.replace(job, junit_path=Path(scratch) / job.junit_path.name)
+                yield raw_job, fifo, select
             finally:
                 os.close(held_fd)  # the suite is gone: end of file once the pump has read it all
 
 
-def _environment(job: SuiteJob, extra: Mapping[str, str] | None, progress: Path) -> dict[str, str]:
+def _select_file(job: SuiteJob, scratch: Path) -> Path | None:
+    """The file naming the tests a rerun selects, one node id a line (read by the plugin)."""
+    if not job.select:
+        return None
+    path = scratch / "select"
+    path.write_text("".join(f"{plain_id(i)}\n" for i in job.select), "utf-8")
+    return path
+
+
+def _environment(
+    job: SuiteJob, extra: Mapping[str, str] | None, progress: Path, select: Path | None
+) -> dict[str, str]:
+    """The suite's environment, with deployloop's pytest plugins switched on through the
+    variables pytest reads however the run line starts it (``PYTEST_ADDOPTS``)."""
     env = {**os.environ, **(extra or {}), **job.suite.env}
     pythonpath = env.get("PYTHONPATH")
     env["PYTHONPATH"] = f"{PLUGIN_DIR}{os.pathsep}{pythonpath}" if pythonpath else str(PLUGIN_DIR)
+    env["PYTEST_ADDOPTS"] = f"{env.get('PYTEST_ADDOPTS', '')} {PLUGINS}".strip()
     env[PROGRESS_ENV] = str(progress)
+    env[JUNIT_ENV] = str(job.junit_path)
+    if select is not None:
+        env[SELECT_ENV] = str(select)
     return env
-
-
-def _keep_junit(raw: Path | None, kept: Path, redactor: Redactor | None) -> Path | None:
-    """The JUnit file kept beside the log: a scrubbed copy of the raw one (``kept``), or None
-    when the run wrote none."""
-    if raw is None:
-        return None
-    scrub_copy(raw, kept, redactor, xml=True)
-    return kept
 
 
 def _scrubbed(case: CaseResult, redactor: Redactor) -> CaseResult:
@@ -218,22 +245,62 @@ def _timeout(job: SuiteJob) -> tuple[float, bool]:
     return (left, True) if left < job.suite.timeout else (job.suite.timeout, False)
 
 
-def _read_results(
-    job: SuiteJob, pytest: bool, started_wall: float
-) -> tuple[list[CaseResult], Path | None, str | None]:
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What a run left to read: its tests, the files they came from, whether pytest wrote them
+    through deployloop's plugin (``ours``), and why they cannot be read (``error``)."""
+
+    cases: list[CaseResult]
+    files: list[Path]
+    ours: bool
+    error: str | None = None
+
+
+def _read_results(job: SuiteJob, log_path: Path, started_wall: float) -> Found:
+    """Every result file of the run: the report deployloop's plugin had pytest write, else
+    each fresh file matching ``junit``. Repairs of bad characters are noted in the suite's log."""
     from deployloop import junit
 
-    paths = [job.junit_path] if pytest else _fresh_matches(job, started_wall)
-    if not paths or not paths[0].exists():
-        where = job.junit_path if pytest else job.suite.junit or "(no junit = set)"
-        return [], None, f"no JUnit file written ({where})"
+    ours = job.junit_path.exists()
+    paths = [job.junit_path] if ours else _fresh_matches(job, started_wall)
+    if not paths:
+        where = job.suite.junit or "no junit = set, and no pytest report was written"
+        return Found([], [], ours, f"no JUnit file written ({where})")
     cases: list[CaseResult] = []
+    repairs: list[str] = []
     try:
         for path in paths:
-            cases.extend(junit.read_cases(path))
+            cases.extend(junit.read_cases(path, repairs))
     except JUnitError as exc:
-        return cases, paths[0], f"JUnit file unreadable: {exc.problem}"
-    return cases, paths[0], None
+        return Found(cases, paths, ours, f"JUnit file unreadable: {exc.problem}")
+    finally:
+        _note(log_path, [f"JUnit repaired: {note}" for note in repairs])
+    return Found(cases, paths, ours)
+
+
+def _note(log_path: Path, lines: Sequence[str]) -> None:
+    """Append deployloop's own notes to a suite's log, marked as such."""
+    if lines:
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.writelines(f"[deployloop] {line}\n" for line in lines)
+
+
+def _kept_dir(job: SuiteJob) -> Path:
+    return job.junit_path.with_suffix(".junit")
+
+
+def _keep(job: SuiteJob, files: Sequence[Path], redactor: Redactor | None) -> Path | None:
+    """Keep the run's result files beside its log, scrubbed: one file as ``<suite>.xml``,
+    several all together in ``<suite>.junit/`` (``deployloop results`` reads either)."""
+    if len(files) <= 1:
+        if files:
+            scrub_copy(files[0], job.junit_path, redactor, xml=True)
+        return job.junit_path if files else None
+    folder = _kept_dir(job)
+    folder.mkdir()
+    for index, path in enumerate(files):
+        scrub_copy(path, folder / f"{index:03d}-{path.name}", redactor, xml=True)
+    return folder
 
 
 def _fresh_matches(job: SuiteJob, started_wall: float) -> list[Path]:
@@ -242,15 +309,30 @@ def _fresh_matches(job: SuiteJob, started_wall: float) -> list[Path]:
         return []
     base = Path(job.suite.cwd or ".")
     matches = sorted(Path(p) for p in glob.glob(str(base / job.suite.junit), recursive=True))
-    return [p for p in matches if p.stat().st_mtime >= started_wall - 1.0]
+    return [p for p in matches if p.is_file() and p.stat().st_mtime >= started_wall - 1.0]
+
+
+def collected_count(job: SuiteJob) -> int | None:
+    """How many tests pytest collected (after any selection), as the live plugin recorded it;
+    None when it recorded nothing (not pytest, or xdist's controller, which does not collect).
+
+    The first record is pytest's own: a test that starts pytest in turn appends its own.
+    """
+    try:
+        with open(progress_path(job), encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if '"collected"' in line:
+                    return int(json.loads(line)["count"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None
 
 
 def how_it_ended(
     job: SuiteJob,
     done: process.Completed,
     cases: Sequence[CaseResult],
-    read_error: str | None,
-    pytest: bool,
+    found: Found,
     by_deadline: bool,
 ) -> tuple[RunEnd, str | None]:
     """How the run ended, and in words why it cannot be trusted as a verdict on staging.
@@ -268,19 +350,20 @@ def how_it_ended(
         return done.ended, f"timed out after {limit}; process group stopped"
     if done.ended is RunEnd.KILLED_BY_SIGNAL:
         return done.ended, f"runner killed by {done.signal_name}"
-    error = _runner_error(done, cases, read_error, pytest)
+    error = _runner_error(job, done, cases, found)
     return (RunEnd.COMPLETED, None) if error is None else (RunEnd.RUNNER_ERROR, error)
 
 
 def _runner_error(
-    done: process.Completed, cases: Sequence[CaseResult], read_error: str | None, pytest: bool
+    job: SuiteJob, done: process.Completed, cases: Sequence[CaseResult], found: Found
 ) -> str | None:
-    """Why a runner that exited by itself produced no result (pytest's own exit codes first)."""
+    """Why a runner that exited by itself produced no full result (pytest's exit codes first)."""
+    pytest = found.ours or runs_pytest(job.suite.run)
     if pytest and done.returncode in PYTEST_EXIT:
         return PYTEST_EXIT[done.returncode]
-    if read_error:
-        return read_error
-    return _suspicious_results(done, cases)
+    if found.error:
+        return found.error
+    return _suspicious_results(done, cases) or _not_run(job, cases, found.ours)
 
 
 def _suspicious_results(done: process.Completed, cases: Sequence[CaseResult]) -> str | None:
@@ -290,4 +373,20 @@ def _suspicious_results(done: process.Completed, cases: Sequence[CaseResult]) ->
         return f"all {len(cases)} tests skipped"
     if done.returncode != 0 and not any(c.broken for c in cases):
         return f"runner exited {done.returncode} but its JUnit file reports no failure"
+    return None
+
+
+def _not_run(job: SuiteJob, cases: Sequence[CaseResult], ours: bool) -> str | None:
+    """Tests asked for or collected that never ran (``-x``, ``--maxfail``, a rerun whose ids
+    select nothing): the run is partial, and said so, never judged as complete."""
+    if job.select:
+        ran = {plain_id(c.id) for c in cases}
+        missing = [i for i in job.select if plain_id(i) not in ran]
+        if missing:
+            picked = len(job.select) - len(missing)
+            return f"rerun selected {picked} of {len(job.select)} tests (not found: {missing[0]})"
+        return None
+    collected = collected_count(job) if ours else None
+    if collected is not None and collected > len(cases):
+        return f"stopped early: {collected - len(cases)} of {collected} tests did not run"
     return None

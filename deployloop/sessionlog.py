@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -189,7 +190,8 @@ def _suite_end(event: SuiteEnd) -> str:
 def _issue(event: IssueDone) -> str:
     prefix = "would " if event.dry_run else ""
     number = f" #{event.number}" if event.number else ""
-    return f"issue {prefix}{event.action}{number}: {event.title}"
+    reason = f"{event.reason}: " if event.reason else ""
+    return f"issue {prefix}{event.action}{number}: {reason}{event.title}"
 
 
 def _iteration_end(event: IterationEnd) -> str:
@@ -238,14 +240,24 @@ class SessionLog:
 
 def _phase_block(stamp: str, event: PhaseEnd) -> str:
     lines = [f"\n### {stamp} Phase {event.phase}: {'✅ passed' if event.passed else '❌ failed'}\n"]
-    lines += [f"- {v}" for v in event.verdicts]
+    lines += [_item(v) for v in event.verdicts]
     if event.flaky:
         lines.append(f"- flaky (passed on rerun): {', '.join(event.flaky)}")
     for cluster in event.clusters:
-        lines.append(
-            f"- failing cluster `{cluster.fingerprint}` ({cluster.count} tests): {cluster.message}"
-        )
+        head = f"failing cluster `{cluster.fingerprint}` ({cluster.count} tests)"
+        lines.append(_item(f"{head}: {cluster.message}"))
         lines += [f"  - {test}" for test in cluster.tests[:20]]
         if cluster.count > 20:
             lines.append(f"  - … and {cluster.count - 20} more")
     return "\n".join(lines) + "\n\n"
+
+
+def _item(text: str) -> str:
+    """A list item whose first line is ``text``'s; further lines (pytest's ``+ where`` lines,
+    tracebacks) follow as a code block inside the item, not as stray bullets or paragraphs."""
+    head, _, rest = text.strip("\n").partition("\n")
+    if not rest.strip():
+        return f"- {head}"
+    fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", rest)), default=0))
+    body = "\n".join(f"  {line}" for line in rest.splitlines())
+    return f"- {head}\n\n  {fence}\n{body}\n  {fence}\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -292,3 +293,19 @@ def test_relative_paths_resolve_against_the_config_directory(tmp_path: Path) -> 
     )
     assert cfg.issues.dir == str(tmp_path / "issues")
     assert cfg.redeploy is not None and cfg.redeploy.cwd == str(project)
+
+
+def test_validate_warns_about_a_run_line_whose_results_it_cannot_find(tmp_path: Path) -> None:
+    """Item 7: a non-pytest run line without junit = is warned about (exit 0, FILE:LINE);
+    pytest behind shell syntax is not."""
+    blind = MINIMAL.replace('"pytest tests"', f'"{sys.executable} -c pass"')
+    shell = MINIMAL.replace('"pytest tests"', f'"cd . && X=1 {sys.executable} -m pytest tests"')
+    said = {}
+    for name, text in (("blind", blind), ("shell", shell)):
+        path = write(tmp_path / f"{name}.toml", text)
+        done = subprocess.run([sys.executable, "-m", "deployloop", "validate", "-c", str(path)],
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        said[name] = done.stdout + done.stderr
+    assert re.search(r"blind\.toml:\d+: phase\[0\]\.suite\[0\]\.run: warning: ", said["blind"])
+    assert "warning" not in said["shell"]

@@ -4,6 +4,7 @@ every kind (session log, live status, the report's story) do."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from io import StringIO
 from pathlib import Path
 
@@ -211,6 +212,25 @@ def test_session_log_phase_block_lists_gates_flaky_and_clusters(tmp_path: Path) 
     assert "Phase api: ❌ failed" in text and f"- {GATE.describe()}" in text
     assert "- flaky (passed on rerun): t::c" in text
     assert "- failing cluster `v1-abc` (2 tests): 500 from /api\n  - t::a\n  - t::b" in text
+
+
+def test_session_log_indents_multi_line_messages(tmp_path: Path) -> None:
+    """Item 15: pytest's "+ where" lines stay inside the cluster's item, in a code block."""
+    message = "AssertionError: assert 500 == 200\n+ where 500 = resp.status"
+    cluster = FailureCluster("v1-abc", 1, message, ("t::a",))
+    event = replace(SAMPLES["phase_end"], clusters=(cluster,))
+    log = tmp_path / "session.md"
+    SessionLog(log)(event)
+    text = log.read_text()
+    assert "(1 tests): AssertionError: assert 500 == 200\n\n  ```\n  + where 500" in text
+    assert "\n+ where" not in text
+
+
+def test_session_log_says_why_an_issue_closed(tmp_path: Path) -> None:
+    """Item 15: a closed issue's line names the version it was verified fixed in."""
+    closed = replace(SAMPLES["issue"], action="closed", number=1,
+                     reason="verified fixed in rev-0002")  # fmt: skip
+    assert describe(closed) == "issue closed #1: verified fixed in rev-0002: api: 500"
 
 
 @pytest.fixture

@@ -16,6 +16,20 @@ from deployloop.errors import JUnitError
 from deployloop.models import CaseResult, Outcome
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "junit"
+# Small reports written for these tests, one per runner's shape: the reader's tests run from the
+# repository alone; the shared corpus above is an extra check where it is present.
+OWN = Path(__file__).parent / "data" / "junit" / "own"
+OWN_EXPECTED = {
+    "go-junit-report.xml": (4, 2, 1, 0, 1),
+    "jest-junit.xml": (4, 1, 2, 0, 1),
+    "mocha-junit-reporter.xml": (4, 2, 1, 0, 1),
+    "playwright.xml": (3, 2, 1, 0, 0),
+    "pytest-xunit2.xml": (6, 3, 1, 1, 1),
+    "surefire-separate-reruns.xml": (3, 2, 1, 0, 0),  # a rerun pass is flaky, two fails failed
+    "traceback-in-message.xml": (3, 2, 1, 0, 0),
+    "unittest-file-attribute.xml": (4, 1, 1, 1, 1),
+}
+OWN_RECORDS = {"surefire-separate-reruns.xml": 5}
 
 # Counted by hand from the files (testcase elements and their failure/error/skipped children;
 # commented-out testcases do not count): logical tests, passed, failed, errors, skipped.
@@ -53,7 +67,15 @@ RECORDS = {
     "external/java/pulsar-test-report.xml": 808,
 }
 
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"{FIXTURES} not present")
+# (directory, hand counts, record counts): ours always, the shared corpus when present.
+CORPORA = [(OWN, OWN_EXPECTED, OWN_RECORDS)] + (
+    [(FIXTURES, EXPECTED, RECORDS)] if FIXTURES.is_dir() else []
+)
+COUNTED = [
+    pytest.param(directory / name, expected, records.get(name, expected[0]), id=name)
+    for directory, table, records in CORPORA
+    for name, expected in sorted(table.items())
+]
 
 
 def counts(cases: list[CaseResult]) -> tuple[int, int, int, int, int]:
@@ -80,33 +102,30 @@ def by_name(cases: list[CaseResult]) -> dict[str, CaseResult]:
 # --- the shared fixtures ---------------------------------------------------------------------
 
 
-@needs_fixtures
-@pytest.mark.parametrize(("relative", "expected"), sorted(EXPECTED.items()))
-def test_fixture_counts(relative: str, expected: tuple[int, int, int, int, int]) -> None:
-    """Each shared fixture gives exactly the hand-counted tests, passed, failed, errors, skipped."""
-    cases = junit.read_cases(FIXTURES / relative)
+@pytest.mark.parametrize(("path", "expected", "records"), COUNTED)
+def test_fixture_counts(path: Path, expected: tuple[int, int, int, int, int], records: int) -> None:
+    """Each report gives exactly the hand-counted tests, passed, failed, errors, skipped."""
+    cases = junit.read_cases(path)
     assert counts(cases) == expected
-    assert sum(c.records for c in cases) == RECORDS.get(relative, expected[0])
+    assert sum(c.records for c in cases) == records
 
 
-@needs_fixtures
 def test_every_fixture_is_counted() -> None:
-    """No fixture file escapes the table above: a new one must get its hand count."""
-    on_disk = {p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("*.xml")}
-    assert on_disk == set(EXPECTED)
+    """No report file escapes the tables above: a new one must get its hand count."""
+    for directory, table, _ in CORPORA:
+        on_disk = {p.relative_to(directory).as_posix() for p in directory.rglob("*.xml")}
+        assert on_disk == set(table)
 
 
-@needs_fixtures
 def test_collect_files_finds_fixtures_recursively_sorted() -> None:
     """A directory expands to all of its *.xml files, recursively, in sorted order."""
-    files = junit.collect_files([FIXTURES])
-    assert files == sorted(FIXTURES / name for name in EXPECTED)
+    for directory, table, _ in CORPORA:
+        assert junit.collect_files([directory]) == sorted(directory / name for name in table)
 
 
-@needs_fixtures
 def test_pytest_fixture_ids_types_and_messages() -> None:
     """pytest's xunit2 output gives node ids, and error types read from the details."""
-    cases = by_name(junit.read_cases(FIXTURES / "python-xunit-pytest.xml"))
+    cases = by_name(junit.read_cases(OWN / "pytest-xunit2.xml"))
     assert cases["test_parameterized[param1]"].id == "tests/test_lib.py::test_parameterized[param1]"
     assert cases["test_always_fail"].error_type == "AssertionError"
     assert cases["test_always_fail"].message == "assert False"
@@ -118,34 +137,29 @@ def test_pytest_fixture_ids_types_and_messages() -> None:
     )
 
 
-@needs_fixtures
 def test_unittest_fixture_uses_file_attribute() -> None:
     """With a ``file`` attribute the id is built on it; ``line`` is kept as an int."""
-    cases = by_name(junit.read_cases(FIXTURES / "python-xunit-unittest.xml"))
+    cases = by_name(junit.read_cases(OWN / "unittest-file-attribute.xml"))
     fail = cases["test_always_fail"]
     assert fail.id == "tests/test_lib.py::TestAcme::test_always_fail"
     assert (fail.file, fail.line, fail.error_type) == ("tests/test_lib.py", 23, "AssertionError")
     assert cases["test_error"].outcome is Outcome.ERROR
 
 
-@needs_fixtures
 def test_jest_message_comes_from_the_text_when_no_attribute() -> None:
     """jest-junit writes no message attribute: the first line of the text stands in."""
-    cases = by_name(junit.read_cases(FIXTURES / "jest-junit.xml"))
+    cases = by_name(junit.read_cases(OWN / "jest-junit.xml"))
     failing = cases["Failing test"]
     assert failing.id == "Test 1 › Test 1.1::Failing test"
     assert failing.message == "Error: expect(received).toBeTruthy()"
     assert failing.error_type == "Error"
-    assert cases["Timeout test"].id == "Timeout test"
+    assert cases["Timeout test"].message.startswith('thrown: "Exceeded timeout')
     assert failing.duration_s == pytest.approx(0.002)
 
 
-@needs_fixtures
 def test_traceback_in_message_gives_its_exception_type() -> None:
     """A Python traceback in the message attribute yields the exception on its last line."""
-    (failed,) = [
-        c for c in junit.read_cases(FIXTURES / "external/java/empty_failures.xml") if c.broken
-    ]
+    (failed,) = [c for c in junit.read_cases(OWN / "traceback-in-message.xml") if c.broken]
     assert failed.error_type == "AssertionError"
     assert failed.id == "my_package.TestFoo::test_other_case"
 

@@ -281,6 +281,9 @@ def test_interrupted_rerun_proves_no_flake(tmp_path: Path) -> None:
     assert world.loop(max_iterations=1).run().status is Status.FAILING
     phase_end = world.first(PhaseEnd)
     assert phase_end.flaky == () and not phase_end.passed
+    assert "❌ critical: rerun: runner killed by SIGKILL (threshold a clean run)" in (
+        phase_end.verdicts
+    )  # said, not silently discarded (item 10)
 
 
 def test_unreachable_target_ends_the_session(tmp_path: Path) -> None:

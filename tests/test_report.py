@@ -383,3 +383,15 @@ def test_a_session_recorded_before_the_story_still_reads(tmp_path: Path) -> None
     assert data.headline.state == "failing" and data.phases == ("api",)
     assert data.iterations[0].gates == () and data.issues == ()
     assert report.to_markdown(data).startswith("# ❌ FAILING — api still failing in iteration 1")
+
+
+@pytest.mark.parametrize(
+    ("rate", "shown", "full_bar"),
+    [(0.999, "99.9%", False), (0.9999, "99.9%", False), (1.0, "100%", True), (0.004, "<1%", False)],
+)
+def test_chart_never_rounds_a_failing_phase_to_100(rate: float, shown: str, full_bar: bool) -> None:
+    """Item 15: 99.9 % reads "99.9% now" with a bar short of full; only 100 % is full."""
+    from deployloop.report.markdown import BARS, _bar, percent
+
+    assert percent(rate) == shown
+    assert (_bar(rate) == BARS[-1]) is full_bar

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "junit"
+OWN = Path(__file__).parent / "data" / "junit" / "own"
 ENTRY = Path(sys.executable).parent / "deployloop"
 
 PASSING = """<?xml version="1.0"?>
@@ -91,13 +92,17 @@ def test_table_for_people(reports: Path) -> None:
     assert "\x1b[" not in done.stdout
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared fixtures not present")
-def test_all_shared_fixtures_read() -> None:
-    """Every shared fixture together: 5224 testcases, exit 0."""
-    done = deployloop("results", str(FIXTURES), "--json")
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
-    assert (data["files"], data["tests"], data["failed"], data["errors"]) == (24, 5224, 28, 4)
+def test_all_fixtures_read() -> None:
+    """Every report together: our own 8 (33 testcases), and the shared corpus when present
+    (5224 testcases); exit 0."""
+    totals = [(OWN, (8, 33, 9, 2))]
+    if FIXTURES.is_dir():
+        totals.append((FIXTURES, (24, 5224, 28, 4)))
+    for directory, expected in totals:
+        done = deployloop("results", str(directory), "--json")
+        assert done.returncode == 0, done.stderr
+        data = json.loads(done.stdout)
+        assert (data["files"], data["tests"], data["failed"], data["errors"]) == expected
 
 
 @pytest.mark.parametrize(

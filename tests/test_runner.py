@@ -12,7 +12,7 @@ import pytest
 from deployloop import gates
 from deployloop.config import PhaseConfig
 from deployloop.models import Outcome, RunEnd
-from deployloop.runner import SuiteJob, build_argv, is_pytest, run_suite
+from deployloop.runner import SuiteJob, is_pytest, run_suite, runs_pytest
 from tests.helpers import python_pytest, wait_for, write_tests
 
 
@@ -28,17 +28,27 @@ def run_in(tmp_path: Path, source: str, args: str = "", **suite: object) -> tupl
 
 
 def test_pytest_commands_are_recognised() -> None:
-    """pytest, py.test and python -m pytest get --junitxml; other runners do not."""
+    """pytest, py.test and python -m pytest are pytest; other runners are not."""
     assert is_pytest(["pytest", "x"]) and is_pytest(["/usr/bin/python3.11", "-m", "pytest"])
     assert not is_pytest(["npx", "jest"]) and not is_pytest(["python", "-m", "unittest"])
 
 
-def test_junitxml_and_selection_are_appended(tmp_path: Path) -> None:
-    """A pytest suite gets --junitxml, the live plugin and the selected node ids."""
-    job = make_job(tmp_path, "pytest tests/e2e -q")
-    argv = build_argv(SuiteJob(job.phase, job.suite, job.junit_path, job.log_path, ("t.py::a",)))
-    assert argv[:3] == ["pytest", "tests/e2e", "-q"]
-    assert f"--junitxml={job.junit_path}" in argv and argv[-1] == "t.py::a"
+@pytest.mark.parametrize(
+    ("line", "pytest_behind"),
+    [
+        ("cd e2e && pytest -q", True),
+        ("API_KEY=x venv/bin/pytest tests", True),
+        ("pytest tests/test_it*.py", True),
+        ("pytest $SUITE", True),
+        ("~/venv/bin/py.test tests", True),
+        ("python3 -m pytest -x; echo done", True),
+        ("npm test && echo pytest-free", False),
+        ("cd web && npx jest", False),
+    ],
+)
+def test_pytest_behind_shell_syntax_is_recognised(line: str, pytest_behind: bool) -> None:
+    """A run line with shell syntax still counts as pytest when it starts pytest (item 7)."""
+    assert runs_pytest(line) is pytest_behind
 
 
 def test_passing_suite_passes(tmp_path: Path) -> None:
@@ -295,3 +305,52 @@ def test_other_runners_junit_is_kept_beside_the_log(tmp_path: Path) -> None:
     run = run_suite(job, threading.Event())
     assert run.harness_error is None and run.junit_path == str(job.junit_path)
     assert "testcase" in job.junit_path.read_text()
+
+
+def select_job(job: SuiteJob, *ids: str) -> SuiteJob:
+    return SuiteJob(job.phase, job.suite, job.junit_path, job.log_path, ids)
+
+
+def test_loadgroup_ids_select_their_test_and_missing_ids_are_a_harness_error(
+    tmp_path: Path,
+) -> None:
+    """Case 24: an xdist loadgroup id ``test_a@grp`` selects test_a alone; a selection that
+    finds fewer tests than asked is a harness error naming the missing id (item 10)."""
+    job, full = run_in(tmp_path, "def test_a():\n    pass\ndef test_b():\n    pass\n")
+    test_a = full.cases[0].id  # type: ignore[attr-defined]
+    again = run_suite(select_job(job, f"{test_a}@agent_session"), threading.Event())
+    assert again.harness_error is None
+    assert [c.name for c in again.cases] == ["test_a"]
+    missing = test_a.replace("test_a", "test_z")
+    gone = run_suite(select_job(job, test_a, missing), threading.Event())
+    assert gone.harness_error == f"rerun selected 1 of 2 tests (not found: {missing})"
+
+
+def test_every_result_file_is_kept_and_repairs_are_noted(tmp_path: Path) -> None:
+    """junit = "reports/*.xml" matching two files: both are read and kept together (item 12);
+    a bad character repaired in one is noted in the suite's log."""
+    script = tmp_path / "write.py"
+    script.write_text(
+        "import os\nos.makedirs('reports', exist_ok=True)\n"
+        "open('reports/a.xml','w').write('<testsuite><testcase classname=\"a\" name=\"x\"/>"
+        "</testsuite>')\n"
+        "open('reports/b.xml','w').write('<testsuite><testcase classname=\"b\" name=\"y\">"
+        '<failure message="&#x1B;[31mboom"/></testcase></testsuite>\')\n'
+    )
+    job = make_job(tmp_path, f"{sys.executable} {script}", junit="reports/*.xml", cwd=str(tmp_path))
+    run = run_suite(job, threading.Event())
+    assert [c.name for c in run.cases] == ["x", "y"]
+    kept = Path(run.junit_path or "")
+    assert kept.is_dir() and sorted(p.name for p in kept.iterdir()) == ["000-a.xml", "001-b.xml"]
+    assert "[deployloop] JUnit repaired: " in job.log_path.read_text()
+
+
+def test_rerun_collects_only_the_files_of_its_tests(tmp_path: Path) -> None:
+    """A rerun of one test imports only its file: another file that cannot even be imported
+    now does not turn the rerun into a collection error (the suite's path stays in run)."""
+    job, full = run_in(tmp_path, "def test_a():\n    assert False\n")
+    write_tests(tmp_path / "suite", "test_other.py", "raise ImportError('not this file')\n")
+    (failed,) = full.cases  # type: ignore[attr-defined]
+    again = run_suite(select_job(job, failed.id), threading.Event())
+    assert again.harness_error is None and [c.name for c in again.cases] == ["test_a"]
+    assert "test_other" not in job.log_path.with_suffix(".log").read_text()

@@ -42,7 +42,7 @@ def ctx(
         now=now,
         phases={"websocket": phase},
         complete_phases=complete,
-        flaky=flaky_ids,
+        flaky={"websocket": flaky_ids},
         repro={"agents": "pytest tests/e2e/test_agents.py"},
         log_excerpts={"agents": "2025-03-01 02:00:01 ERROR ws closed 1011"},
     )
@@ -249,6 +249,22 @@ def test_flaky_failures_form_no_issue_when_flaky_counts_as_pass() -> None:
     assert sorted(r.status for r in records.values()) == ["flaky", "open"]
 
 
+def test_flaky_in_another_phase_forgives_nothing_here() -> None:
+    """Item 2: ids that passed on rerun in another phase are still failures in this one."""
+    run = failing_run(cause_map(3, 2), passing=60)
+    flaky = frozenset(c.id for c in run.cases if c.broken)
+    _, actions = assess({}, [run], replace(ctx(), flaky={"business": flaky}))
+    assert kinds(actions) == ["create", "create"]
+
+
+def test_waiting_causes_are_announced_in_their_own_phase_only() -> None:
+    """Item 15: causes of phase B held back by the cap are not announced on phase A's issue."""
+    first = failing_run(cause_map(9, 7), passing=50)
+    second = failing_run({CAUSES[2]: 5}, passing=50, phase="business", suite="shop")
+    _, actions = assess({}, [first, second], ctx(max_new_per_iteration=2))
+    assert kinds(actions) == ["create", "create", "defer"]
+
+
 def test_flaky_failures_are_filed_when_flaky_counts_as_fail() -> None:
     """With flaky = 'fail' a flaky test is a failure like any other."""
     run = failing_run(cause_map(3, 2), passing=60)
@@ -332,3 +348,28 @@ def test_title_drops_the_module_path_of_the_exception() -> None:
         "ConnectionClosedError: 1011"
     )
     assert _short_type("assert resp.status == 200") == "assert resp.status == 200"
+
+
+def test_issue_text_says_where_to_reproduce_and_shows_only_its_own_log() -> None:
+    """Item 15: no "`None`" for an unknown version; Reproduce gives the suite's directory and
+    its run line as configured; the log excerpt holds this cause's pytest sections only."""
+    from deployloop.config import SuiteConfig
+    from deployloop.issues.desk import repro_lines
+
+    run = failing_run(cause_map(2, 1), passing=5)
+    mine, other = (next(c.id for c in run.cases if cause in c.message) for cause in CAUSES[:2])
+    log = (
+        f"____ {other.rpartition('::')[2]} ____\nOtherError: not this cause\n"
+        f"____ {mine.rpartition('::')[2]} ____\nthis cause's traceback\n"
+        f"FAILED {mine} - boom\n"
+    )
+    suite = SuiteConfig(name="agents", run="pytest ${E2E}", cwd="/srv/e2e", env={"TOKEN": "s3cret"})
+    context = replace(
+        ctx(version=None), log_excerpts={"agents": log}, repro={"agents": repro_lines(suite)}
+    )
+    _, actions = assess({}, [run], context)
+    body = actions[0].body
+    assert "| First seen | iteration 1 |" in body
+    assert "cd /srv/e2e\n# with the environment its config sets: TOKEN\npytest ${E2E}" in body
+    assert "s3cret" not in body
+    assert "this cause's traceback" in body and "not this cause" not in body

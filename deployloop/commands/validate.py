@@ -2,7 +2,8 @@
 
 Beyond what ``load`` refuses (and ``run`` refuses at its start too), it checks this machine:
 every suite ``cwd`` exists and every program a run line, trigger or version command names is
-found where the run will look for it (see ``deployloop.programs``).
+found where the run will look for it (see ``deployloop.programs``). It warns (exit 0) about a
+run line whose results it could not find: one that does not start pytest and sets no ``junit``.
 """
 
 from __future__ import annotations
@@ -11,10 +12,17 @@ import os
 from pathlib import Path
 
 from deployloop import config as config_module
-from deployloop.config_text import locate_keys, located, problem_at
+from deployloop.config import Config
+from deployloop.config_text import Loc, locate_keys, located, problem_at
 from deployloop.console import Console
 from deployloop.errors import ConfigError
 from deployloop.programs import missing_programs
+from deployloop.runner import runs_pytest
+
+UNREADABLE = (
+    "warning: this run line does not start pytest and sets no junit = : "
+    "its results cannot be found (set junit = to the JUnit XML file it writes)"
+)
 
 
 def run(config_path: Path | None) -> int:
@@ -27,10 +35,25 @@ def run(config_path: Path | None) -> int:
     ]
     if problems:
         raise ConfigError(located(str(path), problems))
+    console = Console()
+    for warning in located(
+        str(path), [problem_at(loc, UNREADABLE, lines) for loc in _blind(config)]
+    ):
+        console.line(warning)
     suites = sum(len(p.suites) for p in config.phases)
     probes = sum(len(p.probes) for p in config.phases)
-    Console().line(
+    console.line(
         f"{path}: ok — session {config.session.name!r}, {len(config.phases)} phases, "
         f"{suites} suites, {probes} probes, tracker {config.issues.tracker}"
     )
     return 0
+
+
+def _blind(config: Config) -> list[Loc]:
+    """The run lines whose results a run would not find (issue 15 item 7)."""
+    return [
+        ("phase", i, "suite", j, "run")
+        for i, phase in enumerate(config.phases)
+        for j, suite in enumerate(phase.suites)
+        if not suite.junit and not runs_pytest(suite.run)
+    ]

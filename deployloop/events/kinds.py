@@ -162,6 +162,7 @@ class IssueDone(EventBase):
     title: str
     fingerprint: str
     dry_run: bool
+    reason: str = ""  # why, where it is not the action itself: "verified fixed in rev-0002"
 
 
 @dataclass(frozen=True, slots=True)

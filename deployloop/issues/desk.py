@@ -7,12 +7,13 @@ the tracker's hidden markers are the second line of defence when the state is lo
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from deployloop import process
-from deployloop.config import Config, IssuesConfig
+from deployloop.config import Config, IssuesConfig, SuiteConfig
 from deployloop.events import (
     Deferred,
     DryRun,
@@ -31,7 +32,7 @@ from deployloop.issues.tracker import Tracker, tracker_id
 from deployloop.redact import Redactor
 from deployloop.state import Store
 
-LOG_EXCERPT_BYTES = 3000
+LOG_EXCERPT_BYTES = 65536  # enough to find this cause's own sections (issues.text.about)
 
 
 class IssueDesk:
@@ -92,7 +93,7 @@ class IssueDesk:
             max_new=self.config.issues.max_new_per_iteration,
         )
         self._save(triage.with_issue_numbers(records, result.issue_numbers), report)
-        self._tell(result)
+        self._tell(result, report.version)
 
     def context(self, report: IterationReport) -> TriageContext:
         """What triage needs of ``report`` besides its runs: phases, reruns, repro, log tails."""
@@ -110,8 +111,8 @@ class IssueDesk:
             now=dt.datetime.now(dt.UTC),
             phases={r.phase: PhaseInfo.of(phases[r.phase], r) for r in report.phases},
             complete_phases=complete,
-            flaky=frozenset(test for r in report.phases for test in r.flaky),
-            repro={run.suite: suites[run.suite].run_template for run in runs},
+            flaky={r.phase: frozenset(r.flaky) for r in report.phases},
+            repro={run.suite: repro_lines(suites[run.suite]) for run in runs},
             log_excerpts={run.suite: _tail(run.log_path) for run in runs if run.log_path},
             retest=self.config.retest,
             clusters=self.config.clusters,
@@ -122,8 +123,9 @@ class IssueDesk:
             return  # a dry run decides, and leaves no trace that a later real run would trust
         self.store.save_clusters(self.session_id, {fp: r.to_dict() for fp, r in records.items()})
 
-    def _tell(self, result: SyncResult) -> None:
+    def _tell(self, result: SyncResult, version: str | None) -> None:
         for done in result.done:
+            fixed = f"verified fixed in {version or 'an unknown version'}"
             self.reporter.emit(
                 IssueDone(
                     action=done.action,
@@ -131,6 +133,7 @@ class IssueDesk:
                     title=done.title,
                     fingerprint=done.fingerprint,
                     dry_run=False,
+                    reason=fixed if done.action == "closed" else "",
                 )
             )
         for line in result.dry_run:
@@ -178,6 +181,15 @@ def make_tracker(
     from deployloop.issues.local import LocalTracker
 
     return LocalTracker(issues.dir or Path(logs_dir) / "issues", redactor)
+
+
+def repro_lines(suite: SuiteConfig) -> str:
+    """How to run ``suite`` by hand, as configured: its directory, the names of the variables
+    its config sets, and its run line with ``${NAME}`` unexpanded (no secret is shown)."""
+    lines = [f"cd {shlex.quote(str(suite.cwd))}"] if suite.cwd else []
+    if suite.env:
+        lines.append(f"# with the environment its config sets: {', '.join(sorted(suite.env))}")
+    return "\n".join([*lines, suite.run_template or suite.run])
 
 
 def _tail(path: str) -> str:

@@ -131,7 +131,8 @@ class TriageContext:
     now: datetime
     phases: Mapping[str, PhaseInfo] = field(default_factory=dict)
     complete_phases: frozenset[str] = frozenset()  # phases whose every suite ran to the end
-    flaky: frozenset[str] = frozenset()  # test ids that failed, then passed on rerun
+    # phase → test ids that failed, then passed on rerun in that phase: flakiness is per phase
+    flaky: Mapping[str, frozenset[str]] = field(default_factory=dict)
     repro: Mapping[str, str] = field(default_factory=dict)  # suite → command
     log_excerpts: Mapping[str, str] = field(default_factory=dict)  # suite → last lines
     retest: RetestConfig = field(default_factory=RetestConfig)

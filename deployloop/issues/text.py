@@ -90,13 +90,16 @@ def _facts(failing: Failing, ctx: TriageContext, info: PhaseInfo, record: Cluste
         ("Previous version", _cell(ctx.previous_version or "—")),
         ("Phase", f"`{info.name}`{priority}"),
         ("Iteration", str(ctx.iteration)),
-        (
-            "First seen",
-            f"iteration {record.first_seen_iteration}, {_cell(record.first_seen_version)}",
-        ),
+        ("First seen", _first_seen(record)),
         ("Fingerprint", f"`{failing.fingerprint}`"),
     ]
     return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def _first_seen(record: ClusterRecord) -> str:
+    """``iteration 1, `rev-0001```; the version left out when none was read (not "`None`")."""
+    version = record.first_seen_version
+    return f"iteration {record.first_seen_iteration}" + (f", {_cell(version)}" if version else "")
 
 
 def _causes(causes: Sequence[tuple[str, int]]) -> str:
@@ -117,11 +120,43 @@ def _error(failing: Failing) -> str:
 
 
 def _logs(failing: Failing, ctx: TriageContext) -> list[str]:
+    logs = {
+        suite: about(ctx.log_excerpts.get(suite, ""), failing.tests) for suite in failing.suites
+    }
     return [
-        f"### Log excerpt: `{suite}`\n\n{fenced(excerpt(ctx.log_excerpts[suite]))}"
+        f"### Log excerpt: `{suite}`\n\n{fenced(excerpt(logs[suite]))}"
         for suite in failing.suites[:3]
-        if ctx.log_excerpts.get(suite, "").strip()
+        if logs[suite].strip()
     ]
+
+
+_SECTION = re.compile(r"^_{3,} (\S.*?) _{3,}$")  # pytest's "____ test_name[1] ____" headers
+
+
+def about(log: str, tests: Sequence[str]) -> str:
+    """The lines of ``log`` about ``tests`` (ids): pytest's sections headed by their names and
+    lines naming them, so an issue never shows another cause's traceback. A log without
+    per-test sections (another runner's) is given whole: nothing in it tells causes apart.
+    """
+    lines = log.splitlines()
+    if not any(_SECTION.match(line) for line in lines):
+        return log
+    ids = tests[:TEST_LIST_LIMIT]
+    names = {_short(t) for t in ids}
+    kept: list[str] = []
+    inside = False
+    for line in lines:
+        if (header := _SECTION.match(line)) is not None:
+            inside = _short(header.group(1)) in names
+        if inside or any(t in line for t in ids):
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def _short(test: str) -> str:
+    """``tests/t.py::TestA::test_b[1]`` and pytest's header ``TestA.test_b[1]`` → ``test_b[1]``."""
+    head, bracket, params = test.rpartition("::")[2].partition("[")
+    return head.rpartition(".")[2] + bracket + params
 
 
 def _repro(failing: Failing, ctx: TriageContext) -> str:
@@ -129,9 +164,10 @@ def _repro(failing: Failing, ctx: TriageContext) -> str:
     if not commands:
         return f"### Reproduce\n\n`deployloop run --once --phase {failing.phase}`"
     node_ids = [t for t in failing.tests if "::" in t][:5]
-    if node_ids and any("pytest" in c for c in commands):
-        # Just this cluster's tests, for a quick local check of a fix.
-        commands.append("pytest " + " ".join(shlex.quote(t) for t in node_ids))
+    if node_ids and len(commands) == 1 and "pytest" in commands[0]:
+        # Just this cluster's tests, from the suite's directory: a quick local check of a fix.
+        ids = " ".join(shlex.quote(t) for t in node_ids)
+        commands.append(f"# just this cause's tests (ids from pytest's rootdir):\npytest {ids}")
     return "### Reproduce\n\n" + fenced("\n".join(dict.fromkeys(commands)), "sh")
 
 

@@ -62,7 +62,7 @@ def observe(
         pairs = [(run.suite, case) for run in phase_runs for case in run.cases]
         broke = {case.id for _, case in pairs if case.broken}
         seen.passed |= {c.id for _, c in pairs if c.outcome is Outcome.PASSED and c.id not in broke}
-        forgive = ctx.flaky if ctx.retest.flaky == "pass" else frozenset()
+        forgive = ctx.flaky.get(phase, frozenset()) if ctx.retest.flaky == "pass" else frozenset()
         hard = [(s, c) for s, c in pairs if c.broken and c.id not in forgive]
         soft = [(s, c) for s, c in pairs if c.broken and c.id in forgive]
         clusters = _cluster(phase, hard, keys)
@@ -366,11 +366,23 @@ class _Plan:
         cap = self.ctx.issues.max_new_per_iteration
         filed, waiting = ranked[:cap], ranked[cap:]
         out = [*self.updates, *(c.action for c in filed)]
-        if filed and waiting:
-            text = deferred_text([c.record for c in waiting], cap)
-            out.append(replace(filed[0].action, kind="comment", body=text))
+        out.extend(_deferred_comments(filed, waiting, cap))
         out.extend(replace(c.action, kind="defer", body="") for c in waiting)
         return out
+
+
+def _deferred_comments(
+    filed: Sequence[_Candidate], waiting: Sequence[_Candidate], cap: int
+) -> list[IssueAction]:
+    """The "N more causes wait" comment, on the first issue filed now in the waiting causes'
+    own phase; a phase with none filed now has its waiting causes in the log only (Deferred)."""
+    out: list[IssueAction] = []
+    for phase in dict.fromkeys(c.record.phase for c in waiting):
+        host = next((c for c in filed if c.record.phase == phase), None)
+        if host is not None:
+            held = [c.record for c in waiting if c.record.phase == phase]
+            out.append(replace(host.action, kind="comment", body=deferred_text(held, cap)))
+    return out
 
 
 def _aware(moment: datetime) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 
@@ -86,16 +87,32 @@ def _chart(data: ReportData) -> list[str]:
         values = [s.pass_rate if s else None for s in rates]
         spark = "".join(_bar(v) for v in values)
         last = next((v for v in reversed(values) if v is not None), None)
-        tail = "–" if last is None else f"{last:.0%} now"
+        tail = "–" if last is None else f"{percent(last)} now"
         out.append(f"{phase.ljust(width)}  {spark}  {tail}")
     out.append("```")
     return out
 
 
+def percent(rate: float) -> str:
+    """A pass rate (0..1) in whole percent, never rounded up to 100 % or down to 0 %:
+    99.9 % is not "100 %", a phase with one failure must not read as green."""
+    shown = f"{rate:.0%}"
+    if shown == "100%" and rate < 1.0:
+        return f"{math.floor(rate * 1000) / 10:.1f}%"  # 0.9999 → "99.9%"
+    if shown == "0%" and rate > 0.0:
+        return "<1%"
+    return shown
+
+
 def _bar(value: float | None) -> str:
+    """A bar whose full height is kept for 100 % and its lowest for 0 %."""
     if value is None:
         return "·"
-    return BARS[min(len(BARS) - 1, int(value * (len(BARS) - 1) + 0.5))]
+    top = len(BARS) - 1
+    height = min(top, int(value * top + 0.5))
+    if value < 1.0:
+        height = min(height, top - 1)
+    return BARS[max(height, 1) if value > 0.0 else 0]
 
 
 def _gates(data: ReportData) -> list[str]:

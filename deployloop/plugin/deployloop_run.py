@@ -1,0 +1,100 @@
+"""pytest plugin loaded by deployloop with ``-p deployloop_run``: its own report, and selection.
+
+Standard library and pytest only: it runs inside the suite's own environment. Each job is
+switched on by an environment variable deployloop sets, so it works behind any run line that
+starts pytest (``cd e2e && VAR=x pytest …``, a wrapper script), passed in ``PYTEST_ADDOPTS``:
+
+- ``DEPLOYLOOP_JUNIT``: a JUnit XML report (xunit1) written there by pytest's own writer
+  (``_pytest.junitxml.LogXML``) registered a second time, so a ``--junitxml`` the user asked
+  for is written too, untouched (issue 15 item 14).
+- ``DEPLOYLOOP_SELECT``: a file of node ids, one a line; every other collected test is
+  deselected, so a run line naming a path reruns only these (issue 15 item 10). The
+  ``@group`` suffix pytest-xdist's ``--dist loadgroup`` adds to ids (pytest-xdist#992) is
+  ignored on both sides. Files holding none of them are not even collected, when every file
+  the ids name exists under pytest's rootdir (a rerun then costs its own tests, not the suite's
+  collection).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+_GROUP = re.compile(r"@[^\[\]:@]*$")  # "test_a@grp", not "test_a[x@y.com]"
+_KEY = "_deployloop_report"
+XPASS_MESSAGE = "xfail-marked test passes unexpectedly"  # junit.XPASS_MESSAGE
+
+
+def plain_id(node_id: str) -> str:
+    """``node_id`` without the ``@group`` suffix xdist's loadgroup appends."""
+    return _GROUP.sub("", node_id)
+
+
+def pytest_configure(config: Any) -> None:
+    path = os.environ.get("DEPLOYLOOP_JUNIT")
+    if not path or hasattr(config, "workerinput"):  # xdist workers report through the controller
+        return
+    from _pytest.junitxml import LogXML
+
+    class Report(LogXML):
+        def pytest_runtest_logreport(self, report: Any) -> None:
+            super().pytest_runtest_logreport(report)
+            if report.when == "call" and report.passed and hasattr(report, "wasxfail"):
+                self.node_reporter(report)._add_simple("skipped", XPASS_MESSAGE)
+
+    report = Report(path, None, family="xunit1")
+    setattr(config, _KEY, report)
+    config.pluginmanager.register(report, _KEY)
+
+
+def _wanted() -> set[str] | None:
+    listing = os.environ.get("DEPLOYLOOP_SELECT")
+    if not listing:
+        return None
+    with open(listing, encoding="utf-8") as handle:
+        return {plain_id(line.rstrip("\n")) for line in handle if line.strip()}
+
+
+def _files(config: Any) -> set[str] | None:
+    """Paths (relative to the rootdir) of the files the selected ids are in; None when there
+    is no selection, or an id names a file that is not there (collect everything then)."""
+    if not hasattr(config, "_deployloop_files"):
+        wanted = _wanted()
+        files = None if wanted is None else {i.partition("::")[0] for i in wanted}
+        root = config.rootpath
+        if files is not None and not all((root / f).is_file() for f in files):
+            files = None
+        config._deployloop_files = files
+    return config._deployloop_files  # type: ignore[no-any-return]
+
+
+def pytest_ignore_collect(collection_path: Any, config: Any) -> bool | None:
+    files = _files(config)
+    if files is None or collection_path == config.rootpath:
+        return None
+    try:
+        relative = collection_path.relative_to(config.rootpath).as_posix()
+    except ValueError:
+        return None
+    if collection_path.is_dir():
+        return None if any(f.startswith(relative + "/") for f in files) else True
+    return None if relative in files else True
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    wanted = _wanted()
+    if wanted is None:
+        return
+    keep = [item for item in items if plain_id(item.nodeid) in wanted]
+    dropped = [item for item in items if plain_id(item.nodeid) not in wanted]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def pytest_unconfigure(config: Any) -> None:
+    report = getattr(config, _KEY, None)
+    if report is not None:
+        delattr(config, _KEY)
+        config.pluginmanager.unregister(report)
