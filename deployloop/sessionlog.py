@@ -54,7 +54,8 @@ def _run_line(event: RunEvent) -> str:
     match event:
         case SessionStart():
             how = "resumed" if event.resumed else "started"
-            return f"session {event.session} {how} ({event.config})"
+            notes = "".join(f"; {note}" for note in event.notes)
+            return f"session {event.session} {how} ({event.config}){notes}"
         case IterationStart():
             return f"iteration {event.iteration} started on version {event.version or 'unknown'}"
         case PhaseStart():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from deployloop import __version__
 from deployloop.report import words
 from deployloop.report.records import ReportData
 
@@ -31,7 +32,7 @@ def to_markdown(data: ReportData) -> str:
 
 
 def _about(data: ReportData) -> str:
-    return f"Session {code(data.session)} · logs {code(data.directory)}"
+    return f"Session {code(data.session)} · logs {code(data.directory)} · deployloop {__version__}"
 
 
 def _still_failing(data: ReportData) -> list[str]:
