@@ -120,6 +120,10 @@ def run_suite(
         cases = [_scrubbed(case, redact) for case in cases]
         for path in (job.log_path, job.junit_path):
             _scrub_file(path, redact)
+    if junit_path is not None and junit_path.exists():
+        from deployloop.junit import cap_kept
+
+        cap_kept(junit_path)  # read whole above; kept for people, head and tail only
     return SuiteRun(
         phase=job.phase.name,
         suite=job.suite.name,
