@@ -39,6 +39,7 @@ from deployloop.events import (
     Waiting,
     WriteEvent,
 )
+from deployloop.events.caps import capped
 
 
 def describe(event: Event) -> str:
@@ -188,7 +189,7 @@ class SessionLog:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, event: Event) -> None:
-        text = self._entry(event)
+        text = self._entry(capped(event))
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(self.redact(text))
 
@@ -218,7 +219,7 @@ def _phase_block(stamp: str, event: PhaseEnd) -> str:
         lines.append(
             f"- failing cluster `{cluster.fingerprint}` ({cluster.count} tests): {cluster.message}"
         )
-        lines += [f"  - {test}" for test in cluster.tests[:20]]
-        if cluster.count > 20:
-            lines.append(f"  - … and {cluster.count - 20} more")
+        lines += [f"  - {test}" for test in cluster.tests]
+        if cluster.tests and cluster.count > len(cluster.tests):
+            lines.append(f"  - … and {cluster.count - len(cluster.tests)} more")
     return "\n".join(lines) + "\n\n"

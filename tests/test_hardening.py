@@ -15,11 +15,15 @@ from pathlib import Path
 import pytest
 
 from deployloop import __version__, plan
-from deployloop.events import Reporter
+from deployloop.events import FailureCluster, IterationStart, Journal, PhaseEnd, Reporter
+from deployloop.events.caps import MAX_CLUSTERS
 from deployloop.loop import Loop
 from deployloop.models import SuiteRun
 from deployloop.runner import SuiteJob
 from deployloop.session import resume_point
+from deployloop.sessionlog import SessionLog
+from deployloop.state import SessionRow, Store
+from deployloop.statesinks import StoryRecorder
 from deployloop.wait import WaitResult
 from tests.fsfaults import Unavailable, full_disk, readonly_dir
 from tests.helpers import (
@@ -274,3 +278,32 @@ def test_suite_named_like_a_rerun_keeps_its_own_files(tmp_path: Path) -> None:
     (iteration,) = (tmp_path / "logs").glob("t-*/1")
     assert "test_other" in (iteration / "s.rerun.xml").read_text()
     assert "test_bad" in (iteration / "s+rerun.xml").read_text()
+
+
+def test_100k_distinct_failures_stay_within_the_stated_size(tmp_path: Path) -> None:
+    """A PhaseEnd with 100,000 distinct clusters: session.md, events.jsonl and the story keep
+    the top clusters in full and count the rest, each well under the stated ~300 KB."""
+    clusters = tuple(
+        FailureCluster(f"v2-{n:06d}", 1 + (n == 7) * 5, f"error {n} " + "x" * 80, (f"t::{n}",))
+        for n in range(100_000)
+    )
+    event = PhaseEnd(phase="api", passed=False, verdicts=("❌ pass rate",), clusters=clusters)
+    store = Store(tmp_path / "state")
+    store.create_session(
+        SessionRow("s", "k", "n", str(tmp_path), 0.0, None, 1, "running", None, None)
+    )
+    sinks = (
+        Journal(tmp_path / "events.jsonl"),
+        SessionLog(tmp_path / "session.md"),
+        StoryRecorder(store, "s"),
+    )
+    for sink in sinks:
+        sink(IterationStart(iteration=1, version="v1"))
+        sink(event)
+    assert (tmp_path / "events.jsonl").stat().st_size < 300_000
+    markdown = (tmp_path / "session.md").read_text()
+    assert len(markdown) < 300_000 and "99950 more clusters" in markdown
+    ((_, stored),) = store.story("s", PhaseEnd)
+    assert len(stored.clusters) == MAX_CLUSTERS + 1
+    assert stored.clusters[0].fingerprint == "v2-000007"  # the largest first
+    assert stored.clusters[-1].count == 100_000 - MAX_CLUSTERS

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from deployloop.events.caps import capped
 from deployloop.events.kinds import Event, event_from_json
 
 
@@ -34,7 +35,10 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, event: Event) -> None:
-        record = {**event.to_json(), "ts": round(event.ts, 3)}  # a millisecond is precise enough
+        record = {
+            **capped(event).to_json(),
+            "ts": round(event.ts, 3),
+        }  # a millisecond is precise enough
         line = json.dumps(scrub(record, self.redact), ensure_ascii=False) + "\n"
         self._rotate_if_full()
         with open(self.path, "a", encoding="utf-8") as handle:
