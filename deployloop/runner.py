@@ -116,14 +116,14 @@ def run_suite(
     if junit_path is not None and junit_path != job.junit_path:
         shutil.copyfile(junit_path, job.junit_path)  # the raw file, kept beside the log
         junit_path = job.junit_path
+    if junit_path is not None and junit_path.exists():
+        from deployloop.junit import cap_kept
+
+        cap_kept(junit_path)  # read whole above; kept for people (and scrubbed) as head and tail
     if redact is not None:
         cases = [_scrubbed(case, redact) for case in cases]
         for path in (job.log_path, job.junit_path):
             _scrub_file(path, redact)
-    if junit_path is not None and junit_path.exists():
-        from deployloop.junit import cap_kept
-
-        cap_kept(junit_path)  # read whole above; kept for people, head and tail only
     return SuiteRun(
         phase=job.phase.name,
         suite=job.suite.name,

@@ -307,3 +307,20 @@ def test_100k_distinct_failures_stay_within_the_stated_size(tmp_path: Path) -> N
     assert len(stored.clusters) == MAX_CLUSTERS + 1
     assert stored.clusters[0].fingerprint == "v2-000007"  # the largest first
     assert stored.clusters[-1].count == 100_000 - MAX_CLUSTERS
+
+
+def test_corrupt_state_is_moved_aside_by_status_report_and_run(tmp_path: Path) -> None:
+    """A state.db of random bytes: status, report and run each say so in one line naming both
+    paths and go on with a fresh state (exit 0, 2 "no session", 0), never exit 70."""
+    config = passing_project(tmp_path)
+    state = tmp_path / "logs" / ".state"
+    seen = []
+    for command in (("status",), ("report",), ("run", "--once")):
+        state.mkdir(parents=True, exist_ok=True)
+        (state / "state.db").write_bytes(os.urandom(8192))
+        done = cli(*command, "-c", str(config), cwd=tmp_path, timeout=120)
+        seen.append(done.returncode)
+        out = done.stdout + done.stderr
+        assert f"{state / 'state.db'} is corrupt" in out and "moved it aside to" in out, out
+    assert seen == [0, 2, 0]
+    assert len(list(state.glob("state.db.corrupt-*"))) == 3
