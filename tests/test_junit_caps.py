@@ -30,13 +30,17 @@ def huge_junit(path: Path, failure_mb: int, system_out_mb: int) -> Path:
 
 
 READ_AND_MEASURE = """
-import json, resource, sys
+import json, sys
+def peak_mb():  # VmHWM: this process's own peak (ru_maxrss keeps the forking parent's)
+    with open("/proc/self/status") as status:
+        line = next(l for l in status if l.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 from pathlib import Path
 from deployloop.junit import read_cases
 cases = read_cases(Path(sys.argv[1]))
 bad = next(c for c in cases if c.name == "test_big")
 print(json.dumps({
-    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "rss_mb": peak_mb(),
     "count": len(cases), "details": bad.details, "error_type": bad.error_type,
 }))
 """

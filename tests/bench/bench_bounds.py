@@ -133,13 +133,17 @@ def _big_junit_run(directory: Path) -> tuple[float, float]:
     return rss, kept
 
 
-# deployloop's own peak in a process of its own: the fake runners are its children, so
-# RUSAGE_SELF counts deployloop alone (ru_maxrss is in KiB on Linux).
+# deployloop's own peak in a process of its own: VmHWM counts this process alone, not the fake
+# runners (its children) nor the bench that forked it.
 _MEASURED_RUN = """
-import json, resource, sys
+import json, sys
+def peak_mb():  # VmHWM: this process's own peak (ru_maxrss keeps the forking parent's)
+    with open("/proc/self/status") as status:
+        line = next(l for l in status if l.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 from typer.testing import CliRunner
 from deployloop.cli import app
 result = CliRunner().invoke(app, ["run", "--once", "-c", sys.argv[1]])
-print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({"rss_mb": peak_mb(),
                   "exit": result.exit_code}))
 """
