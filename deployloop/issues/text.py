@@ -63,7 +63,7 @@ def issue_body(failing: Failing, ctx: TriageContext, record: ClusterRecord, old:
     parts.append(_error(failing))
     parts.extend(_logs(failing, ctx))
     parts.append(_repro(failing, ctx))
-    parts.append(f"<sub>filed by deployloop {__version__}</sub>")  # what ran, for bug reports
+    parts.append(f"Filed by deployloop {__version__}.")  # what ran, for bug reports
     parts.append(marker(failing.fingerprint))
     return "\n\n".join(parts) + "\n"
 
