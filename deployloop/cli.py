@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -31,10 +32,15 @@ EXIT_INTERRUPTED = 130
 EXIT_SOFTWARE = 70  # an unexpected crash: not a verdict about staging
 
 
-def _call(command: Callable[[], int]) -> None:
-    """The one top-level handler: expected errors are one clear line, crashes leave a log."""
+def _call(command: Callable[[], int], config: Path | None = None) -> None:
+    """The one top-level handler: expected errors are one clear line, crashes leave a log.
+
+    A full or read-only disk is expected (exit 2, the path and errno); anything else
+    unexpected is a crash: ``crash.log`` under the config's logs_dir, exit 70, and the handler
+    itself never raises.
+    """
     from deployloop.console import error
-    from deployloop.errors import ConfigError, DeployloopError
+    from deployloop.errors import ConfigError, DeployloopError, machine_error
 
     try:
         code = command()
@@ -45,12 +51,31 @@ def _call(command: Callable[[], int]) -> None:
         error("interrupted")
         code = EXIT_INTERRUPTED
     except Exception as exc:
-        crash = Path("logs") / "crash.log"
-        crash.parent.mkdir(parents=True, exist_ok=True)
-        crash.write_text(_scrubbed(traceback.format_exc()), encoding="utf-8")
-        error(f"unexpected error: {type(exc).__name__}: {exc} (traceback in {crash})")
-        code = EXIT_SOFTWARE
+        machine = machine_error(exc)
+        if machine is not None:
+            error(str(machine))
+            code = machine.exit_code
+        else:
+            code = _crashed(exc, config)
     raise typer.Exit(code)
+
+
+def _crashed(exc: Exception, config: Path | None) -> int:
+    """Log an unexpected exception (crash.log, else stderr) and give exit 70; never raises."""
+    from deployloop import crash
+
+    try:
+        text = _scrubbed(crash.crash_text(traceback.format_exc(), sys.argv))
+        written = crash.write_crash_log(text, crash.crash_directories(config))
+        where = f"traceback in {written}" if written else "no crash.log could be written"
+        crash.report_to_stderr(
+            f"deployloop: unexpected error: {type(exc).__name__}: {exc} ({where})\n"
+        )
+        if written is None:
+            crash.report_to_stderr(text)
+    except BaseException:  # the handler of last resort must not raise
+        pass
+    return EXIT_SOFTWARE
 
 
 def _scrubbed(text: str) -> str:
@@ -62,6 +87,26 @@ def _scrubbed(text: str) -> str:
         return Redactor.from_env(os.environ).redact(text)
     except Exception:  # the crash handler must not crash
         return "(traceback withheld: it could not be scrubbed)\n"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from deployloop import __version__
+
+        typer.echo(f"deployloop {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Run staging e2e suites phase by phase, file one issue per root cause, retest."""
 
 
 @app.command()
@@ -95,7 +140,7 @@ def run(
         dry_run=dry_run,
         new=new,
     )
-    _call(lambda: command.run(config, options, command.Output(log_file, quiet)))
+    _call(lambda: command.run(config, options, command.Output(log_file, quiet)), config)
 
 
 @app.command()
@@ -103,7 +148,7 @@ def validate(config: ConfigOpt = None) -> None:
     """Check the config; one FILE:LINE: message line per problem."""
     from deployloop.commands import validate as command
 
-    _call(lambda: command.run(config))
+    _call(lambda: command.run(config), config)
 
 
 @app.command()
@@ -111,7 +156,7 @@ def preflight(config: ConfigOpt = None) -> None:
     """Probe the target: health, version, WebSocket and HTTP probes."""
     from deployloop.commands import preflight as command
 
-    _call(lambda: command.run(config))
+    _call(lambda: command.run(config), config)
 
 
 @app.command()
@@ -138,7 +183,7 @@ def status(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     """The current or last session: iteration, phase, gates, issues, budget left."""
     from deployloop.commands import status as command
 
-    _call(lambda: command.run(config, json_out))
+    _call(lambda: command.run(config, json_out), config)
 
 
 @app.command()
@@ -151,7 +196,7 @@ def report(
     """The morning report of a session."""
     from deployloop.commands import report as command
 
-    _call(lambda: command.run(session, fmt, output, config))
+    _call(lambda: command.run(session, fmt, output, config), config)
 
 
 @app.command()
@@ -164,7 +209,7 @@ def demo(
     """The whole overnight story, self-contained, on this machine."""
     from deployloop.commands import demo as command
 
-    _call(lambda: command.run(config))
+    _call(lambda: command.run(config), config)
 
 
 @app.command()
@@ -181,7 +226,7 @@ def schedule(
     """Write a crontab line and a systemd service + timer that start this config nightly."""
     from deployloop.commands import schedule as command
 
-    _call(lambda: command.run(config, at, fmt, output))
+    _call(lambda: command.run(config, at, fmt, output), config)
 
 
 @app.command()

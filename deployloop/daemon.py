@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,14 @@ from deployloop.models import ProbeResult
 from deployloop.plan import Plan
 from deployloop.redact import Redactor
 from deployloop.runner import run_suite
-from deployloop.session import RunOptions, config_key, final_reduce, open_session, resume_point
+from deployloop.session import (
+    RunOptions,
+    config_key,
+    end_stale,
+    final_reduce,
+    open_session,
+    resume_point,
+)
 from deployloop.sessionlog import SessionLog
 from deployloop.signals import StopSignal, capture_signals
 from deployloop.state import SessionRow, Store, state_dir
@@ -60,16 +68,14 @@ def redactor_for(config: Config) -> Redactor:
 
 def run(config: Config, plan: Plan, options: RunOptions, sinks: list[Sink]) -> RunOutcome:
     """Run the loop under the instance lock; signals end it cleanly with 130/143."""
-    store = Store(state_dir(config.session.logs_dir))
     stop = StopSignal()
-    try:
-        with (
-            InstanceLock(lock_path(store.directory, config_key(config)), config.path),
-            capture_signals(stop),
-        ):
+    # The lock first: a second run must not even open (or move aside) the state.
+    with InstanceLock(lock_path(config_key(config)), config.path), capture_signals(stop):
+        store = Store(state_dir(config.session.logs_dir))
+        try:
             return _run_locked(config, plan, options, sinks, store, stop)
-    finally:
-        store.close()
+        finally:
+            store.close()
 
 
 def _run_locked(
@@ -81,7 +87,12 @@ def _run_locked(
     stop: StopSignal,
 ) -> RunOutcome:
     redactor = redactor_for(config)
+    stale = end_stale(store, config, time.time())
     row, resumed = open_session(store, config, options, redactor)
+    store.update_live(row.id, {"pid": os.getpid()})  # status tells a dead run from a live one
+    notes = [store.recovered] if store.recovered else []
+    if stale is not None:
+        notes.append(_ended_stale(store, stale, redactor))
     reporter = Reporter(*sinks)
     reporter.add(Journal(row.directory / "events.jsonl", redactor.redact))
     reporter.add(SessionLog(row.directory / "session.md", redactor.redact))
@@ -100,6 +111,7 @@ def _run_locked(
             deadline=row.deadline,
             max_iterations=row.max_iterations,
             logs_dir=str(row.directory),
+            notes=tuple(notes),
         )
     )
     session = resume_point(store, row)
@@ -133,6 +145,22 @@ def _end_session(
     if result.status is not Status.INTERRUPTED:
         store.end_session(session_id, status, exit_code)
     return exit_code
+
+
+def _ended_stale(store: Store, stale: SessionRow, redactor: Redactor) -> str:
+    """Write the morning report of a session ended for its passed deadline; the line saying so."""
+    from deployloop import report
+
+    passed = time.strftime("%Y-%m-%d %H:%M", time.localtime(stale.deadline or 0))
+    try:
+        written = report.write_reports(store, stale.id, redactor.redact)
+        where = f"its report: {written[0]}" if written else "no report"
+    except OSError as exc:
+        where = f"no report ({exc})"
+    return (
+        f"session {stale.id} could not resume: its deadline ({passed}) has passed; "
+        f"ended it as abandoned ({where}) and started a new one"
+    )
 
 
 def _write_reports(store: Store, session_id: str, redactor: Redactor, reporter: Reporter) -> None:

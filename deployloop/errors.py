@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 
 class DeployloopError(Exception):
     """An expected failure: shown to the user as one clear message, never a traceback."""
@@ -30,6 +33,49 @@ class JUnitError(UsageError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+class MachineError(UsageError):
+    """The machine refused a write deployloop needs (disk full, read-only, no permission):
+    the user's to fix, so one line naming the path and the errno, exit 2, never a crash."""
+
+    def __init__(self, path: object, code: int, detail: str) -> None:
+        self.path = str(path)
+        self.errno = code
+        name = errno.errorcode.get(code, str(code))
+        super().__init__(f"{path}: {detail} ({name}); free space or fix permissions, then rerun")
+
+
+class SchemaTooNew(UsageError):
+    """``state.db`` was written by a newer deployloop than this one (its ``user_version``)."""
+
+
+# The errnos of a machine that cannot take a write: expected, not bugs (errno(3)).
+MACHINE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+)
+# How sqlite3 words the same conditions; its exceptions carry no errno (sqlite.org/rescode.html).
+_SQLITE_MACHINE = (
+    ("database or disk is full", errno.ENOSPC),
+    ("attempt to write a readonly database", errno.EROFS),
+    ("unable to open database file", errno.EACCES),
+    ("disk I/O error", errno.EIO),
+)
+
+
+def machine_error(exc: BaseException, where: object = "state.db") -> MachineError | None:
+    """``exc`` as a MachineError when it is a full or read-only disk, else None.
+
+    ``where`` names the path for sqlite3 errors, which carry none of their own.
+    """
+    if isinstance(exc, OSError) and exc.errno in MACHINE_ERRNOS:
+        return MachineError(exc.filename or where, exc.errno, exc.strerror or str(exc))
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc)
+        found = (code for words, code in _SQLITE_MACHINE if words in text)
+        code = next(found, None)
+        return None if code is None else MachineError(where, code, text)
+    return None
 
 
 class TargetUnreachable(DeployloopError):

@@ -12,12 +12,17 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from deployloop.errors import LockHeld
+from deployloop.errors import LockHeld, UsageError
+
+# Not $TMPDIR and not the state dir: a shell, cron and systemd (with whatever
+# DEPLOYLOOP_STATE_DIR) must all meet on the same lock for one config.
+LOCK_ROOT = Path("/tmp")
 
 
-def lock_path(state_dir: Path, config_key: str) -> Path:
+def lock_path(config_key: str) -> Path:
+    """The lock of one config (its resolved path and session name), per user, under /tmp."""
     digest = hashlib.sha256(config_key.encode()).hexdigest()[:16]
-    return state_dir / f"run-{digest}.lock"
+    return LOCK_ROOT / f"deployloop-{os.getuid()}" / f"run-{digest}.lock"
 
 
 class InstanceLock:
@@ -29,7 +34,9 @@ class InstanceLock:
         self._fd: int | None = None
 
     def __enter__(self) -> InstanceLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.path.parent.stat().st_uid != os.getuid():  # another user's: could fake a lock
+            raise UsageError(f"{self.path.parent} belongs to another user; remove it")
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

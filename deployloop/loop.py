@@ -108,6 +108,7 @@ class Session:
     previous: IterationResult | None = None  # the last finished iteration, on resume
     done_runs: dict[str, SuiteRun] = field(default_factory=dict)  # resumed iteration's suites
     resuming: bool = False  # first_iteration was left unfinished by a killed run
+    wait_first: bool = False  # stopped in the wait after ``previous``: wait again before testing
 
 
 class Loop:
@@ -131,6 +132,12 @@ class Loop:
     def run(self) -> LoopResult:
         n = self.session.first_iteration
         previous = self.session.previous
+        if previous is not None and self.session.wait_first and not self.plan.once:
+            # the trigger already ran before the stop: wait only, never deploy twice
+            tested = previous.version
+            stopped = self._after_wait(self.services.wait(tested), n - 1, tested)
+            if stopped is not None:
+                return stopped
         while True:
             ended = self._budget_spent(n)
             if ended:
@@ -153,16 +160,21 @@ class Loop:
             ended = "--once" if self.plan.once else self._budget_spent(n + 1)
             if ended:
                 return LoopResult(Status.FAILING, n, ended)
-            waited = self._between(n, result.version)
-            if waited.outcome is WaitEnd.INTERRUPTED:
-                return LoopResult(Status.INTERRUPTED, n, "interrupted")
-            if waited.outcome is WaitEnd.DEADLINE:
-                return LoopResult(Status.FAILING, n, "deadline reached while waiting")
-            if waited.outcome is WaitEnd.TIMEOUT and self._stop_after_timeout(result.version):
-                return LoopResult(
-                    Status.UNREACHABLE, n, "no new version before the redeploy timeout"
-                )
+            stopped = self._after_wait(self._between(n, result.version), n, result.version)
+            if stopped is not None:
+                return stopped
             previous, n = result, n + 1
+
+    def _after_wait(self, waited: WaitResult, n: int, tested: str | None) -> LoopResult | None:
+        """How the session ends after the wait that followed iteration ``n`` (on ``tested``),
+        or None to go on to the next iteration."""
+        if waited.outcome is WaitEnd.INTERRUPTED:
+            return LoopResult(Status.INTERRUPTED, n, "interrupted")
+        if waited.outcome is WaitEnd.DEADLINE:
+            return LoopResult(Status.FAILING, n, "deadline reached while waiting")
+        if waited.outcome is WaitEnd.TIMEOUT and self._stop_after_timeout(tested):
+            return LoopResult(Status.UNREACHABLE, n, "no new version before the redeploy timeout")
+        return None
 
     def _budget_spent(self, n: int) -> str:
         if n > self.session.max_iterations:
@@ -301,7 +313,8 @@ class Loop:
         select: Sequence[str] = (),
     ) -> SuiteRun:
         base = self.session.directory / str(n)
-        stem = suite.name if pass_name == "full" else f"{suite.name}.{pass_name}"
+        # "+" is in no suite name (config_values.Name), so suite "s.rerun" never meets s's rerun
+        stem = suite.name if pass_name == "full" else f"{suite.name}+{pass_name}"
         job = SuiteJob(
             phase=phase,
             suite=suite,

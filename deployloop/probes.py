@@ -12,11 +12,15 @@ import dataclasses
 import itertools
 import json
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
+
+# Untyped in typeshed, but in urllib on every platform: the environment's NO_PROXY test alone.
+from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
 
 from deployloop.config import Config, ProbeConfig, TargetConfig
 from deployloop.models import ProbeResult
@@ -239,6 +243,24 @@ def _ws_url(target: TargetConfig, probe: ProbeConfig) -> str | None:
     return url
 
 
+def _ws_proxy(url: str, configured: str | None) -> str | None:
+    """The proxy for a WebSocket URL, chosen as the HTTP probes' httpx chooses it.
+
+    ``[target] proxy`` when set; else the environment, by httpx's rule (not websockets' own,
+    which would take HTTPS_PROXY for ws://): ``ws://`` uses HTTP_PROXY, ``wss://`` HTTPS_PROXY,
+    ALL_PROXY as a fallback, and a host NO_PROXY names goes direct. None means direct.
+    """
+    if configured:
+        return configured
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    if proxy_bypass_environment(netloc):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return proxies.get(scheme) or proxies.get("all")
+
+
 async def _converse(
     url: str, target: TargetConfig, probe: ProbeConfig, transcript: _Transcript
 ) -> None:
@@ -253,7 +275,7 @@ async def _converse(
                 url,
                 additional_headers=target.headers,
                 subprotocols=[Subprotocol(p) for p in target.subprotocols] or None,
-                proxy=target.proxy,
+                proxy=_ws_proxy(url, target.proxy),
                 open_timeout=min(probe.timeout, target.request_timeout),
                 close_timeout=1,
             ) as connection:

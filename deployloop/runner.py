@@ -294,13 +294,21 @@ def _keep(job: SuiteJob, files: Sequence[Path], redactor: Redactor | None) -> Pa
     several all together in ``<suite>.junit/`` (``deployloop results`` reads either)."""
     if len(files) <= 1:
         if files:
-            scrub_copy(files[0], job.junit_path, redactor, xml=True)
+            _keep_one(files[0], job.junit_path, redactor)
         return job.junit_path if files else None
     folder = _kept_dir(job)
     folder.mkdir()
     for index, path in enumerate(files):
-        scrub_copy(path, folder / f"{index:03d}-{path.name}", redactor, xml=True)
+        _keep_one(path, folder / f"{index:03d}-{path.name}", redactor)
     return folder
+
+
+def _keep_one(raw: Path, kept: Path, redactor: Redactor | None) -> None:
+    """A scrubbed copy, cut to head and tail past ``junit.MAX_KEPT_BYTES`` (read whole before)."""
+    from deployloop.junit import cap_kept
+
+    scrub_copy(raw, kept, redactor, xml=True)
+    cap_kept(kept)
 
 
 def _fresh_matches(job: SuiteJob, started_wall: float) -> list[Path]:

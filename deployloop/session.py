@@ -7,6 +7,7 @@ state until it ends; a run killed or interrupted meanwhile is resumed by the nex
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import signal
 import time
@@ -91,7 +92,7 @@ def open_session(
         if redactor is not None:
             scrub_left_behind(existing, redactor)
         if not options.new:
-            return existing, True
+            return _with_options(store, config, options, existing), True
         store.end_session(existing.id, "abandoned", 1)
     now = time.time()
     row = SessionRow(
@@ -110,6 +111,36 @@ def open_session(
     )
     store.create_session(row)
     return row, False
+
+
+def end_stale(store: Store, config: Config, now: float) -> SessionRow | None:
+    """End this config's unfinished session if its deadline passed while no run held it.
+
+    The night after a crash (kill -9, reboot, ``systemctl stop``) must run, not resume a
+    session with no time left (case 26): it is ended as ``abandoned`` (exit 1), the suites its
+    killed run left are stopped, and the next ``open_session`` starts a new one. Returns the
+    ended session's row, or None when there was none to end.
+    """
+    existing = store.unfinished(config_key(config))
+    if existing is None or existing.deadline is None or existing.deadline > now:
+        return None
+    stop_left_behind(existing)
+    store.end_session(existing.id, "abandoned", 1)
+    return existing
+
+
+def _with_options(store: Store, config: Config, options: RunOptions, row: SessionRow) -> SessionRow:
+    """A resumed session under this start's ``--budget``/``--until``/``--max-iterations``:
+    each one given replaces the session's (a deadline counted from now, a cap on its
+    iterations in all); the config's own values never override what the session had."""
+    new_deadline = row.deadline
+    if options.budget or options.until:
+        new_deadline = deadline(config, options, time.time())
+    new_max = options.max_iterations or row.max_iterations
+    if (new_deadline, new_max) == (row.deadline, row.max_iterations):
+        return row
+    store.set_limits(row.id, new_deadline, new_max)
+    return dataclasses.replace(row, deadline=new_deadline, max_iterations=new_max)
 
 
 def stop_left_behind(row: SessionRow) -> None:
@@ -166,6 +197,9 @@ def resume_point(store: Store, row: SessionRow) -> Session:
         session.previous = _replayed(last, runs)
         session.first_iteration = last["n"] + 1
     open_ones = [it for it in iterations if it["ended"] is None]
+    # Stopped between iterations (in the redeploy wait): the tested version is unchanged, so
+    # the resumed run waits again before testing (none finished: there is nothing to wait on).
+    session.wait_first = bool(finished) and not open_ones
     if open_ones:
         session.first_iteration = open_ones[-1]["n"]
         session.resuming = True

@@ -45,6 +45,7 @@ from deployloop.events import (
     Waiting,
     WriteEvent,
 )
+from deployloop.events.caps import capped
 
 
 def describe(event: Event) -> str:
@@ -62,7 +63,8 @@ def _run_line(event: RunEvent) -> str:
     match event:
         case SessionStart():
             how = "resumed" if event.resumed else "started"
-            return f"session {event.session} {how} ({event.config})"
+            notes = "".join(f"; {note}" for note in event.notes)
+            return f"session {event.session} {how} ({event.config}){notes}"
         case IterationStart():
             return f"iteration {event.iteration} started on version {event.version or 'unknown'}"
         case PhaseStart():
@@ -217,7 +219,7 @@ class SessionLog:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, event: Event) -> None:
-        text = self._entry(event)
+        text = self._entry(capped(event))
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(self.redact(text))
 
@@ -246,9 +248,10 @@ def _phase_block(stamp: str, event: PhaseEnd) -> str:
     for cluster in event.clusters:
         head = f"failing cluster `{cluster.fingerprint}` ({cluster.count} tests)"
         lines.append(_item(f"{head}: {cluster.message}"))
-        lines += [f"  - {test}" for test in cluster.tests[:20]]
-        if cluster.count > 20:
-            lines.append(f"  - … and {cluster.count - 20} more")
+        shown = cluster.tests[:20]
+        lines += [f"  - {test}" for test in shown]
+        if shown and cluster.count > len(shown):
+            lines.append(f"  - … and {cluster.count - len(shown)} more")
     return "\n".join(lines) + "\n\n"
 
 

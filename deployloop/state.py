@@ -12,17 +12,23 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from deployloop import __version__
+from deployloop.errors import SchemaTooNew, machine_error
 from deployloop.events import EventBase
-from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
+from deployloop.models import CaseResult, Outcome, SuiteRun
+from deployloop.statepack import pack_cases, run_fields, run_from_parts, unpack_cases
 
 STATE_ENV = "DEPLOYLOOP_STATE_DIR"
 DB_NAME = "state.db"
+# PRAGMA user_version of the schema below. 1: the first (which set no version, so reads 0);
+# 2: suite runs' cases packed (statepack). Older databases are migrated forward on open.
+SCHEMA_VERSION = 2
 E = TypeVar("E", bound=EventBase)
 
 SCHEMA = """
@@ -37,7 +43,7 @@ CREATE TABLE IF NOT EXISTS iterations (
 );
 CREATE TABLE IF NOT EXISTS suite_runs (
     session TEXT NOT NULL, iteration INTEGER NOT NULL, pass TEXT NOT NULL,
-    phase TEXT NOT NULL, suite TEXT NOT NULL, data TEXT NOT NULL,
+    phase TEXT NOT NULL, suite TEXT NOT NULL, data TEXT NOT NULL, cases BLOB,
     PRIMARY KEY (session, iteration, pass, phase, suite)
 );
 CREATE TABLE IF NOT EXISTS clusters (
@@ -78,13 +84,31 @@ class Store:
     """One SQLite database; every write is its own short transaction."""
 
     def __init__(self, directory: str | Path) -> None:
+        """Open (or create) ``directory/state.db``, migrated to SCHEMA_VERSION.
+
+        A corrupt file (unreadable, failing ``PRAGMA quick_check``, 0 bytes) is moved aside and
+        a fresh one started; ``recovered`` then says so in one line naming both paths.
+        Raises SchemaTooNew for a database of a newer deployloop, MachineError for a full or
+        read-only disk.
+        """
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.directory / DB_NAME, timeout=30, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        self.path = self.directory / DB_NAME
+        self.recovered: str | None = None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            problem = _problem(self.path) if self.path.exists() else None
+            if problem is not None:
+                self.recovered = _move_aside(self.path, problem)
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            _bring_up_to_date(self.db, self.path)
+        except (OSError, sqlite3.OperationalError) as exc:
+            machine = machine_error(exc, self.path)
+            if machine is None:
+                raise
+            raise machine from exc
 
     @classmethod
     def existing(cls, directory: str | Path) -> Store | None:
@@ -96,13 +120,25 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+        """One write; a full or read-only disk is raised as MachineError naming the file."""
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            machine = machine_error(exc, self.directory / DB_NAME)
+            if machine is None:
+                raise
+            raise machine from exc
+
+    def size_mb(self) -> float:
+        """The database's size on disk with its WAL, in MB (10^6 bytes)."""
+        files = (self.path, self.path.with_name(DB_NAME + "-wal"))
+        return sum(p.stat().st_size for p in files if p.exists()) / 1e6
 
     # sessions -----------------------------------------------------------------------------
     def create_session(self, row: SessionRow) -> None:
@@ -130,6 +166,14 @@ class Store:
                 "SELECT * FROM sessions ORDER BY started DESC LIMIT 1"
             ).fetchone()
         return SessionRow(**found) if found else None
+
+    def set_limits(self, session_id: str, deadline: float | None, max_iterations: int) -> None:
+        """A resumed session's new deadline (wall time) and iteration cap, from its options."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE sessions SET deadline=?, max_iterations=? WHERE id=?",
+                (deadline, max_iterations, session_id),
+            )
 
     def end_session(self, session_id: str, status: str, exit_code: int) -> None:
         with self.transaction() as db:
@@ -165,20 +209,24 @@ class Store:
     def save_run(self, session_id: str, iteration: int, pass_name: str, run: SuiteRun) -> None:
         with self.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO suite_runs VALUES (?,?,?,?,?,?)",
-                (session_id, iteration, pass_name, run.phase, run.suite, run_to_json(run)),
-            )
+                "INSERT OR REPLACE INTO suite_runs VALUES (?,?,?,?,?,?,?)",
+                (session_id, iteration, pass_name, run.phase, run.suite, run_fields(run),
+                 pack_cases(run.cases)),
+            )  # fmt: skip
 
     def runs(
         self, session_id: str, iteration: int | None = None, pass_name: str = "full"
     ) -> list[tuple[int, SuiteRun]]:
-        query = "SELECT iteration, data FROM suite_runs WHERE session=? AND pass=?"
+        query = "SELECT iteration, data, cases FROM suite_runs WHERE session=? AND pass=?"
         args: tuple[Any, ...] = (session_id, pass_name)
         if iteration is not None:
             query += " AND iteration=?"
             args += (iteration,)
         rows = self.db.execute(query + " ORDER BY iteration, rowid", args).fetchall()
-        return [(r["iteration"], run_from_json(json.loads(r["data"]))) for r in rows]
+        return [
+            (r["iteration"], run_from_parts(json.loads(r["data"]), unpack_cases(r["cases"])))
+            for r in rows
+        ]
 
     def last_wall_s(self, session_id: str, suite: str) -> float | None:
         """How long the suite's last full run took: the live view's ETA."""
@@ -263,38 +311,85 @@ class Store:
             )
 
 
-def run_to_json(run: SuiteRun) -> str:
-    """Flat and fast: ``dataclasses.asdict`` deep-copies every case, a cost per suite run."""
-    fields = {name: getattr(run, name) for name in SuiteRun.__dataclass_fields__}
-    fields["cases"] = [
-        {name: getattr(case, name) for name in CaseResult.__dataclass_fields__}
-        for case in run.cases
-    ]
-    return json.dumps(fields)
-
-
 def run_from_json(data: Mapping[str, Any]) -> SuiteRun:
-    """A stored run; rows written before ``ended`` existed get it from their wording."""
+    """A suite run as schema version 1 stored it: one JSON text with its cases in full."""
+    fields = {name: value for name, value in data.items() if name != "cases"}
     cases = tuple(
         CaseResult(**{**case, "outcome": Outcome(case["outcome"])}) for case in data["cases"]
     )
-    ended = data.get("ended")
-    run_end = _legacy_end(data.get("harness_error")) if ended is None else RunEnd(ended)
-    return SuiteRun(**{**data, "cases": cases, "ended": run_end})
+    return run_from_parts(fields, cases)
 
 
-# How runner.how_it_ended worded each end before runs stored it; anything else was the runner's.
-_LEGACY_WORDING = (
-    ("interrupted", RunEnd.INTERRUPTED),
-    ("stopped at the session deadline", RunEnd.DEADLINE),
-    ("timed out after", RunEnd.TIMEOUT),
-    ("cannot start", RunEnd.FAILED_TO_START),
-    ("runner killed by", RunEnd.KILLED_BY_SIGNAL),
-)
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Version 2 packs each suite run's cases into the ``cases`` blob (``statepack``)."""
+    db.execute("ALTER TABLE suite_runs ADD COLUMN cases BLOB")
+    rows = db.execute("SELECT rowid, data FROM suite_runs").fetchall()
+    for rowid, data in rows:
+        run = run_from_json(json.loads(data))
+        db.execute(
+            "UPDATE suite_runs SET data=?, cases=? WHERE rowid=?",
+            (run_fields(run), pack_cases(run.cases), rowid),
+        )
 
 
-def _legacy_end(harness_error: str | None) -> RunEnd:
-    if harness_error is None:
-        return RunEnd.COMPLETED
-    found = (end for start, end in _LEGACY_WORDING if harness_error.startswith(start))
-    return next(found, RunEnd.RUNNER_ERROR)
+# Step n brings a database at version n to n + 1, in one transaction with the version bump.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+
+
+def _bring_up_to_date(db: sqlite3.Connection, path: Path) -> None:
+    """Create the schema in a new database, or migrate an older one forward, step by step."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    fresh = not db.execute("SELECT 1 FROM sqlite_master WHERE name='sessions'").fetchone()
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"{path}: state schema version {version} is newer than this deployloop "
+            f"({__version__}) knows ({SCHEMA_VERSION}); upgrade deployloop, or move the file "
+            "aside to start fresh"
+        )
+    if fresh:
+        db.executescript(SCHEMA)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        return
+    for step in range(max(version, 1), SCHEMA_VERSION):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[step](db)
+            db.execute(f"PRAGMA user_version={step + 1}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    db.executescript(SCHEMA)  # tables and indexes a version added without a step of its own
+
+
+def _problem(path: Path) -> str | None:
+    """Why ``path`` is no usable SQLite database (``PRAGMA quick_check``), or None."""
+    if path.stat().st_size == 0:
+        return "0 bytes"
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            found = db.execute("PRAGMA quick_check").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.OperationalError:
+        raise  # locked, unreadable, I/O: the machine's problem, not the file's
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
+        return str(exc)
+    return None if found == "ok" else f"quick_check: {found}"
+
+
+def _move_aside(path: Path, problem: str) -> str:
+    """Rename a broken database (and its WAL files) with a timestamp; the line that says so."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{DB_NAME}.corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{DB_NAME}.corrupt-{stamp}-{n}")
+    os.replace(path, aside)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(DB_NAME + suffix)
+        if side.exists():
+            os.replace(side, aside.with_name(aside.name + suffix))
+    return f"{path} is corrupt ({problem}); moved it aside to {aside} and started fresh"

@@ -29,6 +29,7 @@ from deployloop.events import (
     VersionSeen,
     Waiting,
 )
+from deployloop.events.caps import capped
 from deployloop.state import Store
 
 # What a restarted iteration (a mixed version, a resumed run) tells afresh.
@@ -91,6 +92,6 @@ class StoryRecorder:
                 PhaseEnd() | FailedFirst() | SkippedPhases() | IssueDone() | VersionSeen()
                 | Trigger() | RedeployTimeout() | SessionEnd() | NotificationSent()
             ):  # fmt: skip
-                self.store.add_story(self.session_id, self.iteration, event)
+                self.store.add_story(self.session_id, self.iteration, capped(event))
             case _:
                 pass

@@ -62,7 +62,8 @@ SAMPLES: dict[str, Event] = {
     e.kind: e
     for e in (
         SessionStart(session="s-1", config="c.toml", resumed=True, deadline=TS + 60,
-                     max_iterations=5, logs_dir="/logs/s-1", ts=TS),
+                     max_iterations=5, logs_dir="/logs/s-1",
+                     notes=("state.db moved aside",), ts=TS),
         IterationStart(iteration=2, version=None, ts=TS),
         PhaseStart(phase="api", ts=TS),
         SuiteStart(phase="api", suite="smoke", tests=None, progress="/p.jsonl", previous_s=3.5,

@@ -265,3 +265,81 @@ def test_preflight_checks_health_version_and_distinct_probes(sim: Simulator) -> 
     ]
     assert all(r.ok for r in results), [r.detail for r in results]
     assert results[1].detail == "rev-0001"
+
+
+PROXY_NAMES = {"staging.internal": "127.0.0.1"}
+
+
+class ConnectProxy:
+    """A CONNECT proxy on 127.0.0.1 port 0 that alone resolves ``staging.internal``.
+
+    Like a corporate egress proxy with its own DNS: a probe that ignores the environment's
+    proxy cannot reach that name at all.
+    """
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.requests: list[str] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> ConnectProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.close()
+        self.thread.join(5)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return  # closed by __exit__
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.recv(4096)
+        method, where, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
+        self.requests.append(f"{method} {where}")
+        host, port = where.rsplit(":", 1)
+        upstream = socket.create_connection((PROXY_NAMES[host], int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        for one, other in ((client, upstream), (upstream, client)):
+            threading.Thread(target=_pipe, args=(one, other), daemon=True).start()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    with source, sink:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            return
+
+
+def test_websocket_probe_uses_the_environment_proxy(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY from the environment carries the WebSocket probe, as it does httpx (case 13)."""
+    with ConnectProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # httpx's rule: not for ws://
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        port = sim.ws_url.rsplit(":", 1)[1].split("/", 1)[0]
+        url = f"ws://staging.internal:{port}/ws"
+        result = websocket_probe(make_target(base_url=sim.base_url, websocket=url), agents_probe())
+    assert result.ok, result.detail
+    assert proxy.requests == [f"CONNECT staging.internal:{port}"]
+
+
+def test_websocket_probe_honours_no_proxy(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host NO_PROXY names goes direct, even with a dead HTTP_PROXY set."""
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    result = websocket_probe(target_of(sim), agents_probe())
+    assert result.ok, result.detail

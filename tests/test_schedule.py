@@ -14,7 +14,6 @@ import pytest
 
 from deployloop.lock import InstanceLock, lock_path
 from deployloop.simulator import Simulator
-from deployloop.state import state_dir
 from tests.helpers import REPO, session_dirs
 
 ENTRY = Path(sys.executable).parent / "deployloop"  # as a user runs it: the venv's script
@@ -122,7 +121,7 @@ def test_crontab_line_runs_a_real_night_as_cron_would(
     assert "ended with exit 1: max_iterations (1) reached" in verdict and "session.md" in verdict
 
     key = f"{(folder / 'deployloop.toml').resolve()}#staging-night"
-    with InstanceLock(lock_path(state_dir(folder / "logs"), key), "test"):
+    with InstanceLock(lock_path(key), "test"):
         locked = as_cron(line, tmp_path)
     assert (locked.returncode, locked.stdout, locked.stderr) == (75, "", "")
     assert "another deployloop run" in (folder / "logs" / "deployloop.log").read_text()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from deployloop.errors import SchemaTooNew
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
-from deployloop.state import SessionRow, Store, run_from_json, run_to_json
+from deployloop.state import SCHEMA_VERSION, SessionRow, Store, run_from_json
+from deployloop.statepack import run_fields
 
 RUN = SuiteRun(
     "infra",
@@ -91,6 +95,98 @@ def test_rows_stored_before_ended_existed_still_load(
     tmp_path: Path, wording: str | None, ended: RunEnd
 ) -> None:
     """A row without ``ended`` (an older deployloop wrote it) gets the end its words say."""
-    data = json.loads(run_to_json(dataclasses.replace(RUN, harness_error=wording)))
+    data = json.loads(run_fields(dataclasses.replace(RUN, harness_error=wording)))
+    data["cases"] = []
     del data["ended"]
     assert run_from_json(data).ended is ended
+
+
+# The first schema, as deployloop wrote it before PRAGMA user_version: cases in the JSON text.
+V1_SCHEMA = """
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY, config_key TEXT NOT NULL, name TEXT NOT NULL, logs_dir TEXT NOT NULL,
+    started REAL NOT NULL, deadline REAL, max_iterations INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'running', exit_code INTEGER, ended REAL
+);
+CREATE TABLE suite_runs (
+    session TEXT NOT NULL, iteration INTEGER NOT NULL, pass TEXT NOT NULL,
+    phase TEXT NOT NULL, suite TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (session, iteration, pass, phase, suite)
+);
+"""
+
+
+def write_v1(directory: Path) -> None:
+    """A state.db as version 1 left it: one session, one suite run with its cases in full."""
+    directory.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(directory / "state.db")
+    db.executescript(V1_SCHEMA)
+    db.execute(
+        "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?)",
+        ("old", "k", "night", "/logs", 1.0, None, 5, "running", None, None),
+    )
+    data = json.loads(run_fields(RUN))
+    data["cases"] = [{**dataclasses.asdict(c), "outcome": c.outcome.value} for c in RUN.cases]
+    db.execute(
+        "INSERT INTO suite_runs VALUES (?,?,?,?,?,?)",
+        ("old", 1, "full", "infra", "p1", json.dumps(data)),
+    )
+    db.commit()
+    db.close()
+
+
+def test_a_version_1_database_is_migrated_and_resumable(tmp_path: Path) -> None:
+    """An old state.db without user_version opens as version 1 and migrates to the current one,
+    keeping its session and runs (an upgrade mid-session resumes it)."""
+    write_v1(tmp_path)
+    store = Store(tmp_path)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    found = store.unfinished("k")
+    assert found is not None and found.id == "old"
+    assert store.runs("old", 1) == [(1, RUN)]
+    assert store.last_wall_s("old", "p1") == 1.5
+
+
+def test_a_newer_schema_is_refused_with_one_line(tmp_path: Path) -> None:
+    """A state.db from a newer deployloop: SchemaTooNew (exit 2) naming the file and versions."""
+    Store(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(SchemaTooNew) as refused:
+        Store(tmp_path)
+    assert refused.value.exit_code == 2
+    assert str(tmp_path / "state.db") in str(refused.value)
+    assert f"version {SCHEMA_VERSION + 1}" in str(refused.value)
+
+
+@pytest.mark.parametrize("damage", ["half", "random", "empty"])
+def test_a_corrupt_database_is_moved_aside(tmp_path: Path, damage: str) -> None:
+    """Half-truncated, random bytes or 0 bytes: moved aside with a timestamp, a fresh store
+    opened, and ``recovered`` names both paths."""
+    store = Store(tmp_path)
+    for n in range(200):
+        store.create_session(row(f"s{n}", float(n)))
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    path = tmp_path / "state.db"
+    good = path.read_bytes()
+    broken = {"half": good[: len(good) // 2], "random": os.urandom(len(good)), "empty": b""}
+    path.write_bytes(broken[damage])
+    fresh = Store(tmp_path)
+    (aside,) = tmp_path.glob("state.db.corrupt-*[0-9]")
+    assert aside.read_bytes() == broken[damage]
+    assert fresh.recovered is not None
+    assert str(path) in fresh.recovered and str(aside) in fresh.recovered
+    assert fresh.session() is None
+
+
+def test_packed_runs_keep_order_and_every_field(tmp_path: Path) -> None:
+    """Plain passes packed column-wise and the rest in full read back equal, in order."""
+    flaky = CaseResult("t.py::f", "f", "t", Outcome.PASSED, 0.3, details="tb", flaky=True)
+    cases = (*RUN.cases, flaky, CaseResult("t.py::z", "z", "t", Outcome.PASSED, None))
+    run = dataclasses.replace(RUN, cases=cases)
+    store = Store(tmp_path)
+    store.save_run("s", 1, "full", run)
+    assert store.runs("s", 1) == [(1, run)]

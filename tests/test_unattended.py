@@ -10,6 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from deployloop import __version__
 from tests.helpers import (
     cli,
     config_text,
@@ -227,7 +228,8 @@ def test_second_ctrl_c_during_the_grace_kills_at_once(tmp_path: Path) -> None:
 def test_status_and_report_before_any_run_create_nothing(tmp_path: Path) -> None:
     """Reading commands on a fresh directory answer 'no session' and leave no state behind."""
     status = cli("status", "--json", cwd=tmp_path, timeout=30)
-    assert status.returncode == 0 and json.loads(status.stdout) == {"session": None}
+    assert status.returncode == 0
+    assert json.loads(status.stdout) == {"deployloop": __version__, "session": None}
     report = cli("report", cwd=tmp_path, timeout=30)
     assert report.returncode == 2 and "no session found" in report.stderr
     assert not (tmp_path / "logs").exists()

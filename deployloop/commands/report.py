@@ -9,7 +9,7 @@ from pathlib import Path
 from deployloop import config as config_module
 from deployloop.atomic import write_atomic
 from deployloop.config import Config
-from deployloop.console import Console
+from deployloop.console import Console, error
 from deployloop.errors import UsageError
 from deployloop.state import Store, state_dir
 
@@ -25,6 +25,8 @@ def run(session: str | None, fmt: str, output: Path | None, config_path: Path | 
     store = Store.existing(state_dir(config.session.logs_dir if config else "logs"))
     if store is None:
         raise UsageError("no session found")
+    if store.recovered:
+        error(store.recovered)
     try:
         if store.session(session) is None:
             raise UsageError(f"no session {session!r} found" if session else "no session found")

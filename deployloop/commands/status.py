@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
+from deployloop import __version__
 from deployloop import config as config_module
-from deployloop.console import Console
+from deployloop.console import Console, error
 from deployloop.durations import format_duration
 from deployloop.errors import UsageError
 from deployloop.state import Store, state_dir
@@ -19,8 +21,10 @@ def run(config_path: Path | None, as_json: bool) -> int:
     logs_dir = _logs_dir(config_path)
     console = Console()
     store = Store.existing(state_dir(logs_dir))
-    payload: dict[str, Any] = {"session": None}
+    payload: dict[str, Any] = {"deployloop": __version__, "session": None}
     if store is not None:
+        if store.recovered:
+            error(store.recovered)  # stderr: --json output stays one object
         try:
             payload = snapshot(store)
         finally:
@@ -47,7 +51,7 @@ def _logs_dir(config_path: Path | None) -> str:
 def snapshot(store: Store) -> dict[str, Any]:
     row = store.session()
     if row is None:
-        return {"session": None}
+        return {"deployloop": __version__, "session": None}
     live = store.live(row.id)
     iterations = store.iterations(row.id)
     budget_left = None if row.deadline is None else max(0.0, row.deadline - time.time())
@@ -56,8 +60,9 @@ def snapshot(store: Store) -> dict[str, Any]:
          if c.get("issue_number") and c.get("status") == "open"}
     )  # fmt: skip
     return {
+        "deployloop": __version__,
         "session": row.id,
-        "status": row.status,
+        "status": shown_status(row.status, live.get("pid")),
         "exit_code": row.exit_code,
         "started": row.started,
         "iteration": live.get("iteration", len(iterations)),
@@ -74,6 +79,24 @@ def snapshot(store: Store) -> dict[str, Any]:
         "last_event_ts": live.get("last_event_ts"),
         "logs": str(row.directory),
     }
+
+
+def shown_status(status: str, pid: object) -> str:
+    """The stored status, except that a "running" session whose run's pid is gone is
+    "stopped (pid N no longer running)": killed or crashed, left to be resumed."""
+    if status != "running" or not isinstance(pid, int) or _alive(pid):
+        return status
+    return f"stopped (pid {pid} no longer running)"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive
+    return True
 
 
 def _table(p: dict[str, Any]) -> Table:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from deployloop.events.caps import capped
 from deployloop.events.kinds import Event, event_from_json
 
 
@@ -41,7 +42,7 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, event: Event) -> None:
-        line = json.dumps(journal_record(event, self.redact), ensure_ascii=False) + "\n"
+        line = json.dumps(journal_record(capped(event), self.redact), ensure_ascii=False) + "\n"
         self._rotate_if_full()
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line)

@@ -36,6 +36,7 @@ class SessionStart(EventBase):
     deadline: float | None  # wall time
     max_iterations: int
     logs_dir: str
+    notes: tuple[str, ...] = ()  # what the start did that a person should know (state recovered)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import re
 import shlex
 from collections.abc import Sequence
 
+from deployloop import __version__
 from deployloop.issues.neutralize import code_span
 from deployloop.issues.records import (
     BROKEN_ERROR,
@@ -62,6 +63,7 @@ def issue_body(failing: Failing, ctx: TriageContext, record: ClusterRecord, old:
     parts.append(_error(failing))
     parts.extend(_logs(failing, ctx))
     parts.append(_repro(failing, ctx))
+    parts.append(f"Filed by deployloop {__version__}.")  # what ran, for bug reports
     parts.append(marker(failing.fingerprint))
     return "\n\n".join(parts) + "\n"
 

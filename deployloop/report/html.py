@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from html import escape
 
+from deployloop import __version__
 from deployloop.report import svg, words
 from deployloop.report.records import Gate, PhaseStats, ReportData
 
@@ -108,7 +109,7 @@ def to_html(data: ReportData) -> str:
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n"
-        f"{body}\n<footer>deployloop morning report · generated "
+        f"{body}\n<footer>deployloop {__version__} morning report · generated "
         f"{esc(words.stamp(data.generated, with_date=True))} · logs {esc(data.directory)}"
         "</footer>\n</main>\n</body>\n</html>\n"
     )

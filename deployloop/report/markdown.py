@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 
+from deployloop import __version__
 from deployloop.report import words
 from deployloop.report.records import ReportData
 
@@ -33,7 +34,7 @@ def to_markdown(data: ReportData) -> str:
 
 
 def _about(data: ReportData) -> str:
-    return f"Session {code(data.session)} · logs {code(data.directory)}"
+    return f"Session {code(data.session)} · logs {code(data.directory)} · deployloop {__version__}"
 
 
 def _still_failing(data: ReportData) -> list[str]:

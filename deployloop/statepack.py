@@ -1,0 +1,109 @@
+"""Suite runs packed for ``state.db``: a night of 64k-test iterations stays a few MB each.
+
+A run's own fields stay JSON text (``status`` and ``last_wall_s`` read them with SQL); its cases
+are one zlib-compressed JSON blob in which the common case, a plain pass (no message, no
+details, not flaky, one record), is stored column-wise as ids, names, classnames, durations,
+files and lines, and every other case (failures, skips, flaky passes) in full with its position,
+so the run reads back exactly as it was written.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
+
+# The columns of a plain pass, in CaseResult's field names.
+PLAIN = ("id", "name", "classname", "duration_s", "file", "line")
+_LEVEL = 6  # zlib's default: 64k passes pack to well under 1 MB in ~0.1 s
+
+
+def is_plain(case: CaseResult) -> bool:
+    """A pass with nothing to tell beyond its id and duration."""
+    return (
+        case.outcome is Outcome.PASSED
+        and not (case.message or case.error_type or case.details or case.flaky)
+        and case.records == 1
+    )
+
+
+def run_fields(run: SuiteRun) -> str:
+    """The run without its cases, as JSON text."""
+    fields = {name: getattr(run, name) for name in SuiteRun.__dataclass_fields__}
+    del fields["cases"]
+    return json.dumps(fields)
+
+
+def pack_cases(cases: tuple[CaseResult, ...]) -> bytes:
+    """The cases as one compressed blob (the layout is in the module docstring).
+
+    The full entries are encoded and compressed one at a time: 100,000 failures never sit in
+    memory as one JSON text.
+    """
+    columns: dict[str, list[Any]] = {name: [] for name in PLAIN}
+    for case in cases:
+        if is_plain(case):
+            for name in PLAIN:
+                columns[name].append(getattr(case, name))
+    packer = zlib.compressobj(_LEVEL)
+    parts = [packer.compress(b'{"plain":' + _json(columns) + b',"full":[')]
+    separator = b""
+    for position, case in enumerate(cases):
+        if not is_plain(case):
+            entry = {name: getattr(case, name) for name in CaseResult.__dataclass_fields__}
+            parts.append(packer.compress(separator + _json({**entry, "at": position})))
+            separator = b","
+    parts.append(packer.compress(b"]}") + packer.flush())
+    return b"".join(parts)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def unpack_cases(blob: bytes) -> tuple[CaseResult, ...]:
+    """The cases ``pack_cases`` packed, in their original order."""
+    payload = json.loads(zlib.decompress(blob))
+    columns = payload["plain"]
+    plain = iter(
+        CaseResult(
+            id=i, name=n, classname=c, outcome=Outcome.PASSED, duration_s=d, file=f, line=line
+        )
+        for i, n, c, d, f, line in zip(*(columns[name] for name in PLAIN), strict=True)
+    )
+    full = {entry.pop("at"): _case(entry) for entry in payload["full"]}
+    total = len(columns["id"]) + len(full)
+    return tuple(full[k] if k in full else next(plain) for k in range(total))
+
+
+def _case(entry: Mapping[str, Any]) -> CaseResult:
+    return CaseResult(**{**entry, "outcome": Outcome(entry["outcome"])})
+
+
+def run_from_parts(fields: Mapping[str, Any], cases: tuple[CaseResult, ...]) -> SuiteRun:
+    """A stored run from its fields and cases; rows written before ``ended`` existed get it
+    from their wording."""
+    ended = fields.get("ended")
+    run_end = legacy_end(fields.get("harness_error")) if ended is None else RunEnd(ended)
+    return SuiteRun(**{**fields, "cases": cases, "ended": run_end})
+
+
+# How runner.how_it_ended worded each end before runs stored it; anything else was the runner's.
+_LEGACY_WORDING = (
+    ("interrupted", RunEnd.INTERRUPTED),
+    ("stopped at the session deadline", RunEnd.DEADLINE),
+    ("timed out after", RunEnd.TIMEOUT),
+    ("cannot start", RunEnd.FAILED_TO_START),
+    ("runner killed by", RunEnd.KILLED_BY_SIGNAL),
+)
+
+
+def legacy_end(harness_error: str | None) -> RunEnd:
+    """The RunEnd an old row's harness_error wording stands for."""
+    if harness_error is None:
+        return RunEnd.COMPLETED
+    found = (end for start, end in _LEGACY_WORDING if harness_error.startswith(start))
+    return next(found, RunEnd.RUNNER_ERROR)
