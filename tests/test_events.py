@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from io import StringIO
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -106,6 +107,12 @@ LIVE_KINDS = {
     "session_start", "iteration_start", "phase_start", "suite_start", "suite_end", "phase_end",
     "waiting", "version_seen", "iteration_end", "session_end", "issue",
 }  # fmt: skip
+K = TypeVar("K")
+
+
+def sample(kind: type[K]) -> K:
+    """The sample of one event kind, typed as that kind (so mypy checks ``replace``)."""
+    return next(event for event in SAMPLES.values() if isinstance(event, kind))
 
 
 def test_the_samples_cover_every_kind() -> None:
@@ -219,7 +226,7 @@ def test_session_log_indents_multi_line_messages(tmp_path: Path) -> None:
     """Item 15: pytest's "+ where" lines stay inside the cluster's item, in a code block."""
     message = "AssertionError: assert 500 == 200\n+ where 500 = resp.status"
     cluster = FailureCluster("v1-abc", 1, message, ("t::a",))
-    event = replace(SAMPLES["phase_end"], clusters=(cluster,))
+    event = replace(sample(PhaseEnd), clusters=(cluster,))
     log = tmp_path / "session.md"
     SessionLog(log)(event)
     text = log.read_text()
@@ -229,7 +236,7 @@ def test_session_log_indents_multi_line_messages(tmp_path: Path) -> None:
 
 def test_session_log_says_why_an_issue_closed(tmp_path: Path) -> None:
     """Item 15: a closed issue's line names the version it was verified fixed in."""
-    closed = replace(SAMPLES["issue"], action="closed", number=1,
+    closed = replace(sample(IssueDone), action="closed", number=1,
                      reason="verified fixed in rev-0002")  # fmt: skip
     assert describe(closed) == "issue closed #1: verified fixed in rev-0002: api: 500"
 

@@ -24,7 +24,7 @@ from deployloop.session import resume_point
 from deployloop.sessionlog import SessionLog
 from deployloop.state import SessionRow, Store
 from deployloop.statesinks import StoryRecorder
-from deployloop.wait import WaitResult
+from deployloop.wait import WaitEnd, WaitResult
 from tests.fsfaults import Unavailable, full_disk, readonly_dir
 from tests.helpers import (
     cli,
@@ -246,7 +246,7 @@ def test_resumed_in_the_redeploy_wait_waits_before_testing(tmp_path: Path) -> No
     def wait(tested: str | None) -> WaitResult:
         order.append(f"wait after {tested}")
         world.version = "v2"
-        return WaitResult("changed", "v2")
+        return WaitResult(WaitEnd.CHANGED, "v2")
 
     def run_suite(job: SuiteJob) -> SuiteRun:
         order.append(f"suite {job.suite.name} on {world.version}")

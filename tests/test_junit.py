@@ -13,6 +13,7 @@ import pytest
 
 from deployloop import junit
 from deployloop.errors import JUnitError
+from deployloop.junit_fields import case_id, parse_time
 from deployloop.models import CaseResult, Outcome
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "junit"
@@ -407,24 +408,24 @@ def test_empty_testsuites_is_zero_cases(tmp_path: Path) -> None:
 
 def test_case_id_derivation() -> None:
     """pytest node ids from classname (+ file), anything else as classname::name."""
-    assert junit.case_id("tests.test_lib", "test_x", None) == "tests/test_lib.py::test_x"
-    assert junit.case_id("tests.test_lib.TestA", "test_x[1]", None) == (
+    assert case_id("tests.test_lib", "test_x", None) == "tests/test_lib.py::test_x"
+    assert case_id("tests.test_lib.TestA", "test_x[1]", None) == (
         "tests/test_lib.py::TestA::test_x[1]"
     )
-    assert junit.case_id("tests.test_lib.TestA", "test_x", "tests/test_lib.py") == (
+    assert case_id("tests.test_lib.TestA", "test_x", "tests/test_lib.py") == (
         "tests/test_lib.py::TestA::test_x"
     )
-    assert junit.case_id("pkg.sub.api_test.TestA.TestB", "test_y", None) == (
+    assert case_id("pkg.sub.api_test.TestA.TestB", "test_y", None) == (
         "pkg/sub/api_test.py::TestA::TestB::test_y"
     )
-    assert junit.case_id("org.acme.FooTest", "testBar", None) == "org.acme.FooTest::testBar"
-    assert junit.case_id("tests.test_x.helper", "test_y", None) == "tests.test_x.helper::test_y"
-    assert junit.case_id("", "renders", None) == "renders"
+    assert case_id("org.acme.FooTest", "testBar", None) == "org.acme.FooTest::testBar"
+    assert case_id("tests.test_x.helper", "test_y", None) == "tests.test_x.helper::test_y"
+    assert case_id("", "renders", None) == "renders"
 
 
 def test_parse_time_is_tolerant() -> None:
     """Thousands commas, decimal commas and blanks give seconds; garbage is unknown (None)."""
-    assert [junit.parse_time(t) for t in ("1,234.5", "0,25", " 2 ", "", None, "x", "-1")] == [
+    assert [parse_time(t) for t in ("1,234.5", "0,25", " 2 ", "", None, "x", "-1")] == [
         1234.5,
         0.25,
         2.0,

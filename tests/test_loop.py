@@ -24,9 +24,9 @@ from deployloop.loop import Loop, LoopResult, Services, Session, Status
 from deployloop.models import CaseResult, Outcome, ProbeResult, RunEnd, SuiteRun
 from deployloop.runner import INTERRUPTED, SuiteJob
 from deployloop.session import final_reduce
-from deployloop.state import Store
+from deployloop.state import SessionRow, Store
 from deployloop.testing import FakeClock
-from deployloop.wait import WaitResult
+from deployloop.wait import WaitEnd, WaitResult
 
 E = TypeVar("E", bound=EventBase)
 
@@ -68,7 +68,7 @@ class World:
         self.jobs.append(job)
         self.clock.now += 10
         bad = self.failing(job.suite.name, self.version)
-        cases = (case("test_a", True), case("test_b", not bad))
+        cases: tuple[CaseResult, ...] = (case("test_a", True), case("test_b", not bad))
         if job.select:
             cases = tuple(c for c in cases if c.id in job.select)
         return SuiteRun(job.phase.name, job.suite.name, cases, 10.0, int(bad), version=self.version)
@@ -77,9 +77,9 @@ class World:
         def wait(tested: str | None) -> WaitResult:
             self.clock.now += 60
             return (
-                WaitResult("interrupted")
+                WaitResult(WaitEnd.INTERRUPTED)
                 if self.stop.is_set()
-                else WaitResult("changed", self.version)
+                else WaitResult(WaitEnd.CHANGED, self.version)
             )
 
         return Services(
@@ -115,9 +115,7 @@ class World:
         return next(e for e in self.events if isinstance(e, kind))
 
 
-def _row(tmp: Path) -> object:
-    from deployloop.state import SessionRow
-
+def _row(tmp: Path) -> SessionRow:
     return SessionRow("s1", "k", "t", str(tmp), 0.0, None, 5, "running", None, None)
 
 

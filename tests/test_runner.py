@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -11,7 +12,7 @@ import pytest
 
 from deployloop import gates
 from deployloop.config import PhaseConfig
-from deployloop.models import Outcome, RunEnd
+from deployloop.models import Outcome, RunEnd, SuiteRun
 from deployloop.runner import SuiteJob, is_pytest, run_suite, runs_pytest
 from tests.helpers import python_pytest, wait_for, write_tests
 
@@ -21,7 +22,9 @@ def make_job(tmp_path: Path, run: str, **suite: object) -> SuiteJob:
     return SuiteJob(phase, phase.suites[0], tmp_path / "out" / "s.xml", tmp_path / "out" / "s.log")
 
 
-def run_in(tmp_path: Path, source: str, args: str = "", **suite: object) -> tuple[SuiteJob, object]:
+def run_in(
+    tmp_path: Path, source: str, args: str = "", **suite: object
+) -> tuple[SuiteJob, SuiteRun]:
     write_tests(tmp_path / "suite", "test_it.py", source)
     job = make_job(tmp_path, python_pytest(f"{tmp_path / 'suite'} {args}"), **suite)
     return job, run_suite(job, threading.Event())
@@ -184,7 +187,7 @@ def test_timeout_kills_whole_process_group(tmp_path: Path) -> None:
     assert run.wall_s < 15
     for pid in map(int, pids.read_text().split()):
         # SIGKILL is delivered by the time run_suite returns; the kernel may take a moment more
-        wait_for(lambda pid=pid: _gone(pid), timeout=5)
+        wait_for(partial(_gone, pid), timeout=5)
 
 
 def test_strays_left_by_a_finished_suite_are_reaped(tmp_path: Path) -> None:
@@ -317,7 +320,7 @@ def test_loadgroup_ids_select_their_test_and_missing_ids_are_a_harness_error(
     """Case 24: an xdist loadgroup id ``test_a@grp`` selects test_a alone; a selection that
     finds fewer tests than asked is a harness error naming the missing id (item 10)."""
     job, full = run_in(tmp_path, "def test_a():\n    pass\ndef test_b():\n    pass\n")
-    test_a = full.cases[0].id  # type: ignore[attr-defined]
+    test_a = full.cases[0].id
     again = run_suite(select_job(job, f"{test_a}@agent_session"), threading.Event())
     assert again.harness_error is None
     assert [c.name for c in again.cases] == ["test_a"]
@@ -350,7 +353,7 @@ def test_rerun_collects_only_the_files_of_its_tests(tmp_path: Path) -> None:
     now does not turn the rerun into a collection error (the suite's path stays in run)."""
     job, full = run_in(tmp_path, "def test_a():\n    assert False\n")
     write_tests(tmp_path / "suite", "test_other.py", "raise ImportError('not this file')\n")
-    (failed,) = full.cases  # type: ignore[attr-defined]
+    (failed,) = full.cases
     again = run_suite(select_job(job, failed.id), threading.Event())
     assert again.harness_error is None and [c.name for c in again.cases] == ["test_a"]
     assert "test_other" not in job.log_path.with_suffix(".log").read_text()

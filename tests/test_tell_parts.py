@@ -95,7 +95,7 @@ def test_outboxes_of_two_configs_keep_apart(tmp_path: Path) -> None:
 
 
 def _hooks(tmp_path: Path, seen: list[Event], **commands: str) -> Tellers:
-    config = HooksConfig(timeout=0.5, **commands)  # type: ignore[arg-type]
+    config = HooksConfig(timeout=0.5, **commands)
     hooks = Hooks(config, tmp_path, Reporter(seen.append), str, threading.Event())
     tellers = Tellers(_night(tmp_path), [hooks])
     tellers(_start(tmp_path))

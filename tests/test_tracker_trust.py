@@ -271,11 +271,10 @@ def test_mentions_references_html_and_backticks_are_never_live(
         cases = tuple(replace(c, id=f"{c.id}[{LIVE}`]") for c in run.cases)
         return [replace(run, cases=cases)]
 
-    one = {"max_new_per_iteration": 1}
-    session.iterate(night(), context(version=evil, **one))
-    session.iterate(night(), context(2, version=evil + "2", **one))
+    session.iterate(night(), context(version=evil, max_new_per_iteration=1))
+    session.iterate(night(), context(2, version=evil + "2", max_new_per_iteration=1))
     fixed = frozenset({next(iter(messages))})
-    session.iterate(night(fixed), context(3, version=evil + "3", **one))
+    session.iterate(night(fixed), context(3, version=evil + "3", max_new_per_iteration=1))
     posted = [(c.body["title"], False) for c in github.requests("POST", r"/issues$")]
     posted += [
         (c.body["body"], c.path.endswith("/issues"))

@@ -16,6 +16,8 @@ import pytest
 
 from deployloop import gates, junit
 from deployloop.config import PhaseConfig
+from deployloop.errors import JUnitError
+from deployloop.junit_fields import parse_time
 from deployloop.logical import fold, tally
 from deployloop.models import CaseResult, Outcome, SuiteRun
 from deployloop.summary import summarize
@@ -274,12 +276,12 @@ def test_case25_times_with_units_fail_the_p95_gate() -> None:
 )
 def test_locale_and_unit_times(text: str, seconds: float | None) -> None:
     """Units, decimal commas and grouped thousands in both conventions; the rest unknown."""
-    assert junit.parse_time(text) == (seconds if seconds is None else pytest.approx(seconds))
+    assert parse_time(text) == (seconds if seconds is None else pytest.approx(seconds))
 
 
 def test_truncated_file_is_still_refused(tmp_path: Path) -> None:
     """Repairs never hide a truncated file: it is refused, naming the file."""
     path = tmp_path / "cut.xml"
     path.write_bytes(b'<testsuite><testcase name="a">\x1b[31m<failure>&#x1B;boom')
-    with pytest.raises(junit.JUnitError, match="truncated"):
+    with pytest.raises(JUnitError, match="truncated"):
         junit.read_cases(path)

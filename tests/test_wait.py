@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import TypeVar
 
 from deployloop.config import RedeployConfig
 from deployloop.events import Event, Reporter, Settled, VersionSeen
@@ -11,8 +12,10 @@ from deployloop.models import ProbeResult
 from deployloop.testing import FakeClock
 from deployloop.wait import IntervalWaiter, RedeployWaiter, WaitEnd
 
+T = TypeVar("T")
 
-def scripted(values: list[str | None]) -> Iterator[str | None]:
+
+def scripted(values: list[T]) -> Iterator[T]:
     yield from values
     while True:
         yield values[-1]
@@ -21,9 +24,9 @@ def scripted(values: list[str | None]) -> Iterator[str | None]:
 def waiter(
     versions: list[str | None], health: list[bool] | None = None, **config: object
 ) -> tuple[RedeployWaiter, FakeClock, list[Event]]:
-    clock, events = FakeClock(wall=0.0, stop=threading.Event()), []
+    clock, events = FakeClock(wall=0.0, stop=threading.Event()), list[Event]()
     seq = scripted(versions)
-    healthy = scripted(health or [True])  # type: ignore[arg-type]
+    healthy = scripted(health or [True])
     settings = RedeployConfig.model_validate({"poll": 1, "settle": 3, "timeout": 60, **config})
     check = lambda: ProbeResult("health", "http", bool(next(healthy)), "")  # noqa: E731
     w = RedeployWaiter(settings, lambda: next(seq), check, clock, Reporter(events.append))
@@ -82,7 +85,7 @@ def test_stop_interrupts_wait() -> None:
 
 def test_interval_waiter_ends_before_deadline() -> None:
     """Without [redeploy], an interval that would cross the deadline ends the session now."""
-    clock, events = FakeClock(wall=0.0), []
+    clock, events = FakeClock(wall=0.0), list[Event]()
     w = IntervalWaiter(60, lambda: "v1", clock, Reporter(events.append), deadline=30)
     assert w.wait("v1").outcome is WaitEnd.DEADLINE
     assert clock.now == 0

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from deployloop.runner import PLUGIN, PLUGIN_DIR, PROGRESS_ENV
+from deployloop.runner import PLUGIN_DIR, PLUGINS, PROGRESS_ENV
 from tests.bench.common import (
     bench_env,
     interleaved,
@@ -73,7 +73,7 @@ def measure() -> dict[str, float]:
             PROGRESS_ENV: str(root / "progress.jsonl"),
         }
         plain = [*pytest_command(), f"--junitxml={root / 'x.xml'}"]
-        with_plugin = [*plain, "-o", "junit_family=xunit1", "-p", PLUGIN]
+        with_plugin = [*plain, "-o", "junit_family=xunit1", *PLUGINS.split()]
         cli = [str(Path(sys.executable).parent / "deployloop"), "run", "--once", "-c", str(config)]
         times = interleaved(
             {

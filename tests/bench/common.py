@@ -141,6 +141,6 @@ def fresh_process_json(module: str, function: str, *args: str, timeout: float = 
 
 def rss_mb() -> float:
     """This process's resident set size now, in MiB."""
-    import psutil  # type: ignore[import-untyped]
+    import psutil
 
     return float(psutil.Process().memory_info().rss) / 2**20

@@ -22,7 +22,7 @@ def plant_mutant(name: str) -> None:
     elif name == "duplicate":  # the marker lookup finds nothing: every create files anew
         github.GitHubTracker.existing = lambda self: {}  # type: ignore[method-assign]
     elif name == "harness":  # a broken harness passes as a result
-        runner.harness_error = lambda *args: None
+        runner._runner_error = lambda *args: None  # no exit code or bad JUnit file is an error
     else:
         raise SystemExit(f"unknown mutant {name!r}")
 

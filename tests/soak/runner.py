@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from deployloop.simulator import Simulator
 from deployloop.testing.github_server import FakeGitHub, Fault
