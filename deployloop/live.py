@@ -1,26 +1,23 @@
 """Signs of life while a suite runs: a bar per suite on a terminal, a heartbeat line off one.
 
-Both tail the progress file the pytest plugin writes (``deployloop/plugin/deployloop_live.py``):
-one JSON object per line, ``collected`` once, then ``start`` and ``test`` per test.
+Both tail the progress file the pytest plugin writes (read by ``deployloop/progress.py``); the
+terminal's bars are laid out by ``deployloop/board.py``. These sinks only decide when each speaks.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-from rich.console import Console as RichConsole
-from rich.console import ConsoleOptions, Group, RenderableType, RenderResult
+from rich.console import Group, RenderableType
 from rich.live import Live
-from rich.progress_bar import ProgressBar
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from deployloop.board import Board, clock, suite_row
 from deployloop.console import Console
 from deployloop.durations import format_duration
 from deployloop.events import (
@@ -34,154 +31,13 @@ from deployloop.events import (
     SuiteStart,
     Waiting,
 )
+from deployloop.progress import SuiteKey, SuiteProgress, Tail, suite_key
 from deployloop.view import EventView
 
 POLL_S = 0.2
 HEARTBEAT_S = 180.0
-BROKEN = frozenset({"failed", "error"})
 # Any of these means the wait for a redeploy is over: the next iteration is under way or done.
 WAIT_OVER = (Settled, IterationStart, PhaseStart, SuiteStart, SessionEnd)
-SuiteKey = tuple[str, str, str]
-# Layout of a suite's row, in terminal cells: wide terminals keep the running test on the same line.
-WIDE, ID_ROOM, BAR_MIN, BAR_MAX, LABEL_MIN, TIME_WIDTH = 120, 40, 10, 30, 12, 16
-
-
-def suite_key(event: SuiteStart | SuiteEnd) -> SuiteKey:
-    return (event.phase, event.suite, event.pass_name)
-
-
-@dataclass
-class SuiteProgress:
-    """What the progress file has said so far about one running suite."""
-
-    phase: str
-    suite: str
-    pass_name: str = "full"
-    path: Path | None = None
-    expected: int | None = None  # from the config (expect_tests) or the rerun's selection
-    previous_s: float | None = None  # last wall time of this suite, for a first ETA
-    started: float = field(default_factory=time.monotonic)
-    collected: int | None = None
-    passed: int = 0
-    failed: int = 0
-    skipped: int = 0
-    current: str = ""
-    offset: int = 0
-    partial: bytes = b""
-
-    @classmethod
-    def from_event(cls, event: SuiteStart) -> SuiteProgress:
-        path = Path(event.progress) if event.progress else None
-        # A resumed iteration appends to last attempt's file: only what comes after now is ours.
-        offset = path.stat().st_size if path is not None and path.exists() else 0
-        return cls(
-            event.phase,
-            event.suite,
-            event.pass_name,
-            path,
-            event.tests or None,
-            event.previous_s,
-            offset=offset,
-        )
-
-    @property
-    def label(self) -> str:
-        name = f"{self.phase}/{self.suite}"
-        return name if self.pass_name == "full" else f"{name} [{self.pass_name}]"
-
-    @property
-    def done(self) -> int:
-        return self.passed + self.failed + self.skipped
-
-    @property
-    def total(self) -> int | None:
-        return self.collected or self.expected
-
-    def poll(self) -> bool:
-        """Read what the plugin appended since last time; True when anything changed."""
-        if self.path is None:
-            return False
-        try:
-            with open(self.path, "rb") as handle:
-                if handle.seek(0, 2) < self.offset:  # replaced or truncated: start over
-                    self.offset, self.partial = 0, b""
-                handle.seek(self.offset)
-                chunk = handle.read()
-        except FileNotFoundError:
-            return False
-        self.offset += len(chunk)
-        *lines, self.partial = (self.partial + chunk).split(b"\n")
-        changed = [self.apply(line) for line in lines]  # every line counts: no short cut
-        return any(changed)
-
-    def apply(self, line: bytes) -> bool:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            return False  # a torn or foreign line is no reason to stop watching
-        if not isinstance(record, dict):
-            return False
-        kind = record.get("event")
-        if kind == "collected":
-            self.collected = int(record.get("count") or 0) or None
-        elif kind == "start":
-            self.current = str(record.get("id", ""))
-        elif kind == "test":
-            self._count(str(record.get("outcome", "")))
-        return kind in ("collected", "start", "test")
-
-    def _count(self, outcome: str) -> None:
-        if outcome == "passed":
-            self.passed += 1
-        elif outcome in BROKEN:
-            self.failed += 1
-        elif outcome == "skipped":
-            self.skipped += 1
-
-    def elapsed(self, now: float | None = None) -> float:
-        return (time.monotonic() if now is None else now) - self.started
-
-    def eta(self, now: float | None = None) -> float | None:
-        """Seconds left: from the pace so far once a few tests are done, else from last time."""
-        elapsed, total = self.elapsed(now), self.collected
-        if total and (self.done >= min(3, total)):
-            return elapsed / self.done * max(0, total - self.done)
-        if self.previous_s:
-            left = self.previous_s - elapsed
-            return left if left > 0 else None
-        return None
-
-
-def short_id(nodeid: str) -> str:
-    """``tests/e2e/test_x.py::test_a[1]`` → ``test_x.py::test_a[1]``: what names the test."""
-    path, sep, rest = nodeid.partition("::")
-    return path.rsplit("/", 1)[-1] + sep + rest
-
-
-def clock(seconds: float) -> str:
-    """Whole seconds only: a live display ticking tenths is noise."""
-    return f"{int(seconds)}s" if seconds < 60 else format_duration(seconds)
-
-
-class _Tail:
-    """A thread that polls one suite's progress file until told to stop."""
-
-    def __init__(self, progress: SuiteProgress, lock: threading.Lock, every: float) -> None:
-        self.progress = progress
-        self.stop = threading.Event()
-        self.thread = threading.Thread(
-            target=self._run, args=(lock, every), name=f"live-{progress.label}", daemon=True
-        )
-        self.thread.start()
-
-    def _run(self, lock: threading.Lock, every: float) -> None:
-        while not self.stop.wait(every):
-            with lock:
-                self.progress.poll()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=2.0)
 
 
 class LiveView:
@@ -195,7 +51,7 @@ class LiveView:
         self.poll_s = poll_s
         self.refresh_per_second = refresh_per_second
         self._lock = threading.Lock()
-        self._tails: dict[SuiteKey, _Tail] = {}
+        self._tails: dict[SuiteKey, Tail] = {}
         self._spinners: dict[SuiteKey | str, Spinner] = {}
         self._waiting: tuple[str, float] | None = None
         self._live: Live | None = None
@@ -235,8 +91,11 @@ class LiveView:
         parts: list[RenderableType] = []
         with self._lock:
             if self._tails:
-                rows = [self._row(key, tail.progress, now) for key, tail in self._tails.items()]
-                parts.append(_Board(rows))
+                rows = [
+                    suite_row(self._spinner(key), tail.progress, now)
+                    for key, tail in self._tails.items()
+                ]
+                parts.append(Board(rows))
             if self._waiting is not None:
                 text, since = self._waiting
                 row = Table.grid(padding=(0, 1))
@@ -249,7 +108,7 @@ class LiveView:
     def _start_suite(self, event: SuiteStart) -> None:
         key = suite_key(event)
         self._end_suite(key)  # the same suite started again: one bar, not two
-        tail = _Tail(SuiteProgress.from_event(event), self._lock, self.poll_s)
+        tail = Tail(SuiteProgress.from_event(event), self._lock, self.poll_s)
         with self._lock:
             self._tails[key] = tail
 
@@ -281,96 +140,6 @@ class LiveView:
     def _spinner(self, key: SuiteKey | str) -> Spinner:
         # Kept per row: a spinner made afresh on each refresh would never turn.
         return self._spinners.setdefault(key, Spinner("dots", style="cyan"))
-
-    def _row(self, key: SuiteKey, p: SuiteProgress, now: float) -> _Row:
-        total, eta = p.total, p.eta(now)
-        width = len(str(total or 100))  # counts keep their width as they grow: no jitter
-        left = "" if eta is None else (f" · ~{clock(eta)} left" if eta >= 1 else " · finishing")
-        texts = [
-            Text(p.label, style="bold"),
-            Text(f"{p.done:>{width}}/{total}" if total else f"{p.done:>{width}}", style="bold"),
-            Text(f"{p.passed:>{width}} passed", style="green"),
-            Text(f"{p.failed:>{width}} failed", style="bold red" if p.failed else "dim"),
-            Text(clock(p.elapsed(now)) + left, style="dim"),
-        ]
-        return _Row(self._spinner(key), texts, _fraction(p, now), p.failed > 0, short_id(p.current))
-
-
-def _fraction(p: SuiteProgress, now: float) -> float | None:
-    """How far along the suite is, or None when nothing says (the bar pulses)."""
-    if p.total:
-        return min(1.0, p.done / p.total)
-    if p.previous_s:  # no count yet: last run's wall time stands in for the distance
-        return min(0.99, p.elapsed(now) / p.previous_s)
-    return None
-
-
-@dataclass
-class _Row:
-    spinner: Spinner
-    texts: list[Text]  # label, done/total, passed, failed, elapsed and ETA
-    fraction: float | None
-    failing: bool
-    current: str
-
-
-class _Board:
-    """The suites' rows, laid out for the width the terminal has: 80 columns must read well too."""
-
-    def __init__(self, rows: list[_Row]) -> None:
-        self.rows = rows
-
-    def __rich_console__(self, console: RichConsole, options: ConsoleOptions) -> RenderResult:
-        width = options.max_width
-        one_line = width >= WIDE
-        # Narrow: the clock moves down to the second line, beside the running test.
-        widths = [
-            max(row.texts[i].cell_len for row in self.rows) for i in range(5 if one_line else 4)
-        ]
-        if one_line:
-            widths[4] = max(
-                widths[4], TIME_WIDTH
-            )  # a growing clock does not push the test id about
-        id_room = ID_ROOM if one_line else 0
-        shortfall = BAR_MIN + id_room - (width - 2 - sum(w + 1 for w in widths))
-        if shortfall > 0:  # too narrow: the suite name gives way before the bar does
-            widths[0] = max(LABEL_MIN, widths[0] - shortfall)
-        room = width - 2 - sum(w + 1 for w in widths)
-        bar = max(BAR_MIN, min(BAR_MAX, room - id_room))
-        for row in self.rows:
-            yield self._grid(row, widths, bar, room - bar - 2 if one_line else 0)
-            if not one_line:
-                yield self._second_line(row)
-
-    @staticmethod
-    def _grid(row: _Row, widths: list[int], bar: int, id_width: int) -> Table:
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(width=1)
-        grid.add_column(width=widths[0], no_wrap=True, overflow="ellipsis")
-        grid.add_column(width=bar)
-        for column, w in enumerate(widths[1:], start=1):
-            grid.add_column(width=w, no_wrap=True, justify="left" if column == 4 else "right")
-        progress = ProgressBar(
-            total=None if row.fraction is None else 1.0,
-            completed=row.fraction or 0.0,
-            width=bar,
-            pulse=row.fraction is None,
-            complete_style="red" if row.failing else "green",
-        )
-        cells: list[RenderableType] = [row.spinner, row.texts[0], progress]
-        cells += row.texts[1 : len(widths)]
-        if id_width > 0:  # wide enough: the running test closes the line instead of taking another
-            grid.add_column(width=id_width, no_wrap=True, overflow="ellipsis")
-            cells.append(Text(row.current, style="dim"))
-        grid.add_row(*cells)
-        return grid
-
-    @staticmethod
-    def _second_line(row: _Row) -> Text:
-        line = Text("  ", no_wrap=True, overflow="ellipsis").append_text(row.texts[4])
-        if row.current:
-            line.append(f"   {row.current}", style="dim")
-        return line
 
 
 @dataclass

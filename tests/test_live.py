@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 from rich.console import Console as RichConsole
 
+from deployloop.board import short_id
 from deployloop.console import Console
 from deployloop.events import SessionEnd, SuiteEnd, SuiteStart, Waiting
-from deployloop.live import Heartbeat, LiveView, SuiteProgress, make_sinks, short_id
+from deployloop.live import Heartbeat, LiveView, make_sinks
+from deployloop.progress import SuiteProgress
 from deployloop.view import EventView
 from tests.helpers import REPO, wait_for
 

@@ -1,0 +1,147 @@
+"""What a running suite's progress file says, read as the pytest plugin appends it.
+
+The file is written by ``deployloop/plugin/deployloop_live.py``: one JSON object per line,
+``collected`` once, then ``start`` and ``test`` per test. Its bytes are the suite's: a torn or
+foreign line is skipped, never trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deployloop.events import SuiteEnd, SuiteStart
+
+BROKEN = frozenset({"failed", "error"})
+SuiteKey = tuple[str, str, str]
+
+
+def suite_key(event: SuiteStart | SuiteEnd) -> SuiteKey:
+    """(phase, suite, pass name): what tells one running suite from another."""
+    return (event.phase, event.suite, event.pass_name)
+
+
+@dataclass
+class SuiteProgress:
+    """What the progress file has said so far about one running suite."""
+
+    phase: str
+    suite: str
+    pass_name: str = "full"
+    path: Path | None = None
+    expected: int | None = None  # from the config (expect_tests) or the rerun's selection
+    previous_s: float | None = None  # last wall time of this suite, for a first ETA
+    started: float = field(default_factory=time.monotonic)
+    collected: int | None = None
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    current: str = ""
+    offset: int = 0
+    partial: bytes = b""
+
+    @classmethod
+    def from_event(cls, event: SuiteStart) -> SuiteProgress:
+        path = Path(event.progress) if event.progress else None
+        # A resumed iteration appends to last attempt's file: only what comes after now is ours.
+        offset = path.stat().st_size if path is not None and path.exists() else 0
+        return cls(
+            event.phase,
+            event.suite,
+            event.pass_name,
+            path,
+            event.tests or None,
+            event.previous_s,
+            offset=offset,
+        )
+
+    @property
+    def label(self) -> str:
+        name = f"{self.phase}/{self.suite}"
+        return name if self.pass_name == "full" else f"{name} [{self.pass_name}]"
+
+    @property
+    def done(self) -> int:
+        return self.passed + self.failed + self.skipped
+
+    @property
+    def total(self) -> int | None:
+        return self.collected or self.expected
+
+    def poll(self) -> bool:
+        """Read what the plugin appended since last time; True when anything changed."""
+        if self.path is None:
+            return False
+        try:
+            with open(self.path, "rb") as handle:
+                if handle.seek(0, 2) < self.offset:  # replaced or truncated: start over
+                    self.offset, self.partial = 0, b""
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return False
+        self.offset += len(chunk)
+        *lines, self.partial = (self.partial + chunk).split(b"\n")
+        changed = [self.apply(line) for line in lines]  # every line counts: no short cut
+        return any(changed)
+
+    def apply(self, line: bytes) -> bool:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return False  # a torn or foreign line is no reason to stop watching
+        if not isinstance(record, dict):
+            return False
+        kind = record.get("event")
+        if kind == "collected":
+            self.collected = int(record.get("count") or 0) or None
+        elif kind == "start":
+            self.current = str(record.get("id", ""))
+        elif kind == "test":
+            self._count(str(record.get("outcome", "")))
+        return kind in ("collected", "start", "test")
+
+    def _count(self, outcome: str) -> None:
+        if outcome == "passed":
+            self.passed += 1
+        elif outcome in BROKEN:
+            self.failed += 1
+        elif outcome == "skipped":
+            self.skipped += 1
+
+    def elapsed(self, now: float | None = None) -> float:
+        return (time.monotonic() if now is None else now) - self.started
+
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds left: from the pace so far once a few tests are done, else from last time."""
+        elapsed, total = self.elapsed(now), self.collected
+        if total and (self.done >= min(3, total)):
+            return elapsed / self.done * max(0, total - self.done)
+        if self.previous_s:
+            left = self.previous_s - elapsed
+            return left if left > 0 else None
+        return None
+
+
+class Tail:
+    """A thread that polls one suite's progress file until told to stop."""
+
+    def __init__(self, progress: SuiteProgress, lock: threading.Lock, every: float) -> None:
+        self.progress = progress
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, args=(lock, every), name=f"live-{progress.label}", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self, lock: threading.Lock, every: float) -> None:
+        while not self.stop.wait(every):
+            with lock:
+                self.progress.poll()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=2.0)
