@@ -11,7 +11,9 @@ import deployloop
 
 ROOT = Path(deployloop.__file__).parent
 PACKAGE = "deployloop"
-MODULE_LINES_LIMIT = 400  # the issue wing keeps every module readable in one sitting
+MODULE_LINES_LIMIT = 400  # every module stays readable in one sitting
+# being split: other branches are cutting these down right now; drop each name as it lands.
+OVER_THE_LIMIT_FOR_NOW = frozenset({"deployloop.loop", "deployloop.simulator", "deployloop.junit"})
 
 
 def module_name(path: Path) -> str:
@@ -121,12 +123,21 @@ def test_the_issue_wing_never_imports_the_loop_or_the_daemon() -> None:
     assert not reached & {"deployloop.loop", "deployloop.daemon", "deployloop.cli"}
 
 
-def test_no_module_of_the_issue_wing_is_over_the_limit() -> None:
-    """Every module of deployloop/issues stays under ~400 lines."""
-    sizes = {
-        name: len(path.read_text(encoding="utf-8").splitlines())
-        for name, path in modules().items()
-        if name.startswith(f"{PACKAGE}.issues")
+def module_sizes() -> dict[str, int]:
+    """Lines of every module of the package, by module name."""
+    return {
+        name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in modules().items()
     }
-    assert sizes
-    assert max(sizes.values()) <= MODULE_LINES_LIMIT, sizes
+
+
+def test_no_module_is_over_the_limit() -> None:
+    """Every module of deployloop stays under ~400 lines, but for the few being split now."""
+    sizes = module_sizes()
+    assert "deployloop.issues.desk" in sizes and "deployloop.testing.github_server" in sizes
+    over = {name: n for name, n in sizes.items() if n > MODULE_LINES_LIMIT}
+    assert set(over) <= OVER_THE_LIMIT_FOR_NOW, over
+
+
+def test_the_modules_being_split_still_exist() -> None:
+    """The allowance names real modules: a stale name would silently allow nothing."""
+    assert set(module_sizes()) >= OVER_THE_LIMIT_FOR_NOW
