@@ -256,7 +256,9 @@ def test_resumed_in_the_redeploy_wait_waits_before_testing(tmp_path: Path) -> No
     services = dataclasses.replace(
         services, wait=wait, run_suite=run_suite, trigger=triggers.append
     )
-    session = resume_point(world.store, world.store.session("s1"))  # type: ignore[arg-type]
+    row = world.store.session("s1")
+    assert row is not None
+    session = resume_point(world.store, row)
     assert session.wait_first and session.first_iteration == 2
     the_plan = plan.build_plan(world.config)
     Loop(world.config, the_plan, session, world.store, services, Reporter()).run()

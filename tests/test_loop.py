@@ -63,8 +63,11 @@ class World:
         self.store = Store(tmp_path / "state")
         self.tmp = tmp_path
         self.filed: list[IterationReport] = []
+        # Tests swap these for variants that wrap the originals.
+        self.run_suite: Callable[[SuiteJob], SuiteRun] = self.scripted_suite
+        self.services: Callable[[], Services] = self.fake_services
 
-    def run_suite(self, job: SuiteJob) -> SuiteRun:
+    def scripted_suite(self, job: SuiteJob) -> SuiteRun:
         self.jobs.append(job)
         self.clock.now += 10
         bad = self.failing(job.suite.name, self.version)
@@ -73,7 +76,7 @@ class World:
             cases = tuple(c for c in cases if c.id in job.select)
         return SuiteRun(job.phase.name, job.suite.name, cases, 10.0, int(bad), version=self.version)
 
-    def services(self) -> Services:
+    def fake_services(self) -> Services:
         def wait(tested: str | None) -> WaitResult:
             self.clock.now += 60
             return (
@@ -93,11 +96,11 @@ class World:
         )
 
     def loop(
-        self, max_iterations: int = 5, deadline: float | None = None, **plan_options: bool
+        self, max_iterations: int = 5, deadline: float | None = None, once: bool = False
     ) -> Loop:
         self.store.create_session(_row(self.tmp))
         session = Session("s1", self.tmp / "s1", deadline, max_iterations)
-        the_plan = plan.build_plan(self.config, **plan_options)  # type: ignore[arg-type]
+        the_plan = plan.build_plan(self.config, once=once)
         return Loop(
             self.config,
             the_plan,
@@ -154,7 +157,7 @@ def test_fix_on_new_version_ends_green_with_failed_first(tmp_path: Path) -> None
 
         return dataclasses.replace(services, wait=wait)
 
-    world.services = flip_on_wait  # type: ignore[method-assign]
+    world.services = flip_on_wait
     result = world.loop().run()
     assert result.status is Status.GREEN and result.iterations == 2
     first_of_two = world.jobs[2:]
@@ -202,7 +205,7 @@ def test_version_change_mid_iteration_restarts_it(tmp_path: Path) -> None:
             world.version = "v2"
         return run
 
-    world.run_suite = deploy_during_first_suite  # type: ignore[method-assign]
+    world.run_suite = deploy_during_first_suite
     result = world.loop().run()
     assert result.status is Status.GREEN and result.iterations == 1
     mixed = world.first(Mixed)
@@ -219,7 +222,7 @@ def test_stop_during_suite_interrupts(tmp_path: Path) -> None:
         world.stop.set()
         return dataclasses.replace(runner(job), harness_error=INTERRUPTED, ended=RunEnd.INTERRUPTED)
 
-    world.run_suite = stopped  # type: ignore[method-assign]
+    world.run_suite = stopped
     result = world.loop().run()
     assert result.status is Status.INTERRUPTED
     assert [r.suite for _, r in world.store.runs("s1", 1, "partial")] == ["critical"]
@@ -236,7 +239,7 @@ def test_suite_finished_just_before_stop_is_kept_as_a_result(tmp_path: Path) -> 
         world.stop.set()
         return run
 
-    world.run_suite = finished_then_stopped  # type: ignore[method-assign]
+    world.run_suite = finished_then_stopped
     assert world.loop().run().status is Status.INTERRUPTED
     assert [r.suite for _, r in world.store.runs("s1", 1, "full")] == ["critical"]
     assert world.store.runs("s1", 1, "partial") == []
@@ -250,7 +253,7 @@ def test_suite_cut_by_the_deadline_ends_the_session(tmp_path: Path) -> None:
     def cut(job: SuiteJob) -> SuiteRun:
         return dataclasses.replace(runner(job), harness_error="cut short", ended=RunEnd.DEADLINE)
 
-    world.run_suite = cut  # type: ignore[method-assign]
+    world.run_suite = cut
     result = world.loop().run()
     assert (result.status, result.reason) == (Status.FAILING, "deadline reached")
     assert [j.suite.name for j in world.jobs] == ["critical"]
@@ -275,7 +278,7 @@ def test_interrupted_rerun_proves_no_flake(tmp_path: Path) -> None:
             ended=RunEnd.KILLED_BY_SIGNAL,
         )
 
-    world.run_suite = broken_rerun  # type: ignore[method-assign]
+    world.run_suite = broken_rerun
     assert world.loop(max_iterations=1).run().status is Status.FAILING
     phase_end = world.first(PhaseEnd)
     assert phase_end.flaky == () and not phase_end.passed

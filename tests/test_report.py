@@ -24,6 +24,7 @@ from deployloop.events import (
 )
 from deployloop.models import CaseResult, Outcome, SuiteRun, Verdict
 from deployloop.redact import Redactor
+from deployloop.report.records import IterationInfo, PhaseStats
 from deployloop.state import SessionRow, Store
 from deployloop.statesinks import StoryRecorder
 from tests.helpers import cli, config_text, phase_block, python_pytest, suite_block, write_tests
@@ -227,11 +228,18 @@ def test_build_reads_the_night(night: Night) -> None:
     data = _build(night)
     assert data.headline.state == "green" and data.phases == PHASES
     assert [it.version for it in data.iterations] == list(VERSIONS)
-    rates = [[it.phase(p).pass_rate for p in PHASES] for it in data.iterations]  # type: ignore[union-attr]
+    rates = [[_phase(it, p).pass_rate for p in PHASES] for it in data.iterations]
     assert rates == [[0.5, 0.5], [1.0, 0.5], [1.0, 1.0]]
     assert [(w.after_iteration, w.version) for w in data.waits] == [(1, "rev-2"), (2, "rev-3")]
     assert all(it.duration_s and it.duration_s > 0 for it in data.iterations)
     assert len(data.slowest) == 4 and data.budget.iterations_used == 3
+
+
+def _phase(iteration: IterationInfo, name: str) -> PhaseStats:
+    """The iteration's stats of one phase, which the night must have."""
+    found = iteration.phase(name)
+    assert found is not None, name
+    return found
 
 
 def _build(night: Night) -> report.ReportData:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,18 +36,18 @@ def client(sim: Simulator) -> Iterator[httpx.Client]:
         yield http
 
 
-def agent_run(url: str, **connect_options: object) -> list[object]:
-    """Every frame of one start_agent run, then how the server ended it."""
+def agent_run(url: str) -> list[Any]:
+    """Every frame of one start_agent run (parsed JSON), then how the server ended it."""
 
-    async def converse() -> list[object]:
-        frames: list[object] = []
-        async with connect(url, proxy=None, **connect_options) as ws:  # type: ignore[arg-type]
+    async def converse() -> list[Any]:
+        frames: list[Any] = []
+        async with connect(url, proxy=None) as ws:
             await ws.send(json.dumps({"type": "start_agent", "payload": {"user_request": "hi"}}))
             try:
                 while len(frames) < 6:
                     frame = await asyncio.wait_for(ws.recv(), 2)
                     frames.append(json.loads(frame))
-                    if frames[-1]["type"] == "agent_completed":  # type: ignore[index]
+                    if frames[-1]["type"] == "agent_completed":
                         break
             except Exception as exc:
                 frames.append(exc)
@@ -69,7 +70,7 @@ def test_health_and_version_answer_with_the_revision(sim: Simulator, client: htt
 def test_agent_run_sends_all_five_events_in_order(sim: Simulator) -> None:
     """A start_agent message yields the five agent events, in the documented order."""
     frames = agent_run(sim.ws_url)
-    assert [f["type"] for f in frames] == list(AGENT_EVENTS)  # type: ignore[index]
+    assert [f["type"] for f in frames] == list(AGENT_EVENTS)
 
 
 def test_bug_mode_closes_with_1011_after_the_first_event(sim: Simulator) -> None:

@@ -16,6 +16,7 @@ def plant_mutant(name: str) -> None:
     from deployloop import redact, runner
     from deployloop.issues import github
 
+    # Replacing a method is the point of a mutant: hence the method-assign ignores below.
     if name == "leak":  # nothing is redacted, neither texts nor streamed output
         redact.Redactor.redact = lambda self, text: text  # type: ignore[method-assign]
         redact.Redactor.byte_spans = lambda self, data: []  # type: ignore[method-assign]
