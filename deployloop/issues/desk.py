@@ -14,6 +14,7 @@ from pathlib import Path
 
 from deployloop import process
 from deployloop.config import Config, IssuesConfig, SuiteConfig
+from deployloop.errors import TrackerError
 from deployloop.events import (
     Deferred,
     DryRun,
@@ -24,10 +25,17 @@ from deployloop.events import (
     TrackerWarning,
 )
 from deployloop.issues import triage
+from deployloop.issues.compare import CompareCache
 from deployloop.issues.deliver import SyncResult, apply
 from deployloop.issues.ledger import Ledger
 from deployloop.issues.outbox import Outbox
-from deployloop.issues.records import ClusterRecord, IterationReport, PhaseInfo, TriageContext
+from deployloop.issues.records import (
+    ClusterRecord,
+    Compare,
+    IterationReport,
+    PhaseInfo,
+    TriageContext,
+)
 from deployloop.issues.tracker import Tracker, tracker_id
 from deployloop.models import SuiteRun
 from deployloop.redact import Redactor
@@ -61,6 +69,7 @@ class IssueDesk:
             lambda: make_tracker(config.issues, logs_dir, redactor, stop, store.directory)
         )
         self._tracker: Tracker | None = None
+        self._compare = self._comparer()
 
     @property
     def tracker(self) -> Tracker:
@@ -68,6 +77,23 @@ class IssueDesk:
         if self._tracker is None:
             self._tracker = self._factory()
         return self._tracker
+
+    def _comparer(self) -> CompareCache | None:
+        """Reads commits between versions through the GitHub tracker, when there is a source
+        repo to read them from (``[target] source_repo``) and the tracker is GitHub."""
+        repo = self.config.target.source_repo
+        if repo is None or self.config.issues.tracker != "github":
+            return None
+
+        def fetch(base: str, head: str) -> Compare:
+            from deployloop.issues.github import GitHubTracker
+
+            tracker = self.tracker
+            if not isinstance(tracker, GitHubTracker):  # a tracker made for tests
+                raise TrackerError("the tracker cannot read commits")
+            return tracker.compare(repo, base, head)
+
+        return CompareCache(fetch)
 
     def close(self) -> None:
         """Release the tracker's connections, if one was made."""
@@ -80,6 +106,7 @@ class IssueDesk:
             for fp, data in self.store.clusters(self.session_id).items()
         }
         records, actions = triage.assess(previous, _judged_runs(report), self.context(report))
+        self._tell_compare()
         if not actions and not len(self.outbox):
             self._save(records, report)
             return
@@ -119,13 +146,19 @@ class IssueDesk:
             clusters=self.config.clusters,
             passed_before=report.passed_before,
             tonight=self._tonight(),
-            single_version=single,
+            compare=self._compare,
         )
 
     def _tonight(self) -> tuple[str, ...]:
         """The versions this session's iterations ran on, oldest first (rollbacks show)."""
         rows = self.store.iterations(self.session_id)
         return tuple(str(row["version"]) for row in rows if row.get("version"))
+
+    def _tell_compare(self) -> None:
+        if self._compare is not None:
+            for line in self._compare.warnings:
+                self.reporter.emit(TrackerWarning(detail=line))
+            self._compare.warnings.clear()
 
     def _save(self, records: dict[str, ClusterRecord], report: IterationReport) -> None:
         if report.dry_run:

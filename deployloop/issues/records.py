@@ -8,7 +8,7 @@ the wing, so every stage can import it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -154,8 +154,9 @@ class TriageContext:
     clusters: ClustersConfig = field(default_factory=ClustersConfig)
     passed_before: frozenset[str] = frozenset()  # IterationReport.passed_before
     tonight: tuple[str, ...] = ()  # versions the session's iterations ran on, oldest first
-    compare: Compare | None = None  # last good → this version, when the source repo says
-    single_version: bool = True  # every suite saw this version only: fixes may be verified
+    # (last good, first bad) → what changed between them (GitHub's compare API, behind the
+    # desk's cache: asked only for a new issue's body); None: no source repo to ask
+    compare: Callable[[str, str], Compare | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,11 +57,9 @@ def issue_body(failing: Failing, ctx: TriageContext, record: ClusterRecord, old:
     info = ctx.phases.get(failing.phase, PhaseInfo(failing.phase))
     parts = [_summary(failing, ctx, info, old), history_line(record)]
     parts.append(_facts(failing, ctx, info, record))
-    if ctx.compare is not None and (ctx.compare.base, ctx.compare.head) == (
-        record.last_good,
-        ctx.version,
-    ):
-        parts.append(compare_text(ctx.compare))
+    changes = _changes(record, ctx)
+    if changes is not None:
+        parts.append(compare_text(changes))
     if info.verdicts:
         parts.append("### Gate verdicts\n\n" + "\n".join(f"- {v}" for v in info.verdicts))
     if failing.causes:
@@ -127,6 +125,13 @@ def history_line(record: ClusterRecord) -> str:
 
 
 COMMIT_LIST_LIMIT = 20
+
+
+def _changes(record: ClusterRecord, ctx: TriageContext) -> Compare | None:
+    """The commits from the cause's last good version to this one, when both are known."""
+    if ctx.compare is None or record.last_good is None or ctx.version is None:
+        return None
+    return ctx.compare(record.last_good, ctx.version)
 
 
 def compare_text(compare: Compare) -> str:

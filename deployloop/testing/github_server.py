@@ -13,7 +13,8 @@ It behaves as GitHub does where deployloop's trust is at stake: each token belon
 silently dropped; ``labels_forbidden`` answers a label create with 403; pull requests share
 the issue numbers and appear in the issues list with a ``pull_request`` key; closing sets
 ``state_reason`` (``close_by_hand`` plays a person); ``hidden`` issues are left out of every
-listing (an incomplete listing) while ``GET /issues/N`` still finds them.
+listing (an incomplete listing) while ``GET /issues/N`` still finds them. ``add_commits``
+makes a linear history that ``GET /compare/BASE...HEAD`` answers from.
 
     with FakeGitHub() as github:
         tracker = GitHubTracker("acme/platform", github.token, github.url, min_interval=0)
@@ -115,6 +116,7 @@ class FakeGitHub:
         self.issues: dict[int, dict[str, Any]] = {}
         self.labels: dict[str, dict[str, Any]] = {}
         self.statuses: dict[str, list[dict[str, Any]]] = {}  # sha → commit statuses, oldest first
+        self.history: list[tuple[str, str]] = []  # (sha, message) of the source repo, oldest first
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
         self._ids = 1000
@@ -204,6 +206,17 @@ class FakeGitHub:
             issue["pull"] = pull
             return int(issue["number"])
 
+    def add_commits(self, *messages: str) -> list[str]:
+        """Commits on top of the history, one per message; returns their 40-hex SHAs."""
+        import hashlib
+
+        with self._lock:
+            start = len(self.history)
+            for at, message in enumerate(messages, start):
+                sha = hashlib.sha1(f"{at}\0{message}".encode()).hexdigest()
+                self.history.append((sha, message))
+            return [sha for sha, _ in self.history[start:]]
+
     def comments(self, number: int) -> list[str]:
         with self._lock:
             return [c["body"] for c in self.issues[number]["comments"]]
@@ -266,9 +279,9 @@ class FakeGitHub:
         self, method: str, rest: str, query: dict[str, list[str]], body: Any, login: str
     ) -> _Reply:
         number = re.fullmatch(r"/issues/(\d+)(/comments)?", rest)
-        sha = re.fullmatch(r"/statuses/([0-9a-fA-F]{7,40})", rest)
-        if sha:
-            return self._statuses(method, sha.group(1), body, login, query)
+        on_commits = self._commits_route(method, rest, query, body, login)
+        if on_commits is not None:
+            return on_commits
         if rest == "" and method == "GET":
             return _Reply(200, self._repo_json())
         if rest == "/issues":
@@ -395,6 +408,43 @@ class FakeGitHub:
         }
         found.append(status)
         return _Reply(201, status)
+
+    def _commits_route(
+        self, method: str, rest: str, query: dict[str, list[str]], body: Any, login: str
+    ) -> _Reply | None:
+        """Commit statuses and compares; None for any other path."""
+        sha = re.fullmatch(r"/statuses/([0-9a-fA-F]{7,40})", rest)
+        if sha:
+            return self._statuses(method, sha.group(1), body, login, query)
+        compare = re.fullmatch(r"/compare/([0-9a-fA-F]{7,40})\.\.\.([0-9a-fA-F]{7,40})", rest)
+        if compare and method == "GET":
+            return self._compare(compare.group(1), compare.group(2))
+        return None
+
+    def _compare(self, base: str, head: str) -> _Reply:
+        """GitHub's "Compare two commits" over the linear ``history`` (SHA prefixes work)."""
+        at = {sha: n for n, (sha, _) in enumerate(self.history)}
+        found = [
+            next((at[s] for s in at if s.startswith(ref.lower())), None) for ref in (base, head)
+        ]
+        if found[0] is None or found[1] is None:
+            return _Reply(404, {"message": "Not Found"})
+        start, end = found[0], found[1]
+        between = self.history[start + 1 : end + 1]
+        commits = [
+            {"sha": sha, "commit": {"message": message}, "html_url": f"{self.url}/commit/{sha}"}
+            for sha, message in between
+        ]
+        return _Reply(200, {
+            "url": f"{self._base()}/compare/{base}...{head}",
+            "html_url": f"https://github.com/{self.repo}/compare/{base}...{head}",
+            "status": "ahead" if end > start else "behind" if end < start else "identical",
+            "ahead_by": max(0, end - start),
+            "behind_by": max(0, start - end),
+            "total_commits": len(commits),
+            "commits": commits,
+            "files": [],
+        })  # fmt: skip
 
     # JSON shapes (the fields PyGithub reads) -------------------------------------------------
     def _base(self) -> str:
