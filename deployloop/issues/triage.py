@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from deployloop.clustering import key_cases
 from deployloop.config import ClustersConfig
 from deployloop.fingerprint import v1_fingerprint
+from deployloop.issues.history import added, with_versions
 from deployloop.issues.records import (
     BROKEN_ERROR,
     ActionKind,
@@ -232,35 +233,7 @@ def _flaky_record(prev: ClusterRecord | None, flaky: Failing, ctx: TriageContext
 
 
 def _record(prev: ClusterRecord | None, failing: Failing, ctx: TriageContext) -> ClusterRecord:
-    return _with_versions(prev, _bare_record(prev, failing, ctx), failing, ctx)
-
-
-def _with_versions(
-    prev: ClusterRecord | None, record: ClusterRecord, failing: Failing, ctx: TriageContext
-) -> ClusterRecord:
-    """The version story carried on: this version among those failing, the last good one.
-
-    A new cause's last good is the iteration before's version when its tests passed there;
-    after a verified fix, the version it last passed on."""
-    if prev is None:
-        passed = any(t in ctx.passed_before for t in failing.tests)
-        good = ctx.previous_version if passed and ctx.previous_version != ctx.version else None
-        since = ctx.now.isoformat(timespec="seconds")
-        return replace(record, failing_on=_added((), ctx.version), last_good=good,
-                       first_failed_at=since)  # fmt: skip
-    good = prev.passing_on[-1] if prev.status == "fixed" and prev.passing_on else prev.last_good
-    return replace(
-        record,
-        failing_on=_added(prev.failing_on, ctx.version),
-        passing_on=prev.passing_on,
-        last_good=good,
-        first_failed_at=prev.first_failed_at,
-        regressed_in=prev.regressed_in,
-    )
-
-
-def _added(versions: tuple[str, ...], version: str | None) -> tuple[str, ...]:
-    return versions if version is None or version in versions else (*versions, version)
+    return with_versions(prev, _bare_record(prev, failing, ctx), failing, ctx)
 
 
 def _bare_record(prev: ClusterRecord | None, failing: Failing, ctx: TriageContext) -> ClusterRecord:
@@ -323,7 +296,7 @@ class _Plan:
             prev,
             status="fixed",
             fixed_in=ctx.version,
-            passing_on=_added(prev.passing_on, ctx.version),
+            passing_on=added(prev.passing_on, ctx.version),
             closed_at=ctx.now.isoformat(timespec="seconds") if closing else None,
         )
         text = fixed_text(prev, ctx, closing)
