@@ -79,7 +79,9 @@ class IterationResult:
 
     @property
     def green(self) -> bool:
-        return bool(self.phases) and all(p.passed for p in self.phases)
+        """Every planned phase ran and passed (a phase left out for lack of time did not)."""
+        ran = bool(self.phases) and self.ended is not IterationStop.NO_TIME
+        return ran and all(p.passed for p in self.phases)
 
     @property
     def runs(self) -> list[SuiteRun]:

@@ -25,6 +25,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import random
 import re
 import signal
 import sys
@@ -79,12 +80,13 @@ class Simulator:
         non_json: bool = False,
         reject_status: int | None = None,
         sha_versions: bool = False,
+        seed: int | None = None,  # of the rollout's random answers: a test repeats exactly
     ) -> None:
         self.host = host
         self.token = token
         self.behaviour = Behaviour(event_delay_s, omit_event, non_json, reject_status)
         self._port = port
-        self.revisions = Revisions(bug, sha_versions)
+        self.revisions = Revisions(bug, sha_versions, random.Random(seed))
         self._orders = itertools.count(1)
         self._runs = itertools.count(1)
         self._thread: threading.Thread | None = None

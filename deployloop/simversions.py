@@ -24,8 +24,11 @@ def sha_of(number: int) -> str:
 class Revisions:
     """What staging runs, settled lazily on each look (no timer thread); thread-safe."""
 
-    def __init__(self, bug: bool = False, sha: bool = False) -> None:
+    def __init__(
+        self, bug: bool = False, sha: bool = False, rng: random.Random | None = None
+    ) -> None:
         self.sha = sha
+        self.rng = rng or random.Random()
         self._lock = threading.Lock()
         self._revision = 1
         self._bug = bug
@@ -44,7 +47,7 @@ class Revisions:
         """The revision a read answers; mid-rollout the old or the new one at random."""
         with self._lock:
             self._settle()
-            rolling = self._rollout_until is not None and random.random() < 0.5
+            rolling = self._rollout_until is not None and self.rng.random() < 0.5
             return self.name(self._previous if rolling else self._revision)
 
     @property

@@ -13,7 +13,7 @@ It behaves as GitHub does where deployloop's trust is at stake: each token belon
 silently dropped; ``labels_forbidden`` answers a label create with 403; pull requests share
 the issue numbers and appear in the issues list with a ``pull_request`` key; closing sets
 ``state_reason`` (``close_by_hand`` plays a person); ``hidden`` issues are left out of every
-listing (an incomplete listing) while ``GET /issues/N`` still finds them. ``add_commits``
+listing (an incomplete listing) while ``GET /issues/N`` still finds them. ``add_commit``
 makes a linear history that ``GET /compare/BASE...HEAD`` answers from.
 
     with FakeGitHub() as github:
@@ -206,16 +206,15 @@ class FakeGitHub:
             issue["pull"] = pull
             return int(issue["number"])
 
-    def add_commits(self, *messages: str) -> list[str]:
-        """Commits on top of the history, one per message; returns their 40-hex SHAs."""
+    def add_commit(self, message: str, sha: str | None = None) -> str:
+        """A commit on top of the history (``sha``: its name, default one made from the
+        message); returns its SHA."""
         import hashlib
 
         with self._lock:
-            start = len(self.history)
-            for at, message in enumerate(messages, start):
-                sha = hashlib.sha1(f"{at}\0{message}".encode()).hexdigest()
-                self.history.append((sha, message))
-            return [sha for sha, _ in self.history[start:]]
+            made = hashlib.sha1(f"{len(self.history)}\0{message}".encode()).hexdigest()
+            self.history.append((sha or made, message))
+            return sha or made
 
     def comments(self, number: int) -> list[str]:
         with self._lock:
