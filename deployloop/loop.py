@@ -385,7 +385,8 @@ class Loop:
         )
         if rerun:
             return self._run(n, phase, suite, after, pass_name, select)
-        mixed = replace(run, harness_error=f"staging serves mixed versions {before}/{after}")
+        pair = "/".join(sorted((before, after)))  # one wording whichever pod answered first
+        mixed = replace(run, harness_error=f"staging serves mixed versions {pair}")
         self.store.save_run(self.session.id, n, pass_name, mixed)
         self._versions.saw(suite.name, before, after)
         return mixed

@@ -202,9 +202,9 @@ def _mixed(event: Mixed) -> str:
         return f"version changed mid-iteration ({seen}): {then}"
     if event.rerun:
         return f"suite {event.suite} saw two versions ({seen}): rerunning it on {event.to_version}"
+    pair = "/".join(sorted((event.from_version, event.to_version)))
     return (
-        f"suite {event.suite} saw two versions again ({seen}): staging serves mixed versions "
-        f"{event.from_version}/{event.to_version}"
+        f"suite {event.suite} saw two versions again ({seen}): staging serves mixed versions {pair}"
     )
 
 
