@@ -6,12 +6,22 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-from tests.helpers import SHARED, cli, python_pytest, session_dirs, wait_for
+from deployloop import daemon
+from deployloop.config import load
+from deployloop.daemon import RunOutcome
+from deployloop.events import Event, EventBase, IssueDone, Mixed, SuiteStart, Waiting
+from deployloop.plan import build_plan
+from deployloop.session import RunOptions
+from deployloop.simulator import Simulator
+from tests.helpers import SHARED, cli, python_pytest, session_dirs, wait_for, write_tests
+
+E = TypeVar("E", bound=EventBase)
 
 CASE_27 = SHARED / "cases" / "27-version-flap-mixed"
 
@@ -62,3 +72,106 @@ def test_case_27_flapping_version_is_one_verdict_not_a_busy_loop(
     assert "❌ smoke: harness: staging serves mixed versions rev-0001/rev-0002" in log
     assert "rerunning it on rev-000" in log
     assert "deadline" not in log.split("## Summary")[-1]
+
+
+# simulator-backed nights, run in-process (daemon.run) with a sink that plays the deploys ------
+
+AGENTS = """
+import json, os, urllib.request
+
+def test_agent_pipeline():
+    with urllib.request.urlopen(os.environ["STAGING_URL"] + "/_control/state", timeout=5) as r:
+        assert json.load(r)["bug"] is False, "agent pipeline crashed (1011)"
+"""
+FLIP = """
+import json, os, pathlib, urllib.request
+
+def test_flip_once():
+    marker = pathlib.Path(os.environ["FLIP_MARKER"])
+    if not marker.exists():  # the first run only: a deploy lands in the middle of the suite
+        marker.write_text("flipped")
+        body = json.dumps({"fix": False, "delay_s": 0}).encode()
+        url = os.environ["STAGING_URL"] + "/_control/deploy"
+        urllib.request.urlopen(urllib.request.Request(url, body, method="POST"), timeout=5)
+"""
+OTHER = """
+def test_checkout_total():
+    assert 41 == 42, "checkout total is off by one"
+"""
+
+
+def night(
+    tmp_path: Path,
+    staging: Simulator,
+    phases: str,
+    extra: str = "",
+    deploys: Sequence[Callable[[], object]] = (),
+    once: bool = False,
+) -> tuple[RunOutcome, list[Event]]:
+    """A whole run against ``staging``; each redeploy wait plays the next of ``deploys``."""
+    suite = tmp_path / "suite"
+    for name, source in (
+        ("test_agents.py", AGENTS),
+        ("test_flip.py", FLIP),
+        ("test_other.py", OTHER),
+    ):
+        write_tests(suite, name, source)
+    text = f"""
+[session]
+name = "versions"
+logs_dir = "{tmp_path / "logs"}"
+
+[target]
+base_url = "{staging.base_url}"
+version = {{ url = "/version", json = "commit" }}
+{extra}
+[retest]
+rerun_failed = false
+{phases.replace("SUITE", str(suite)).replace("PYTEST", python_pytest())}
+"""
+    (tmp_path / "deployloop.toml").write_text(text)
+    config = load(tmp_path / "deployloop.toml")
+    events: list[Event] = []
+    script = iter(deploys)
+
+    def sink(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, Waiting):
+            next(script, lambda: None)()
+
+    outcome = daemon.run(config, build_plan(config, once=once), RunOptions(), [sink])
+    return outcome, events
+
+
+def suite_block_for(name: str, files: str, url: str, **env: str) -> str:
+    variables = ", ".join(f'{k} = "{v}"' for k, v in {"STAGING_URL": url, **env}.items())
+    return (
+        f'[[phase]]\nname = "{name}"\n  [[phase.suite]]\n  name = "{name}"\n'
+        f'  run = "PYTEST {files}"\n  cwd = "SUITE"\n  env = {{ {variables} }}\n'
+    )
+
+
+def of(events: list[Event], kind: type[E]) -> list[E]:
+    return [e for e in events if isinstance(e, kind)]
+
+
+@pytest.mark.slow
+def test_version_flip_mid_suite_is_mixed_and_rerun_without_a_second_issue(
+    tmp_path: Path,
+) -> None:
+    """A deploy lands mid-suite: mixed, rerun on the new version, one issue (its), no close."""
+    with Simulator(bug=True) as staging:
+        phase = suite_block_for(
+            "agents", "test_flip.py test_agents.py", staging.base_url,
+            FLIP_MARKER=str(tmp_path / "flipped"),
+        )  # fmt: skip
+        outcome, events = night(tmp_path, staging, phase, once=True)
+    assert outcome.exit_code == 1
+    (mixed,) = of(events, Mixed)
+    assert (mixed.suite, mixed.rerun) == ("agents", True)
+    assert (mixed.from_version, mixed.to_version) == ("rev-0001", "rev-0002")
+    assert [s.suite for s in of(events, SuiteStart)] == ["agents", "agents"]
+    issues = of(events, IssueDone)
+    assert [i.action for i in issues] == ["created"]
+    (issue,) = (tmp_path / "logs" / "issues").glob("*.md")
+    assert "First seen failing on `rev-0002`" in issue.read_text()  # not on the mixed run's
