@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -15,7 +16,17 @@ import pytest
 from deployloop import daemon
 from deployloop.config import load
 from deployloop.daemon import RunOutcome
-from deployloop.events import Event, EventBase, IssueDone, Mixed, SuiteStart, Waiting
+from deployloop.events import (
+    Event,
+    EventBase,
+    IssueDone,
+    IterationStart,
+    Mixed,
+    RolloutProgress,
+    Settled,
+    SuiteStart,
+    Waiting,
+)
 from deployloop.plan import build_plan
 from deployloop.session import RunOptions
 from deployloop.simulator import Simulator
@@ -175,3 +186,27 @@ def test_version_flip_mid_suite_is_mixed_and_rerun_without_a_second_issue(
     assert [i.action for i in issues] == ["created"]
     (issue,) = (tmp_path / "logs" / "issues").glob("*.md")
     assert "First seen failing on `rev-0002`" in issue.read_text()  # not on the mixed run's
+
+
+@pytest.mark.slow
+def test_gradual_rollout_is_not_retested_until_converged_then_once(tmp_path: Path) -> None:
+    """Old and new answered at random for 1.5 s: no retest till 3 reads agree, then one."""
+    rolled: list[float] = []
+
+    def rollout() -> None:
+        staging.deploy(fix=True, delay_s=0.2, rollout_s=1.5)
+        rolled.append(time.time() + 0.2 + 1.5)
+
+    redeploy = '[redeploy]\npoll = "0.1s"\nsettle = "2s"\nconverge = 3\ntimeout = "30s"\n'
+    # seed 10: the first read after the deploy answers the new version, the next the old one
+    with Simulator(bug=True, seed=10) as staging:
+        phase = suite_block_for("agents", "test_agents.py", staging.base_url)
+        outcome, events = night(tmp_path, staging, phase + redeploy, deploys=[rollout])
+    assert outcome.exit_code == 0
+    (progress, *_) = of(events, RolloutProgress)
+    assert (progress.version, progress.old_version, progress.needed) == ("rev-0002", "rev-0001", 3)
+    (settled,) = of(events, Settled)
+    retests = [e for e in of(events, IterationStart) if e.iteration == 2]
+    assert len(retests) == 1 and retests[0].version == "rev-0002"
+    assert progress.ts < settled.ts <= retests[0].ts
+    assert retests[0].ts >= rolled[0]  # the rollout was over before anything was retested
