@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import socket
 import subprocess
@@ -30,6 +31,8 @@ from deployloop.events import (
 from deployloop.plan import build_plan
 from deployloop.session import RunOptions
 from deployloop.simulator import Simulator
+from deployloop.simversions import sha_of
+from deployloop.testing.github_server import FakeGitHub
 from tests.helpers import SHARED, cli, python_pytest, session_dirs, wait_for, write_tests
 
 E = TypeVar("E", bound=EventBase)
@@ -118,6 +121,7 @@ def night(
     extra: str = "",
     deploys: Sequence[Callable[[], object]] = (),
     once: bool = False,
+    max_iterations: int = 3,
 ) -> tuple[RunOutcome, list[Event]]:
     """A whole run against ``staging``; each redeploy wait plays the next of ``deploys``."""
     suite = tmp_path / "suite"
@@ -131,6 +135,7 @@ def night(
 [session]
 name = "versions"
 logs_dir = "{tmp_path / "logs"}"
+max_iterations = {max_iterations}
 
 [target]
 base_url = "{staging.base_url}"
@@ -210,3 +215,45 @@ def test_gradual_rollout_is_not_retested_until_converged_then_once(tmp_path: Pat
     assert len(retests) == 1 and retests[0].version == "rev-0002"
     assert progress.ts < settled.ts <= retests[0].ts
     assert retests[0].ts >= rolled[0]  # the rollout was over before anything was retested
+
+
+@pytest.mark.slow
+def test_fix_regression_and_rollback_on_commit_shas_with_the_commits_between(
+    tmp_path: Path,
+) -> None:
+    """Good, bad (issue: compare link, commits), fixed, regressed, fixed, rolled back."""
+    with FakeGitHub() as github, Simulator(sha_versions=True) as staging:
+        for n in range(1, 6):
+            github.add_commit(f"feat: step {n}a")
+            github.add_commit(f"release {n}", sha=sha_of(n))
+        extra = (
+            f'source_repo = "{github.repo}"\n\n[issues]\ntracker = "github"\n'
+            f'repo = "{github.repo}"\ntoken = "{github.token}"\napi_url = "{github.url}"\n'
+            'write_interval = "0s"\n'
+        )
+        plays = [(2, True), (3, False), (4, True), (5, False), (2, True)]
+        deploys = [
+            functools.partial(staging.deploy, delay_s=0, revision=n, bug=bug) for n, bug in plays
+        ]
+        phases = suite_block_for("agents", "test_agents.py", staging.base_url)
+        # a check that fails on every version keeps the night going past the fixes
+        phases += '[[phase]]\nname = "other"\n  [[phase.probe]]\n  kind = "http"\n'
+        phases += '  url = "/api/missing"\n'
+        redeploy = '[redeploy]\npoll = "0.1s"\nsettle = "0s"\ntimeout = "30s"\n'
+        outcome, _ = night(tmp_path, staging, phases + redeploy, extra, deploys, max_iterations=6)
+        agents = next(i for i in github.issues.values() if "agents" in i["title"])
+        body, comments = agents["body"], github.comments(agents["number"])
+        compares = github.requests("GET", r"/compare/")
+    assert outcome.exit_code == 1  # "other" fails on every version
+    sha = {n: sha_of(n) for n in range(1, 6)}
+    assert f"First seen failing on `{sha[2]}`, last passed on `{sha[1]}`." in body
+    assert f"https://github.com/{github.repo}/compare/{sha[1]}...{sha[2]}" in body
+    assert "feat: step 2a" in body and "release 1" not in body  # the commits between
+    assert len(compares) == 1  # one call, for the one cause new after a good version
+    assert [c.split(":")[0].split(" (")[0] for c in comments] == [
+        f"✅ Verified fixed in `{sha[3]}`",
+        f"Regressed in `{sha[4]}`",
+        f"✅ Verified fixed in `{sha[5]}`",
+        f"Rolled back to `{sha[2]}`",
+    ]
+    assert f"(fixed in `{sha[3]}`)" in comments[1] and f"(fixed in `{sha[5]}`)" in comments[3]
