@@ -257,3 +257,6 @@ def test_fix_regression_and_rollback_on_commit_shas_with_the_commits_between(
         f"Rolled back to `{sha[2]}`",
     ]
     assert f"(fixed in `{sha[3]}`)" in comments[1] and f"(fixed in `{sha[5]}`)" in comments[3]
+    report = (outcome.directory / "report.md").read_text().split("## Versions")[1]
+    assert [f"`{sha[n]}`" in report for n in range(1, 6)] == [True] * 5  # the timeline
+    assert f"regressed in {sha[2]}" in report  # the cause's line: rolled back, failing again
