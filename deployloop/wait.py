@@ -98,13 +98,14 @@ class RedeployWaiter:
     def _converge(
         self, version: str, tested: str | None, started: float, limit: float
     ) -> WaitResult:
-        """``converge`` reads in a row, spread over ``settle``, that answer ``version`` with a
-        healthy health check; an old-version read restarts the count (a rollout under way) and
-        a third version is settled on instead. Bounded by the redeploy timeout, never busy."""
+        """``converge`` reads in a row, ``settle / converge`` apart (so spread over ``settle``),
+        that answer ``version`` with a healthy health check. An old-version read restarts the
+        count (a rollout under way); a third version is settled on instead. Bounded by the
+        redeploy timeout; never busy: every read follows a pause."""
         needed = self.config.converge
         step = self.config.settle / needed if self.config.settle > 0 else self.config.poll
-        count, since = 1, self.clock.monotonic()  # the read that saw it is the first
-        while count < needed or self.clock.monotonic() - since < self.config.settle:
+        count, since = 0, self.clock.monotonic()
+        while count < needed:
             stop = self._pause(step, limit)
             if stop:
                 return stop
@@ -121,7 +122,7 @@ class RedeployWaiter:
                 self.reporter.emit(
                     RolloutProgress(version=version, old_version=tested, seen=count, needed=needed)
                 )
-            count, since = int(now == version and healthy), self.clock.monotonic()
+            count, since = 0, self.clock.monotonic()
         self.reporter.emit(Settled(version=version, seconds=self.clock.monotonic() - since))
         return WaitResult(WaitEnd.CHANGED, version)
 

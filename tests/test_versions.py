@@ -7,13 +7,17 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from deployloop.config import RedeployConfig
 from deployloop.events import Event, Mixed, NoTime, Reporter, RolloutProgress, Settled
+from deployloop.issues.records import ClusterRecord, IssueAction
+from deployloop.issues.triage import assess, with_issue_numbers
 from deployloop.loop import LoopResult, Status
 from deployloop.models import ProbeResult, SuiteRun
 from deployloop.runner import SuiteJob
 from deployloop.sessionlog import describe
-from deployloop.testing import FakeClock
+from deployloop.testing import CAUSES, FakeClock, cause_map, context, failing_run
 from deployloop.wait import RedeployWaiter, WaitEnd
 from tests.test_loop import CONFIG, World
 
@@ -49,9 +53,9 @@ def test_rollout_is_waited_out_until_n_reads_in_a_row_answer_the_new_version() -
     result = waiter.wait("v1")
     assert (result.outcome, result.version) == (WaitEnd.CHANGED, "v2")
     progress = [e for e in events if isinstance(e, RolloutProgress)]
-    assert [(p.seen, p.needed, p.old_version) for p in progress] == [(2, 3, "v1")]
-    assert describe(progress[0]).startswith("rollout still in progress (2 of 3)")
-    assert isinstance(events[-1], Settled) and events[-1].seconds >= 3
+    assert [(p.seen, p.needed, p.old_version) for p in progress] == [(1, 3, "v1")]
+    assert describe(progress[0]).startswith("rollout still in progress (1 of 3)")
+    assert isinstance(events[-1], Settled) and events[-1].seconds == pytest.approx(3)
     assert len(asked) == 7  # the three in a row after the old read, and no more
 
 
@@ -111,3 +115,46 @@ def test_a_phase_that_cannot_fit_before_the_deadline_is_not_started(tmp_path: Pa
     assert describe(skipped) == "phase journeys skipped: needs ~10 min, 4 min left"
     assert result == LoopResult(Status.FAILING, 2, describe(skipped))
     assert [j.suite.name for j in world.jobs][-1] == "critical"  # journeys never started
+
+
+def night_of_triage(
+    plays: list[tuple[str, bool]], passed_before: bool = False
+) -> tuple[dict[str, ClusterRecord], list[list[IssueAction]]]:
+    """Triage over iterations on (version, failing) pairs; actions per iteration."""
+    records: dict[str, ClusterRecord] = {}
+    said: list[list[IssueAction]] = []
+    previous: str | None = None
+    for n, (version, failing) in enumerate(plays, 1):
+        run = failing_run(cause_map(2), passing=10, fixed=frozenset() if failing else {CAUSES[0]})
+        passed = frozenset(c.id for c in run.cases) if passed_before and n == 1 else frozenset()
+        ctx = replace(
+            context(n, version=version),
+            previous_version=previous,
+            passed_before=passed,
+            tonight=tuple(v for v, _ in plays[:n]),
+        )
+        records, actions = assess(records, [run], ctx)
+        records = with_issue_numbers(records, {a.fingerprint: 7 for a in actions})
+        said.append(actions)
+        previous = version
+    return records, said
+
+
+def test_a_cause_failing_from_the_first_version_has_no_last_good() -> None:
+    """No passing version known: 'has failed on every version tested since <time>'."""
+    _, said = night_of_triage([("rev-001", True)])
+    (create,) = said[0]
+    assert "First seen failing on `rev-001`; has failed on every version tested since 20" in (
+        create.body
+    )
+
+
+def test_fixed_then_rolled_back_says_rolled_back_to_the_old_version() -> None:
+    """Fixed in B, then A (seen before B) deployed again: 'Rolled back to A (fixed in B)'."""
+    records, said = night_of_triage([("A", True), ("B", False), ("A", True)])
+    assert [a.kind for a in said[1]] == ["close"]
+    (reopen,) = said[2]
+    assert reopen.kind == "reopen"
+    assert reopen.body.startswith("Rolled back to `A` (fixed in `B`)")
+    (record,) = records.values()
+    assert (record.failing_on, record.passing_on, record.regressed_in) == (("A",), ("B",), "A")
