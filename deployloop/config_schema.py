@@ -248,6 +248,9 @@ class RedeployConfig(_Model):
     trigger_timeout: Wait = 1800.0
     poll: Wait = 30.0
     settle: Duration = 60.0
+    # consecutive reads (spread over ``settle``) that must all answer the new version, healthy,
+    # before retesting: a gradual rollout answers old and new side by side (issue 22)
+    converge: int = Field(1, ge=1, le=100)
     timeout: Wait = 7200.0
     on_timeout: Literal["retest", "stop"] = "retest"
 

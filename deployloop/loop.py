@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from deployloop import gates, plan
@@ -23,6 +23,7 @@ from deployloop.events import (
     IterationEnd,
     IterationStart,
     Mixed,
+    NoTime,
     PhaseEnd,
     PhaseStart,
     RedeployTimeout,
@@ -55,6 +56,7 @@ class IterationStop(enum.Enum):
 
     DONE = "done"  # every planned phase ran, or fail_fast ended the iteration
     MIXED = "mixed"  # a new version appeared mid-iteration: run it again on that version
+    NO_TIME = "no_time"  # the next phase would not fit before the deadline: not started
     INTERRUPTED = "interrupted"  # a stop signal
     DEADLINE = "deadline"  # a suite was cut short by the session deadline
 
@@ -73,10 +75,13 @@ class IterationResult:
     phases: tuple[PhaseResult, ...] = ()
     mixed_to: str | None = None  # the version that appeared mid-iteration (ended is MIXED)
     ended: IterationStop = IterationStop.DONE
+    reason: str = ""  # why it stopped early, in words (NO_TIME)
 
     @property
     def green(self) -> bool:
-        return bool(self.phases) and all(p.passed for p in self.phases)
+        """Every planned phase ran and passed (a phase left out for lack of time did not)."""
+        ran = bool(self.phases) and self.ended is not IterationStop.NO_TIME
+        return ran and all(p.passed for p in self.phases)
 
     @property
     def runs(self) -> list[SuiteRun]:
@@ -127,6 +132,8 @@ class Loop:
         self.store = store
         self.services = services
         self.reporter = reporter
+        self._versions = _Versions()
+        self._restarted: set[int] = set()  # iterations already restarted on a new version
 
     # the session -------------------------------------------------------------------------
     def run(self) -> LoopResult:
@@ -147,16 +154,11 @@ class Loop:
             except TargetUnreachable as exc:  # the session ends with its log and report
                 return LoopResult(Status.UNREACHABLE, n - 1, str(exc))
             result = self.iteration(n, previous)
-            if result.ended is IterationStop.INTERRUPTED:
-                return LoopResult(Status.INTERRUPTED, n, "interrupted")
             if result.ended is IterationStop.MIXED:
-                continue  # same iteration number, on the new version
-            if result.green:
-                return LoopResult(Status.GREEN, n, "every gate passed")
-            if self.services.stop.is_set():  # asked to stop while filing: honour it now
-                return LoopResult(Status.INTERRUPTED, n, "interrupted")
-            if result.ended is IterationStop.DEADLINE:
-                return LoopResult(Status.FAILING, n, "deadline reached")
+                continue  # same iteration number, on the new version (once: _restart)
+            over = self._iteration_over(result)
+            if over is not None:
+                return over
             ended = "--once" if self.plan.once else self._budget_spent(n + 1)
             if ended:
                 return LoopResult(Status.FAILING, n, ended)
@@ -164,6 +166,21 @@ class Loop:
             if stopped is not None:
                 return stopped
             previous, n = result, n + 1
+
+    def _iteration_over(self, result: IterationResult) -> LoopResult | None:
+        """How the session ends after iteration ``result``, or None to wait for the next."""
+        n = result.iteration
+        if result.ended is IterationStop.INTERRUPTED:
+            return LoopResult(Status.INTERRUPTED, n, "interrupted")
+        if result.green:
+            return LoopResult(Status.GREEN, n, "every gate passed")
+        if self.services.stop.is_set():  # asked to stop while filing: honour it now
+            return LoopResult(Status.INTERRUPTED, n, "interrupted")
+        if result.ended is IterationStop.DEADLINE:
+            return LoopResult(Status.FAILING, n, "deadline reached")
+        if result.ended is IterationStop.NO_TIME:
+            return LoopResult(Status.FAILING, n, result.reason)
+        return None
 
     def _after_wait(self, waited: WaitResult, n: int, tested: str | None) -> LoopResult | None:
         """How the session ends after the wait that followed iteration ``n`` (on ``tested``),
@@ -219,11 +236,12 @@ class Loop:
             return IterationResult(n, None, ended=IterationStop.INTERRUPTED)
         started = self.services.clock.monotonic()
         version = self.services.read_version()
+        self._versions = _Versions()
         self.store.begin_iteration(self.session.id, n, version)
         self.reporter.emit(IterationStart(iteration=n, version=version))
         if previous is not None and not previous.green:
             self._failed_first(n, previous, version)
-        result = self._phases(n, version)
+        result = self._versions.stamped(self._phases(n, version))
         if result.ended is IterationStop.MIXED:
             self.store.discard_runs(self.session.id, n)
         if result.ended in (IterationStop.INTERRUPTED, IterationStop.MIXED):
@@ -232,11 +250,14 @@ class Loop:
         self.services.file_issues(
             IterationReport(
                 n,
-                version,
+                result.version,
                 previous.version if previous else None,
                 result.phases,
                 self.plan.dry_run,
                 resumed,
+                self._versions.all(),
+                self._versions.mixed_suites(),
+                _passed(previous),
             )
         )
         self._finish(result, started)
@@ -264,6 +285,10 @@ class Loop:
         for index, phase in enumerate(self.plan.phases):
             if self.services.stop.is_set():  # after a stop nothing new starts, not even a phase
                 return IterationResult(n, version, tuple(done), ended=IterationStop.INTERRUPTED)
+            short = self._no_time(phase)
+            if short:
+                return IterationResult(n, version, tuple(done), ended=IterationStop.NO_TIME,
+                                       reason=short)  # fmt: skip
             self.reporter.emit(PhaseStart(phase=phase.name))
             runs, stopped = self._run_suites(n, phase, version)
             if stopped is IterationStop.INTERRUPTED:
@@ -274,9 +299,8 @@ class Loop:
                 return IterationResult(n, version, tuple(done), ended=IterationStop.INTERRUPTED)
             if stopped is IterationStop.DEADLINE:
                 return IterationResult(n, version, tuple(done), ended=stopped)
-            now = self.services.read_version()
-            if now is not None and version is not None and now != version:
-                self.reporter.emit(Mixed(from_version=version, to_version=now))
+            if self._restart(n):
+                now = self._versions.all()[-1]
                 return IterationResult(n, version, tuple(done), now, IterationStop.MIXED)
             if not result.passed and phase.fail_fast:
                 rest = [p.name for p in self.plan.phases[index + 1 :]]
@@ -303,6 +327,35 @@ class Loop:
                 return runs, IterationStop.DEADLINE
         return runs, IterationStop.DONE
 
+    def _restart(self, n: int) -> bool:
+        """Whether the iteration saw two versions and restarts on the newer: at most once per
+        iteration, never with --once (one iteration means one); else it goes on, mixed, and its
+        results verify no fix (IterationReport.versions)."""
+        seen = self._versions.all()
+        if len(seen) < 2:
+            return False
+        again = n not in self._restarted and not self.plan.once
+        if again:
+            self._restarted.add(n)
+            self.reporter.emit(Mixed(from_version=seen[0], to_version=seen[-1]))
+        return again
+
+    def _no_time(self, phase: PhaseConfig) -> str:
+        """Why ``phase`` is not started ("phase P skipped: needs ~25 min, 12 min left"), or "".
+
+        Its expected duration is the sum of its suites' last full runs (state, this session);
+        a phase never run before is started: there is nothing to judge by."""
+        if self.session.deadline is None:
+            return ""
+        walls = [self.store.last_wall_s(self.session.id, s.name) for s in phase.suites]
+        needs = sum(w for w in walls if w is not None)
+        left = self.session.deadline - self.services.clock.time()
+        if not needs or needs <= left:
+            return ""
+        event = NoTime(phase=phase.name, needs_s=needs, left_s=max(0.0, left))
+        self.reporter.emit(event)
+        return event.describe()
+
     def _run(
         self,
         n: int,
@@ -311,6 +364,41 @@ class Loop:
         version: str | None,
         pass_name: str,
         select: Sequence[str] = (),
+    ) -> SuiteRun:
+        """One pass of ``suite``, stamped with the version staging answered before and after it
+        (a read that fails stands for no change).
+
+        A run that saw two versions is rerun on the newer one, once per suite and pass in an
+        iteration; mixed again, it stands with the harness error "staging serves mixed versions
+        A/B": neither a fix nor a regression (IterationReport.mixed_suites)."""
+        before = self.services.read_version() or version
+        run = self._run_pass(n, phase, suite, before, pass_name, select)
+        after = self.services.read_version() or before
+        if before is None or after is None or after == before or run.ended is not RunEnd.COMPLETED:
+            self._versions.saw(suite.name, before)
+            return run
+        rerun = (
+            self._versions.claim_rerun(suite.name, pass_name) and not self.services.stop.is_set()
+        )
+        self.reporter.emit(
+            Mixed(from_version=before, to_version=after, suite=suite.name, rerun=rerun)
+        )
+        if rerun:
+            return self._run(n, phase, suite, after, pass_name, select)
+        pair = "/".join(sorted((before, after)))  # one wording whichever pod answered first
+        mixed = replace(run, harness_error=f"staging serves mixed versions {pair}")
+        self.store.save_run(self.session.id, n, pass_name, mixed)
+        self._versions.saw(suite.name, before, after)
+        return mixed
+
+    def _run_pass(
+        self,
+        n: int,
+        phase: PhaseConfig,
+        suite: SuiteConfig,
+        version: str | None,
+        pass_name: str,
+        select: Sequence[str],
     ) -> SuiteRun:
         base = self.session.directory / str(n)
         # "+" is in no suite name (config_values.Name), so suite "s.rerun" never meets s's rerun
@@ -419,6 +507,53 @@ class Loop:
                 passed += sum(1 for c in run.cases if c.id in ids and c.outcome is Outcome.PASSED)
         if total and not self.services.stop.is_set():  # a cut-short rerun claims nothing
             self.reporter.emit(FailedFirst(passed=passed, total=total, version=version))
+
+
+class _Versions:
+    """The versions one iteration's suites ran on, read around each run (``Loop._run``).
+
+    Locked: a phase's suites (and shards) may run in parallel threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[str, ...]] = {}  # suite → versions its last run saw
+        self._reruns: set[tuple[str, str]] = set()  # (suite, pass) already rerun as mixed
+
+    def saw(self, suite: str, *versions: str | None) -> None:
+        with self._lock:
+            self._seen[suite] = tuple(dict.fromkeys(v for v in versions if v is not None))
+
+    def claim_rerun(self, suite: str, pass_name: str) -> bool:
+        """True the first time a (suite, pass) asks: the one mixed rerun it gets."""
+        with self._lock:
+            first = (suite, pass_name) not in self._reruns
+            self._reruns.add((suite, pass_name))
+            return first
+
+    def all(self) -> tuple[str, ...]:
+        """Every version seen, in the order first seen."""
+        with self._lock:
+            return tuple(dict.fromkeys(v for seen in self._seen.values() for v in seen))
+
+    def mixed_suites(self) -> tuple[str, ...]:
+        """Suites whose run saw two versions even after their rerun."""
+        with self._lock:
+            return tuple(suite for suite, seen in self._seen.items() if len(seen) > 1)
+
+    def stamped(self, result: IterationResult) -> IterationResult:
+        """``result`` on the one version its suites saw (staging may have moved between the
+        iteration's first read and its first suite); unchanged when they saw none or several."""
+        seen = self.all()
+        return replace(result, version=seen[0]) if len(seen) == 1 else result
+
+
+def _passed(previous: IterationResult | None) -> frozenset[str]:
+    """Test ids that passed in ``previous`` (last good for a cause new now)."""
+    if previous is None:
+        return frozenset()
+    return frozenset(
+        c.id for run in previous.runs for c in run.cases if c.outcome is Outcome.PASSED
+    )
 
 
 def _clusters(runs: Sequence[SuiteRun], config: ClustersConfig) -> tuple[FailureCluster, ...]:

@@ -25,11 +25,13 @@ from deployloop.events import (
     Mixed,
     Muted,
     NotificationSent,
+    NoTime,
     OutboxQueued,
     PhaseEnd,
     PhaseStart,
     RedeployTimeout,
     ReportWritten,
+    RolloutProgress,
     RunEvent,
     SessionEnd,
     SessionStart,
@@ -77,6 +79,8 @@ def _run_line(event: RunEvent) -> str:
             return f"phase {event.phase}: {'PASSED' if event.passed else 'FAILED'}"
         case SkippedPhases():
             return f"phases not run: {', '.join(event.phases)} ({event.reason})"
+        case NoTime():
+            return event.describe()
         case FailedFirst():
             version = event.version or "unknown"
             return f"failed-first: {event.passed}/{event.total} now pass on {version}"
@@ -121,9 +125,11 @@ def _target_line(event: TargetEvent) -> str:
         case Health():
             return f"health {'ok' if event.ok else 'FAILED'}: {event.detail}"
         case Mixed():
+            return _mixed(event)
+        case RolloutProgress():
             return (
-                f"version changed mid-iteration ({event.from_version} → {event.to_version}): "
-                "restarting it"
+                f"rollout still in progress ({event.seen} of {event.needed}): "
+                f"{event.old_version} answered while settling on {event.version}"
             )
         case Trigger():
             return f"redeploy trigger {'ran' if event.ok else 'FAILED'}: {event.detail}"
@@ -187,6 +193,19 @@ def _suite_end(event: SuiteEnd) -> str:
     if event.harness_error:
         text += f" — HARNESS ERROR: {event.harness_error}"
     return text
+
+
+def _mixed(event: Mixed) -> str:
+    seen = f"{event.from_version} → {event.to_version}"
+    if not event.suite:
+        then = f"restarting it on {event.to_version}" if event.rerun else "going on"
+        return f"version changed mid-iteration ({seen}): {then}"
+    if event.rerun:
+        return f"suite {event.suite} saw two versions ({seen}): rerunning it on {event.to_version}"
+    pair = "/".join(sorted((event.from_version, event.to_version)))
+    return (
+        f"suite {event.suite} saw two versions again ({seen}): staging serves mixed versions {pair}"
+    )
 
 
 def _issue(event: IssueDone) -> str:

@@ -8,7 +8,8 @@ the probes must report: slow events, a missing event, non-JSON frames, a refused
 Endpoints: ``GET /health`` (503 while deploying), ``GET /version`` (JSON and ``x-revision``),
 ``GET /version.txt``, ``GET /api/users/<id>``, ``POST /api/orders``, ``GET /api/agents``, the
 WebSocket ``/ws`` (``{"type": "start_agent"}`` → the five agent events), and for tests and the
-demo ``POST /_control/deploy`` ``{"fix", "delay_s"}``, ``POST /_control/bug`` ``{"on"}``,
+demo ``POST /_control/deploy`` ``{"fix", "delay_s", "rollout_s", "bug", "revision"}``
+(``simversions``: gradual rollouts, rollbacks), ``POST /_control/bug`` ``{"on"}``,
 ``POST /_control/behaviour`` (the Behaviour fields) and ``GET /_control/state``.
 
 Run it alone: ``python -m deployloop.simulator [--bug] [--port 0] [--token T] [--ready-file F]``.
@@ -21,15 +22,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import http
 import itertools
 import json
 import logging
+import random
 import re
 import signal
 import sys
 import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -37,11 +37,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from deployloop.atomic import write_atomic
+from deployloop.simhttp import BodyAwareConnection, Reply, response
+from deployloop.simversions import Revisions
 
 AGENT_EVENTS = (
     "agent_started",
@@ -52,10 +53,6 @@ AGENT_EVENTS = (
 )
 CRASH_REASON = "agent pipeline crashed"
 DEFAULT_DEPLOY_S = 1.0
-_MAX_HEAD = 64 * 1024
-_CONTENT_LENGTH = re.compile(
-    rb"^content-length:[ \t]*(\d+)[ \t]*\r\n", re.IGNORECASE | re.MULTILINE
-)
 
 
 @dataclasses.dataclass
@@ -66,15 +63,6 @@ class Behaviour:
     omit_event: str | None = None  # this event is never sent
     non_json: bool = False  # a plain-text frame 'hello' goes out before the events
     reject_status: int | None = None  # the WebSocket handshake is refused with this HTTP status
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Reply:
-    """One plain HTTP answer: a str payload goes out as text, anything else as JSON."""
-
-    status: int
-    payload: Any
-    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class Simulator:
@@ -91,17 +79,14 @@ class Simulator:
         omit_event: str | None = None,
         non_json: bool = False,
         reject_status: int | None = None,
+        sha_versions: bool = False,
+        seed: int | None = None,  # of the rollout's random answers: a test repeats exactly
     ) -> None:
         self.host = host
         self.token = token
         self.behaviour = Behaviour(event_delay_s, omit_event, non_json, reject_status)
         self._port = port
-        self._lock = threading.Lock()
-        self._revision = 1
-        self._bug = bug
-        self._deploying_until: float | None = None
-        self._fix_on_deploy = True
-        self._deploys = 0
+        self.revisions = Revisions(bug, sha_versions, random.Random(seed))
         self._orders = itertools.count(1)
         self._runs = itertools.count(1)
         self._thread: threading.Thread | None = None
@@ -161,57 +146,34 @@ class Simulator:
 
     @property
     def version(self) -> str:
-        """The deployed revision; during a deploy still the old one."""
-        with self._lock:
-            self._settle()
-            return _revision_name(self._revision)
+        """The deployed revision; during a deploy still the old one (mid-rollout, either)."""
+        return self.revisions.version
 
     @property
     def deploying(self) -> bool:
-        with self._lock:
-            self._settle()
-            return self._deploying_until is not None
+        return self.revisions.deploying
 
     @property
     def bug(self) -> bool:
-        with self._lock:
-            self._settle()
-            return self._bug
+        return self.revisions.bug
 
-    def deploy(self, fix: bool = True, delay_s: float = DEFAULT_DEPLOY_S) -> str:
-        """Start a redeploy: down for ``delay_s``, then the next revision; returns its name."""
-        with self._lock:
-            self._settle()
-            self._deploying_until = time.monotonic() + max(delay_s, 0.0)
-            self._fix_on_deploy = fix
-            self._deploys += 1
-            upcoming = _revision_name(self._revision + 1)
-            self._settle()  # a zero delay deploys at once
-        return upcoming
+    def deploy(
+        self,
+        fix: bool = True,
+        delay_s: float = DEFAULT_DEPLOY_S,
+        *,
+        rollout_s: float = 0.0,
+        bug: bool | None = None,
+        revision: int | None = None,
+    ) -> str:
+        """Start a redeploy (``simversions.Revisions.deploy``); returns the revision's name."""
+        return self.revisions.deploy(fix, delay_s, rollout_s=rollout_s, bug=bug, revision=revision)
 
     def set_bug(self, on: bool) -> None:
-        with self._lock:
-            self._settle()
-            self._bug = on
+        self.revisions.set_bug(on)
 
     def state(self) -> dict[str, Any]:
-        with self._lock:
-            self._settle()
-            return {
-                "version": _revision_name(self._revision),
-                "bug": self._bug,
-                "deploying": self._deploying_until is not None,
-                "deploys": self._deploys,
-                "behaviour": dataclasses.asdict(self.behaviour),
-            }
-
-    def _settle(self) -> None:
-        # Deploys complete lazily, on the next look at the state: no timer thread to manage.
-        if self._deploying_until is not None and time.monotonic() >= self._deploying_until:
-            self._deploying_until = None
-            self._revision += 1
-            if self._fix_on_deploy:
-                self._bug = False
+        return {**self.revisions.state(), "behaviour": dataclasses.asdict(self.behaviour)}
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -256,10 +218,7 @@ class Simulator:
         if (method, route) == ("GET", "/_control/state"):
             return Reply(200, self.state())
         if (method, route) == ("POST", "/_control/deploy"):
-            upcoming = self.deploy(
-                fix=bool(options.get("fix", True)),
-                delay_s=float(options.get("delay_s", DEFAULT_DEPLOY_S)),
-            )
+            upcoming = self._deploy(options)
             return Reply(202, {**self.state(), "upcoming": upcoming})
         if (method, route) == ("POST", "/_control/bug"):
             self.set_bug(bool(options.get("on", True)))
@@ -267,6 +226,16 @@ class Simulator:
         if (method, route) == ("POST", "/_control/behaviour"):
             return self._set_behaviour(options)
         return Reply(404, {"error": f"no route {method} {route}"})
+
+    def _deploy(self, options: Mapping[str, Any]) -> str:
+        bug, revision = options.get("bug"), options.get("revision")
+        return self.deploy(
+            fix=bool(options.get("fix", True)),
+            delay_s=float(options.get("delay_s", DEFAULT_DEPLOY_S)),
+            rollout_s=float(options.get("rollout_s", 0.0)),
+            bug=None if bug is None else bool(bug),
+            revision=None if revision is None else int(revision),
+        )
 
     def _set_behaviour(self, options: Mapping[str, Any]) -> Reply:
         known = {f.name for f in dataclasses.fields(Behaviour)}
@@ -323,9 +292,9 @@ class Simulator:
             refusal = self._handshake_refusal(headers)
             if refusal is None:
                 return None
-            return _response(Reply(refusal, {"error": "handshake refused"}))
+            return response(Reply(refusal, {"error": "handshake refused"}))
         body = getattr(connection, "http_body", b"")
-        return _response(self.handle_http(request.method, request.path, body, headers))
+        return response(self.handle_http(request.method, request.path, body, headers))
 
     # -- server thread --------------------------------------------------------------------
 
@@ -344,48 +313,13 @@ class Simulator:
             self.host,
             self._port,
             process_request=self._process_request,
-            create_connection=_BodyAwareConnection,
+            create_connection=BodyAwareConnection,
             close_timeout=1,
             logger=_quiet_logger(),
         ) as server:
             self._port = server.sockets[0].getsockname()[1]
             self._ready.set()
             await self._stopping.wait()
-
-
-class _BodyAwareConnection(ServerConnection):
-    """Lets plain HTTP requests carry a body (POST /api/orders, control calls).
-
-    websockets parses only handshake requests and refuses any with a body, so the body is cut
-    off here before parsing and kept in ``http_body`` for ``process_request``.
-    """
-
-    http_body: bytes = b""
-    _buffer: bytes = b""
-    _passthrough: bool = False
-
-    def data_received(self, data: bytes) -> None:
-        if self._passthrough:
-            super().data_received(data)
-            return
-        self._buffer += data
-        end = self._buffer.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self._buffer) > _MAX_HEAD:
-                self._release(self._buffer)  # let websockets refuse the oversized head
-            return
-        head, rest = self._buffer[: end + 4], self._buffer[end + 4 :]
-        match = _CONTENT_LENGTH.search(head)
-        length = int(match.group(1)) if match else 0
-        if len(rest) < length:
-            return
-        self.http_body = rest[:length]
-        self._release(_CONTENT_LENGTH.sub(b"", head) + rest[length:])
-
-    def _release(self, data: bytes) -> None:
-        self._passthrough = True
-        self._buffer = b""
-        super().data_received(data)
 
 
 async def _pause(connection: ServerConnection, seconds: float) -> bool:
@@ -423,24 +357,6 @@ def _json_object(raw: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
-
-
-def _response(reply: Reply) -> Response:
-    plain = isinstance(reply.payload, str)
-    body = reply.payload.encode() if plain else json.dumps(reply.payload).encode()
-    headers = Headers(
-        {
-            "Content-Type": "text/plain; charset=utf-8" if plain else "application/json",
-            "Content-Length": str(len(body)),
-            "Connection": "close",
-            **reply.headers,
-        }
-    )
-    return Response(reply.status, http.HTTPStatus(reply.status).phrase, headers, body)
-
-
-def _revision_name(number: int) -> str:
-    return f"rev-{number:04d}"
 
 
 def _quiet_logger() -> logging.Logger:

@@ -17,11 +17,13 @@ from deployloop.events import (
     IterationEnd,
     IterationStart,
     NotificationSent,
+    NoTime,
     PhaseEnd,
     PhaseStart,
     RedeployTimeout,
     SessionEnd,
     SessionStart,
+    Settled,
     SkippedPhases,
     SuiteEnd,
     SuiteStart,
@@ -90,7 +92,8 @@ class StoryRecorder:
                 self.store.restart_story(self.session_id, n, RESTARTED)
             case (
                 PhaseEnd() | FailedFirst() | SkippedPhases() | IssueDone() | VersionSeen()
-                | Trigger() | RedeployTimeout() | SessionEnd() | NotificationSent()
+                | Trigger() | RedeployTimeout() | SessionEnd() | NotificationSent() | NoTime()
+                | Settled()
             ):  # fmt: skip
                 self.store.add_story(self.session_id, self.iteration, capped(event))
             case _:

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 from deployloop.clock import Clock
 from deployloop.config import RedeployConfig
-from deployloop.events import Deploying, Reporter, Settled, VersionSeen, Waiting
+from deployloop.events import (
+    Deploying,
+    Reporter,
+    RolloutProgress,
+    Settled,
+    VersionSeen,
+    Waiting,
+)
 from deployloop.models import ProbeResult
 
 
@@ -61,6 +68,8 @@ class RedeployWaiter:
                 self.reporter.emit(
                     VersionSeen(version=version, after_s=self.clock.monotonic() - started)
                 )
+                if self.config.converge > 1:
+                    return self._converge(version, tested, started, limit)
                 return self._settle(version)
             stop = self._pause(self.config.poll * random.uniform(0.9, 1.0), limit)
             if stop:
@@ -85,6 +94,40 @@ class RedeployWaiter:
             stop = self._pause(step, None)
             if stop:
                 return stop
+
+    def _converge(
+        self, version: str, tested: str | None, started: float, limit: float
+    ) -> WaitResult:
+        """``converge`` reads in a row, ``settle / converge`` apart (so spread over ``settle``),
+        that answer ``version`` with a healthy health check. An old-version read restarts the
+        count (a rollout under way); a third version is settled on instead. Bounded by the
+        redeploy timeout; never busy: every read follows a pause."""
+        needed = self.config.converge
+        step = self.config.settle / needed if self.config.settle > 0 else self.config.poll
+        count, since = 0, self.clock.monotonic()
+        while count < needed:
+            stop = self._pause(step, limit)
+            if stop:
+                return stop
+            now, healthy = self.read_version(), self._healthy()
+            if now == version and healthy:
+                count += 1
+                continue
+            if now is not None and now not in (version, tested):
+                self.reporter.emit(
+                    VersionSeen(version=now, after_s=self.clock.monotonic() - started)
+                )
+                version = now
+            elif tested is not None and now == tested:
+                self.reporter.emit(
+                    RolloutProgress(version=version, old_version=tested, seen=count, needed=needed)
+                )
+            count, since = 0, self.clock.monotonic()
+        self.reporter.emit(Settled(version=version, seconds=self.clock.monotonic() - since))
+        return WaitResult(WaitEnd.CHANGED, version)
+
+    def _healthy(self) -> bool:
+        return self.check_health is None or self.check_health().ok
 
     def _pause(self, seconds: float, limit: float | None) -> WaitResult | None:
         """Sleep interruptibly; a WaitResult when the wait must end instead."""

@@ -32,6 +32,11 @@ def test_demo_tells_the_story_and_cleans_up(tmp_path: Path) -> None:
     issue = issues[0].read_text()
     assert "1011" in issue
     assert re.search(r"verified fixed in `?rev-0002", issue, re.IGNORECASE)
+    assert "first seen failing on `rev-0001`" in issue.lower()  # issue 22: its version story
+    versions = (session / "report.md").read_text().split("## Versions")[1].split("\n## ")[0]
+    assert re.search(r"\| `rev-0001` \| [\d:]+ \| – \| 1 \|", versions)  # tested first
+    assert re.search(r"\| `rev-0002` \| [\d:]+ \| [\d:]+ \| 2 \|", versions)  # deployed, settled
+    assert "failing on rev-0001; fixed in rev-0002" in versions
     # its notifications went to the demo's own json:// receiver, and the report lists them
     assert "notifications received by the demo's json:// receiver: 3" in done.stdout
     assert "RED on rev-0001" in done.stdout and "GREEN on rev-0002" in done.stdout

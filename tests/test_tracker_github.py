@@ -284,7 +284,7 @@ def test_recurrence_reopens_the_closed_issue(night: Night) -> None:
     result = night.iterate(three_causes(), context(3, version="rev-003", now=later))
     assert result.reopened == {next(fp for fp, n in result.issue_numbers.items() if n == 3): 3}
     assert night.github.issues[3]["state"] == "open"
-    assert "Failing again on `rev-003`" in night.github.comments(3)[-1]
+    assert "Regressed in `rev-003`" in night.github.comments(3)[-1]
     assert night.github.requests("POST", r"/issues$") == []
 
 

@@ -114,7 +114,7 @@ def test_recurrence_reopens(night: Night) -> None:
     night.iterate(three_causes(), context(3, version="rev-003", now=later))
     issue = night.tracker.issue(3)
     assert (issue.state, issue.closed_at) == ("open", None)
-    assert "Failing again on `rev-003`" in night.tracker.text(3)
+    assert "Regressed in `rev-003`" in night.tracker.text(3)
     assert len(files(night)) == 3
 
 

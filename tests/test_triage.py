@@ -200,7 +200,7 @@ def test_recurrence_within_reopen_days_reopens() -> None:
     actions, record = fixed_then_failing(days_later=2)
     assert kinds(actions) == ["reopen"]
     assert actions[0].issue_number == 1
-    assert "Failing again on `rev-003`" in actions[0].body
+    assert "Regressed in `rev-003` (fixed in `rev-002`)" in actions[0].body
     assert (record.status, record.issue_number, record.closed_at) == ("open", 1, None)
 
 
@@ -336,7 +336,7 @@ def test_recurrence_of_a_fix_left_open_comments() -> None:
     again = failing_run(cause_map(4), passing=60)
     after, actions3 = assess(records, [again], ctx(3, version="rev-003", close_on_fix=False))
     assert kinds(actions3) == ["comment"]
-    assert "Failing again on `rev-003`" in actions3[0].body
+    assert "Regressed in `rev-003` (fixed in `rev-002`)" in actions3[0].body
     assert after[actions[0].fingerprint].status == "open"
 
 

@@ -35,4 +35,5 @@ def run(config_path: Path | None = None) -> int:
             f"  {post.body.get('title', '') if isinstance(post.body, dict) else post.body}"
         )
     console.line(f"session log: {outcome.directory / 'session.md'}")
+    console.line(f"report, with the versions the night ran on: {outcome.directory / 'report.md'}")
     return outcome.exit_code

@@ -106,6 +106,23 @@ class SkippedPhases(EventBase):
 
 
 @dataclass(frozen=True, slots=True)
+class NoTime(EventBase):
+    """A phase not started: its expected duration (``needs_s``, from earlier runs' wall times)
+    is more than the ``left_s`` seconds before the session deadline. The session ends."""
+
+    kind = "no_time"
+    phase: str
+    needs_s: float
+    left_s: float
+
+    def describe(self) -> str:
+        """``phase P skipped: needs ~25 min, 12 min left``: the log's and the verdict's words."""
+        return (
+            f"phase {self.phase} skipped: needs ~{_rough(self.needs_s)}, {_rough(self.left_s)} left"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class FailedFirst(EventBase):
     """The quick retest of what failed before, on a new version: ``passed`` of ``total``."""
 
@@ -146,6 +163,7 @@ RunEvent: TypeAlias = (
     | SuiteEnd
     | PhaseEnd
     | SkippedPhases
+    | NoTime
     | FailedFirst
     | IterationEnd
     | SessionEnd
@@ -234,11 +252,29 @@ class Health(EventBase):
 
 @dataclass(frozen=True, slots=True)
 class Mixed(EventBase):
-    """The version changed mid-iteration: the iteration restarts on ``to_version``."""
+    """Staging answered two versions around a run. ``suite`` set: that suite saw both (read
+    before and after it); ``rerun`` says it runs again on ``to_version`` (once per iteration),
+    else its result stands as "staging serves mixed versions". ``suite`` empty: the iteration
+    saw two versions and, ``rerun``, restarts on ``to_version`` (once)."""
 
     kind = "mixed"
     from_version: str
     to_version: str
+    suite: str = ""
+    rerun: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutProgress(EventBase):
+    """While settling on ``version``, a read answered the old one: the rollout is not done.
+
+    ``seen`` of ``needed`` consecutive reads had answered ``version``; the count restarts."""
+
+    kind = "rollout"
+    version: str
+    old_version: str
+    seen: int
+    needed: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +333,15 @@ class RedeployTimeout(EventBase):
 
 
 TargetEvent: TypeAlias = (
-    Health | Mixed | Trigger | Waiting | RedeployTimeout | Deploying | VersionSeen | Settled
+    Health
+    | Mixed
+    | Trigger
+    | Waiting
+    | RedeployTimeout
+    | Deploying
+    | VersionSeen
+    | Settled
+    | RolloutProgress
 )
 
 
@@ -344,6 +388,11 @@ class MetricsFailed(EventBase):
     kind = "metrics_failed"
     path: str
     error: str
+
+
+def _rough(seconds: float) -> str:
+    """An estimate as said aloud: ``25 min``, or ``40 s`` under a minute."""
+    return f"{round(seconds / 60)} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 TellEvent: TypeAlias = NotificationSent | HookRan | CommitStatusSet | MetricsFailed

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from deployloop import process
 from deployloop.config import Config, IssuesConfig, SuiteConfig
+from deployloop.errors import TrackerError
 from deployloop.events import (
     Deferred,
     DryRun,
@@ -24,11 +25,19 @@ from deployloop.events import (
     TrackerWarning,
 )
 from deployloop.issues import triage
+from deployloop.issues.compare import CompareCache
 from deployloop.issues.deliver import SyncResult, apply
 from deployloop.issues.ledger import Ledger
 from deployloop.issues.outbox import Outbox
-from deployloop.issues.records import ClusterRecord, IterationReport, PhaseInfo, TriageContext
+from deployloop.issues.records import (
+    ClusterRecord,
+    Compare,
+    IterationReport,
+    PhaseInfo,
+    TriageContext,
+)
 from deployloop.issues.tracker import Tracker, tracker_id
+from deployloop.models import SuiteRun
 from deployloop.redact import Redactor
 from deployloop.state import Store
 
@@ -60,6 +69,7 @@ class IssueDesk:
             lambda: make_tracker(config.issues, logs_dir, redactor, stop, store.directory)
         )
         self._tracker: Tracker | None = None
+        self._compare = self._comparer()
 
     @property
     def tracker(self) -> Tracker:
@@ -67,6 +77,23 @@ class IssueDesk:
         if self._tracker is None:
             self._tracker = self._factory()
         return self._tracker
+
+    def _comparer(self) -> CompareCache | None:
+        """Reads commits between versions through the GitHub tracker, when there is a source
+        repo to read them from (``[target] source_repo``) and the tracker is GitHub."""
+        repo = self.config.target.source_repo
+        if repo is None or self.config.issues.tracker != "github":
+            return None
+
+        def fetch(base: str, head: str) -> Compare:
+            from deployloop.issues.github import GitHubTracker
+
+            tracker = self.tracker
+            if not isinstance(tracker, GitHubTracker):  # a tracker made for tests
+                raise TrackerError("the tracker cannot read commits")
+            return tracker.compare(repo, base, head)
+
+        return CompareCache(fetch)
 
     def close(self) -> None:
         """Release the tracker's connections, if one was made."""
@@ -78,8 +105,8 @@ class IssueDesk:
             fp: ClusterRecord.from_dict(data)
             for fp, data in self.store.clusters(self.session_id).items()
         }
-        runs = [run for phase in report.phases for run in phase.runs]
-        records, actions = triage.assess(previous, runs, self.context(report))
+        records, actions = triage.assess(previous, _judged_runs(report), self.context(report))
+        self._tell_compare()
         if not actions and not len(self.outbox):
             self._save(records, report)
             return
@@ -101,6 +128,7 @@ class IssueDesk:
         complete = frozenset(
             r.phase for r in report.phases if all(not run.harness_error for run in r.runs)
         )
+        single = len(report.versions) <= 1  # a fix is verified on one version, not on a mix
         suites = {s.name: s for p in self.config.phases for s in p.suites}
         runs = [run for phase in report.phases for run in phase.runs]
         return TriageContext(
@@ -110,13 +138,27 @@ class IssueDesk:
             issues=self.config.issues,
             now=dt.datetime.now(dt.UTC),
             phases={r.phase: PhaseInfo.of(phases[r.phase], r) for r in report.phases},
-            complete_phases=complete,
+            complete_phases=complete if single else frozenset(),
             flaky={r.phase: frozenset(r.flaky) for r in report.phases},
             repro={run.suite: repro_lines(suites[run.suite]) for run in runs},
             log_excerpts={run.suite: _tail(run.log_path) for run in runs if run.log_path},
             retest=self.config.retest,
             clusters=self.config.clusters,
+            passed_before=report.passed_before,
+            tonight=self._tonight(),
+            compare=self._compare,
         )
+
+    def _tonight(self) -> tuple[str, ...]:
+        """The versions this session's iterations ran on, oldest first (rollbacks show)."""
+        rows = self.store.iterations(self.session_id)
+        return tuple(str(row["version"]) for row in rows if row.get("version"))
+
+    def _tell_compare(self) -> None:
+        if self._compare is not None:
+            for line in self._compare.warnings:
+                self.reporter.emit(TrackerWarning(detail=line))
+            self._compare.warnings.clear()
 
     def _save(self, records: dict[str, ClusterRecord], report: IterationReport) -> None:
         if report.dry_run:
@@ -190,6 +232,13 @@ def repro_lines(suite: SuiteConfig) -> str:
     if suite.env:
         lines.append(f"# with the environment its config sets: {', '.join(sorted(suite.env))}")
     return "\n".join([*lines, suite.run_template or suite.run])
+
+
+def _judged_runs(report: IterationReport) -> list[SuiteRun]:
+    """The runs triage judges: a suite that saw two versions belongs to neither, so its
+    failures make no issue and its passes verify no fix."""
+    mixed = set(report.mixed_suites)
+    return [run for phase in report.phases for run in phase.runs if run.suite not in mixed]
 
 
 def _tail(path: str) -> str:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from deployloop.clock import Clock, RealClock
 from deployloop.issues.github_calls import Caller, RetryPolicy, rate_limit_wait
 from deployloop.issues.ledger import Ledger
+from deployloop.issues.records import Commit, Compare
 from deployloop.issues.tracker import Issue, by_fingerprint, marker_of, remark
 from deployloop.redact import Redactor
 
@@ -241,6 +242,23 @@ class GitHubTracker:
         if self._cache is not None:
             self._cache.pop(old, None)
             self._cache[new] = issue
+
+    def compare(self, repo: str, base: str, head: str) -> Compare:
+        """What changed in ``repo`` from commit ``base`` to ``head``: one GET of GitHub's compare
+        API (its first page: up to 250 commits, oldest first); TrackerError when it fails."""
+
+        def read() -> Compare:
+            found = self._gh.get_repo(repo).compare(base, head)
+            raw = found.raw_data
+            commits = tuple(
+                Commit(str(c.get("sha", "")), str((c.get("commit") or {}).get("message", "")))
+                for c in raw.get("commits") or ()
+                if isinstance(c, dict)
+            )
+            url = f"https://github.com/{repo}/compare/{base}...{head}"
+            return Compare(base, head, url, commits, int(raw.get("total_commits") or 0))
+
+        return self._call.call(f"compare {base[:12]}...{head[:12]}", read, write=False)
 
     def dispose(self) -> None:
         self._gh.close()

@@ -8,7 +8,7 @@ the wing, so every stage can import it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -32,6 +32,12 @@ class IterationReport:
     phases: tuple[PhaseResult, ...]
     dry_run: bool
     resumed: bool = False  # the iteration a killed run left unfinished: its filing may be half done
+    # The versions its suites ran on (read before and after each, in order): more than one and
+    # the iteration verifies no fix. Mixed suites saw two even after their rerun: their results
+    # belong to no version, so they make no issue and close none.
+    versions: tuple[str, ...] = ()
+    mixed_suites: tuple[str, ...] = ()
+    passed_before: frozenset[str] = frozenset()  # test ids that passed in the iteration before
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +72,25 @@ class ClusterRecord:
     issue_number: int | None = None
     closed_at: str | None = None  # ISO time the close was decided
     fixed_in: str | None = None
+    # The version story (issue 22): versions it failed and passed on, in the order seen; the
+    # last good version before it first failed (None: none known); when it first failed (ISO).
+    failing_on: tuple[str, ...] = ()
+    passing_on: tuple[str, ...] = ()
+    last_good: str | None = None
+    first_failed_at: str | None = None
+    regressed_in: str | None = None  # failing again on this version after its verified fix
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["tests"] = list(self.tests)
+        for name in ("tests", "failing_on", "passing_on"):
+            data[name] = list(data[name])
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClusterRecord:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        known["tests"] = tuple(known.get("tests", ()))
+        for name in ("tests", "failing_on", "passing_on"):
+            known[name] = tuple(known.get(name, ()))
         return cls(**known)
 
 
@@ -137,6 +152,31 @@ class TriageContext:
     log_excerpts: Mapping[str, str] = field(default_factory=dict)  # suite → last lines
     retest: RetestConfig = field(default_factory=RetestConfig)
     clusters: ClustersConfig = field(default_factory=ClustersConfig)
+    passed_before: frozenset[str] = frozenset()  # IterationReport.passed_before
+    tonight: tuple[str, ...] = ()  # versions the session's iterations ran on, oldest first
+    # (last good, first bad) → what changed between them (GitHub's compare API, behind the
+    # desk's cache: asked only for a new issue's body); None: no source repo to ask
+    compare: Callable[[str, str], Compare | None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """One commit between last good and first bad (GitHub's compare API)."""
+
+    sha: str
+    title: str  # the message's first line, as written (untrusted)
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """What changed from ``base`` (last good) to ``head`` (first bad): ``url`` is GitHub's
+    compare page; ``commits`` the first ones of ``total`` (compare API, oldest first)."""
+
+    base: str
+    head: str
+    url: str
+    commits: tuple[Commit, ...] = ()
+    total: int = 0
 
 
 @dataclass

@@ -15,6 +15,7 @@ from deployloop.issues.neutralize import code_span
 from deployloop.issues.records import (
     BROKEN_ERROR,
     ClusterRecord,
+    Compare,
     Failing,
     PhaseInfo,
     TriageContext,
@@ -54,7 +55,11 @@ def _short_type(line: str) -> str:
 def issue_body(failing: Failing, ctx: TriageContext, record: ClusterRecord, old: int | None) -> str:
     """A new issue's markdown, ending in its marker; ``old``: the issue closed too long ago."""
     info = ctx.phases.get(failing.phase, PhaseInfo(failing.phase))
-    parts = [_summary(failing, ctx, info, old), _facts(failing, ctx, info, record)]
+    parts = [_summary(failing, ctx, info, old), history_line(record)]
+    parts.append(_facts(failing, ctx, info, record))
+    changes = _changes(record, ctx)
+    if changes is not None:
+        parts.append(compare_text(changes))
     if info.verdicts:
         parts.append("### Gate verdicts\n\n" + "\n".join(f"- {v}" for v in info.verdicts))
     if failing.causes:
@@ -102,6 +107,44 @@ def _first_seen(record: ClusterRecord) -> str:
     """``iteration 1, `rev-0001```; the version left out when none was read (not "`None`")."""
     version = record.first_seen_version
     return f"iteration {record.first_seen_iteration}" + (f", {_cell(version)}" if version else "")
+
+
+def history_line(record: ClusterRecord) -> str:
+    """``First seen failing on `B`, last passed on `A`.``, or, no good version known, ``Has
+    failed on every version tested since <ISO time>.``"""
+    first = record.failing_on[0] if record.failing_on else record.first_seen_version
+    if record.last_good is not None:
+        return (
+            f"First seen failing on {_version(first)}, last passed on {_version(record.last_good)}."
+        )
+    since = record.first_failed_at or f"iteration {record.first_seen_iteration}"
+    return (
+        f"First seen failing on {_version(first)}; "
+        f"has failed on every version tested since {since}."
+    )
+
+
+COMMIT_LIST_LIMIT = 20
+
+
+def _changes(record: ClusterRecord, ctx: TriageContext) -> Compare | None:
+    """The commits from the cause's last good version to this one, when both are known."""
+    if ctx.compare is None or record.last_good is None or ctx.version is None:
+        return None
+    return ctx.compare(record.last_good, ctx.version)
+
+
+def compare_text(compare: Compare) -> str:
+    """The changes from last good to first bad: GitHub's compare link and the commits."""
+    lines = [f"- `{c.sha[:12]}` {_inline(first_line(c.title))[:120]}" for c in compare.commits]
+    shown = lines[:COMMIT_LIST_LIMIT]
+    if compare.total > len(shown):
+        shown.append(f"- … and {compare.total - len(shown)} more")
+    listed = "\n".join(shown) or "(no commits listed)"
+    return (
+        f"### What changed\n\n[{compare.base[:12]}...{compare.head[:12]}]({compare.url}) "
+        f"({compare.total} commit{'s' if compare.total != 1 else ''}):\n\n{listed}"
+    )
 
 
 def _causes(causes: Sequence[tuple[str, int]]) -> str:
@@ -211,11 +254,15 @@ def fixed_text(prev: ClusterRecord, ctx: TriageContext, closing: bool) -> str:
 
 
 def reopen_text(prev: ClusterRecord, failing: Failing, ctx: TriageContext) -> str:
-    """The comment that reopens an issue failing again after its verified fix."""
+    """The comment that reopens an issue failing again after its verified fix: "regressed in
+    Y (fixed in X)", or "rolled back to Y" when Y ran tonight before X did."""
+    now, fixed = _version(ctx.version), _version(prev.fixed_in)
+    order = {version: at for at, version in reversed(list(enumerate(ctx.tonight)))}
+    rollback = ctx.version in order and order[ctx.version] < order.get(prev.fixed_in or "", -1)
+    head = f"Rolled back to {now}" if rollback else f"Regressed in {now}"
     return (
-        f"Failing again on {_version(ctx.version)} (iteration {ctx.iteration}) after it was "
-        f"verified fixed in {_version(prev.fixed_in)}: {len(failing.tests)} tests.\n\n"
-        + list_tests(failing.tests)
+        f"{head} (fixed in {fixed}): failing again in iteration {ctx.iteration}, "
+        f"{len(failing.tests)} tests.\n\n" + list_tests(failing.tests)
     )
 
 

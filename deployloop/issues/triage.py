@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from deployloop.clustering import key_cases
 from deployloop.config import ClustersConfig
 from deployloop.fingerprint import v1_fingerprint
+from deployloop.issues.history import added, with_versions
 from deployloop.issues.records import (
     BROKEN_ERROR,
     ActionKind,
@@ -232,6 +233,10 @@ def _flaky_record(prev: ClusterRecord | None, flaky: Failing, ctx: TriageContext
 
 
 def _record(prev: ClusterRecord | None, failing: Failing, ctx: TriageContext) -> ClusterRecord:
+    return with_versions(prev, _bare_record(prev, failing, ctx), failing, ctx)
+
+
+def _bare_record(prev: ClusterRecord | None, failing: Failing, ctx: TriageContext) -> ClusterRecord:
     return ClusterRecord(
         fingerprint=failing.fingerprint,
         title=prev.title if prev and prev.issue_number else title_for(failing),
@@ -275,7 +280,7 @@ class _Plan:
         if prev.status == "fixed":  # verified fixed but left open (close_on_fix off)
             text = reopen_text(prev, failing, self.ctx)
             self.updates.append(self._action("comment", record, text))
-            return record
+            return replace(record, regressed_in=self.ctx.version)
         comment = self._progress(prev, failing)
         if comment:
             self.updates.append(self._action("comment", record, comment))
@@ -291,6 +296,7 @@ class _Plan:
             prev,
             status="fixed",
             fixed_in=ctx.version,
+            passing_on=added(prev.passing_on, ctx.version),
             closed_at=ctx.now.isoformat(timespec="seconds") if closing else None,
         )
         text = fixed_text(prev, ctx, closing)
@@ -328,7 +334,7 @@ class _Plan:
     def _recur(self, prev: ClusterRecord, failing: Failing, record: ClusterRecord) -> ClusterRecord:
         closed = _aware(datetime.fromisoformat(prev.closed_at or ""))
         if _aware(self.ctx.now) - closed <= timedelta(days=self.ctx.issues.reopen_days):
-            record = replace(record, closed_at=None, fixed_in=None)
+            record = replace(record, closed_at=None, fixed_in=None, regressed_in=self.ctx.version)
             self.updates.append(
                 self._action("reopen", record, reopen_text(prev, failing, self.ctx))
             )

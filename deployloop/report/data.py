@@ -14,6 +14,7 @@ from deployloop.errors import UsageError
 from deployloop.events import FailureCluster, NotificationSent
 from deployloop.logical import tally
 from deployloop.models import SuiteRun
+from deployloop.report import versions
 from deployloop.report.records import (
     Budget,
     ClusterInfo,
@@ -63,6 +64,9 @@ def build(store: Store, session_id: str | None = None) -> ReportData:
             for _, e in store.story(row.id, NotificationSent)
         ),
         budget=_budget(row, iterations, story.end_reason),
+        versions=versions.timeline(store, row.id, iterations),
+        causes=versions.cause_lines(store.clusters(row.id), iterations),
+        not_started=versions.not_started(store, row.id),
     )
 
 

@@ -97,6 +97,7 @@ def to_html(data: ReportData) -> str:
             _issues(data),
             _flaky(data),
             _slowest(data),
+            _versions(data),
             _waits(data),
             _redeploy_problems(data),
             _notifications(data),
@@ -324,6 +325,23 @@ def _slowest(data: ReportData) -> str:
     ]
     head = ["test", "phase", "suite", "duration", "outcome"]
     return f"<section><h2>Slowest tests</h2>{_table(head, rows)}</section>"
+
+
+def _versions(data: ReportData) -> str:
+    """The version story (markdown's ``_versions``): timeline, causes, phases not started."""
+    if not (data.versions or data.not_started):
+        return ""
+    rows = [
+        [f"<code>{esc(v.version)}</code>", esc(words.stamp(v.appeared)),
+         esc(words.stamp(v.settled)), esc(", ".join(str(n) for n in v.iterations))]
+        for v in data.versions
+    ]  # fmt: skip
+    head = ["version", "appeared", "settled", "iterations"]
+    items = [f"<li><code>{esc(c.fingerprint)}</code> ({esc(c.phase)}): {esc(c.line)}</li>"
+             for c in data.causes]  # fmt: skip
+    items += [f"<li>{esc(line)}</li>" for line in data.not_started]
+    listed = f"<ul>{''.join(items)}</ul>" if items else ""
+    return f"<section><h2>Versions</h2>{_table(head, rows)}{listed}</section>"
 
 
 def _waits(data: ReportData) -> str:

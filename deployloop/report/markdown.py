@@ -25,6 +25,7 @@ def to_markdown(data: ReportData) -> str:
         _issues(data),
         _flaky(data),
         _slowest(data),
+        _versions(data),
         _waits(data),
         _redeploy_problems(data),
         _notifications(data),
@@ -205,6 +206,23 @@ def _slowest(data: ReportData) -> list[str]:
     ]
     head = ["test", "phase", "suite", "duration", "outcome"]
     return [f"## Slowest tests (last iteration, top {len(rows)})", "", *table(head, rows)]
+
+
+def _versions(data: ReportData) -> list[str]:
+    """The version story: the timeline, each cause across versions, phases not started."""
+    if not (data.versions or data.not_started):
+        return []
+    rows = [
+        [code(v.version), words.stamp(v.appeared), words.stamp(v.settled),
+         ", ".join(str(n) for n in v.iterations)]
+        for v in data.versions
+    ]  # fmt: skip
+    out = ["## Versions", "", *table(["version", "appeared", "settled", "iterations"], rows)]
+    if data.causes:
+        out += ["", "Causes across versions:", ""]
+        out += [f"- {code(c.fingerprint)} ({text(c.phase)}): {text(c.line)}" for c in data.causes]
+    out += [f"- {text(line)}" for line in data.not_started]
+    return out
 
 
 def _waits(data: ReportData) -> list[str]:

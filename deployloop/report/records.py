@@ -188,6 +188,28 @@ class Notification:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionStep:
+    """One version the night ran on: when it first appeared (seen in a wait, or first tested),
+    when it settled (None: never waited for), and the iterations that ran on it."""
+
+    version: str
+    appeared: float
+    settled: float | None
+    iterations: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CauseLine:
+    """One cause's line across versions: "failing on A; fixed in B; regressed in C", or
+    "... not verified: no deploy came"."""
+
+    fingerprint: str
+    phase: str
+    message: str
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReportData:
     session: str
     name: str
@@ -204,6 +226,9 @@ class ReportData:
     budget: Budget
     redeploy_problems: tuple[RedeployProblem, ...] = ()
     notifications: tuple[Notification, ...] = ()
+    versions: tuple[VersionStep, ...] = ()
+    causes: tuple[CauseLine, ...] = ()
+    not_started: tuple[str, ...] = ()  # "phase P skipped: needs ~25 min, 12 min left"
 
     @property
     def last(self) -> IterationInfo | None:

@@ -12,6 +12,7 @@ still finds them. The HTTP side (routes, paging, auth, faults) is ``github_serve
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +54,7 @@ class FakeRepository:
         self.issues: dict[int, dict[str, Any]] = {}
         self.labels: dict[str, dict[str, Any]] = {}
         self.statuses: dict[str, list[dict[str, Any]]] = {}  # sha → commit statuses, oldest first
+        self.history: list[tuple[str, str]] = []  # (sha, message) of the source repo, oldest first
         self._lock = threading.Lock()
         self._ids = 1000
 
@@ -93,6 +95,39 @@ class FakeRepository:
             issue["closed_at"] = closed_at if state == "closed" else None
             issue["pull"] = pull
             return int(issue["number"])
+
+    def add_commit(self, message: str, sha: str | None = None) -> str:
+        """A commit on top of the history (``sha``: its name, default one made from the
+        message); returns its SHA."""
+        with self._lock:
+            made = hashlib.sha1(f"{len(self.history)}\0{message}".encode()).hexdigest()
+            self.history.append((sha or made, message))
+            return sha or made
+
+    def compare(self, base: str, head: str) -> Reply:
+        """GitHub's "Compare two commits" over the linear ``history`` (SHA prefixes work)."""
+        at = {sha: n for n, (sha, _) in enumerate(self.history)}
+        found = [
+            next((at[s] for s in at if s.startswith(ref.lower())), None) for ref in (base, head)
+        ]
+        if found[0] is None or found[1] is None:
+            return Reply(404, {"message": "Not Found"})
+        start, end = found[0], found[1]
+        between = self.history[start + 1 : end + 1]
+        commits = [
+            {"sha": sha, "commit": {"message": message}, "html_url": f"{self.url}/commit/{sha}"}
+            for sha, message in between
+        ]
+        return Reply(200, {
+            "url": f"{self.base()}/compare/{base}...{head}",
+            "html_url": f"https://github.com/{self.repo}/compare/{base}...{head}",
+            "status": "ahead" if end > start else "behind" if end < start else "identical",
+            "ahead_by": max(0, end - start),
+            "behind_by": max(0, start - end),
+            "total_commits": len(commits),
+            "commits": commits,
+            "files": [],
+        })  # fmt: skip
 
     def comments(self, number: int) -> list[str]:
         """The bodies of issue ``number``'s comments, oldest first."""

@@ -152,9 +152,9 @@ class FakeGitHub(FakeRepository):
         self, method: str, rest: str, query: dict[str, list[str]], body: Any, login: str
     ) -> Reply:
         number = re.fullmatch(r"/issues/(\d+)(/comments)?", rest)
-        sha = re.fullmatch(r"/statuses/([0-9a-fA-F]{7,40})", rest)
-        if sha:
-            return self._statuses(method, sha.group(1), body, login, query)
+        on_commits = self._commits_route(method, rest, query, body, login)
+        if on_commits is not None:
+            return on_commits
         if rest == "" and method == "GET":
             return Reply(200, self.repo_json())
         if rest == "/issues":
@@ -193,6 +193,18 @@ class FakeGitHub(FakeRepository):
         if method == "GET":
             return self._page(list(reversed(found)), f"/statuses/{sha}", query)
         return self.add_status(sha, body, login)
+
+    def _commits_route(
+        self, method: str, rest: str, query: dict[str, list[str]], body: Any, login: str
+    ) -> Reply | None:
+        """Commit statuses and compares; None for any other path."""
+        sha = re.fullmatch(r"/statuses/([0-9a-fA-F]{7,40})", rest)
+        if sha:
+            return self._statuses(method, sha.group(1), body, login, query)
+        compare = re.fullmatch(r"/compare/([0-9a-fA-F]{7,40})\.\.\.([0-9a-fA-F]{7,40})", rest)
+        if compare and method == "GET":
+            return self.compare(compare.group(1), compare.group(2))
+        return None
 
     def _page(self, items: list[Any], rest: str, query: dict[str, list[str]]) -> Reply:
         """One page of ``items`` with GitHub's Link header (next, last, prev, first)."""

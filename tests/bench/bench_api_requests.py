@@ -9,8 +9,10 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from deployloop.issues.compare import CompareCache
 from deployloop.issues.deliver import apply
 from deployloop.issues.github import GitHubTracker
 from deployloop.issues.outbox import Outbox
@@ -25,6 +27,8 @@ GOALS = {
     "api_requests_first": ("<=", 15),
     "api_requests_repeat": ("<=", 6),
     "api_requests_statuses_per_iteration": ("<=", 2),  # pending + verdict, never a repeat
+    # the commits between last good and first bad: one call per new cause at most (issue 22)
+    "api_requests_compare_per_new_cause": ("<=", 1),
 }
 
 COUNTS = (400, 250, 150, 120, 80)  # 1000 failures, 5 causes; 1500 more tests pass
@@ -81,6 +85,21 @@ def status_requests(github: FakeGitHub, iterations: int = 4) -> float:
     return (len(github.requests()) - before) / len(shas)
 
 
+def compare_requests(github: FakeGitHub, state: Path) -> float:
+    """Compare-API requests per new cause: five causes new on a commit whose parent passed."""
+    good, bad = github.add_commit("release: good"), github.add_commit("release: bad")
+    bench = Bench(github, state)
+    cache = CompareCache(lambda base, head: bench.tracker.compare(github.repo, base, head))
+    passed = frozenset(t for run in runs() for t in (c.id for c in run.cases))
+    ctx = replace(
+        context(1, version=bad), previous_version=good, passed_before=passed, compare=cache
+    )
+    before = len(github.requests("GET", r"/compare/"))
+    bench.requests(runs(), ctx)
+    bench.tracker.dispose()
+    return (len(github.requests("GET", r"/compare/")) - before) / len(CAUSES[:5])
+
+
 def measure() -> dict[str, float]:
     with FakeGitHub() as github, tempfile.TemporaryDirectory() as state:
         statuses = status_requests(github)
@@ -95,6 +114,8 @@ def measure() -> dict[str, float]:
         restarted = restart.requests(runs(), context(5, version="rev-004"))
         restart.tracker.dispose()
         issues = len(github.issues)  # still one per cause: the restart reopened, not refiled
+    with FakeGitHub() as github, tempfile.TemporaryDirectory() as state:
+        compares = compare_requests(github, Path(state))
     return {
         "api_requests_first": first,
         "api_requests_repeat": repeat,
@@ -104,6 +125,7 @@ def measure() -> dict[str, float]:
         "issues_filed": issues,
         "triage_ms_1000_failures": bench.triage_s * 1000,
         "api_requests_statuses_per_iteration": statuses,
+        "api_requests_compare_per_new_cause": compares,
     }
 
 

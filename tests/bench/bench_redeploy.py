@@ -1,9 +1,10 @@
 """How fast the loop reacts to a redeploy: noticing it, and the first verdict after it.
 
-``detect_latency_s``: a RedeployWaiter polling every second (settle 0) against a real
-Simulator, with the daemon's real version reader and clock. The version flips at a random
-moment; the figure is the median time from the flip to the ``version_seen`` event. Uniform
-flips land half a poll before the next look on average, so about 0.5 s plus one HTTP read.
+``detect_latency_s``: a RedeployWaiter polling every second (settle 0, convergence on: 3
+reads must agree) against a real Simulator, with the daemon's real version reader and clock.
+The version flips at a random moment; the figure is the median time from the flip to the
+``version_seen`` event. Uniform flips land half a poll before the next look on average, so
+about 0.5 s plus one HTTP read.
 
 ``time_to_first_verdict_ratio``: a 1000-test suite of which 10 fail until the redeploy; each
 test makes one loopback HTTP request to a real Simulator (an e2e test touches its target), and
@@ -98,7 +99,7 @@ def detect_latencies() -> list[float]:
                     "version": {"url": "/version", "json": "commit"},
                 },
                 "phase": [{"name": "p", "suite": [{"name": "s", "run": "true"}]}],
-                "redeploy": {"poll": POLL_S, "settle": 0, "timeout": 60},
+                "redeploy": {"poll": POLL_S, "settle": 0, "converge": 3, "timeout": 60},
             }
         )
         assert config.redeploy is not None
