@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deployloop import gates, plan
+from deployloop import dispatch, gates, plan
 from deployloop.clock import Clock
 from deployloop.config import ClustersConfig, Config, PhaseConfig, ProbeConfig, SuiteConfig
 from deployloop.errors import TargetUnreachable
@@ -35,6 +35,7 @@ from deployloop.gates import PhaseResult
 from deployloop.issues.records import IterationReport
 from deployloop.models import Outcome, ProbeResult, RunEnd, SuiteRun
 from deployloop.runner import SuiteJob, progress_path
+from deployloop.shards import Shard
 from deployloop.state import Store
 from deployloop.wait import WaitEnd, WaitResult
 
@@ -290,18 +291,36 @@ class Loop:
     def _run_suites(
         self, n: int, phase: PhaseConfig, version: str | None
     ) -> tuple[list[SuiteRun], IterationStop]:
-        """The phase's suites in order, until a stop or the session deadline cuts one short."""
-        runs: list[SuiteRun] = []
-        for suite in phase.suites:
-            run = self.session.done_runs.pop(suite.name, None)
-            if run is None:
-                run = self._run(n, phase, suite, version, "full")
-            runs.append(run)
-            if self.services.stop.is_set():
-                return runs, IterationStop.INTERRUPTED
-            if run.ended is RunEnd.DEADLINE:
-                return runs, IterationStop.DEADLINE
+        """The phase's suites, ``parallel`` at a time (dispatch.py), until a stop or the session
+        deadline cuts one short; then nothing new starts. Suites a resumed run kept are reused."""
+        stop = self.services.stop
+
+        def halt(run: SuiteRun) -> bool:
+            return stop.is_set() or run.ended is RunEnd.DEADLINE
+
+        def one(suite: SuiteConfig) -> SuiteRun:
+            kept = self.session.done_runs.pop(suite.name, None)
+            return kept if kept is not None else self._suite(n, phase, suite, version)
+
+        runs = dispatch.side_by_side(phase.suites, phase.parallel, one, halt)
+        if stop.is_set():
+            return runs, IterationStop.INTERRUPTED
+        if any(run.ended is RunEnd.DEADLINE for run in runs):
+            return runs, IterationStop.DEADLINE
         return runs, IterationStop.DONE
+
+    def _suite(
+        self, n: int, phase: PhaseConfig, suite: SuiteConfig, version: str | None
+    ) -> SuiteRun:
+        """One suite's full run: as one run, or as its shards merged."""
+        if suite.shards == 1:
+            return self._run(n, phase, suite, version, "full")
+        sharded = dispatch.Sharded(
+            self.store, self.reporter, self.session.id, self.session.directory / str(n), n
+        )
+        return sharded.run(
+            suite, lambda shard: self._run(n, phase, suite, version, shard.pass_name, shard=shard)
+        )
 
     def _run(
         self,
@@ -311,6 +330,7 @@ class Loop:
         version: str | None,
         pass_name: str,
         select: Sequence[str] = (),
+        shard: Shard | None = None,
     ) -> SuiteRun:
         base = self.session.directory / str(n)
         # "+" is in no suite name (config_values.Name), so suite "s.rerun" never meets s's rerun
@@ -323,6 +343,7 @@ class Loop:
             select=tuple(select),
             deadline=self._monotonic_deadline(),
             version=version,
+            shard=shard,
         )
         self.reporter.emit(
             SuiteStart(
