@@ -133,7 +133,7 @@ def run_suite(
     cases = attach_hook_errors(found.cases, job.log_path)
     ended, reason = how_it_ended(job, done, cases, found, by_deadline)
     if redactor is not None:
-        cases = [_scrubbed(case, redactor) for case in cases]
+        cases = [scrubbed_case(case, redactor) for case in cases]
         reason = None if reason is None else redactor.redact(reason)
     return SuiteRun(
         phase=job.phase.name,
@@ -230,7 +230,7 @@ def _environment(
     return env
 
 
-def _scrubbed(case: CaseResult, redactor: Redactor) -> CaseResult:
+def scrubbed_case(case: CaseResult, redactor: Redactor) -> CaseResult:
     """The case with every text a test controls scrubbed: its id and names too."""
     clean = redactor.redact
     return dataclasses.replace(
