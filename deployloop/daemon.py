@@ -74,11 +74,16 @@ def run(config: Config, plan: Plan, options: RunOptions, sinks: list[Sink]) -> R
     stop = StopSignal()
     # The lock first: a second run must not even open (or move aside) the state.
     with InstanceLock(lock_path(config_key(config)), config.path), capture_signals(stop):
+        # Before the session opens: an unreachable scheduler is one line and exit 3.
+        executor = make_executor(
+            config.executor, stop.event, stop.force, redactor_for(config), config_secrets(config)
+        )
         store = Store(state_dir(config.session.logs_dir))
         try:
-            return _run_locked(config, plan, options, sinks, store, stop)
+            return _run_locked(config, plan, options, sinks, store, stop, executor)
         finally:
             store.close()
+            executor.close()
 
 
 def _run_locked(
@@ -88,6 +93,7 @@ def _run_locked(
     sinks: list[Sink],
     store: Store,
     stop: StopSignal,
+    executor: Executor,
 ) -> RunOutcome:
     redactor = redactor_for(config)
     stale = end_stale(store, config, time.time())
@@ -120,14 +126,8 @@ def _run_locked(
     session = resume_point(store, row)
     desk = IssueDesk(config, store, row.id, reporter, redactor, stop.event)
     try:
-        executor = make_executor(
-            config.executor, stop.event, stop.force, redactor, config_secrets(config)
-        )
-        try:
-            services = real_services(config, reporter, stop, row, redactor, desk, executor)
-            result = Loop(config, plan, session, store, services, reporter).run()
-        finally:
-            executor.close()
+        services = real_services(config, reporter, stop, row, redactor, desk, executor)
+        result = Loop(config, plan, session, store, services, reporter).run()
     finally:
         desk.close()
     exit_code = _end_session(store, row.id, result, stop.signum, reporter)
