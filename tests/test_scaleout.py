@@ -59,9 +59,7 @@ def outcome(directory: Path) -> tuple[dict[str, dict[str, int]], list[list[str]]
     (session,) = session_dirs(directory / "logs")
     events = [json.loads(line) for line in (session / "events.jsonl").read_text().splitlines()]
     counts = {
-        e["suite"]: e["counts"]
-        for e in events
-        if e["event"] == "suite_end" and e["pass"] == "full"
+        e["suite"]: e["counts"] for e in events if e["event"] == "suite_end" and e["pass"] == "full"
     }
     clusters = [
         sorted(c["fingerprint"] for c in e["clusters"]) for e in events if e["event"] == "phase_end"

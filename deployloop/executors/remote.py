@@ -139,13 +139,12 @@ def stop_orphans() -> int:
 
 
 def _alive(pid: int) -> bool:
+    """Running (a zombie is dead: a worker's parent may not have reaped it yet). Linux /proc."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _given_up(job: SuiteJob, worker: str, lost: tuple[str, ...]) -> TaskResult:
