@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from deployloop import shards
-from deployloop.config import SuiteConfig
+from deployloop.config import PhaseConfig, SuiteConfig
 from deployloop.events import Reporter, SuiteEnd
 from deployloop.models import RunEnd, SuiteRun
 from deployloop.shards import Shard
@@ -54,6 +54,26 @@ def side_by_side(
         with ThreadPoolExecutor(min(width, len(items)), "deployloop-suite") as pool:
             results = list(pool.map(guarded, items))
     return [run for run in results if run is not None]
+
+
+def run_phase(
+    phase: PhaseConfig,
+    kept: dict[str, SuiteRun],
+    stop: threading.Event,
+    run_suite: Callable[[SuiteConfig], SuiteRun],
+) -> list[SuiteRun]:
+    """The phase's suites, ``parallel`` at a time, each through ``run_suite`` unless a resumed
+    session ``kept`` its run (taken out of ``kept``). After a stop, or once a run was cut
+    short by the session deadline, nothing new starts."""
+
+    def one(suite: SuiteConfig) -> SuiteRun:
+        done = kept.pop(suite.name, None)
+        return done if done is not None else run_suite(suite)
+
+    def halt(run: SuiteRun) -> bool:
+        return stop.is_set() or run.ended is RunEnd.DEADLINE
+
+    return side_by_side(phase.suites, phase.parallel, one, halt)
 
 
 @dataclass(frozen=True)
