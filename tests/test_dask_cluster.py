@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ from deployloop.config_schema import ExecutorConfig
 from deployloop.errors import TargetUnreachable
 from deployloop.executors import dask_cluster
 from deployloop.redact import Redactor
+from deployloop.testing.cluster import LoopbackCluster as Cluster
 from tests.helpers import (
     cli,
     config_text,
@@ -32,60 +31,6 @@ from tests.helpers import (
     write_tests,
 )
 from tests.test_scaleout import outcome, project
-
-DASK = Path(sys.executable).with_name("dask")
-
-
-class Cluster:
-    """A scheduler and its workers (no nanny: a killed worker stays dead), all ours to stop."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.file = directory / "scheduler.json"
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.workers: list[subprocess.Popen[bytes]] = []
-        self._start("scheduler", "--host", "127.0.0.1", "--port", "0")
-        wait_for(self.file.exists, 60)
-
-    @property
-    def address(self) -> str:
-        return str(json.loads(self.file.read_text())["address"])
-
-    def _start(self, kind: str, *args: str) -> subprocess.Popen[bytes]:
-        with open(self.directory / f"{kind}-{len(self.procs)}.log", "ab") as log:
-            proc = subprocess.Popen(
-                [str(DASK), kind, *args, "--scheduler-file", str(self.file),
-                 "--dashboard-address", ":0"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        self.procs.append(proc)
-        return proc
-
-    def ensure_workers(self, count: int) -> None:
-        """Start workers until ``count`` live ones are registered with the scheduler."""
-        self.workers = [w for w in self.workers if w.poll() is None]
-        while len(self.workers) < count:
-            self.workers.append(
-                self._start("worker", "--host", "127.0.0.1", "--nthreads", "4", "--no-nanny")
-            )
-        wait_for(lambda: self.registered() == count, 60, 0.2)
-
-    def registered(self) -> int:
-        from distributed import Client
-
-        with Client(self.address, timeout=10, set_as_default=False) as client:
-            return len(client.scheduler_info()["workers"])
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 @pytest.fixture(scope="module")
