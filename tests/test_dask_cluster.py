@@ -157,3 +157,28 @@ def test_scheduler_unreachable_is_target_unreachable(monkeypatch: pytest.MonkeyP
     with pytest.raises(TargetUnreachable, match=r"tcp://127\.0\.0\.1:9 unreachable") as caught:
         dask_cluster.DaskExecutor.connect(config, threading.Event(), Redactor(), ())
     assert caught.value.exit_code == 3 and "\n" not in str(caught.value)
+
+
+def test_scheduler_lost_mid_iteration(tmp_path: Path) -> None:
+    """The scheduler killed while a shard runs: the suite is a harness error (no pass), and
+    the next iteration waits for the scheduler like an unhealthy target, then exits 3."""
+    with Cluster(tmp_path) as own:
+        own.ensure_workers(1)
+        directory = blocking_suite(tmp_path, own, 1)
+        config = directory / "deployloop.toml"
+        text = config.read_text().replace('name = "t"', 'name = "t"\ninterval = 0.1', 1)
+        text = text.replace("[target]", '[target]\nunreachable_timeout = "1s"', 1)
+        config.write_text(text)
+        proc = start_cli("run", "--max-iterations", "2", cwd=directory)
+        try:
+            wait_for(lambda: marks(tmp_path), 60)
+            own.procs[0].kill()  # the scheduler
+            assert proc.wait(timeout=90) == 3
+        finally:
+            (tmp_path / "go").touch()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    (session,) = (tmp_path / "logs").glob("*/session.md")
+    log = session.read_text()
+    assert "lost mid-run" in log and "dask scheduler" in log

@@ -94,10 +94,13 @@ class DaskExecutor:
         return self._settled(job, result)
 
     def _wait(self, future: Any) -> TaskResult:
-        """The task's result; after a stop, the cluster is told once and waited for (bounded)."""
+        """The task's result; after a stop, the cluster is told once and waited for (bounded).
+        Raises ConnectionError once the client lost the scheduler (its futures would wait on)."""
         from distributed import Event, wait
 
         while not future.done():
+            if self.client.status != "running":  # reconnecting or closed: the scheduler is gone
+                raise ConnectionError(f"client {self.client.status}")
             if self.stop.is_set():
                 Event(self.stop_name, client=self.client).set()
                 wait(future, timeout=STOP_WAIT_S, return_when="ALL_COMPLETED")
@@ -147,13 +150,11 @@ class DaskExecutor:
         )
 
     def health(self) -> ProbeResult | None:
-        """Whether the scheduler answers now (a lost one is waited for like staging)."""
-        try:
-            self.client.scheduler_info()
-            ok = self.client.status == "running"
-        except Exception as exc:  # any failure to answer means: not now
-            return ProbeResult("dask scheduler", "dask", False, f"{self.scheduler}: {exc}")
-        detail = self.scheduler if ok else f"{self.scheduler}: client {self.client.status}"
+        """Whether the client holds its scheduler connection now (a lost scheduler is waited
+        for like staging). The client's own state: no call that could hang on a dead link."""
+        status = str(self.client.status)
+        ok = status == "running"
+        detail = self.scheduler if ok else f"{self.scheduler}: scheduler connection {status}"
         return ProbeResult("dask scheduler", "dask", ok, detail)
 
     def close(self) -> None:
