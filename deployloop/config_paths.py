@@ -44,6 +44,13 @@ def finished(config: Config, raw: dict[str, Any], base: Path) -> Config:
         update["metrics"] = config.metrics.model_copy(
             update={"textfile": str(_under(base, config.metrics.textfile))}
         )
+    if config.executor.ca is not None:
+        update["executor"] = config.executor.model_copy(
+            update={
+                key: str(_under(base, getattr(config.executor, key)))
+                for key in ("ca", "cert", "key")
+            }
+        )
     if config.redeploy is not None:
         update["redeploy"] = config.redeploy.model_copy(
             update={

@@ -37,6 +37,8 @@ from deployloop.errors import UsageError
 
 MAX_ITERATIONS = 1_000_000
 MAX_RULES = 1000  # merge rules, and prints per rule: far beyond what a person edits
+MAX_SHARDS = 256  # pytest runs per suite
+MAX_PARALLEL = 64  # suites of one phase at once
 
 
 class _Model(BaseModel):
@@ -113,6 +115,8 @@ class SuiteConfig(_Model):
     expect_tests: int | None = Field(None, ge=1, le=MAX_COUNT)
     min_seconds: Seconds | None = None
     timeout: Wait = 1800.0
+    # Split into this many pytest runs side by side, by earlier durations (deployloop/shards.py).
+    shards: int = Field(1, ge=1, le=MAX_SHARDS)
 
     @model_validator(mode="before")
     @classmethod
@@ -156,6 +160,7 @@ class PhaseConfig(_Model):
     name: Name
     priority: str | None = None
     fail_fast: bool = False
+    parallel: int = Field(1, ge=1, le=MAX_PARALLEL)  # suites run side by side (dispatch.py)
     gates: Gates = Field(default_factory=Gates)
     suites: list[SuiteConfig] = Field(default_factory=list, alias="suite")
     probes: list[ProbeConfig] = Field(default_factory=list, alias="probe")
@@ -237,6 +242,32 @@ class MetricsConfig(_Model):
     textfile: PathText
 
 
+class ExecutorConfig(_Model):
+    """Where suites and shards run (deployloop/executors/): subprocesses on this machine, or
+    tasks on an existing Dask distributed cluster (https://distributed.dask.org). ``ca``,
+    ``cert`` and ``key`` (PEM files, for a ``tls://`` scheduler) are absolute after load()."""
+
+    kind: Literal["local", "dask"] = "local"
+    scheduler: str | None = Field(None, pattern=r"^(tcp|tls)://[^\s/]+:\d{1,5}$", max_length=300)
+    ca: PathText | None = None
+    cert: PathText | None = None
+    key: PathText | None = None
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> ExecutorConfig:
+        tls = (self.ca, self.cert, self.key)
+        if self.kind == "local" and (self.scheduler or any(tls)):
+            raise ValueError("scheduler, ca, cert and key go with kind = 'dask'")
+        if self.kind == "dask" and not self.scheduler:
+            raise ValueError("kind = 'dask' needs scheduler = 'tcp://host:port' or 'tls://…'")
+        is_tls = bool(self.scheduler and self.scheduler.startswith("tls://"))
+        if is_tls and not all(tls):
+            raise ValueError("a tls:// scheduler needs ca, cert and key")
+        if not is_tls and any(tls):
+            raise ValueError("ca, cert and key go with a tls:// scheduler")
+        return self
+
+
 class RedeployConfig(_Model):
     """Waiting for (and optionally triggering) a redeploy. ``trigger_template`` is the trigger
     as written (``${NAME}`` unexpanded), for display; ``cwd`` (where the trigger runs) is
@@ -278,6 +309,7 @@ class Config(_Model):
     notify: NotifyConfig | None = None
     hooks: HooksConfig | None = None
     metrics: MetricsConfig | None = None
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     path: str = Field("", exclude=True)
     secrets: tuple[str, ...] = Field((), exclude=True)
 

@@ -27,6 +27,7 @@ from deployloop.events import (
     Sink,
     Trigger,
 )
+from deployloop.executors import Executor, LocalExecutor, make_executor
 from deployloop.issues.desk import IssueDesk
 from deployloop.issues.records import IterationReport
 from deployloop.lock import InstanceLock, lock_path
@@ -34,7 +35,6 @@ from deployloop.loop import Loop, LoopResult, Services, Status
 from deployloop.models import ProbeResult
 from deployloop.plan import Plan
 from deployloop.redact import Redactor
-from deployloop.runner import run_suite
 from deployloop.session import (
     RunOptions,
     config_key,
@@ -59,11 +59,14 @@ class RunOutcome:
     directory: Path
 
 
+def config_secrets(config: Config) -> list[str | None]:
+    """Every value the config interpolated, and its own credentials (headers, tracker token)."""
+    return [*config.secrets, *config.target.headers.values(), config.issues.token]
+
+
 def redactor_for(config: Config) -> Redactor:
-    """Masks the environment's secrets, every value the config interpolated, and the config's
-    own credentials (headers, tracker token) whole."""
-    secrets = [*config.secrets, *config.target.headers.values(), config.issues.token]
-    return Redactor.from_env(os.environ, extra=secrets)
+    """Masks the environment's secrets and the config's (``config_secrets``) whole."""
+    return Redactor.from_env(os.environ, extra=config_secrets(config))
 
 
 def run(config: Config, plan: Plan, options: RunOptions, sinks: list[Sink]) -> RunOutcome:
@@ -71,11 +74,16 @@ def run(config: Config, plan: Plan, options: RunOptions, sinks: list[Sink]) -> R
     stop = StopSignal()
     # The lock first: a second run must not even open (or move aside) the state.
     with InstanceLock(lock_path(config_key(config)), config.path), capture_signals(stop):
+        # Before the session opens: an unreachable scheduler is one line and exit 3.
+        executor = make_executor(
+            config.executor, stop.event, stop.force, redactor_for(config), config_secrets(config)
+        )
         store = Store(state_dir(config.session.logs_dir))
         try:
-            return _run_locked(config, plan, options, sinks, store, stop)
+            return _run_locked(config, plan, options, sinks, store, stop, executor)
         finally:
             store.close()
+            executor.close()
 
 
 def _run_locked(
@@ -85,6 +93,7 @@ def _run_locked(
     sinks: list[Sink],
     store: Store,
     stop: StopSignal,
+    executor: Executor,
 ) -> RunOutcome:
     redactor = redactor_for(config)
     stale = end_stale(store, config, time.time())
@@ -117,7 +126,7 @@ def _run_locked(
     session = resume_point(store, row)
     desk = IssueDesk(config, store, row.id, reporter, redactor, stop.event)
     try:
-        services = real_services(config, reporter, stop, row, redactor, desk)
+        services = real_services(config, reporter, stop, row, redactor, desk, executor)
         result = Loop(config, plan, session, store, services, reporter).run()
     finally:
         desk.close()
@@ -182,17 +191,20 @@ def real_services(
     row: SessionRow,
     redactor: Redactor,
     file_issues: Callable[[IterationReport], None],
+    executor: Executor | None = None,
 ) -> Services:
-    """Every side effect the loop needs, made once from the config and the stop signal."""
+    """Every side effect the loop needs, made once from the config and the stop signal;
+    suites run on ``executor`` (default: subprocesses here)."""
     clock = RealClock(stop.event)
     target = config.target
-    health = (lambda: _probes().health_probe(target)) if target.health else None
+    runs_on = executor or LocalExecutor(stop.event, stop.force, redactor)
+    health = _health(config, runs_on)
     read = version_reader(config, stop.event)
     trigger = None
     if config.redeploy is not None and config.redeploy.trigger:
         trigger = trigger_runner(config, reporter, stop.event, row, redactor)
     return Services(
-        run_suite=lambda job: run_suite(job, stop.event, redactor=redactor, force=stop.force),
+        run_suite=runs_on.run,
         run_probe=lambda probe: _probes().run_probe(target, probe),
         read_version=read,
         wait=_waiter(config, read, health, clock, reporter, row.deadline),
@@ -202,6 +214,26 @@ def real_services(
         trigger=trigger,
         file_issues=file_issues,
     )
+
+
+def _health(config: Config, executor: Executor) -> Callable[[], ProbeResult] | None:
+    """Staging's health probe and the executor's (a dask scheduler), the first failing one
+    answering; None when neither can fail."""
+    target = config.target
+    if target.health is None and executor.health() is None:
+        return None
+
+    def check() -> ProbeResult:
+        cluster = executor.health()
+        if cluster is not None and not cluster.ok:
+            return cluster
+        if target.health is None:
+            assert cluster is not None
+            return cluster
+        staging: ProbeResult = _probes().health_probe(target)
+        return staging
+
+    return check
 
 
 def _waiter(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from deployloop import gates, plan
+from deployloop import dispatch, gates, plan, retest
 from deployloop.clock import Clock
 from deployloop.config import ClustersConfig, Config, PhaseConfig, ProbeConfig, SuiteConfig
 from deployloop.errors import TargetUnreachable
@@ -36,10 +36,9 @@ from deployloop.gates import PhaseResult
 from deployloop.issues.records import IterationReport
 from deployloop.models import Outcome, ProbeResult, RunEnd, SuiteRun
 from deployloop.runner import SuiteJob, progress_path
+from deployloop.shards import Shard
 from deployloop.state import Store
 from deployloop.wait import WaitEnd, WaitResult
-
-RERUN_LIMIT = 50  # more failures than this is no flake: do not spend the night rerunning them
 
 
 class Status(enum.Enum):
@@ -314,17 +313,17 @@ class Loop:
     def _run_suites(
         self, n: int, phase: PhaseConfig, version: str | None
     ) -> tuple[list[SuiteRun], IterationStop]:
-        """The phase's suites in order, until a stop or the session deadline cuts one short."""
-        runs: list[SuiteRun] = []
-        for suite in phase.suites:
-            run = self.session.done_runs.pop(suite.name, None)
-            if run is None:
-                run = self._run(n, phase, suite, version, "full")
-            runs.append(run)
-            if self.services.stop.is_set():
-                return runs, IterationStop.INTERRUPTED
-            if run.ended is RunEnd.DEADLINE:
-                return runs, IterationStop.DEADLINE
+        """The phase's suites (dispatch.run_phase), and why the phase stopped running them."""
+        runs = dispatch.run_phase(
+            phase,
+            self.session.done_runs,
+            self.services.stop,
+            lambda suite: self._suite(n, phase, suite, version),
+        )
+        if self.services.stop.is_set():
+            return runs, IterationStop.INTERRUPTED
+        if any(run.ended is RunEnd.DEADLINE for run in runs):
+            return runs, IterationStop.DEADLINE
         return runs, IterationStop.DONE
 
     def _restart(self, n: int) -> bool:
@@ -356,6 +355,17 @@ class Loop:
         self.reporter.emit(event)
         return event.describe()
 
+    def _suite(
+        self, n: int, phase: PhaseConfig, suite: SuiteConfig, version: str | None
+    ) -> SuiteRun:
+        """One suite's full run: as one run, or as its shards merged."""
+        if suite.shards == 1:
+            return self._run(n, phase, suite, version, "full")
+        where = self.session.directory / str(n)
+        return dispatch.Sharded(self.store, self.reporter, self.session.id, where, n).run(
+            suite, lambda shard: self._run(n, phase, suite, version, shard.pass_name, shard=shard)
+        )
+
     def _run(
         self,
         n: int,
@@ -364,6 +374,7 @@ class Loop:
         version: str | None,
         pass_name: str,
         select: Sequence[str] = (),
+        shard: Shard | None = None,
     ) -> SuiteRun:
         """One pass of ``suite``, stamped with the version staging answered before and after it
         (a read that fails stands for no change).
@@ -372,7 +383,7 @@ class Loop:
         iteration; mixed again, it stands with the harness error "staging serves mixed versions
         A/B": neither a fix nor a regression (IterationReport.mixed_suites)."""
         before = self.services.read_version() or version
-        run = self._run_pass(n, phase, suite, before, pass_name, select)
+        run = self._run_pass(n, phase, suite, before, pass_name, select, shard)
         after = self.services.read_version() or before
         if before is None or after is None or after == before or run.ended is not RunEnd.COMPLETED:
             self._versions.saw(suite.name, before)
@@ -384,7 +395,7 @@ class Loop:
             Mixed(from_version=before, to_version=after, suite=suite.name, rerun=rerun)
         )
         if rerun:
-            return self._run(n, phase, suite, after, pass_name, select)
+            return self._run(n, phase, suite, after, pass_name, select, shard)
         pair = "/".join(sorted((before, after)))  # one wording whichever pod answered first
         mixed = replace(run, harness_error=f"staging serves mixed versions {pair}")
         self.store.save_run(self.session.id, n, pass_name, mixed)
@@ -399,6 +410,7 @@ class Loop:
         version: str | None,
         pass_name: str,
         select: Sequence[str],
+        shard: Shard | None = None,
     ) -> SuiteRun:
         base = self.session.directory / str(n)
         # "+" is in no suite name (config_values.Name), so suite "s.rerun" never meets s's rerun
@@ -411,6 +423,7 @@ class Loop:
             select=tuple(select),
             deadline=self._monotonic_deadline(),
             version=version,
+            shard=shard,
         )
         self.reporter.emit(
             SuiteStart(
@@ -468,43 +481,25 @@ class Loop:
     def _rerun_failures(
         self, n: int, phase: PhaseConfig, runs: list[SuiteRun], version: str | None
     ) -> tuple[set[str], list[SuiteRun]]:
-        """Run each failed test once more; one that passes now is flaky, not a root cause.
-
-        Also the reruns that did not run cleanly (a selection that found fewer tests than
-        asked, a crash): they prove nothing either way, and the phase's verdicts say so.
-        """
-        if not self.config.retest.rerun_failed or self.services.stop.is_set():
+        if not self.config.retest.rerun_failed:
             return set(), []
-        flaky: set[str] = set()
-        broken: list[SuiteRun] = []
-        for run in runs:
-            failed = plan.failed_tests([run]).get(run.suite, ())
-            if run.ended is not RunEnd.COMPLETED or not failed or len(failed) > RERUN_LIMIT:
-                continue
-            if not plan.selectable(phase, run.suite):
-                continue
-            suite = next(s for s in phase.suites if s.name == run.suite)
-            again = self._run(n, phase, suite, version, "rerun", failed)
-            if again.ended is not RunEnd.COMPLETED:
-                broken.append(again)
-                continue
-            flaky |= {c.id for c in again.cases if c.id in failed and c.outcome is Outcome.PASSED}
-        return flaky, broken
+        return retest.rerun_failures(
+            phase,
+            runs,
+            self.services.stop,
+            lambda suite, ids: self._run(n, phase, suite, version, "rerun", ids),
+        )
 
     def _failed_first(self, n: int, previous: IterationResult, version: str | None) -> None:
         """On a new version, rerun just what failed before: a quick signal before the full run."""
         if version is not None and version == previous.version:
             return
-        passed = total = 0
-        for phase in self.plan.phases:
-            failed = plan.failed_tests(r for r in previous.runs if r.phase == phase.name)
-            for suite in phase.suites:
-                ids = failed.get(suite.name)
-                if not ids or not plan.selectable(phase, suite.name) or self.services.stop.is_set():
-                    continue
-                run = self._run(n, phase, suite, version, "failed-first", ids)
-                total += len(ids)
-                passed += sum(1 for c in run.cases if c.id in ids and c.outcome is Outcome.PASSED)
+        passed, total = retest.failed_first(
+            self.plan.phases,
+            previous.runs,
+            self.services.stop,
+            lambda phase, suite, ids: self._run(n, phase, suite, version, "failed-first", ids),
+        )
         if total and not self.services.stop.is_set():  # a cut-short rerun claims nothing
             self.reporter.emit(FailedFirst(passed=passed, total=total, version=version))
 

@@ -29,6 +29,7 @@ from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
 from deployloop.pump import Pump
 from deployloop.redact import Redactor
 from deployloop.scrub import ScrubbingWriter, scrub_copy
+from deployloop.shards import Shard
 
 INTERRUPTED = "interrupted; partial results kept"
 PYTEST_EXIT = {
@@ -44,6 +45,8 @@ PLUGINS = "-p deployloop_live -p deployloop_run"
 PROGRESS_ENV = "DEPLOYLOOP_PROGRESS"
 JUNIT_ENV = "DEPLOYLOOP_JUNIT"
 SELECT_ENV = "DEPLOYLOOP_SELECT"
+SHARD_ENV = "DEPLOYLOOP_SHARD"
+NO_TESTS = 5  # pytest's exit code when it ran nothing: a shard may rightly get no test
 # pytest behind a shell line: "cd e2e && VAR=x pytest …", "venv/bin/py.test", "python3 -m pytest".
 PYTEST_WORD = re.compile(r"(?:^|[\s;&|(/])(?:py\.test|pytest)(?=$|[\s;&|)])|-m\s+pytest\b")
 # xdist's --dist loadgroup writes "test_a@group" (pytest-xdist#992); "test_a[x@y.com]" is an id.
@@ -61,6 +64,7 @@ class SuiteJob:
     select: tuple[str, ...] = ()  # pytest node ids: rerun just these
     deadline: float | None = None  # monotonic time the session ends; stops the suite early
     version: str | None = None
+    shard: Shard | None = None  # run only this shard of the suite's tests (shards.py)
 
 
 def is_pytest(argv: Sequence[str]) -> bool:
@@ -129,7 +133,7 @@ def run_suite(
     cases = attach_hook_errors(found.cases, job.log_path)
     ended, reason = how_it_ended(job, done, cases, found, by_deadline)
     if redactor is not None:
-        cases = [_scrubbed(case, redactor) for case in cases]
+        cases = [scrubbed_case(case, redactor) for case in cases]
         reason = None if reason is None else redactor.redact(reason)
     return SuiteRun(
         phase=job.phase.name,
@@ -141,7 +145,7 @@ def run_suite(
         version=job.version,
         junit_path=str(kept) if kept else None,
         log_path=str(job.log_path),
-        expected_tests=None if job.select else job.suite.expect_tests,
+        expected_tests=None if job.select or job.shard else job.suite.expect_tests,
         ended=ended,
     )
 
@@ -189,6 +193,8 @@ def _private_place(
             os.close(held_fd)
             raise
         select = _select_file(job, Path(scratch))
+        if job.shard is not None:
+            job.shard.write(Path(scratch) / "shard")
         with pump:
             try:
                 raw_job = dataclasses.replace(job, junit_path=Path(scratch) / job.junit_path.name)
@@ -219,10 +225,12 @@ def _environment(
     env[JUNIT_ENV] = str(job.junit_path)
     if select is not None:
         env[SELECT_ENV] = str(select)
+    if job.shard is not None:
+        env[SHARD_ENV] = str(job.junit_path.with_name("shard"))
     return env
 
 
-def _scrubbed(case: CaseResult, redactor: Redactor) -> CaseResult:
+def scrubbed_case(case: CaseResult, redactor: Redactor) -> CaseResult:
     """The case with every text a test controls scrubbed: its id and names too."""
     clean = redactor.redact
     return dataclasses.replace(
@@ -367,17 +375,22 @@ def _runner_error(
 ) -> str | None:
     """Why a runner that exited by itself produced no full result (pytest's exit codes first)."""
     pytest = found.ours or runs_pytest(job.suite.run)
+    if job.shard is not None and done.returncode == NO_TESTS and not cases:
+        return None  # shards.merge judges emptiness on the merged suite
     if pytest and done.returncode in PYTEST_EXIT:
         return PYTEST_EXIT[done.returncode]
     if found.error:
         return found.error
-    return _suspicious_results(done, cases) or _not_run(job, cases, found.ours)
+    whole = job.shard is None  # a shard's emptiness and all-skipped: judged on the merged suite
+    return _suspicious_results(done, cases, whole) or _not_run(job, cases, found.ours)
 
 
-def _suspicious_results(done: process.Completed, cases: Sequence[CaseResult]) -> str | None:
-    if not cases:
+def _suspicious_results(
+    done: process.Completed, cases: Sequence[CaseResult], whole: bool = True
+) -> str | None:
+    if whole and not cases:
         return "zero tests collected"
-    if all(c.outcome is Outcome.SKIPPED for c in cases):
+    if whole and all(c.outcome is Outcome.SKIPPED for c in cases):
         return f"all {len(cases)} tests skipped"
     if done.returncode != 0 and not any(c.broken for c in cases):
         return f"runner exited {done.returncode} but its JUnit file reports no failure"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -99,7 +100,12 @@ class Store:
             problem = _problem(self.path) if self.path.exists() else None
             if problem is not None:
                 self.recovered = _move_aside(self.path, problem)
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            # Suites of a phase run side by side (dispatch.py): their threads share this
+            # connection, one transaction at a time (``_lock``).
+            self._lock = threading.RLock()
+            self.db = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -122,13 +128,14 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write; a full or read-only disk is raised as MachineError naming the file."""
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+            with self._lock:
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.db
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+                self.db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             machine = machine_error(exc, self.directory / DB_NAME)
             if machine is None:
@@ -236,6 +243,22 @@ class Store:
             (session_id, suite),
         ).fetchone()
         return None if found is None else float(found["wall"])
+
+    def durations(self, session_id: str, suite: str) -> dict[str, float]:
+        """Seconds per test id in the suite's last full run under this session's config (in
+        any of its sessions): what its shards are split by. Tests with no time are left out."""
+        with self._lock:
+            found = self.db.execute(
+                "SELECT r.cases FROM suite_runs r JOIN sessions s ON s.id = r.session "
+                "WHERE s.config_key=(SELECT config_key FROM sessions WHERE id=?) AND r.suite=? "
+                "AND r.pass='full' AND r.cases IS NOT NULL "
+                "ORDER BY s.started DESC, r.iteration DESC LIMIT 1",
+                (session_id, suite),
+            ).fetchone()
+        if found is None:
+            return {}
+        cases = unpack_cases(found["cases"])
+        return {c.id: c.duration_s for c in cases if c.duration_s is not None}
 
     def discard_runs(self, session_id: str, iteration: int) -> None:
         """Forget an iteration's runs: it is being restarted on a new version."""

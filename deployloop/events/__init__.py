@@ -6,6 +6,7 @@ JSON; ``journal`` the ``events.jsonl`` sink and reader.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from deployloop.events.base import EventBase, EventShapeError
@@ -106,14 +107,17 @@ __all__ = [
 
 
 class Reporter:
-    """Fans each event out to every sink, in order."""
+    """Fans each event out to every sink, in order; one event at a time, whichever thread emits
+    (suites of a phase run side by side: dispatch.py), so sinks never see two at once."""
 
     def __init__(self, *sinks: Sink) -> None:
         self.sinks = list(sinks)
+        self._lock = threading.RLock()  # re-entrant: a sink may emit in turn
 
     def add(self, sink: Sink) -> None:
         self.sinks.append(sink)
 
     def emit(self, event: Event) -> None:
-        for sink in self.sinks:
-            sink(event)
+        with self._lock:
+            for sink in self.sinks:
+                sink(event)

@@ -13,10 +13,15 @@ starts pytest (``cd e2e && VAR=x pytest …``, a wrapper script), passed in ``PY
   ignored on both sides. Files holding none of them are not even collected, when every file
   the ids name exists under pytest's rootdir (a rerun then costs its own tests, not the suite's
   collection).
+- ``DEPLOYLOOP_SHARD``: a JSON file ``{"index", "count", "plan"}`` (deployloop/shards.py): only
+  the tests of shard ``index`` of ``count`` run. ``plan`` maps the ids with a known duration to
+  their shard; the others are dealt round-robin in sorted id order, so every shard, collecting
+  the same tests in any order, computes the same partition (issue 21).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any
@@ -82,10 +87,27 @@ def pytest_ignore_collect(collection_path: Any, config: Any) -> bool | None:
     return None if relative in files else True
 
 
+def _shard_of(ids: list[str]) -> set[str] | None:
+    """The ids (of those collected) that belong to this shard; None when not sharded."""
+    listing = os.environ.get("DEPLOYLOOP_SHARD")
+    if not listing:
+        return None
+    with open(listing, encoding="utf-8") as handle:
+        shard = json.load(handle)
+    index, count, plan = int(shard["index"]), int(shard["count"]), shard["plan"]
+    unknown = sorted({i for i in ids if i not in plan})
+    dealt = {test: k % count + 1 for k, test in enumerate(unknown)}
+    return {i for i in ids if plan.get(i, dealt.get(i)) == index}
+
+
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
-    wanted = _wanted()
-    if wanted is None:
+    selected = _wanted()
+    sharded = _shard_of([plain_id(item.nodeid) for item in items])
+    if selected is None and sharded is None:
         return
+    wanted = (selected or set()) | (sharded or set())
+    if selected is not None and sharded is not None:
+        wanted = selected & sharded
     keep = [item for item in items if plain_id(item.nodeid) in wanted]
     dropped = [item for item in items if plain_id(item.nodeid) not in wanted]
     if dropped:

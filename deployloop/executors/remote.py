@@ -1,0 +1,163 @@
+"""What a Dask worker runs for one job: the same ``runner.run_suite`` as on this machine, in a
+private scratch directory, returning the JUnit XML and a bounded log tail.
+
+A worker needs deployloop installed and the suite's checkout at the job's ``cwd`` with its
+environment (README, "Running on a Dask cluster"). Two things only a cluster has:
+
+- a stop: the coordinator sets a named ``distributed.Event``; a watcher thread here turns it
+  into the run's stop, so the suite's process group gets TERM, a grace, KILL, as locally;
+- a worker killed mid-job: Dask starts the task again elsewhere. A named ``distributed.Variable``
+  lists the workers that started it, so the retry says whose death it replaces, and a third
+  start gives up with a harness error naming them (one retry, never a silent pass).
+
+Process groups a killed worker left behind (its pid files survive it in
+``<tmp>/deployloop-worker/<worker pid>-*/``) are stopped by the next task on that host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from deployloop import process
+from deployloop.models import RunEnd, SuiteRun
+from deployloop.redact import Redactor
+from deployloop.runner import SuiteJob, run_suite
+
+TAIL_BYTES = 64 * 1024  # of the suite's log, sent back with the result
+WATCH_S = 0.25  # how often the stop event is checked
+MAX_STARTS = 2  # the first attempt and one retry on another worker
+WORKER_ROOT = "deployloop-worker"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """One job for a worker. ``secrets``: what the worker masks besides its own environment's;
+    ``stop_name``/``starts_name``: the session's stop Event and this task's start list."""
+
+    job: SuiteJob
+    secrets: tuple[str, ...]
+    stop_name: str
+    starts_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """The job's run (paths still the worker's), its kept JUnit XML (None when none was
+    written), the end of its log, the worker that ran it and the workers lost running it."""
+
+    run: SuiteRun
+    junit: bytes | None
+    log_tail: bytes
+    worker: str
+    lost: tuple[str, ...]
+
+
+def run_task(spec: TaskSpec) -> TaskResult:
+    """Run ``spec.job`` on this worker; never raises for the suite (see the module docstring)."""
+    from distributed import Event, Variable, get_client, get_worker
+
+    client = get_client()
+    worker = str(get_worker().address)
+    starts = Variable(spec.starts_name, client=client)
+    lost = tuple(starts.get(timeout=30))
+    if len(lost) >= MAX_STARTS:
+        return _given_up(spec.job, worker, lost)
+    starts.set([*lost, worker])
+    stop_orphans()
+    stop = threading.Event()
+    finished = threading.Event()
+    watcher = threading.Thread(
+        target=_watch, args=(Event(spec.stop_name, client=client), stop, finished), daemon=True
+    )
+    watcher.start()
+    try:
+        return _run_here(spec, stop, worker, lost)
+    finally:
+        finished.set()
+        watcher.join()
+
+
+def _watch(event: object, stop: threading.Event, finished: threading.Event) -> None:
+    """Set ``stop`` once the coordinator's Event is set, until the job has finished."""
+    while not finished.is_set():
+        with contextlib.suppress(Exception):  # a scheduler gone: the suite's timeout still holds
+            if event.wait(timeout=WATCH_S):  # type: ignore[attr-defined]
+                stop.set()
+                return
+        finished.wait(WATCH_S)
+
+
+def _run_here(
+    spec: TaskSpec, stop: threading.Event, worker: str, lost: tuple[str, ...]
+) -> TaskResult:
+    job = spec.job
+    base = _owned_dir()
+    scratch = Path(tempfile.mkdtemp(prefix="task-", dir=base))
+    try:
+        local = dataclasses.replace(
+            job,
+            junit_path=scratch / job.junit_path.name,
+            log_path=scratch / job.log_path.name,
+        )
+        redactor = Redactor.from_env(os.environ, extra=spec.secrets)
+        run = run_suite(local, stop, redactor=redactor)
+        junit = local.junit_path.read_bytes() if local.junit_path.is_file() else None
+        tail = process.tail(local.log_path, TAIL_BYTES).encode()
+        return TaskResult(run, junit, tail, worker, lost)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _owned_dir() -> Path:
+    """This worker process's directory for its tasks' files (pid files among them)."""
+    root = Path(tempfile.gettempdir()) / WORKER_ROOT
+    root.mkdir(mode=0o700, exist_ok=True)
+    mine = root / f"{os.getpid()}-{os.getuid()}"
+    mine.mkdir(mode=0o700, exist_ok=True)
+    return mine
+
+
+def stop_orphans() -> int:
+    """Stop the process groups that workers since killed left running on this host (their pid
+    files, ``runner.pid_path``); returns how many were stopped."""
+    root = Path(tempfile.gettempdir()) / WORKER_ROOT
+    stopped = 0
+    for owned in root.glob(f"*-{os.getuid()}"):
+        owner = int(owned.name.split("-")[0])
+        if owner == os.getpid() or _alive(owner):
+            continue
+        stopped += sum(process.stop_orphan(pid) for pid in owned.glob("*/*.pid"))
+        shutil.rmtree(owned, ignore_errors=True)
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie is dead: a worker's parent may not have reaped it yet). Linux /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _given_up(job: SuiteJob, worker: str, lost: tuple[str, ...]) -> TaskResult:
+    """A harness error for a job whose workers kept dying: it proves nothing about staging."""
+    reason = f"workers lost mid-run: {', '.join(lost)} (retried once; not run again)"
+    run = SuiteRun(
+        phase=job.phase.name,
+        suite=job.suite.name,
+        cases=(),
+        wall_s=0.0,
+        exit_code=None,
+        harness_error=reason,
+        version=job.version,
+        ended=RunEnd.RUNNER_ERROR,
+    )
+    return TaskResult(run, None, f"[deployloop] {reason}\n".encode(), worker, lost)

@@ -1,0 +1,117 @@
+"""A suite split into shards by its tests' earlier durations, and the shards merged back.
+
+The split follows pytest-split's ``least_duration`` algorithm
+(https://github.com/jerry-git/pytest-split, ``algorithms.py``): tests with a known duration,
+longest first, each go to the group whose total is least so far. Tests with no duration yet (new
+ones, or a first night) are not known here: the run plugin (``plugin/deployloop_run.py``) deals
+them out round-robin in sorted id order, so every shard computes the same partition whatever
+order pytest collects in, and no test runs twice or never.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard ``index`` (1-based) of ``count``; ``plan`` maps known test ids to their shard,
+    shared by every shard of the suite (a tuple of pairs: a frozen record)."""
+
+    index: int
+    count: int
+    plan: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def pass_name(self) -> str:
+        """The shard's pass: ``shard-2`` names ``<suite>+shard-2.log`` and its state row."""
+        return f"shard-{self.index}"
+
+    def write(self, path: Path) -> None:
+        """The shard's selection for the run plugin, as JSON: ``{"index", "count", "plan"}``."""
+        payload = {"index": self.index, "count": self.count, "plan": dict(self.plan)}
+        path.write_text(json.dumps(payload), "utf-8")
+
+
+def least_duration(durations: Mapping[str, float], count: int) -> dict[str, int]:
+    """Known test ids (durations in seconds) dealt into ``count`` groups of near-equal total:
+    each test, longest first (ties by id), to the group with the least total (ties: lowest
+    index). Returns id → group, 1-based. Raises ValueError for ``count`` < 1."""
+    if count < 1:
+        raise ValueError(f"shard count must be at least 1, not {count}")
+    heap = [(0.0, index) for index in range(1, count + 1)]
+    groups: dict[str, int] = {}
+    for test, seconds in sorted(durations.items(), key=lambda item: (-item[1], item[0])):
+        total, index = heapq.heappop(heap)
+        groups[test] = index
+        heapq.heappush(heap, (total + max(0.0, seconds), index))
+    return groups
+
+
+def shards_for(durations: Mapping[str, float], count: int) -> tuple[Shard, ...]:
+    """The ``count`` shards of a suite whose tests last took ``durations`` (id → seconds)."""
+    plan = tuple(sorted(least_duration(durations, count).items()))
+    return tuple(Shard(index, count, plan) for index in range(1, count + 1))
+
+
+def merge(runs: Sequence[SuiteRun], expected_tests: int | None, log_path: Path) -> SuiteRun:
+    """The suite's one result from its shards' runs (in shard order; at least one).
+
+    Every case of every shard; the suite's wall time is the longest shard's (they run side by
+    side); the first shard that did not complete decides how the suite ended, and every
+    shard's harness error is kept, prefixed ``shard i/n``. Emptiness and all-skipped are judged
+    on the merged tests (a shard may rightly get none). ``expected_tests`` (the suite's
+    ``expect_tests``) applies to the merged suite. ``log_path`` gets one line per shard naming
+    its log, so issue bodies and the report find them.
+    """
+    first = runs[0]
+    count = len(runs)
+    cases = tuple(case for run in runs for case in run.cases)
+    errors = [
+        f"shard {i}/{count}: {run.harness_error}"
+        for i, run in enumerate(runs, 1)
+        if run.harness_error
+    ]
+    ended = next((run.ended for run in runs if run.ended is not RunEnd.COMPLETED), first.ended)
+    if not errors and (problem := _merged_problem(cases)):
+        errors, ended = [problem], RunEnd.RUNNER_ERROR
+    _write_index(log_path, runs)
+    return SuiteRun(
+        phase=first.phase,
+        suite=first.suite,
+        cases=cases,
+        wall_s=max(run.wall_s for run in runs),
+        exit_code=next((run.exit_code for run in runs if run.exit_code), first.exit_code),
+        harness_error="; ".join(errors) or None,
+        version=first.version,
+        junit_path=None,
+        log_path=str(log_path),
+        expected_tests=expected_tests,
+        ended=ended,
+    )
+
+
+def _merged_problem(cases: Sequence[CaseResult]) -> str | None:
+    """What the runner says of one run's tests, said of the merged suite's instead."""
+    if not cases:
+        return "zero tests collected"
+    if all(c.outcome is Outcome.SKIPPED for c in cases):
+        return f"all {len(cases)} tests skipped"
+    return None
+
+
+def _write_index(log_path: Path, runs: Sequence[SuiteRun]) -> None:
+    lines = [
+        f"[deployloop] shard {i}/{len(runs)}: {run.log_path} "
+        f"({len(run.cases)} tests, exit {run.exit_code}, {run.wall_s:.1f} s"
+        f"{'; ' + run.harness_error if run.harness_error else ''})\n"
+        for i, run in enumerate(runs, 1)
+    ]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("".join(lines), "utf-8")

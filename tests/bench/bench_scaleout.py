@@ -1,0 +1,186 @@
+"""Scale-out (issue 21): how an iteration's wall time shrinks with shards, and what a running
+session adds per iteration.
+
+``shard_speedup_local`` / ``shard_speedup_dask``: 400 tests that each wait 100 ms on a loopback
+HTTP server (a threading server that answers every request after 100 ms: staging that takes
+its time), run by the real ``deployloop run --once`` three ways: one suite in one pytest;
+``shards = 8`` on this machine; ``shards = 8`` on a loopback Dask cluster of 2 workers x 4
+threads (``deployloop.testing.cluster``). Each figure is the sequential wall time over the
+sharded one, deployloop's start-up included in all three.
+
+``iteration_overhead_ratio``: the 1000-test suite of the overhead bench (one test failing, so
+the session keeps iterating) run by one session for ITERATIONS iterations back to back
+(``interval`` 0.1 s); the median iteration (its ``iteration_end`` duration: suites, JUnit,
+gates, clusters, issues) over the median plain ``pytest --junitxml`` of the same suite. The
+session's start-up is paid once a night and is measured by the start-up bench, not here.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from deployloop.testing.cluster import LoopbackCluster
+from tests.bench.common import bench_env, median, pytest_command, write_suite
+
+GOALS = {
+    "shard_speedup_local": (">=", 6.0),
+    "shard_speedup_dask": (">=", 5.0),
+    "iteration_overhead_ratio": ("<=", 1.03),
+}
+
+SLOW_TESTS = 400
+WAIT_S = 0.1
+SHARDS = 8
+ITERATIONS = 5
+TESTS = 1000
+REQUEST_CONFTEST = """\
+import os
+import urllib.request
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _ask_staging():
+    with urllib.request.urlopen(os.environ["STAGING_URL"], timeout=30) as reply:
+        reply.read()
+"""
+CONFIG = """\
+[session]
+name = "bench"
+logs_dir = "{logs}"
+interval = 0.1
+
+[target]
+base_url = "{url}"
+
+[[phase]]
+name = "all"
+  [[phase.suite]]
+  name = "suite"
+  run = "{run}"
+  cwd = "{cwd}"
+  shards = {shards}
+
+[retest]
+rerun_failed = false
+{executor}
+"""
+
+
+class _Slow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        time.sleep(WAIT_S)  # the staging being measured: each answer takes 100 ms
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: 400 lines a run say nothing."""
+
+
+@contextmanager
+def slow_staging() -> Iterator[str]:
+    """A loopback HTTP server answering each request after WAIT_S; its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_config(root: Path, name: str, url: str, suite: Path, shards: int, executor: str) -> Path:
+    directory = root / name
+    directory.mkdir()
+    text = CONFIG.format(
+        logs=directory / "logs",
+        url=url,
+        run=" ".join(pytest_command()),
+        cwd=suite,
+        shards=shards,
+        executor=executor,
+    )
+    (directory / "deployloop.toml").write_text(text, encoding="utf-8")
+    return directory / "deployloop.toml"
+
+
+def deployloop(config: Path, *args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "deployloop"), "run", "-c", str(config), *args]
+
+
+def shard_speedups(root: Path) -> dict[str, float]:
+    suite = root / "slow"
+    write_suite(suite, SLOW_TESTS)
+    (suite / "conftest.py").write_text(REQUEST_CONFTEST, encoding="utf-8")
+    with slow_staging() as url, LoopbackCluster(root) as cluster:
+        cluster.ensure_workers(2)
+        env = {**bench_env(), "STAGING_URL": url}
+        dask = f'[executor]\nkind = "dask"\nscheduler = "{cluster.address}"\n'
+        configs = {
+            "sequential": run_config(root, "sequential", url, suite, 1, ""),
+            "local": run_config(root, "local", url, suite, SHARDS, ""),
+            "dask": run_config(root, "dask", url, suite, SHARDS, dask),
+        }
+        times = {
+            name: _timed_run(deployloop(c, "--once"), root, env) for name, c in configs.items()
+        }
+    return {
+        "shard_speedup_local": times["sequential"] / times["local"],
+        "shard_speedup_dask": times["sequential"] / times["dask"],
+        "shard_sequential_s": times["sequential"],
+        "shard_local_s": times["local"],
+        "shard_dask_s": times["dask"],
+    }
+
+
+def iteration_overhead(root: Path) -> dict[str, float]:
+    suite = root / "thousand"
+    write_suite(suite, TESTS, failing={7})
+    (suite / "bug.flag").touch()  # test 7 fails every iteration: the session goes on
+    env = bench_env()
+    config = run_config(root, "session", "http://127.0.0.1:9", suite, 1, "")
+    plain = [*pytest_command(), f"--junitxml={root / 'x.xml'}"]
+    before = [_timed_run(plain, suite, env) for _ in range(3)]
+    _timed_run(deployloop(config, "--max-iterations", str(ITERATIONS)), root, env)
+    after = [_timed_run(plain, suite, env) for _ in range(2)]
+    (events,) = (config.parent / "logs").glob("*/events.jsonl")
+    iterations = [
+        record["duration_s"]
+        for record in map(json.loads, events.read_text().splitlines())
+        if record["event"] == "iteration_end"
+    ]
+    plain_s = median(before + after)
+    return {
+        "iteration_overhead_ratio": median(iterations) / plain_s,
+        "iteration_s": median(iterations),
+        "iteration_plain_pytest_s": plain_s,
+    }
+
+
+def _timed_run(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    """Wall seconds of a run that may fail its tests (exit 1), never its harness."""
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=600, check=False)
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"{argv[:4]} exited {done.returncode}: {done.stderr[-2000:]!r}")
+    return time.perf_counter() - started
+
+
+def measure() -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-scaleout-") as tmp:
+        root = Path(tmp)
+        return {**shard_speedups(root), **iteration_overhead(root)}

@@ -1,0 +1,184 @@
+"""The dask executor against a real cluster on loopback (issue 21 items 3-4): a ``dask scheduler``
+and two ``dask worker`` processes started here (127.0.0.1, port 0, a scheduler file), stopped in
+a finally. Same verdicts as the local executor; a worker killed mid-shard; SIGTERM to deployloop;
+a scheduler that does not answer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from deployloop.config_schema import ExecutorConfig
+from deployloop.errors import TargetUnreachable
+from deployloop.executors import dask_cluster
+from deployloop.redact import Redactor
+from deployloop.testing.cluster import LoopbackCluster as Cluster
+from tests.helpers import (
+    cli,
+    config_text,
+    phase_block,
+    python_pytest,
+    start_cli,
+    suite_block,
+    wait_for,
+    write_tests,
+)
+from tests.test_scaleout import outcome, project
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One loopback cluster for the module; every process of it stopped at the end."""
+    running = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        running.ensure_workers(2)
+        yield running
+    finally:
+        running.stop()
+
+
+def on_dask(directory: Path, cluster: Cluster) -> Path:
+    """The project's config with ``[executor] kind = "dask"`` on the test cluster."""
+    config = directory / "deployloop.toml"
+    table = f'\n[executor]\nkind = "dask"\nscheduler = "{cluster.address}"\n'
+    config.write_text(config.read_text() + table)
+    return directory
+
+
+def test_dask_gives_the_local_verdicts(tmp_path: Path, cluster: Cluster) -> None:
+    """Two phases of sharded suites on the cluster: the same counts, clusters and issues as the
+    local executor, and each shard's JUnit and log written here."""
+    cluster.ensure_workers(2)
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    assert cli("run", "--once", cwd=project(local, parallel=2, shards=2)).returncode == 1
+    remote_dir = on_dask(project(remote, parallel=2, shards=2), cluster)
+    done = cli("run", "--once", cwd=remote_dir)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert outcome(remote) == outcome(local)
+    shard_logs = list((remote / "logs").glob("*/1/infra-a+shard-1.log"))
+    assert shard_logs and "passed" in shard_logs[0].read_text()
+
+
+def blocking_suite(directory: Path, cluster: Cluster, shards: int) -> Path:
+    """A suite whose tests note their pid and their worker's, then wait for a ``go`` file."""
+    marks, go = directory / "marks", directory / "go"
+    write_tests(
+        directory / "e2e",
+        "test_block.py",
+        f"""
+        import os, time
+        def test_block():
+            with open({str(marks)!r}, "a") as f:
+                f.write(f"{{os.getpid()}} {{os.getppid()}}\\n")
+            deadline = time.monotonic() + 60
+            while not os.path.exists({str(go)!r}) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        """,
+    )
+    run = python_pytest(str(directory / "e2e"))
+    text = config_text(phase_block("p", suite_block("s", run, shards=shards)))
+    (directory / "deployloop.toml").write_text(text + "\n[retest]\nrerun_failed = false\n")
+    return on_dask(directory, cluster)
+
+
+def gone(pid: int) -> bool:
+    """Not running: no such process, or a zombie waiting for a parent to reap it."""
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
+def marks(directory: Path) -> list[tuple[int, int]]:
+    path = directory / "marks"
+    text = path.read_text() if path.exists() else ""
+    return [(int(a), int(b)) for a, b in (line.split() for line in text.splitlines())]
+
+
+def test_worker_killed_mid_shard_is_retried_elsewhere(tmp_path: Path, cluster: Cluster) -> None:
+    """SIGKILL to the worker running the shard: its attempt counts no pass, the shard runs
+    again on the other worker, and the suite's log names the lost worker."""
+    cluster.ensure_workers(2)
+    proc = start_cli("run", "--once", cwd=blocking_suite(tmp_path, cluster, 1))
+    try:
+        (pid, worker), *_ = wait_for(lambda: marks(tmp_path), 60)
+        os.kill(worker, signal.SIGKILL)
+        wait_for(lambda: len(marks(tmp_path)) >= 2, 60)
+        assert marks(tmp_path)[1][1] != worker
+        wait_for(lambda: gone(pid), 15)  # the orphan's group was stopped
+        (tmp_path / "go").touch()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        (tmp_path / "go").touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (log,) = (tmp_path / "logs").glob("*/1/s.log")
+    assert "lost mid-run; retried on tcp://127.0.0.1:" in log.read_text()
+    events = (tmp_path / "logs").glob("*/events.jsonl")
+    ends = [json.loads(x) for x in next(events).read_text().splitlines() if "suite_end" in x]
+    assert ends[-1]["counts"]["passed"] == 1  # one test, counted once
+
+
+def test_sigterm_leaves_no_process_on_any_worker(tmp_path: Path, cluster: Cluster) -> None:
+    """SIGTERM to deployloop while two shards block on two workers: exit 143, both suites'
+    process groups gone from the workers."""
+    cluster.ensure_workers(2)
+    write_tests(
+        tmp_path / "e2e",
+        "test_more.py",
+        "def test_more():\n    from test_block import test_block; test_block()\n",
+    )
+    proc = start_cli("run", "--once", cwd=blocking_suite(tmp_path, cluster, 2))
+    try:
+        wait_for(lambda: len(marks(tmp_path)) >= 2, 60)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+        pids = [pid for pid, _ in marks(tmp_path)]
+        wait_for(lambda: all(gone(p) for p in pids), 15)
+    finally:
+        (tmp_path / "go").touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_scheduler_unreachable_is_target_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No scheduler at the address: TargetUnreachable (exit 3) naming it, in one line."""
+    monkeypatch.setattr(dask_cluster, "CONNECT_S", 1.0)
+    config = ExecutorConfig(kind="dask", scheduler="tcp://127.0.0.1:9")
+    with pytest.raises(TargetUnreachable, match=r"tcp://127\.0\.0\.1:9 unreachable") as caught:
+        dask_cluster.DaskExecutor.connect(config, threading.Event(), Redactor(), ())
+    assert caught.value.exit_code == 3 and "\n" not in str(caught.value)
+
+
+def test_scheduler_lost_mid_iteration(tmp_path: Path) -> None:
+    """The scheduler killed while a shard runs: the suite is a harness error (no pass), and
+    the next iteration waits for the scheduler like an unhealthy target, then exits 3."""
+    with Cluster(tmp_path) as own:
+        own.ensure_workers(1)
+        directory = blocking_suite(tmp_path, own, 1)
+        config = directory / "deployloop.toml"
+        text = config.read_text().replace('name = "t"', 'name = "t"\ninterval = 0.1', 1)
+        text = text.replace("[target]", '[target]\nunreachable_timeout = "1s"', 1)
+        config.write_text(text)
+        proc = start_cli("run", "--max-iterations", "2", cwd=directory)
+        try:
+            wait_for(lambda: marks(tmp_path), 60)
+            own.procs[0].kill()  # the scheduler
+            assert proc.wait(timeout=90) == 3
+        finally:
+            (tmp_path / "go").touch()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    (session,) = (tmp_path / "logs").glob("*/session.md")
+    log = session.read_text()
+    assert "lost mid-run" in log and "dask scheduler" in log

@@ -1,0 +1,109 @@
+"""Shards by duration (issue 21 item 2): the split, the plugin's partition over real pytest runs,
+and the merge into the suite's one result."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from deployloop import shards
+from deployloop.config import PhaseConfig
+from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
+from deployloop.runner import SuiteJob, run_suite
+from deployloop.shards import Shard
+from tests.helpers import python_pytest, write_tests
+
+SUITE = """
+import pytest
+@pytest.mark.parametrize("n", range(10))
+def test_p(n):
+    pass
+def test_plain():
+    pass
+"""
+
+
+def shard_job(tmp_path: Path, shard: Shard, run: str) -> SuiteJob:
+    phase = PhaseConfig.model_validate(
+        {"name": "p", "suite": [{"name": "s", "run": run, "expect_tests": 11}]}
+    )
+    out = tmp_path / "out"
+    name = f"s+{shard.pass_name}"
+    return SuiteJob(phase, phase.suites[0], out / f"{name}.xml", out / f"{name}.log", shard=shard)
+
+
+def case(test: str, outcome: Outcome = Outcome.PASSED) -> CaseResult:
+    return CaseResult(test, test, "c", outcome, 1.0)
+
+
+def run_of(*cases: CaseResult, error: str | None = None, wall: float = 1.0) -> SuiteRun:
+    ended = RunEnd.COMPLETED if error is None else RunEnd.TIMEOUT
+    return SuiteRun("p", "s", cases, wall, 0, error, ended=ended, log_path="x.log")
+
+
+def test_least_duration_balances_groups_like_pytest_split() -> None:
+    """Longest first into the lightest group (ties: lowest index): 10 | 6+3+2 | 5+4."""
+    durations = {"a": 10.0, "b": 6.0, "c": 5.0, "d": 4.0, "e": 3.0, "f": 2.0}
+    groups = shards.least_duration(durations, 3)
+    totals = {i: sum(durations[t] for t, g in groups.items() if g == i) for i in (1, 2, 3)}
+    assert totals == {1: 10.0, 2: 11.0, 3: 9.0}
+    assert groups["f"] == 2 and groups["d"] == 3
+    with pytest.raises(ValueError, match="at least 1"):
+        shards.least_duration(durations, 0)
+
+
+def test_shards_partition_a_real_suite_known_and_unknown(tmp_path: Path) -> None:
+    """Three shards over a real suite, some ids known from durations and some new: every test
+    runs exactly once, the known ones on their planned shard."""
+    write_tests(tmp_path / "suite", "test_it.py", SUITE)
+    known = {f"test_it.py::test_p[{n}]": float(n) for n in range(4)}
+    planned = shards.shards_for(known, 3)
+    run = python_pytest(f"--rootdir {tmp_path / 'suite'} {tmp_path / 'suite'}")
+    seen: list[str] = []
+    for shard in planned:
+        result = run_suite(shard_job(tmp_path, shard, run), threading.Event())
+        assert result.harness_error is None and result.expected_tests is None
+        ids = [c.id for c in result.cases]
+        assert all(dict(shard.plan).get(i, shard.index) == shard.index for i in ids)
+        seen += ids
+    assert len(seen) == len(set(seen)) == 11
+    assert dict(planned[0].plan)["test_it.py::test_p[3]"] == 1  # the longest goes first
+
+
+def test_a_shard_given_no_test_is_no_harness_error(tmp_path: Path) -> None:
+    """More shards than tests: an empty shard is fine; emptiness is the merged suite's."""
+    write_tests(tmp_path / "suite", "test_it.py", "def test_a():\n    pass\n")
+    run = python_pytest(str(tmp_path / "suite"))
+    runs = [
+        run_suite(shard_job(tmp_path, s, run), threading.Event()) for s in shards.shards_for({}, 2)
+    ]
+    assert [len(r.cases) for r in runs] == [1, 0] and all(r.harness_error is None for r in runs)
+    merged = shards.merge(runs, 1, tmp_path / "s.log")
+    assert merged.harness_error is None and merged.counts["passed"] == 1
+
+
+def test_merge_keeps_every_case_and_each_shards_harness_error(tmp_path: Path) -> None:
+    """Cases of all shards, longest wall, shard-prefixed errors, the first bad end decides."""
+    merged = shards.merge(
+        [run_of(case("a"), wall=2.0), run_of(case("b"), error="timed out after 1 s", wall=5.0)],
+        7,
+        tmp_path / "s.log",
+    )
+    assert [c.id for c in merged.cases] == ["a", "b"] and merged.wall_s == 5.0
+    assert merged.harness_error == "shard 2/2: timed out after 1 s"
+    assert merged.ended is RunEnd.TIMEOUT and merged.expected_tests == 7
+    assert "shard 2/2: x.log" in (tmp_path / "s.log").read_text()
+
+
+def test_merge_judges_emptiness_and_skips_on_the_whole_suite(tmp_path: Path) -> None:
+    """No test in any shard, or every test skipped: a harness error for the merged suite."""
+    empty = shards.merge([run_of(), run_of()], None, tmp_path / "s.log")
+    assert empty.harness_error == "zero tests collected" and empty.ended is RunEnd.RUNNER_ERROR
+    skipped = shards.merge(
+        [run_of(case("a", Outcome.SKIPPED)), run_of(case("b", Outcome.SKIPPED))],
+        None,
+        tmp_path / "s.log",
+    )
+    assert skipped.harness_error == "all 2 tests skipped"
