@@ -151,7 +151,7 @@ class Store:
 
     def unfinished(self, config_key: str) -> SessionRow | None:
         found = self.db.execute(
-            "SELECT * FROM sessions WHERE config_key=? AND status='running' "
+            "SELECT * FROM sessions WHERE config_key=? AND status IN ('running', 'interrupted') "
             "ORDER BY started DESC LIMIT 1",
             (config_key,),
         ).fetchone()
@@ -173,6 +173,14 @@ class Store:
             db.execute(
                 "UPDATE sessions SET deadline=?, max_iterations=? WHERE id=?",
                 (deadline, max_iterations, session_id),
+            )
+
+    def resume_session(self, session_id: str) -> None:
+        """An unfinished (interrupted or killed) session runs again: not ended any more."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE sessions SET status='running', exit_code=NULL, ended=NULL WHERE id=?",
+                (session_id,),
             )
 
     def end_session(self, session_id: str, status: str, exit_code: int) -> None:

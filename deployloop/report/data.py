@@ -33,6 +33,8 @@ from deployloop.state import SessionRow, Store
 
 SLOWEST = 10
 
+UNFINISHED = ("running", "interrupted")  # left to be resumed: no verdict yet
+
 
 def build(store: Store, session_id: str | None = None) -> ReportData:
     """Everything the morning report says about one session (the latest when None)."""
@@ -269,8 +271,8 @@ def _headline(
     """Green, or what still fails; the session's end reason when it ran out of budget."""
     finished = [it for it in iterations if it.green is not None]
     if not finished:
-        text = "no iteration finished yet" if row.status == "running" else "no iteration ran"
-        return Headline("running" if row.status == "running" else "empty", text, None, None)
+        text = "no iteration finished yet" if row.status in UNFINISHED else "no iteration ran"
+        return Headline(row.status if row.status in UNFINISHED else "empty", text, None, None)
     last = finished[-1]
     where = f"iteration {last.n} on version {last.version or 'unknown'}"
     if last.green:
@@ -278,7 +280,7 @@ def _headline(
     failing = tuple(_since(name, finished) for name in _failing_phases(last))
     open_clusters = tuple(c for c in clusters if c.status == "open")
     names = ", ".join(f.phase for f in failing) or "gates"
-    state = "running" if row.status == "running" else "failing"
+    state = row.status if row.status in UNFINISHED else "failing"
     text = f"{names} still failing in {where}"
     if state == "failing" and reason:
         text += f" ({reason})"
