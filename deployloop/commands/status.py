@@ -40,9 +40,11 @@ def run(config_path: Path | None, as_json: bool) -> int:
 
 
 def _logs_dir(config_path: Path | None) -> str:
-    """The config's logs_dir when a config is around; ``logs`` otherwise."""
+    """The config's logs_dir when a config is around; ``logs`` otherwise. Lenient: status
+    needs no secret to be set."""
     try:
-        return config_module.load(config_module.find_config(config_path)).session.logs_dir
+        path = config_module.find_config(config_path)
+        return config_module.load(path, lenient=True).session.logs_dir
     except UsageError:
         if config_path is not None:
             raise
