@@ -167,6 +167,16 @@ class Store:
             ).fetchone()
         return SessionRow(**found) if found else None
 
+    def previous_session(self, session_id: str) -> SessionRow | None:
+        """The latest session of the same config that started before ``session_id``."""
+        found = self.db.execute(
+            "SELECT s.* FROM sessions s, sessions me WHERE me.id=? AND s.id!=me.id "
+            "AND s.config_key=me.config_key AND s.started<=me.started "
+            "ORDER BY s.started DESC LIMIT 1",
+            (session_id,),
+        ).fetchone()
+        return SessionRow(**found) if found else None
+
     def set_limits(self, session_id: str, deadline: float | None, max_iterations: int) -> None:
         """A resumed session's new deadline (wall time) and iteration cap, from its options."""
         with self.transaction() as db:

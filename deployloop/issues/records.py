@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any, Literal
 
 from deployloop.config import ClustersConfig, IssuesConfig, PhaseConfig, RetestConfig
@@ -66,6 +67,7 @@ class ClusterRecord:
     issue_number: int | None = None
     closed_at: str | None = None  # ISO time the close was decided
     fixed_in: str | None = None
+    told: bool = False  # listed in a "more causes wait" comment: never listed again
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -120,6 +122,16 @@ class IssueAction:
         return cls(**known)
 
 
+class Standing(Enum):
+    """What the tracker's listing says of an issue that stands for a cause (read at a
+    session's first iteration, when triage's records may not know it): open, closed by a
+    person as completed (within ``reopen_days``), or closed as not planned (muted)."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    MUTED = "muted"
+
+
 @dataclass(frozen=True, slots=True)
 class TriageContext:
     """Everything about this iteration that triage needs besides the runs."""
@@ -137,6 +149,8 @@ class TriageContext:
     log_excerpts: Mapping[str, str] = field(default_factory=dict)  # suite → last lines
     retest: RetestConfig = field(default_factory=RetestConfig)
     clusters: ClustersConfig = field(default_factory=ClustersConfig)
+    # fingerprint → its issue's standing on the tracker; empty when the listing was not read
+    standing: Mapping[str, Standing] = field(default_factory=dict)
 
 
 @dataclass

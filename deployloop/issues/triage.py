@@ -21,6 +21,7 @@ from deployloop.issues.records import (
     ClusterRecord,
     Failing,
     IssueAction,
+    Standing,
     TriageContext,
 )
 from deployloop.issues.text import (
@@ -29,6 +30,7 @@ from deployloop.issues.text import (
     fixed_text,
     issue_body,
     progress_text,
+    refailing_text,
     reopen_text,
     title_for,
 )
@@ -152,6 +154,8 @@ def _broken_cluster(phase: str, clusters: Sequence[Failing], judged: int) -> Fai
 
 # deciding -------------------------------------------------------------------------------------
 
+_CLOSED_BY_HAND = (Standing.CLOSED, Standing.MUTED)
+
 
 def assess(
     previous: Mapping[str, ClusterRecord], runs: Sequence[SuiteRun], ctx: TriageContext
@@ -170,7 +174,10 @@ def assess(
     for fp, record in previous.items():
         if fp not in seen.failing and record.status == "open":
             records[fp] = plan.gone(record, seen)
-    return records, plan.actions()
+    actions = plan.actions()
+    for fp in plan.told:
+        records[fp] = replace(records[fp], told=True)
+    return records, actions
 
 
 def _rekeyed(
@@ -245,6 +252,7 @@ def _record(prev: ClusterRecord | None, failing: Failing, ctx: TriageContext) ->
         last_seen_version=ctx.version,
         status="open",
         issue_number=prev.issue_number if prev else None,
+        told=bool(prev and prev.told and prev.issue_number is None),  # filed: told no more
     )
 
 
@@ -256,6 +264,7 @@ class _Candidate:
     record: ClusterRecord
     action: IssueAction
     waited: bool  # deferred or unfiled before: goes first
+    standing: bool  # the tracker already has its issue: adopted on apply, never capped
 
 
 class _Plan:
@@ -265,6 +274,7 @@ class _Plan:
         self.ctx = ctx
         self.updates: list[IssueAction] = []
         self.candidates: list[_Candidate] = []
+        self.told: list[str] = []  # causes listed in a "more causes wait" comment now
 
     def failing(self, prev: ClusterRecord | None, failing: Failing) -> ClusterRecord:
         record = _record(prev, failing, self.ctx)
@@ -277,6 +287,9 @@ class _Plan:
             self.updates.append(self._action("comment", record, text))
             return record
         comment = self._progress(prev, failing)
+        if comment is None and self.ctx.standing.get(failing.fingerprint) in _CLOSED_BY_HAND:
+            # apply reopens an issue closed as completed, saying so; a muted one stays silent
+            comment = refailing_text(failing, self.ctx)
         if comment:
             self.updates.append(self._action("comment", record, comment))
         return replace(record, fixed_in=None)
@@ -322,7 +335,9 @@ class _Plan:
         if old is None:
             action = replace(action, reopen_days=self.ctx.issues.reopen_days)
         waited = prev is not None and prev.status == "open"
-        self.candidates.append(_Candidate(failing, record, action, waited))
+        prints = (failing.fingerprint, *failing.aliases)
+        standing = any(fp in self.ctx.standing for fp in prints)
+        self.candidates.append(_Candidate(failing, record, action, waited, standing))
         return record
 
     def _recur(self, prev: ClusterRecord, failing: Failing, record: ClusterRecord) -> ClusterRecord:
@@ -358,31 +373,35 @@ class _Plan:
         )  # fmt: skip
 
     def actions(self) -> list[IssueAction]:
-        """Updates first, then creates up to the cap, the summary of what waits, the deferrals."""
+        """Updates first, then the creates of causes the tracker already has an issue for
+        (adopted on apply: not counted), creates up to the cap, the summary of what waits,
+        the deferrals."""
         ranked = sorted(
-            self.candidates,
+            (c for c in self.candidates if not c.standing),
             key=lambda c: (not c.waited, -len(c.failing.tests), c.record.fingerprint),
         )
         cap = self.ctx.issues.max_new_per_iteration
         filed, waiting = ranked[:cap], ranked[cap:]
-        out = [*self.updates, *(c.action for c in filed)]
-        out.extend(_deferred_comments(filed, waiting, cap))
+        out = [*self.updates, *(c.action for c in self.candidates if c.standing)]
+        out.extend(c.action for c in filed)
+        out.extend(self._deferred_comments(filed, waiting, cap))
         out.extend(replace(c.action, kind="defer", body="") for c in waiting)
         return out
 
-
-def _deferred_comments(
-    filed: Sequence[_Candidate], waiting: Sequence[_Candidate], cap: int
-) -> list[IssueAction]:
-    """The "N more causes wait" comment, on the first issue filed now in the waiting causes'
-    own phase; a phase with none filed now has its waiting causes in the log only (Deferred)."""
-    out: list[IssueAction] = []
-    for phase in dict.fromkeys(c.record.phase for c in waiting):
-        host = next((c for c in filed if c.record.phase == phase), None)
-        if host is not None:
-            held = [c.record for c in waiting if c.record.phase == phase]
-            out.append(replace(host.action, kind="comment", body=deferred_text(held, cap)))
-    return out
+    def _deferred_comments(
+        self, filed: Sequence[_Candidate], waiting: Sequence[_Candidate], cap: int
+    ) -> list[IssueAction]:
+        """The "N more causes wait" comment, on the first issue filed now in the waiting
+        causes' own phase, listing those not listed before (``ClusterRecord.told``); a phase
+        with none filed now has its waiting causes in the log only (Deferred)."""
+        out: list[IssueAction] = []
+        for phase in dict.fromkeys(c.record.phase for c in waiting):
+            host = next((c for c in filed if c.record.phase == phase), None)
+            held = [c.record for c in waiting if c.record.phase == phase and not c.record.told]
+            if host is not None and held:
+                out.append(replace(host.action, kind="comment", body=deferred_text(held, cap)))
+                self.told.extend(record.fingerprint for record in held)
+        return out
 
 
 def _aware(moment: datetime) -> datetime:
