@@ -96,8 +96,8 @@ def _run_locked(
     reporter = Reporter(*sinks)
     reporter.add(Journal(row.directory / "events.jsonl", redactor.redact))
     reporter.add(SessionLog(row.directory / "session.md", redactor.redact))
-    reporter.add(LiveStatus(store, row.id))
-    reporter.add(StoryRecorder(store, row.id))
+    reporter.add(LiveStatus(store, row.id, redactor.redact))
+    reporter.add(StoryRecorder(store, row.id, redactor.redact))
     tellers = make_tellers(
         config, store, row.id, reporter, redactor, stop.event, config_key(config)
     )

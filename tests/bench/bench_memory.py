@@ -122,7 +122,7 @@ class FakeNight:
         reporter = Reporter(self.sample)
         reporter.add(Journal(row.directory / "events.jsonl", redactor.redact))
         reporter.add(SessionLog(row.directory / "session.md", redactor.redact))
-        reporter.add(LiveStatus(store, row.id))
+        reporter.add(LiveStatus(store, row.id, str))
         reporter.add(StoryRecorder(store, row.id))
         desk = IssueDesk(self.config, store, row.id, reporter, redactor)
         services = Services(
