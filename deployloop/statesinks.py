@@ -20,6 +20,7 @@ from deployloop.events import (
     IssueDone,
     IterationEnd,
     IterationStart,
+    Muted,
     NotificationSent,
     PhaseEnd,
     PhaseStart,
@@ -101,7 +102,7 @@ class StoryRecorder:
                 self.store.restart_story(self.session_id, n, RESTARTED)
             case (
                 PhaseEnd() | FailedFirst() | SkippedPhases() | IssueDone() | VersionSeen()
-                | Trigger() | RedeployTimeout() | SessionEnd() | NotificationSent()
+                | Trigger() | RedeployTimeout() | SessionEnd() | NotificationSent() | Muted()
             ):  # fmt: skip
                 self.store.add_story(self.session_id, self.iteration, self._scrubbed(event))
             case _:

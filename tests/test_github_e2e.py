@@ -77,7 +77,7 @@ def test_lost_create_answer_files_one_issue(tmp_path: Path) -> None:
 
 def test_dropped_labels_warn_once_and_never_duplicate(tmp_path: Path) -> None:
     """No push access: GitHub drops the labels; the log warns, a fresh session files nothing new
-    and a person's "not planned" close is left alone and logged as muted."""
+    and a person's "not planned" close is left alone, logged and reported as muted."""
     with FakeGitHub() as github:
         github.push_access = False
         env = project(tmp_path, github)
@@ -90,6 +90,8 @@ def test_dropped_labels_warn_once_and_never_duplicate(tmp_path: Path) -> None:
     assert len(logs) == 2
     assert logs[0].count("WARNING tracker: GitHub dropped label(s)") == 1
     assert "muted by #1" in logs[1]
+    reports = sorted((tmp_path / "logs").glob("*/report.md"))
+    assert "| muted by #1 |" in reports[-1].read_text()
 
 
 FOUR_CAUSES = """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from deployloop.errors import UsageError
@@ -45,7 +46,10 @@ def build(store: Store, session_id: str | None = None) -> ReportData:
     runs = store.runs(row.id)
     iterations = tuple(_iterations(store.iterations(row.id), runs, story))
     phases = _phase_order(story.phase_order, iterations)
-    clusters = _clusters(store.clusters(row.id), story, iterations)
+    clusters = tuple(
+        replace(c, muted_by=story.muted.get(c.fingerprint)) if c.status == "open" else c
+        for c in _clusters(store.clusters(row.id), story, iterations)
+    )
     return ReportData(
         session=row.id,
         name=row.name,
