@@ -131,6 +131,11 @@ class Standing(Enum):
     CLOSED = "closed"
     MUTED = "muted"
 
+    @property
+    def closed(self) -> bool:
+        """Closed by a person, either way."""
+        return self is not Standing.OPEN
+
 
 @dataclass(frozen=True, slots=True)
 class TriageContext:

@@ -154,8 +154,6 @@ def _broken_cluster(phase: str, clusters: Sequence[Failing], judged: int) -> Fai
 
 # deciding -------------------------------------------------------------------------------------
 
-_CLOSED_BY_HAND = (Standing.CLOSED, Standing.MUTED)
-
 
 def assess(
     previous: Mapping[str, ClusterRecord], runs: Sequence[SuiteRun], ctx: TriageContext
@@ -174,10 +172,7 @@ def assess(
     for fp, record in previous.items():
         if fp not in seen.failing and record.status == "open":
             records[fp] = plan.gone(record, seen)
-    actions = plan.actions()
-    for fp in plan.told:
-        records[fp] = replace(records[fp], told=True)
-    return records, actions
+    return records, plan.actions(records)
 
 
 def _rekeyed(
@@ -274,7 +269,6 @@ class _Plan:
         self.ctx = ctx
         self.updates: list[IssueAction] = []
         self.candidates: list[_Candidate] = []
-        self.told: list[str] = []  # causes listed in a "more causes wait" comment now
 
     def failing(self, prev: ClusterRecord | None, failing: Failing) -> ClusterRecord:
         record = _record(prev, failing, self.ctx)
@@ -287,9 +281,8 @@ class _Plan:
             self.updates.append(self._action("comment", record, text))
             return record
         comment = self._progress(prev, failing)
-        if comment is None and self.ctx.standing.get(failing.fingerprint) in _CLOSED_BY_HAND:
-            # apply reopens an issue closed as completed, saying so; a muted one stays silent
-            comment = refailing_text(failing, self.ctx)
+        if comment is None and self.ctx.standing.get(failing.fingerprint, Standing.OPEN).closed:
+            comment = refailing_text(failing, self.ctx)  # apply reopens it, or leaves it muted
         if comment:
             self.updates.append(self._action("comment", record, comment))
         return replace(record, fixed_in=None)
@@ -335,8 +328,7 @@ class _Plan:
         if old is None:
             action = replace(action, reopen_days=self.ctx.issues.reopen_days)
         waited = prev is not None and prev.status == "open"
-        prints = (failing.fingerprint, *failing.aliases)
-        standing = any(fp in self.ctx.standing for fp in prints)
+        standing = any(fp in self.ctx.standing for fp in (failing.fingerprint, *failing.aliases))
         self.candidates.append(_Candidate(failing, record, action, waited, standing))
         return record
 
@@ -372,10 +364,13 @@ class _Plan:
             failing_on=failing_on,
         )  # fmt: skip
 
-    def actions(self) -> list[IssueAction]:
-        """Updates first, then the creates of causes the tracker already has an issue for
-        (adopted on apply: not counted), creates up to the cap, the summary of what waits,
-        the deferrals."""
+    def actions(self, records: dict[str, ClusterRecord]) -> list[IssueAction]:
+        """Updates, creates of causes the tracker has an issue for (adopted on apply: never
+        counted), creates up to the cap, the summary of what waits, the deferrals.
+
+        The "N more causes wait" comment goes on the first issue filed now in the waiting
+        causes' phase (none filed: they are in the log only, Deferred) and lists the causes
+        never listed before, marked ``told`` in ``records``."""
         ranked = sorted(
             (c for c in self.candidates if not c.standing),
             key=lambda c: (not c.waited, -len(c.failing.tests), c.record.fingerprint),
@@ -384,23 +379,13 @@ class _Plan:
         filed, waiting = ranked[:cap], ranked[cap:]
         out = [*self.updates, *(c.action for c in self.candidates if c.standing)]
         out.extend(c.action for c in filed)
-        out.extend(self._deferred_comments(filed, waiting, cap))
-        out.extend(replace(c.action, kind="defer", body="") for c in waiting)
-        return out
-
-    def _deferred_comments(
-        self, filed: Sequence[_Candidate], waiting: Sequence[_Candidate], cap: int
-    ) -> list[IssueAction]:
-        """The "N more causes wait" comment, on the first issue filed now in the waiting
-        causes' own phase, listing those not listed before (``ClusterRecord.told``); a phase
-        with none filed now has its waiting causes in the log only (Deferred)."""
-        out: list[IssueAction] = []
         for phase in dict.fromkeys(c.record.phase for c in waiting):
             host = next((c for c in filed if c.record.phase == phase), None)
             held = [c.record for c in waiting if c.record.phase == phase and not c.record.told]
             if host is not None and held:
                 out.append(replace(host.action, kind="comment", body=deferred_text(held, cap)))
-                self.told.extend(record.fingerprint for record in held)
+                records.update((r.fingerprint, replace(r, told=True)) for r in held)
+        out.extend(replace(c.action, kind="defer", body="") for c in waiting)
         return out
 
 
