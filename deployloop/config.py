@@ -39,6 +39,7 @@ from deployloop.config_schema import (
     VersionSource,
 )
 from deployloop.config_text import (
+    Loc,
     deep_line,
     describe,
     error_message,
@@ -50,6 +51,9 @@ from deployloop.config_text import (
 from deployloop.errors import ConfigError, UsageError
 
 ENV_VAR = "DEPLOYLOOP_CONFIG"
+# What a lenient load puts for an unset variable, tried in turn where the last did not validate:
+# empty, then an address in the reserved .invalid domain (RFC 2606) for URL and header keys.
+UNSET_FILLS = ("", "https://unset.invalid", "wss://unset.invalid")
 SEARCH_PATH = ("deployloop.toml", "config/deployloop.toml")
 __all__ = [
     "ENV_VAR",
@@ -117,18 +121,22 @@ def load(
     environ: Mapping[str, str] | None = None,
     base: Path | None = None,
     public: frozenset[str] = frozenset(),
+    lenient: bool = False,
 ) -> Config:
     """Read and validate ``path``; raise ConfigError listing every problem.
 
     Relative paths in it resolve against ``base``, by default the file's own directory. Values
-    of the variables named in ``public`` are not recorded as secrets.
+    of the variables named in ``public`` are not recorded as secrets. ``lenient`` is for the
+    commands that talk to neither the target nor the tracker (status, report, schedule): an
+    unset ``${NAME}`` is no problem there; see ``parse``.
     """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}:1: cannot read: {exc}"]) from None
-    return parse(text, str(path), os.environ if environ is None else environ, base, public)
+    environ = os.environ if environ is None else environ
+    return parse(text, str(path), environ, base, public, lenient)
 
 
 def parse(
@@ -137,36 +145,70 @@ def parse(
     environ: Mapping[str, str],
     base: Path | None = None,
     public: frozenset[str] = frozenset(),
+    lenient: bool = False,
 ) -> Config:
-    """The Config in ``text`` (read from ``source``); ConfigError with every problem."""
+    """The Config in ``text`` (read from ``source``); ConfigError with every problem.
+
+    ``lenient``: an unset (or empty credential) ``${NAME}`` leaves its value empty, or, where
+    a key cannot be empty, a placeholder from ``UNSET_FILLS`` that no real target answers;
+    ``Config.unset`` names those variables. Such a config must never reach the network.
+    """
     try:
-        return _parse(text, source, environ, base, public)
+        return _parse(text, source, environ, base, public, lenient)
     except RecursionError:  # tomllib (or a later walk) on arrays nested thousands deep
         line = deep_line(text)
         raise ConfigError([f"{source}:{line}: invalid TOML: nested too deeply"]) from None
 
 
 def _parse(
-    text: str, source: str, environ: Mapping[str, str], base: Path | None, public: frozenset[str]
+    text: str,
+    source: str,
+    environ: Mapping[str, str],
+    base: Path | None,
+    public: frozenset[str],
+    lenient: bool,
 ) -> Config:
     raw = _toml(text, source)
     lines = locate_keys(text)
     kept, problems = take_moved(raw, lines)
-    data, found = interpolate(kept, environ, lines, public)
+    fills: dict[Loc, str] | None = {} if lenient else None
+    while True:
+        data, found = interpolate(kept, environ, lines, public, fills)
+        try:
+            config = Config.model_validate(data)
+            break
+        except ValidationError as exc:
+            if fills is None or not _refill(fills, found.unset, exc):
+                problems += found.problems
+                explained = {line for line, _ in problems}  # an unset variable explains these
+                described = (describe(err, lines) for err in exc.errors())
+                problems.extend(p for p in described if p[0] not in explained)
+                raise ConfigError(located(source, problems)) from None
     problems += found.problems
-    explained = {line for line, _ in problems}  # an unset variable explains its key's errors
-    try:
-        config = Config.model_validate(data)
-    except ValidationError as exc:
-        described = (describe(err, lines) for err in exc.errors())
-        problems.extend(p for p in described if p[0] not in explained)
-        raise ConfigError(located(source, problems)) from None
     if problems:
         raise ConfigError(located(source, problems))
     anchor = Path(os.path.abspath(base if base is not None else Path(source).parent))
+    unset = sorted({name for names in found.unset.values() for name in names})
     return finished(config, raw, anchor).model_copy(
-        update={"path": source, "secrets": tuple(sorted(found.secrets))}
+        update={"path": source, "secrets": tuple(sorted(found.secrets)), "unset": tuple(unset)}
     )
+
+
+def _refill(fills: dict[Loc, str], unset: Mapping[Loc, set[str]], exc: ValidationError) -> bool:
+    """Move each unset key an error touches to its next placeholder; False when none is left
+    (the error is the file's own, not the missing variable's). An error on a table (a key
+    it needs) only moves its unset keys that are still empty."""
+    touched = {
+        loc
+        for err in exc.errors()
+        for loc in unset
+        if loc[: len(err["loc"])] == err["loc"][: len(loc)]
+        and fills.get(loc, "") != UNSET_FILLS[-1]
+        and (len(err["loc"]) >= len(loc) or not fills.get(loc))
+    }
+    for loc in touched:
+        fills[loc] = UNSET_FILLS[UNSET_FILLS.index(fills.get(loc, "")) + 1]
+    return bool(touched)
 
 
 def _toml(text: str, source: str) -> dict[str, Any]:

@@ -297,7 +297,8 @@ class RedeployConfig(_Model):
 class Config(_Model):
     """A whole config. ``path``: where it was read from; ``secrets``: every value it took from
     the environment through ``${NAME}`` that is at least 6 characters long (redact.MIN_SECRET),
-    to be masked wherever it appears. Both are set by load(), never by the file."""
+    to be masked wherever it appears; ``unset``: the variables a lenient load found unset.
+    All are set by load(), never by the file."""
 
     session: SessionConfig = Field(default_factory=SessionConfig)
     target: TargetConfig
@@ -312,11 +313,12 @@ class Config(_Model):
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     path: str = Field("", exclude=True)
     secrets: tuple[str, ...] = Field((), exclude=True)
+    unset: tuple[str, ...] = Field((), exclude=True)  # a lenient load's unset variables
 
     @model_validator(mode="before")
     @classmethod
     def _derived(cls, data: Any) -> Any:
-        _refuse(data, ("path", "secrets"))
+        _refuse(data, ("path", "secrets", "unset"))
         return data
 
     @model_validator(mode="after")

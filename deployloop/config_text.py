@@ -65,6 +65,10 @@ class Interpolation:
     public: frozenset[str] = frozenset()
     problems: list[Problem] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)
+    # Lenient (``fills`` not None): a variable that would be a problem is no problem; its key
+    # gets ``fills[key]`` ("" unless given) in its place, and ``unset`` records key → names.
+    fills: Mapping[Loc, str] | None = None
+    unset: dict[Loc, set[str]] = field(default_factory=dict)
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -75,14 +79,16 @@ def interpolate(
     environ: Mapping[str, str],
     lines: Mapping[Loc, int],
     public: frozenset[str] = frozenset(),
+    fills: Mapping[Loc, str] | None = None,
 ) -> tuple[Any, Interpolation]:
     """``value`` with every ``${NAME}`` / ``${NAME:-default}`` in its strings replaced.
 
     Shell semantics: ``${NAME:-default}`` gives the default when NAME is unset *or empty*;
     ``${NAME}`` unset is a problem. A credential (a ``[target] headers`` value, ``[issues]
-    token``) left with an empty variable in it is a problem naming the variable.
+    token``) left with an empty variable in it is a problem naming the variable. With ``fills``
+    (a lenient load, see ``Interpolation``) neither is a problem.
     """
-    found = Interpolation(public)
+    found = Interpolation(public, fills=fills)
     return _walk(value, (), environ, lines, found), found
 
 
@@ -111,6 +117,9 @@ def _walk(
             problem += f" (set {name}, or remove the key)"
         else:
             return text
+        if found.fills is not None:
+            found.unset.setdefault(loc, set()).add(name)
+            return found.fills.get(loc, "")
         found.problems.append((line_of(loc, lines), f"{dotted(loc)}: {problem}"))
         return ""
 

@@ -31,7 +31,7 @@ from deployloop.executors import Executor, LocalExecutor, make_executor
 from deployloop.issues.desk import IssueDesk
 from deployloop.issues.records import IterationReport
 from deployloop.lock import InstanceLock, lock_path
-from deployloop.loop import Loop, LoopResult, Services, Status
+from deployloop.loop import Loop, LoopResult, Services
 from deployloop.models import ProbeResult
 from deployloop.plan import Plan
 from deployloop.redact import Redactor
@@ -105,8 +105,8 @@ def _run_locked(
     reporter = Reporter(*sinks)
     reporter.add(Journal(row.directory / "events.jsonl", redactor.redact))
     reporter.add(SessionLog(row.directory / "session.md", redactor.redact))
-    reporter.add(LiveStatus(store, row.id))
-    reporter.add(StoryRecorder(store, row.id))
+    reporter.add(LiveStatus(store, row.id, redactor.redact))
+    reporter.add(StoryRecorder(store, row.id, redactor.redact))
     tellers = make_tellers(
         config, store, row.id, reporter, redactor, stop.event, config_key(config)
     )
@@ -140,7 +140,8 @@ def _run_locked(
 def _end_session(
     store: Store, session_id: str, result: LoopResult, signum: int | None, reporter: Reporter
 ) -> int:
-    """Report and store how the session ended; an interrupted one stays open to be resumed."""
+    """Report and store how the session ended; an interrupted one stays open to be resumed
+    (``Store.unfinished`` offers it), but reads as interrupted, not running."""
     end = final_reduce(result, signum)
     status, exit_code = end.status, end.exit_code
     reporter.emit(
@@ -151,8 +152,7 @@ def _end_session(
             reason=result.reason,
         )
     )
-    if result.status is not Status.INTERRUPTED:
-        store.end_session(session_id, status, exit_code)
+    store.end_session(session_id, status, exit_code)
     return exit_code
 
 

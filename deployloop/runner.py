@@ -126,6 +126,7 @@ def run_suite(
             pid_file=pid_path(job),
             force=force,
             redactor=redactor,
+            scratch=raw_job.junit_path.parent,
         )
         found = _read_results(raw_job, job.log_path, started_wall)
         kept = _keep(job, found.files, redactor)
@@ -180,7 +181,7 @@ def _private_place(
     kept file never holds a raw test id. The FIFO is held open for writing here too, so two
     pytest runs in one command see one stream, and the plugin never blocks on a missing reader.
     """
-    with tempfile.TemporaryDirectory(prefix="deployloop-suite-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=process.SCRATCH_PREFIX) as scratch:
         fifo = Path(scratch) / "progress"
         os.mkfifo(fifo, 0o600)
         read_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)

@@ -29,6 +29,12 @@ from deployloop.state import SessionRow, Store
 # What a suite leaves in its iteration directory (runner). They are scrubbed as written, but a
 # run killed under an older deployloop, or before the config named a secret, left them raw.
 LEFTOVERS = ("*/*.log", "*/*.progress.jsonl", "*/*.xml")
+INTERRUPTED = "interrupted"  # stopped by a signal: ended for now, resumed by the next run
+
+
+def status_words(status: str) -> str:
+    """How a stored session status reads to people (console, session.md, status, report)."""
+    return "interrupted (resumable)" if status == INTERRUPTED else status
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +54,7 @@ class RunOptions:
 class SessionEnd:
     """What a session's end is stored and reported as."""
 
-    status: str  # the state's word: green, failing, unreachable, or running (left to resume)
+    status: str  # the state's word: green, failing, unreachable, or interrupted (resumable)
     exit_code: int
 
 
@@ -56,7 +62,8 @@ def final_reduce(result: LoopResult, signum: int | None) -> SessionEnd:
     """The one place a session's end becomes its exit code (SPEC, ``run``'s exit codes).
 
     0 green, 1 gates still failing when the budget ran out, 3 target unreachable, and 128 + the
-    signal that stopped it (130 SIGINT, 143 SIGTERM; SIGINT when none is known).
+    signal that stopped it (130 SIGINT, 143 SIGTERM; SIGINT when none is known): "interrupted",
+    which ``Store.unfinished`` still offers for resuming.
     """
     match result.status:
         case Status.GREEN:
@@ -66,7 +73,7 @@ def final_reduce(result: LoopResult, signum: int | None) -> SessionEnd:
         case Status.UNREACHABLE:
             return SessionEnd("unreachable", 3)
         case Status.INTERRUPTED:
-            return SessionEnd("running", 128 + (signum or signal.SIGINT))
+            return SessionEnd(INTERRUPTED, 128 + (signum or signal.SIGINT))
         case _:
             assert_never(result.status)
 
@@ -92,6 +99,7 @@ def open_session(
         if redactor is not None:
             scrub_left_behind(existing, redactor)
         if not options.new:
+            store.resume_session(existing.id)
             return _with_options(store, config, options, existing), True
         store.end_session(existing.id, "abandoned", 1)
     now = time.time()

@@ -48,6 +48,7 @@ from deployloop.events import (
     WriteEvent,
 )
 from deployloop.events.caps import capped
+from deployloop.session import status_words
 
 
 def describe(event: Event) -> str:
@@ -224,7 +225,7 @@ def _iteration_end(event: IterationEnd) -> str:
 
 def _session_end(event: SessionEnd) -> str:
     return (
-        f"session ended: {event.status} after {event.iterations} iteration(s), "
+        f"session ended: {status_words(event.status)} after {event.iterations} iteration(s), "
         f"exit {event.exit_code}" + (f" — {event.reason}" if event.reason else "")
     )
 

@@ -158,7 +158,7 @@ class Store:
 
     def unfinished(self, config_key: str) -> SessionRow | None:
         found = self.db.execute(
-            "SELECT * FROM sessions WHERE config_key=? AND status='running' "
+            "SELECT * FROM sessions WHERE config_key=? AND status IN ('running', 'interrupted') "
             "ORDER BY started DESC LIMIT 1",
             (config_key,),
         ).fetchone()
@@ -174,12 +174,30 @@ class Store:
             ).fetchone()
         return SessionRow(**found) if found else None
 
+    def previous_session(self, session_id: str) -> SessionRow | None:
+        """The latest session of the same config that started before ``session_id``."""
+        found = self.db.execute(
+            "SELECT s.* FROM sessions s, sessions me WHERE me.id=? AND s.id!=me.id "
+            "AND s.config_key=me.config_key AND s.started<=me.started "
+            "ORDER BY s.started DESC LIMIT 1",
+            (session_id,),
+        ).fetchone()
+        return SessionRow(**found) if found else None
+
     def set_limits(self, session_id: str, deadline: float | None, max_iterations: int) -> None:
         """A resumed session's new deadline (wall time) and iteration cap, from its options."""
         with self.transaction() as db:
             db.execute(
                 "UPDATE sessions SET deadline=?, max_iterations=? WHERE id=?",
                 (deadline, max_iterations, session_id),
+            )
+
+    def resume_session(self, session_id: str) -> None:
+        """An unfinished (interrupted or killed) session runs again: not ended any more."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE sessions SET status='running', exit_code=NULL, ended=NULL WHERE id=?",
+                (session_id,),
             )
 
     def end_session(self, session_id: str, status: str, exit_code: int) -> None:

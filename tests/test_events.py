@@ -53,6 +53,7 @@ from deployloop.events import (
     read_journal,
 )
 from deployloop.models import Verdict
+from deployloop.redact import Redactor
 from deployloop.sessionlog import SessionLog, describe
 from deployloop.state import SessionRow, Store
 from deployloop.statesinks import LiveStatus, StoryRecorder
@@ -257,7 +258,7 @@ def store(tmp_path: Path) -> Store:
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_live_status_tracks_the_kinds_status_shows(kind: str, store: Store) -> None:
     """Exactly the kinds ``status`` shows move the live record; the others leave it alone."""
-    LiveStatus(store, "s-1")(SAMPLES[kind])
+    LiveStatus(store, "s-1", str)(SAMPLES[kind])
     live = store.live("s-1")
     if kind in LIVE_KINDS:
         assert (live["last_event"], live["last_event_ts"]) == (kind, TS)
@@ -267,7 +268,7 @@ def test_live_status_tracks_the_kinds_status_shows(kind: str, store: Store) -> N
 
 def test_live_status_follows_an_iteration(store: Store) -> None:
     """Iteration, phase, suite, gates and state follow the events, and end with the session."""
-    live = LiveStatus(store, "s-1")
+    live = LiveStatus(store, "s-1", str)
     for kind in ("iteration_start", "phase_start", "suite_start"):
         live(SAMPLES[kind])
     assert {k: store.live("s-1")[k] for k in ("iteration", "phase", "suite", "state")} == {
@@ -283,7 +284,7 @@ def test_live_status_follows_an_iteration(store: Store) -> None:
 
 def test_story_recorder_files_events_under_their_iteration(store: Store) -> None:
     """The report's events land in the iteration they happened in; a wait in the one it follows."""
-    record = StoryRecorder(store, "s-1")
+    record = StoryRecorder(store, "s-1", str)
     record(SAMPLES["session_start"])
     record(IterationStart(iteration=1, version="v1"))
     for kind in ("phase_end", "skipped_phases", "issue", "version_seen", "mixed", "waiting"):
@@ -302,13 +303,13 @@ def test_story_recorder_files_events_under_their_iteration(store: Store) -> None
 
 def test_a_restarted_iteration_tells_its_phases_afresh(store: Store) -> None:
     """An iteration started again (mixed version, resume) drops its phases, keeps its issues."""
-    record = StoryRecorder(store, "s-1")
+    record = StoryRecorder(store, "s-1", str)
     record(IterationStart(iteration=1, version="v1"))
     record(SAMPLES["phase_end"])
     record(SAMPLES["failed_first"])
     record(SAMPLES["issue"])
     again = PhaseEnd(phase="api", passed=True, verdicts=(), ts=TS + 1)
-    StoryRecorder(store, "s-1")(IterationStart(iteration=1, version="v2"))
+    StoryRecorder(store, "s-1", str)(IterationStart(iteration=1, version="v2"))
     record(again)
     assert store.story("s-1", PhaseEnd) == [(1, again)]
     assert store.story("s-1", FailedFirst) == []
@@ -321,3 +322,27 @@ def test_a_damaged_story_record_is_left_out(store: Store) -> None:
     store.db.execute("INSERT INTO story VALUES ('s-1', 1, 'issue', '{\"number\": \"x\"}')")
     store.db.execute("INSERT INTO story VALUES ('s-1', 1, 'issue', 'not json')")
     assert store.story("s-1", IssueDone) == [(1, SAMPLES["issue"])]
+
+
+def test_state_sinks_store_no_raw_secret(store: Store, tmp_path: Path) -> None:
+    """A secret in a version string (and in every kind's strings) reaches neither the live
+    record nor the story in state.db: both sinks scrub with the session's redactor."""
+    secret = "s3cr3t-deploy-value"
+    redact = Redactor([secret]).redact
+    live, story = LiveStatus(store, "s-1", redact), StoryRecorder(store, "s-1", redact)
+    for event in (*SAMPLES.values(), IterationStart(iteration=1, version="rev-")):
+        for sink in (live, story):
+            sink(_tainted(event, secret))
+    assert store.live("s-1")["version"] == redact(f"rev-{secret}") != f"rev-{secret}"
+    store.close()
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "state").iterdir() if p.is_file())
+    assert secret.encode() not in raw
+
+
+def _tainted(event: Event, secret: str) -> Event:
+    """``event`` with the secret appended to each of its top-level string fields."""
+    record = event.to_json()
+    for key, value in record.items():
+        if isinstance(value, str) and key != "event":
+            record[key] = value + secret
+    return event_from_json(record)

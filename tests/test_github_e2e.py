@@ -77,7 +77,7 @@ def test_lost_create_answer_files_one_issue(tmp_path: Path) -> None:
 
 def test_dropped_labels_warn_once_and_never_duplicate(tmp_path: Path) -> None:
     """No push access: GitHub drops the labels; the log warns, a fresh session files nothing new
-    and a person's "not planned" close is left alone and logged as muted."""
+    and a person's "not planned" close is left alone, logged and reported as muted."""
     with FakeGitHub() as github:
         github.push_access = False
         env = project(tmp_path, github)
@@ -90,3 +90,103 @@ def test_dropped_labels_warn_once_and_never_duplicate(tmp_path: Path) -> None:
     assert len(logs) == 2
     assert logs[0].count("WARNING tracker: GitHub dropped label(s)") == 1
     assert "muted by #1" in logs[1]
+    reports = sorted((tmp_path / "logs").glob("*/report.md"))
+    assert "| muted by #1 |" in reports[-1].read_text()
+
+
+FOUR_CAUSES = """
+import pytest
+
+@pytest.mark.parametrize("n", range(4))
+def test_alpha(n):
+    raise ConnectionError("alpha refused")
+
+@pytest.mark.parametrize("n", range(3))
+def test_beta(n):
+    raise KeyError("beta missing")
+
+@pytest.mark.parametrize("n", range(2))
+def test_gamma(n):
+    raise TimeoutError("gamma timed out")
+
+def test_delta():
+    raise ValueError("delta bad value")
+
+@pytest.mark.parametrize("n", range(30))
+def test_fine(n):
+    pass
+"""
+DEFERRAL = "more new failure clusters"
+
+
+def test_deferred_causes_are_announced_once_over_three_sessions(tmp_path: Path) -> None:
+    """max_new_per_iteration = 1 and 4 causes, three `run --once --new`: one issue more per
+    session, causes with an issue are adopted (not counted), the "N more wait" comment is
+    posted once, no comment repeats on any issue, and no cause gets two issues."""
+    with FakeGitHub() as github:
+        write_tests(tmp_path / "e2e", "test_e2e.py", FOUR_CAUSES)
+        tracker = (
+            f'[issues]\ntracker = "github"\nrepo = "{github.repo}"\n'
+            f'token = "${{GITHUB_TOKEN}}"\napi_url = "{github.url}"\nwrite_interval = "0s"\n'
+            "max_new_per_iteration = 1\n[retest]\nrerun_failed = false\n"
+        )
+        suite = suite_block("all", python_pytest(str(tmp_path / "e2e")))
+        (tmp_path / "deployloop.toml").write_text(
+            config_text(phase_block("e2e", suite), extra=tracker)
+        )
+        env = {"GITHUB_TOKEN": github.token}
+        for n, args in enumerate((("--once",), ("--once", "--new"), ("--once", "--new")), 1):
+            ran = cli("run", *args, cwd=tmp_path, env=env)
+            assert ran.returncode == 1, ran.stderr
+            assert len(github.requests("POST", "/issues$")) == n
+        comments = {number: github.comments(number) for number in github.issues}
+    titles = [issue["title"] for issue in github.issues.values()]
+    assert len(set(titles)) == len(titles) == 3
+    assert all(len(set(said)) == len(said) for said in comments.values())
+    deferrals = [c for said in comments.values() for c in said if DEFERRAL in c]
+    assert len(deferrals) == 1 and deferrals[0].startswith("3 more")
+
+
+VERSIONED = """
+import os
+
+def test_checkout():
+    assert not os.path.exists({broken!r}), "checkout returned 500"
+"""
+
+
+def test_a_new_session_reopens_a_hand_closed_issue_and_closes_it_once_fixed(
+    tmp_path: Path,
+) -> None:
+    """Closed as completed by a person while failing: the next session reopens it saying
+    "still failing on <version>" (no body dump); a later session that sees the cause pass
+    on a new version closes it as verified fixed."""
+    broken, version = tmp_path / "broken", tmp_path / "version.txt"
+    with FakeGitHub() as github:
+        write_tests(tmp_path / "e2e", "test_e2e.py", VERSIONED.format(broken=str(broken)))
+        tracker = (
+            f'[issues]\ntracker = "github"\nrepo = "{github.repo}"\n'
+            f'token = "${{GITHUB_TOKEN}}"\napi_url = "{github.url}"\nwrite_interval = "0s"\n'
+            "[retest]\nrerun_failed = false\n"
+        )
+        text = config_text(
+            phase_block("e2e", suite_block("all", python_pytest(str(tmp_path / "e2e")))),
+            extra=tracker,
+        ).replace("[target]\n", f'[target]\nversion = {{ command = "cat {version}" }}\n')
+        (tmp_path / "deployloop.toml").write_text(text)
+        env = {"GITHUB_TOKEN": github.token}
+        broken.touch()
+        version.write_text("rev-001\n")
+        assert cli("run", "--once", cwd=tmp_path, env=env).returncode == 1
+        github.close_by_hand(1, "completed")
+        assert cli("run", "--once", "--new", cwd=tmp_path, env=env).returncode == 1
+        assert github.issues[1]["state"] == "open"
+        [reopened] = github.comments(1)
+        assert reopened.startswith("Still failing on `rev-001`: reopened")
+        assert "lost track" not in reopened and "deployloop:fingerprint" not in reopened
+        broken.unlink()
+        version.write_text("rev-002\n")
+        assert cli("run", "--once", "--new", cwd=tmp_path, env=env).returncode == 0
+        assert github.issues[1]["state"] == "closed"
+        assert "Verified fixed in `rev-002`" in github.comments(1)[-1]
+        assert len(github.requests("POST", "/issues$")) == 1

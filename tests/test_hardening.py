@@ -297,7 +297,7 @@ def test_100k_distinct_failures_stay_within_the_stated_size(tmp_path: Path) -> N
     sinks = (
         Journal(tmp_path / "events.jsonl"),
         SessionLog(tmp_path / "session.md"),
-        StoryRecorder(store, "s"),
+        StoryRecorder(store, "s", str),
     )
     for sink in sinks:
         sink(IterationStart(iteration=1, version="v1"))

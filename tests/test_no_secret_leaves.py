@@ -187,8 +187,11 @@ def test_local_tracker_run_leaks_nothing(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_kill_9_mid_suite_leaves_no_raw_value(tmp_path: Path) -> None:
     """A deployloop killed while a test prints secrets leaves none on disk, before the kill,
-    after it, and after `run --new` stopped the orphaned suite and scrubbed what it left."""
-    env = project(tmp_path, '[issues]\ntracker = "local"\n')
+    after it, and after `run --new` stopped the orphaned suite and scrubbed what it left
+    (its raw scratch directory under $TMPDIR included)."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**project(tmp_path, '[issues]\ntracker = "local"\n'), "TMPDIR": str(scratch)}
     logs = tmp_path / "logs"
     first = start_cli("run", "--once", cwd=tmp_path, env={**env, "HANG": "1"})
     pgid = 0
@@ -200,11 +203,11 @@ def test_kill_9_mid_suite_leaves_no_raw_value(tmp_path: Path) -> None:
         assert leaks_on_disk(logs) == []  # the suite is still running
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
-        assert leaks_on_disk(logs) == []
+        assert leaks_on_disk(logs) == [] and list(scratch.glob("deployloop-suite-*"))
         second = cli("run", "--once", "--new", cwd=tmp_path, env=env)
         assert second.returncode == 1, second.stderr
         assert not _alive(pgid), "the orphaned suite was not stopped"
-        assert leaks_on_disk(logs) == []
+        assert leaks_on_disk(logs) == [] and list(scratch.glob("deployloop-suite-*")) == []
         assert leaks_in([second.stdout, second.stderr, (tmp_path / "cli.out").read_text()]) == []
     finally:
         first.kill()

@@ -92,3 +92,26 @@ def test_missing_config_is_a_usage_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "no config found" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_programs_the_run_lines_and_trigger_name_are_checked(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A suite runner and a trigger not on PATH each fail preflight by their config key (exit
+    3) while the target is healthy; a program that is found shows as an ok row."""
+    config = write_config(tmp_path / "cfg.toml", sim.base_url)
+    text = config.read_text(encoding="utf-8").replace(
+        "  [[phase.probe]]",
+        '  [[phase.suite]]\n  name = "s"\n  run = "no-such-runner-xyz tests"\n'
+        '  junit = "out.xml"\n\n  [[phase.probe]]',
+    )
+    config.write_text(text + '[redeploy]\ntrigger = "also-missing-xyz --go"\n', encoding="utf-8")
+    done = cli("preflight", "-c", str(config), cwd=tmp_path)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "FAIL programs / phase[0].suite[0].run: `no-such-runner-xyz` not found" in done.stdout
+    assert "FAIL programs / redeploy.trigger: `also-missing-xyz` not found" in done.stdout
+    assert "deployed version: rev-0001" in done.stdout
+    config.write_text(text.replace("no-such-runner-xyz", "true"), encoding="utf-8")
+    done = cli("preflight", "-c", str(config), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "programs" in done.stdout and "FAIL" not in done.stdout

@@ -87,3 +87,80 @@ def test_orphan_file_naming_another_program_is_left_alone(tmp_path: Path) -> Non
 def _kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+# A suite runner as `pip install pytest` makes one: a shebang script, so the leader's cmdline
+# is [python3, /…/pytest, …] and its first element is not what the run line names.
+SCRIPT_RUNNER = "#!{python}\nimport time\nopen({ready!r}, 'w').close()\ntime.sleep(300)\n"
+# deployloop's part, in a process of its own so that the test can `kill -9` it mid-suite.
+DEPLOYLOOP = """
+import sys, threading
+from pathlib import Path
+from deployloop import process
+process.run([sys.argv[1]], log_path=Path(sys.argv[2]), timeout=600, stop=threading.Event(),
+            pid_file=Path(sys.argv[3]), scratch=Path(sys.argv[4]))
+"""
+
+
+def _killed_run(tmp_path: Path) -> tuple[Path, Path, int]:
+    """A shebang-script suite left running by a `kill -9` of the run that started it:
+    (its pid file, its scratch directory, its leader's pid)."""
+    ready, script = tmp_path / "ready", tmp_path / "pytest"
+    script.write_text(SCRIPT_RUNNER.format(python=sys.executable, ready=str(ready)))
+    script.chmod(0o755)
+    scratch = tmp_path / f"{process.SCRATCH_PREFIX}x"
+    scratch.mkdir()
+    (scratch / "suite.xml").write_text("<testsuite/>")
+    pid_file = tmp_path / "suite.pid"
+    argv = [sys.executable, "-c", DEPLOYLOOP, str(script), str(tmp_path / "log")]
+    runner = subprocess.Popen([*argv, str(pid_file), str(scratch)])
+    wait_for(ready.exists, timeout=20)
+    leader = int(pid_file.read_text().split("\n")[0])
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(10)
+    return pid_file, scratch, leader
+
+
+def test_orphan_of_a_shebang_script_runner_is_stopped(tmp_path: Path) -> None:
+    """A bare `pytest` (a shebang script, cmdline [python3, …/pytest]) left by `kill -9` is
+    recognised by its start time and stopped; then its pid file and scratch go."""
+    pid_file, scratch, leader = _killed_run(tmp_path)
+    try:
+        assert psutil.Process(leader).cmdline()[0] != str(tmp_path / "pytest")
+        assert process.stop_orphan(pid_file, grace_s=5)
+        wait_for(lambda: _gone(leader), timeout=10)
+        assert not pid_file.exists() and not scratch.exists()
+    finally:
+        _kill_group(leader)
+
+
+def test_orphan_file_with_another_start_time_is_left_alone(tmp_path: Path) -> None:
+    """A live leader whose start time differs from the recorded one (a recycled pid running
+    the very same program) is never signalled; the stale file goes."""
+    other = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    pid_file = tmp_path / "suite.pid"
+    started = process.start_ticks(other.pid)
+    assert started is not None
+    process.PidRecord(other.pid, "sleep", started - 1).write(pid_file)
+    try:
+        assert not process.stop_orphan(pid_file)
+        assert other.poll() is None and not pid_file.exists()
+    finally:
+        other.kill()
+        other.wait(10)
+
+
+def test_finished_orphan_leaves_no_scratch(tmp_path: Path) -> None:
+    """A suite that finished after its run was killed left its raw scratch files: the next
+    start removes them, and nothing outside deployloop's scratch naming is ever removed."""
+    pid_file, scratch, leader = _killed_run(tmp_path)
+    _kill_group(leader)
+    wait_for(lambda: _gone(leader), timeout=10)
+    keep = tmp_path / "not-scratch"
+    keep.mkdir()
+    process.stop_orphan(pid_file)
+    assert not scratch.exists() and not pid_file.exists()
+    other = tmp_path / "other.pid"
+    process.PidRecord(leader, "pytest", None, keep).write(other)
+    process.stop_orphan(other)
+    assert keep.is_dir() and not other.exists()

@@ -288,7 +288,7 @@ def _failing_session(tmp_path: Path) -> Store:
     row = SessionRow("s-1", "k", "s", str(tmp_path / "logs"), 1000.0, 99999.0, 10, "failing", 1,
                      2000.0)  # fmt: skip
     store.create_session(row)
-    emit = Reporter(Journal(row.directory / "events.jsonl"), StoryRecorder(store, "s-1")).emit
+    emit = Reporter(Journal(row.directory / "events.jsonl"), StoryRecorder(store, "s-1", str)).emit
     for n, version in enumerate(("v1", "v2", "v3", "v4"), start=1):
         ok = n == 1
         store.begin_iteration("s-1", n, version)

@@ -95,9 +95,11 @@ def test_second_instance_exits_75_naming_the_pid(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_exits_quickly_leaving_no_children(tmp_path: Path, signum: int, code: int) -> None:
-    """SIGTERM/SIGINT mid-suite: 143/130 within 10 s, the suite's group gone, log written."""
+    """SIGTERM/SIGINT mid-suite: 143/130 within 10 s, the suite's group gone, log written;
+    the session reads "interrupted (resumable)" in session.md, `status` (its budget no longer
+    counting down) and the report, and the next run resumes it."""
     files = make_project(tmp_path)
-    proc = start_cli("run", "--once", cwd=tmp_path)
+    proc = start_cli("run", "--once", "--budget", "1h", cwd=tmp_path)
     pids = started_slow(files)
     sent = time.monotonic()
     proc.send_signal(signum)
@@ -106,7 +108,19 @@ def test_signal_exits_quickly_leaving_no_children(tmp_path: Path, signum: int, c
     assert time.monotonic() - sent < 10
     assert all(gone(pid) for pid in pids)
     (session,) = session_dirs(tmp_path / "logs")
-    assert "session ended: running" in (session / "session.md").read_text()
+    assert "session ended: interrupted (resumable)" in (session / "session.md").read_text()
+    first = json.loads(cli("status", "--json", cwd=tmp_path).stdout)
+    assert first["status"] == "interrupted (resumable)"
+    wait_for(lambda: time.time() - sent > 1.5, timeout=5)  # a counting budget would show it
+    assert (
+        json.loads(cli("status", "--json", cwd=tmp_path).stdout)["budget_left_s"]
+        == (first["budget_left_s"])
+    )
+    report = cli("report", cwd=tmp_path).stdout
+    assert "INTERRUPTED (RESUMABLE)" in report and "RUNNING" not in report
+    files["go"].touch()
+    resumed = cli("run", "--once", cwd=tmp_path, timeout=60)
+    assert resumed.returncode == 0 and "resum" in resumed.stdout + resumed.stderr
 
 
 def test_sighup_does_not_kill(tmp_path: Path) -> None:
@@ -269,4 +283,4 @@ def test_sigint_during_failed_first_claims_and_starts_nothing(tmp_path: Path) ->
     second = (session / "session.md").read_text().split("## Iteration 2", 1)[1]
     assert "suite one/flip started [failed-first]" in second  # the rerun was under way
     assert "failed-first:" not in second and "phase one started" not in second
-    assert "session ended: running" in second
+    assert "session ended: interrupted (resumable)" in second

@@ -47,9 +47,10 @@ def run(session: str | None, fmt: str, output: Path | None, config_path: Path | 
 
 
 def _config(config_path: Path | None) -> Config | None:
-    """The config when one is around (it places the logs and names secrets); else None."""
+    """The config when one is around (it places the logs and names secrets); else None.
+    Lenient: a report needs no secret to be set (an unset one has nothing to mask)."""
     try:
-        return config_module.load(config_module.find_config(config_path))
+        return config_module.load(config_module.find_config(config_path), lenient=True)
     except UsageError:
         if config_path is not None:
             raise

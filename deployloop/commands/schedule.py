@@ -56,7 +56,7 @@ def run(config_path: Path | None, at: str, fmt: str | None, out_dir: Path | None
     except ValueError as exc:
         raise UsageError(f"--at: {exc}") from None
     path = config_module.find_config(config_path).resolve()
-    config = config_module.load(path)
+    config = config_module.load(path, lenient=True)  # the secrets go in the env file it writes
     job = job_for(config.session.name, path, config.session.logs_dir, clock)
     out = (out_dir or path.parent).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -66,6 +66,9 @@ def run(config_path: Path | None, at: str, fmt: str | None, out_dir: Path | None
     for name, text in files(job, fmt).items():
         (out / name).write_text(text, encoding="utf-8")
         console.line(f"wrote {out / name}")
+    if config.unset:
+        names = ", ".join(config.unset)
+        console.line(f"not set in this shell: {names}: set them in {job.env_file} before the run")
     for line in install_hints(job, out, fmt):
         console.line(line)
     return 0

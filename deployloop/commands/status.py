@@ -14,7 +14,8 @@ from deployloop import config as config_module
 from deployloop.console import Console, error
 from deployloop.durations import format_duration
 from deployloop.errors import UsageError
-from deployloop.state import Store, state_dir
+from deployloop.session import status_words
+from deployloop.state import SessionRow, Store, state_dir
 
 
 def run(config_path: Path | None, as_json: bool) -> int:
@@ -39,9 +40,11 @@ def run(config_path: Path | None, as_json: bool) -> int:
 
 
 def _logs_dir(config_path: Path | None) -> str:
-    """The config's logs_dir when a config is around; ``logs`` otherwise."""
+    """The config's logs_dir when a config is around; ``logs`` otherwise. Lenient: status
+    needs no secret to be set."""
     try:
-        return config_module.load(config_module.find_config(config_path)).session.logs_dir
+        path = config_module.find_config(config_path)
+        return config_module.load(path, lenient=True).session.logs_dir
     except UsageError:
         if config_path is not None:
             raise
@@ -54,7 +57,8 @@ def snapshot(store: Store) -> dict[str, Any]:
         return {"deployloop": __version__, "session": None}
     live = store.live(row.id)
     iterations = store.iterations(row.id)
-    budget_left = None if row.deadline is None else max(0.0, row.deadline - time.time())
+    status = shown_status(row.status, live.get("pid"))
+    budget_left = _budget_left(row, status, live.get("last_event_ts"))
     open_issues = sorted(
         {c["issue_number"] for c in store.clusters(row.id).values()
          if c.get("issue_number") and c.get("status") == "open"}
@@ -62,7 +66,7 @@ def snapshot(store: Store) -> dict[str, Any]:
     return {
         "deployloop": __version__,
         "session": row.id,
-        "status": shown_status(row.status, live.get("pid")),
+        "status": status,
         "exit_code": row.exit_code,
         "started": row.started,
         "iteration": live.get("iteration", len(iterations)),
@@ -82,11 +86,26 @@ def snapshot(store: Store) -> dict[str, Any]:
 
 
 def shown_status(status: str, pid: object) -> str:
-    """The stored status, except that a "running" session whose run's pid is gone is
-    "stopped (pid N no longer running)": killed or crashed, left to be resumed."""
+    """The stored status in people's words ("interrupted (resumable)"), except that a
+    "running" session whose run's pid is gone is "stopped (pid N no longer running)": killed
+    or crashed, left to be resumed."""
     if status != "running" or not isinstance(pid, int) or _alive(pid):
-        return status
+        return status_words(status)
     return f"stopped (pid {pid} no longer running)"
+
+
+def _budget_left(row: SessionRow, shown: str, last_event_ts: object) -> float | None:
+    """Seconds of budget left; counted to now only while a run works the session, else to
+    the moment it stopped (its end, or its last event when it was killed)."""
+    if row.deadline is None:
+        return None
+    if shown == "running":
+        until = time.time()
+    elif row.ended is not None:
+        until = row.ended
+    else:
+        until = last_event_ts if isinstance(last_event_ts, float | int) else time.time()
+    return max(0.0, row.deadline - until)
 
 
 def _alive(pid: int) -> bool:

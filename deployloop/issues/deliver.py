@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 from deployloop.errors import TrackerError
 from deployloop.issues.neutralize import code_span, defang, defuse_markers
 from deployloop.issues.outbox import Entry, Outbox
-from deployloop.issues.records import IssueAction
+from deployloop.issues.records import IssueAction, Standing
 from deployloop.issues.text import TITLE_LIMIT
-from deployloop.issues.tracker import MARKER, Issue, Tracker, TrackerRejected, marker
+from deployloop.issues.tracker import Issue, Tracker, TrackerRejected, marker
 from deployloop.redact import Redactor, truncate_body
 
 
@@ -78,10 +78,12 @@ def apply(
     dry_run: bool = False,
     verify: bool = False,
     max_new: int | None = None,
+    listed: bool = False,
 ) -> SyncResult:
     """Replay the outbox, then deliver ``actions``, in order; see the module docstring.
 
-    ``max_new``: at most this many issues created by this call (None: no limit)."""
+    ``max_new``: at most this many issues created by this call (None: no limit).
+    ``listed``: the caller refreshed the tracker's listing for this iteration already."""
     result = SyncResult()
     cleaned = [_clean(action, redactor) for action in actions]
     result.deferred = [a.title for a in cleaned if a.kind == "defer"]
@@ -92,7 +94,7 @@ def apply(
         result.dry_run.extend(describe(a) for a in cleaned)
         return result
     queue = [*outbox.pending(), *(Entry(a) for a in cleaned if a.kind != "defer")]
-    if queue:
+    if queue and not listed:
         tracker.refresh()  # one fresh listing per iteration, read only when needed
     try:
         _deliver_all(queue, tracker, outbox, result, redactor, verify, max_new)
@@ -181,10 +183,16 @@ def _respect_human(action: IssueAction, number: int, tracker: Tracker, result: S
         return True
     if action.kind != "comment" or action.failing_on is None:
         return False
-    why = f"Still failing on {code_span(action.failing_on)}: reopened, as it was closed as "
-    tracker.reopen(number, why + f"completed while its tests still fail.\n\n{action.body}")
+    tracker.reopen(number, _still_failing(action.failing_on, action.body))
     _record(result, result.reopened, "reopened", action, number)
     return True
+
+
+def _still_failing(version: str, detail: str) -> str:
+    """The one comment that reopens an issue a person closed as completed while its cause
+    still fails (issue 16: "still failing on <version>")."""
+    why = f"Still failing on {code_span(version)}: reopened, as it was closed as completed "
+    return why + "while its tests still fail." + (f"\n\n{detail}" if detail else "")
 
 
 def _create(action: IssueAction, tracker: Tracker, result: SyncResult, max_new: int | None) -> None:
@@ -203,10 +211,23 @@ def _create(action: IssueAction, tracker: Tracker, result: SyncResult, max_new: 
         result.muted.setdefault(action.fingerprint, known.number)
     elif known.state == "open":
         _record(result, result.adopted, "adopted", action, known.number)
-    else:
-        text = "Failing again; found by its marker after deployloop lost track of it.\n\n"
-        tracker.reopen(known.number, text + MARKER.sub("", action.body).rstrip())
+    else:  # closed as completed within reopen_days (_standing): the body is known there
+        tracker.reopen(known.number, _still_failing(action.failing_on or "unknown", ""))
         _record(result, result.reopened, "reopened", action, known.number)
+
+
+def standing(tracker: Tracker, reopen_days: float) -> dict[str, Standing]:
+    """fingerprint → how its issue stands, for every issue a create would adopt, reopen or
+    leave muted (``_standing``): triage counts none of these as new (refresh first)."""
+    found: dict[str, Standing] = {}
+    for fp, issue in tracker.existing().items():
+        if issue.muted:
+            found[fp] = Standing.MUTED
+        elif issue.state == "open":
+            found[fp] = Standing.OPEN
+        elif _recently_closed(issue, reopen_days):
+            found[fp] = Standing.CLOSED
+    return found
 
 
 def _standing(action: IssueAction, tracker: Tracker) -> tuple[Issue | None, str | None]:

@@ -10,7 +10,9 @@ import datetime as dt
 import shlex
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from deployloop import process
 from deployloop.config import Config, IssuesConfig, SuiteConfig
@@ -26,7 +28,7 @@ from deployloop.events import (
 )
 from deployloop.issues import triage
 from deployloop.issues.compare import CompareCache
-from deployloop.issues.deliver import SyncResult, apply
+from deployloop.issues.deliver import SyncResult, apply, standing
 from deployloop.issues.ledger import Ledger
 from deployloop.issues.outbox import Outbox
 from deployloop.issues.records import (
@@ -101,11 +103,18 @@ class IssueDesk:
             self._tracker.dispose()
 
     def __call__(self, report: IterationReport) -> None:
+        own = self.store.clusters(self.session_id)
         previous = {
-            fp: ClusterRecord.from_dict(data)
-            for fp, data in self.store.clusters(self.session_id).items()
+            fp: ClusterRecord.from_dict(data) for fp, data in (own or self._inherited()).items()
         }
-        records, actions = triage.assess(previous, _judged_runs(report), self.context(report))
+        runs = _judged_runs(report)
+        ctx = self.context(report)
+        records, actions = triage.assess(previous, runs, ctx)
+        listed = not own and not report.dry_run and _failing(records, report.iteration)
+        if listed:  # the session's first word on its causes: what does the tracker hold?
+            self.tracker.refresh()
+            known = standing(self.tracker, self.config.issues.reopen_days)
+            records, actions = triage.assess(previous, runs, replace(ctx, standing=known))
         self._tell_compare()
         if not actions and not len(self.outbox):
             self._save(records, report)
@@ -118,9 +127,19 @@ class IssueDesk:
             dry_run=report.dry_run,
             verify=report.resumed,  # a killed run may have sent some of these already
             max_new=self.config.issues.max_new_per_iteration,
+            listed=listed,
         )
         self._save(triage.with_issue_numbers(records, result.issue_numbers), report)
         self._tell(result, report.version)
+
+    def _inherited(self) -> dict[str, Any]:
+        """A new session's causes, as the config's previous session left them: its issues
+        are still this config's, to be adopted, announced once, and closed once fixed."""
+        previous = self.store.previous_session(self.session_id)
+        if previous is None:
+            return {}
+        kept = self.store.clusters(previous.id).items()
+        return {fp: data for fp, data in kept if data.get("status") in ("open", "fixed")}
 
     def context(self, report: IterationReport) -> TriageContext:
         """What triage needs of ``report`` besides its runs: phases, reruns, repro, log tails."""
@@ -223,6 +242,11 @@ def make_tracker(
     from deployloop.issues.local import LocalTracker
 
     return LocalTracker(issues.dir or Path(logs_dir) / "issues", redactor)
+
+
+def _failing(records: dict[str, ClusterRecord], iteration: int) -> bool:
+    """Some cause fails in this iteration."""
+    return any(r.status == "open" and r.last_seen_iteration == iteration for r in records.values())
 
 
 def repro_lines(suite: SuiteConfig) -> str:

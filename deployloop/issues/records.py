@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any, Literal
 
 from deployloop.config import ClustersConfig, IssuesConfig, PhaseConfig, RetestConfig
@@ -79,6 +80,7 @@ class ClusterRecord:
     last_good: str | None = None
     first_failed_at: str | None = None
     regressed_in: str | None = None  # failing again on this version after its verified fix
+    told: bool = False  # listed in a "more causes wait" comment: never listed again
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -135,6 +137,21 @@ class IssueAction:
         return cls(**known)
 
 
+class Standing(Enum):
+    """What the tracker's listing says of an issue that stands for a cause (read at a
+    session's first iteration, when triage's records may not know it): open, closed by a
+    person as completed (within ``reopen_days``), or closed as not planned (muted)."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    MUTED = "muted"
+
+    @property
+    def closed(self) -> bool:
+        """Closed by a person, either way."""
+        return self is not Standing.OPEN
+
+
 @dataclass(frozen=True, slots=True)
 class TriageContext:
     """Everything about this iteration that triage needs besides the runs."""
@@ -157,6 +174,8 @@ class TriageContext:
     # (last good, first bad) → what changed between them (GitHub's compare API, behind the
     # desk's cache: asked only for a new issue's body); None: no source repo to ask
     compare: Callable[[str, str], Compare | None] | None = None
+    # fingerprint → its issue's standing on the tracker; empty when the listing was not read
+    standing: Mapping[str, Standing] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -266,6 +266,15 @@ def reopen_text(prev: ClusterRecord, failing: Failing, ctx: TriageContext) -> st
     )
 
 
+def refailing_text(failing: Failing, ctx: TriageContext) -> str:
+    """What a cause's issue, closed as completed by a person while the cause still fails, is
+    reopened with (after "Still failing on <version>", which ``deliver`` writes)."""
+    return (
+        f"{len(failing.tests)} tests fail with this error in iteration {ctx.iteration}:\n\n"
+        + list_tests(failing.tests)
+    )
+
+
 def deferred_text(waiting: Sequence[ClusterRecord], cap: int) -> str:
     """The comment listing new clusters held back by max_new_per_iteration (``cap``)."""
     # Titles quote test output: in code, where GitHub links and mentions nothing.

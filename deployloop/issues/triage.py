@@ -22,6 +22,7 @@ from deployloop.issues.records import (
     ClusterRecord,
     Failing,
     IssueAction,
+    Standing,
     TriageContext,
 )
 from deployloop.issues.text import (
@@ -30,6 +31,7 @@ from deployloop.issues.text import (
     fixed_text,
     issue_body,
     progress_text,
+    refailing_text,
     reopen_text,
     title_for,
 )
@@ -171,7 +173,7 @@ def assess(
     for fp, record in previous.items():
         if fp not in seen.failing and record.status == "open":
             records[fp] = plan.gone(record, seen)
-    return records, plan.actions()
+    return records, plan.actions(records)
 
 
 def _rekeyed(
@@ -250,6 +252,7 @@ def _bare_record(prev: ClusterRecord | None, failing: Failing, ctx: TriageContex
         last_seen_version=ctx.version,
         status="open",
         issue_number=prev.issue_number if prev else None,
+        told=bool(prev and prev.told and prev.issue_number is None),  # filed: told no more
     )
 
 
@@ -261,6 +264,7 @@ class _Candidate:
     record: ClusterRecord
     action: IssueAction
     waited: bool  # deferred or unfiled before: goes first
+    standing: bool  # the tracker already has its issue: adopted on apply, never capped
 
 
 class _Plan:
@@ -282,6 +286,8 @@ class _Plan:
             self.updates.append(self._action("comment", record, text))
             return replace(record, regressed_in=self.ctx.version)
         comment = self._progress(prev, failing)
+        if comment is None and self.ctx.standing.get(failing.fingerprint, Standing.OPEN).closed:
+            comment = refailing_text(failing, self.ctx)  # apply reopens it, or leaves it muted
         if comment:
             self.updates.append(self._action("comment", record, comment))
         return replace(record, fixed_in=None)
@@ -328,7 +334,8 @@ class _Plan:
         if old is None:
             action = replace(action, reopen_days=self.ctx.issues.reopen_days)
         waited = prev is not None and prev.status == "open"
-        self.candidates.append(_Candidate(failing, record, action, waited))
+        standing = any(fp in self.ctx.standing for fp in (failing.fingerprint, *failing.aliases))
+        self.candidates.append(_Candidate(failing, record, action, waited, standing))
         return record
 
     def _recur(self, prev: ClusterRecord, failing: Failing, record: ClusterRecord) -> ClusterRecord:
@@ -363,32 +370,29 @@ class _Plan:
             failing_on=failing_on,
         )  # fmt: skip
 
-    def actions(self) -> list[IssueAction]:
-        """Updates first, then creates up to the cap, the summary of what waits, the deferrals."""
+    def actions(self, records: dict[str, ClusterRecord]) -> list[IssueAction]:
+        """Updates, creates of causes the tracker has an issue for (adopted on apply: never
+        counted), creates up to the cap, the summary of what waits, the deferrals.
+
+        The "N more causes wait" comment goes on the first issue filed now in the waiting
+        causes' phase (none filed: they are in the log only, Deferred) and lists the causes
+        never listed before, marked ``told`` in ``records``."""
         ranked = sorted(
-            self.candidates,
+            (c for c in self.candidates if not c.standing),
             key=lambda c: (not c.waited, -len(c.failing.tests), c.record.fingerprint),
         )
         cap = self.ctx.issues.max_new_per_iteration
         filed, waiting = ranked[:cap], ranked[cap:]
-        out = [*self.updates, *(c.action for c in filed)]
-        out.extend(_deferred_comments(filed, waiting, cap))
+        out = [*self.updates, *(c.action for c in self.candidates if c.standing)]
+        out.extend(c.action for c in filed)
+        for phase in dict.fromkeys(c.record.phase for c in waiting):
+            host = next((c for c in filed if c.record.phase == phase), None)
+            held = [c.record for c in waiting if c.record.phase == phase and not c.record.told]
+            if host is not None and held:
+                out.append(replace(host.action, kind="comment", body=deferred_text(held, cap)))
+                records.update((r.fingerprint, replace(r, told=True)) for r in held)
         out.extend(replace(c.action, kind="defer", body="") for c in waiting)
         return out
-
-
-def _deferred_comments(
-    filed: Sequence[_Candidate], waiting: Sequence[_Candidate], cap: int
-) -> list[IssueAction]:
-    """The "N more causes wait" comment, on the first issue filed now in the waiting causes'
-    own phase; a phase with none filed now has its waiting causes in the log only (Deferred)."""
-    out: list[IssueAction] = []
-    for phase in dict.fromkeys(c.record.phase for c in waiting):
-        host = next((c for c in filed if c.record.phase == phase), None)
-        if host is not None:
-            held = [c.record for c in waiting if c.record.phase == phase]
-            out.append(replace(host.action, kind="comment", body=deferred_text(held, cap)))
-    return out
 
 
 def _aware(moment: datetime) -> datetime:

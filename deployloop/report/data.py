@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from deployloop.errors import UsageError
@@ -34,6 +35,8 @@ from deployloop.state import SessionRow, Store
 
 SLOWEST = 10
 
+UNFINISHED = ("running", "interrupted")  # left to be resumed: no verdict yet
+
 
 def build(store: Store, session_id: str | None = None) -> ReportData:
     """Everything the morning report says about one session (the latest when None)."""
@@ -44,7 +47,10 @@ def build(store: Store, session_id: str | None = None) -> ReportData:
     runs = store.runs(row.id)
     iterations = tuple(_iterations(store.iterations(row.id), runs, story))
     phases = _phase_order(story.phase_order, iterations)
-    clusters = _clusters(store.clusters(row.id), story, iterations)
+    clusters = tuple(
+        replace(c, muted_by=story.muted.get(c.fingerprint)) if c.status == "open" else c
+        for c in _clusters(store.clusters(row.id), story, iterations)
+    )
     return ReportData(
         session=row.id,
         name=row.name,
@@ -273,8 +279,8 @@ def _headline(
     """Green, or what still fails; the session's end reason when it ran out of budget."""
     finished = [it for it in iterations if it.green is not None]
     if not finished:
-        text = "no iteration finished yet" if row.status == "running" else "no iteration ran"
-        return Headline("running" if row.status == "running" else "empty", text, None, None)
+        text = "no iteration finished yet" if row.status in UNFINISHED else "no iteration ran"
+        return Headline(row.status if row.status in UNFINISHED else "empty", text, None, None)
     last = finished[-1]
     where = f"iteration {last.n} on version {last.version or 'unknown'}"
     if last.green:
@@ -282,7 +288,7 @@ def _headline(
     failing = tuple(_since(name, finished) for name in _failing_phases(last))
     open_clusters = tuple(c for c in clusters if c.status == "open")
     names = ", ".join(f.phase for f in failing) or "gates"
-    state = "running" if row.status == "running" else "failing"
+    state = row.status if row.status in UNFINISHED else "failing"
     text = f"{names} still failing in {where}"
     if state == "failing" and reason:
         text += f" ({reason})"

@@ -257,8 +257,7 @@ def _clusters(data: ReportData) -> str:
     rows = [
         [
             f"<code>{esc(c.fingerprint)}</code>",
-            f'<span class="{"bad" if c.status == "open" else "ok"}">{esc(c.status)}</span>'
-            + (f" (fixed in {esc(c.fixed_in)})" if c.fixed_in else ""),
+            f'<span class="{"bad" if c.status == "open" else "ok"}">{esc(c.shown_status)}</span>',
             esc(c.phase),
             esc(c.size),
             esc(words.seen(c.first_seen_iteration, c.first_seen_version)),

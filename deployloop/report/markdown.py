@@ -154,7 +154,7 @@ def _clusters(data: ReportData) -> list[str]:
     rows = [
         [
             code(c.fingerprint),
-            c.status + (f" (fixed in {text(c.fixed_in)})" if c.fixed_in else ""),
+            text(c.shown_status),
             text(c.phase),
             str(c.size),
             words.seen(c.first_seen_iteration, c.first_seen_version),

@@ -76,6 +76,14 @@ class ClusterInfo:
     issue_number: int | None = None
     fixed_in: str | None = None
     closed_at: str | None = None
+    muted_by: int | None = None  # its issue, closed by a person as not planned
+
+    @property
+    def shown_status(self) -> str:
+        """The status column: "muted by #N", "fixed (fixed in X)", "open", "flaky"."""
+        if self.muted_by is not None:
+            return f"muted by #{self.muted_by}"
+        return self.status + (f" (fixed in {self.fixed_in})" if self.fixed_in else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from deployloop.events import (
     FailedFirst,
     FailureCluster,
     IssueDone,
+    Muted,
     PhaseEnd,
     RedeployTimeout,
     SessionEnd,
@@ -50,6 +51,7 @@ class Story:
     redeploy_problems: list[RedeployProblem] = field(default_factory=list)
     phase_order: list[str] = field(default_factory=list)
     end_reason: str = ""
+    muted: dict[str, int] = field(default_factory=dict)  # fingerprint → its not-planned issue
 
 
 def read_story(store: Store, session_id: str) -> Story:
@@ -74,6 +76,7 @@ def read_story(store: Store, session_id: str) -> Story:
     problems += store.story(session_id, RedeployTimeout)
     for at, problem in sorted(problems, key=lambda found: found[1].ts):
         story.redeploy_problems.append(RedeployProblem(at, describe(problem), problem.ts))
+    story.muted = {m.fingerprint: m.number for _, m in store.story(session_id, Muted)}
     ends = store.story(session_id, SessionEnd)
     story.end_reason = ends[-1][1].reason if ends else ""
     return story

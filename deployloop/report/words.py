@@ -15,10 +15,17 @@ from deployloop.report.records import (
     PhaseStats,
     ReportData,
 )
+from deployloop.session import status_words
 
 MATRIX_COLUMNS = 20  # the per-iteration gate table keeps the latest this many iterations
-MARKS = {"green": "✅", "failing": "❌", "running": "⏳", "empty": "⚪"}
-TITLES = {"green": "GREEN", "failing": "FAILING", "running": "RUNNING", "empty": "NO RESULTS"}
+MARKS = {"green": "✅", "failing": "❌", "running": "⏳", "interrupted": "⏸", "empty": "⚪"}
+TITLES = {
+    "green": "GREEN",
+    "failing": "FAILING",
+    "running": "RUNNING",
+    "interrupted": "INTERRUPTED (RESUMABLE)",
+    "empty": "NO RESULTS",
+}
 
 
 def verdict_line(data: ReportData) -> str:
@@ -134,6 +141,7 @@ def budget_lines(b: Budget, now: float) -> list[tuple[str, str]]:
     ]
     if b.deadline is not None:
         lines.insert(4, ("time budget", took(b.deadline - b.started)))
-    status = b.status if b.exit_code is None else f"{b.status} (exit {b.exit_code})"
+    shown = status_words(b.status)
+    status = shown if b.exit_code is None else f"{shown} (exit {b.exit_code})"
     lines.append(("outcome", f"{status} — {b.reason}" if b.reason else status))
     return lines

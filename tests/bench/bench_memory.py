@@ -122,8 +122,8 @@ class FakeNight:
         reporter = Reporter(self.sample)
         reporter.add(Journal(row.directory / "events.jsonl", redactor.redact))
         reporter.add(SessionLog(row.directory / "session.md", redactor.redact))
-        reporter.add(LiveStatus(store, row.id))
-        reporter.add(StoryRecorder(store, row.id))
+        reporter.add(LiveStatus(store, row.id, redactor.redact))
+        reporter.add(StoryRecorder(store, row.id, redactor.redact))
         desk = IssueDesk(self.config, store, row.id, reporter, redactor)
         services = Services(
             run_suite=self.run_suite,

@@ -46,6 +46,7 @@ def report(result: SoakResult, iterations: int) -> list[str]:
     lines += [f"  {check.line()}" for check in result.checks]
     fired = ", ".join(f"{k}={v}" for k, v in sorted(result.tally.fired.items()))
     lines.append(f"  faults fired: {fired}")
+    lines += [f"  skipped {reason}" for reason in result.skipped]
     if not result.passed:
         lines.append(f"  FAILED seed {result.seed}; evidence kept in {result.root}")
         lines.append(

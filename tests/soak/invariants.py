@@ -452,7 +452,8 @@ def exit_codes(e: Evidence) -> Check:
     detail = (
         f"{by_kind[('daemon', 'kill')]} kill -9 (-9), {by_kind[('daemon', 'term')]} SIGTERM "
         f"(143, slowest {slowest_term:.1f} s), {by_kind[('second', 'lock')]} second starts (75), "
-        f"{by_kind[('daemon', 'end')]} own ends (0/1); {len(bad)} unexpected"
+        f"{by_kind[('daemon', 'end')]} own ends (0/1), "
+        f"{sum(1 for x in e.exits if x.role == 'fs')} broken-machine starts; {len(bad)} unexpected"
     )
     if bad:
         detail += ": " + "; ".join(

@@ -27,7 +27,8 @@ import psutil
 
 from deployloop.simulator import Simulator
 from deployloop.testing.github_server import FakeGitHub, Fault
-from tests.soak import invariants
+from tests.fsfaults import Unavailable
+from tests.soak import fsplay, invariants
 from tests.soak.project import write_project
 from tests.soak.schedule import Secrets, Step, build, secrets_for
 
@@ -78,6 +79,7 @@ class SoakResult:
     tally: Tally
     daemon_starts: int
     sessions: int
+    skipped: tuple[str, ...] = ()  # faults this machine could not make, with the reason
 
     @property
     def passed(self) -> bool:
@@ -161,6 +163,7 @@ class SoakRun:
         self.injected: list[tuple[str, Fault, int]] = []
         self.calls_seen = 0
         self.second: tuple[subprocess.Popen[bytes], float] | None = None
+        self.skips: set[str] = set()  # faults this machine cannot make, with the reason
 
     @property
     def step(self) -> Step:
@@ -205,6 +208,7 @@ class SoakRun:
             self.tally,
             self.daemon_starts,
             len(evidence.sessions),
+            tuple(sorted(self.skips)),
         )
         if result.passed and not self.keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -386,7 +390,27 @@ class SoakRun:
                 stderr=subprocess.STDOUT,
             )
 
+    def _play_fs_faults(self) -> None:
+        """The step's broken machines, each met by one start before the real restart."""
+        for kind in self.step.fs:
+            if kind in self.fired:
+                continue
+            self.fired.add(kind)
+            rng = random.Random(f"{self.seed}-{self.index}-{kind}")
+            try:
+                ok, said = fsplay.play(kind, self.project, self._argv(), self._env(), rng)
+            except Unavailable as exc:
+                self.tally.fire(f"{kind}_skipped")
+                self.skips.add(f"{kind}: {exc}")
+                continue
+            self.tally.fire(kind)
+            self.exits.append(ExitRecord("fs", kind, None, ok, note=said))
+            if not ok:
+                self.log(f"seed {self.seed}: {kind}: {said}")
+
     def _start_daemon(self) -> None:
+        if self.daemon_starts:
+            self._play_fs_faults()
         left = str(self.iterations - self.completed)  # used only when a new session starts
         self.daemon = self._spawn(self._argv("--max-iterations", left), self.project.daemon_out)
         self.daemon_starts += 1

@@ -26,6 +26,8 @@ MAX_CAUSES = 3  # live at once: with the extras a phase stays under the broken-d
 # Where a kill or a SIGTERM lands: right after one of these events ("write": while a GitHub
 # write is in flight, its answer delayed so the daemon dies before it learns the result).
 KILL_POINTS = ("iteration_start", "suite_start", "suite_end", "phase_end", "issue", "waiting")
+FS_FAULTS = ("corrupt_state", "readonly_logs", "disk_full")  # played by tests.soak.fsplay
+FS_CHANCE = 0.5  # per kind, in a step whose daemon is killed or stopped (so restarts)
 # (kind, chance per step) of the trust faults the runner plays on the GitHub stand-in.
 TRUST_FAULTS = (
     ("gh_labels_dropped", 0.1),
@@ -33,7 +35,7 @@ TRUST_FAULTS = (
     ("gh_pr", 0.1),
     ("gh_listing_omits", 0.1),
     ("gh_close_not_planned", 0.05),
-    ("gh_close_completed", 0.08),
+    ("gh_close_completed", 0.12),
 )
 
 
@@ -60,10 +62,11 @@ class Step:
     staging_down: float | None = None  # seconds into the core suite when a deploy starts
     final: bool = False
     trust: list[str] = field(default_factory=list)  # kinds from TRUST_FAULTS
+    fs: list[str] = field(default_factory=list)  # kinds from fsplay.FS_FAULTS, at the restart
 
     def faults(self) -> list[str]:
         """The kinds of fault this step schedules, for the summary."""
-        kinds = [kind for kind, _ in self.github] + list(self.trust)
+        kinds = [kind for kind, _ in self.github] + list(self.trust) + list(self.fs)
         legacy = self.scenario["legacy"]
         flags = {
             "flip": self.flip is not None,
@@ -233,10 +236,16 @@ def _step(
     step.second_start = second_ok and quiet and bool(causes) and chance(0.1)
     step.staging_down = rng.uniform(0.0, 0.3) if chance(0.08) else None
     step.trust = [kind for kind, p in TRUST_FAULTS if chance(p)]
-    if step.flip is None or not quiet:
+    if not quiet:  # the daemon restarts in this step: a broken machine meets the restart
+        step.fs = [kind for kind in FS_FAULTS if rng.random() < FS_CHANCE]
+    if "gh_close_completed" in step.trust:
         # A hand-closed issue is reopened when deployloop next writes about its cause: a new
-        # version in an iteration that runs to its end.
-        step.trust = [kind for kind in step.trust if kind != "gh_close_completed"]
+        # version in an iteration that runs to its end. So such a step brings one (dropping
+        # the fault instead left it firing in almost no seed).
+        if quiet:
+            step.flip = step.flip or rng.uniform(0.05, 0.4)
+        else:
+            step.trust.remove("gh_close_completed")
     return step
 
 
