@@ -368,7 +368,9 @@ def _runner_error(
     """Why a runner that exited by itself produced no full result (pytest's exit codes first)."""
     pytest = found.ours or runs_pytest(job.suite.run)
     if pytest and done.returncode in PYTEST_EXIT:
-        return PYTEST_EXIT[done.returncode]
+        # xdist stops an -x / --maxfail run as interrupted (exit 2): what did not run is the news
+        partial = _not_run(job, cases, found.ours) if done.returncode == 2 else None
+        return partial or PYTEST_EXIT[done.returncode]
     if found.error:
         return found.error
     return _suspicious_results(done, cases) or _not_run(job, cases, found.ours)
