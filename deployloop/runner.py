@@ -128,6 +128,8 @@ def run_suite(
     # After the private place: the pump has written every progress line (the collected count).
     cases = attach_hook_errors(found.cases, job.log_path)
     ended, reason = how_it_ended(job, done, cases, found, by_deadline)
+    # Read (the collected count): a 64k-test suite's would keep 20 MB an iteration (issue 19).
+    progress_path(job).unlink(missing_ok=True)
     if redactor is not None:
         cases = [_scrubbed(case, redactor) for case in cases]
         reason = None if reason is None else redactor.redact(reason)
@@ -152,7 +154,10 @@ def pid_path(job: SuiteJob) -> Path:
 
 
 def progress_path(job: SuiteJob) -> Path:
-    """Where the plugin's per-test outcomes are kept, scrubbed (one JSON object per line)."""
+    """Where the plugin's per-test outcomes are kept, scrubbed (one JSON object per line),
+    while the suite runs: the live view tails it, and ``run_suite`` reads its collected count
+    and then drops it (the results are in the state and the JUnit file). A run killed with
+    deployloop leaves it, scrubbed on resume; the next run of the job starts it afresh."""
     return job.log_path.with_suffix(".progress.jsonl")
 
 
