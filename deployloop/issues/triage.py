@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from deployloop.clustering import key_cases
+from deployloop.clustering import causes_of
 from deployloop.config import ClustersConfig
 from deployloop.fingerprint import v1_fingerprint
 from deployloop.issues.records import (
@@ -90,13 +90,15 @@ def _keys(runs: Sequence[SuiteRun], clusters: ClustersConfig, known: Collection[
     cause's other members and the v1 print of each of its failures (how v1-filed issues and
     v1-keyed records are found again)."""
     broken = [case for run in runs for case in run.cases if case.broken]
-    keyed = key_cases(broken, clusters.mask, clusters.merge, known)
+    causes = causes_of(broken, clusters.mask, clusters.merge)
+    keys = [cause.key(known) for cause in causes]
     aliases: dict[str, dict[str, None]] = {}
-    for case, found in zip(broken, keyed, strict=True):
-        names = aliases.setdefault(found.key, {})
-        names.update(dict.fromkeys(m for m in found.cause.members if m != found.key))
+    for case, cause, key in zip(broken, causes, keys, strict=True):
+        names = aliases.setdefault(key, {})
+        names.update(dict.fromkeys(m for m in cause.members if m != key))
         names[v1_fingerprint(case, clusters.mask)] = None
-    return {id(c): (k.key, tuple(aliases[k.key])) for c, k in zip(broken, keyed, strict=True)}
+    named = {key: tuple(names) for key, names in aliases.items()}  # one tuple per cluster
+    return {id(c): (key, named[key]) for c, key in zip(broken, keys, strict=True)}
 
 
 def _cluster(phase: str, pairs: Iterable[tuple[str, CaseResult]], keys: _Keys) -> list[Failing]:
