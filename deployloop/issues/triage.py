@@ -82,7 +82,8 @@ def _by_phase(runs: Sequence[SuiteRun]) -> dict[str, list[SuiteRun]]:
     return grouped
 
 
-_Keys = dict[int, tuple[str, tuple[str, ...]]]  # id(case) -> (cluster key, its aliases)
+# id(case) -> cluster key, and cluster key -> its aliases (one tuple per cluster, not per case)
+_Keys = tuple[dict[int, str], dict[str, tuple[str, ...]]]
 
 
 def _keys(runs: Sequence[SuiteRun], clusters: ClustersConfig, known: Collection[str]) -> _Keys:
@@ -97,17 +98,20 @@ def _keys(runs: Sequence[SuiteRun], clusters: ClustersConfig, known: Collection[
         names = aliases.setdefault(key, {})
         names.update(dict.fromkeys(m for m in cause.members if m != key))
         names[v1_fingerprint(case, clusters.mask)] = None
-    named = {key: tuple(names) for key, names in aliases.items()}  # one tuple per cluster
-    return {id(c): (key, named[key]) for c, key in zip(broken, keys, strict=True)}
+    named = {key: tuple(names) for key, names in aliases.items()}
+    return {id(c): key for c, key in zip(broken, keys, strict=True)}, named
 
 
 def _cluster(phase: str, pairs: Iterable[tuple[str, CaseResult]], keys: _Keys) -> list[Failing]:
     found: dict[str, Failing] = {}
+    key_of, aliases = keys
     for suite, case in pairs:
-        fp, aliases = keys[id(case)]
+        fp = key_of[id(case)]
         if fp not in found:
             error_type = case.error_type or case.outcome.value
-            found[fp] = Failing(fp, phase, error_type, case.message, case.details, aliases=aliases)
+            found[fp] = Failing(
+                fp, phase, error_type, case.message, case.details, aliases=aliases[fp]
+            )
         found[fp].cases.append((suite, case))
     return list(found.values())
 
