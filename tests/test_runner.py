@@ -374,3 +374,21 @@ def test_rerun_collects_only_the_files_of_its_tests(tmp_path: Path) -> None:
     again = run_suite(select_job(job, failed.id), threading.Event())
     assert again.harness_error is None and [c.name for c in again.cases] == ["test_a"]
     assert "test_other" not in job.log_path.with_suffix(".log").read_text()
+
+
+def test_rerun_makes_items_only_of_the_functions_its_ids_name(tmp_path: Path) -> None:
+    """In the files it collects, a rerun makes items only of the selected functions (and
+    classes): a function of the same module that cannot even become an item (a bad
+    parametrize) is left alone, and pytest deselects nothing (issue 15 item 10, bench ratio)."""
+    source = (
+        "import pytest\n\nclass TestGroup:\n    def test_m(self):\n        assert False\n\n"
+        "def test_a():\n    assert False\n\ndef test_b():\n    pass\n"
+    )
+    job, full = run_in(tmp_path, source)
+    ids = tuple(c.id for c in full.cases if c.broken)  # type: ignore[attr-defined]
+    unmakeable = "\n@pytest.mark.parametrize('x', [1])\ndef test_unmakeable(y):\n    pass\n"
+    write_tests(tmp_path / "suite", "test_it.py", source + unmakeable)
+    again = run_suite(select_job(job, *ids), threading.Event())
+    assert again.harness_error is None
+    assert sorted(c.name for c in again.cases) == ["test_a", "test_m"]
+    assert "deselected" not in job.log_path.read_text()
