@@ -93,12 +93,12 @@ def _keys(runs: Sequence[SuiteRun], clusters: ClustersConfig, known: Collection[
     broken = [case for run in runs for case in run.cases if case.broken]
     causes = causes_of(broken, clusters.mask, clusters.merge)
     keys = [cause.key(known) for cause in causes]
-    aliases: dict[str, dict[str, None]] = {}
+    aliases: dict[str, list[str]] = {}  # lists, deduplicated once: 100k clusters, 100k lists
     for case, cause, key in zip(broken, causes, keys, strict=True):
-        names = aliases.setdefault(key, {})
-        names.update(dict.fromkeys(m for m in cause.members if m != key))
-        names[v1_fingerprint(case, clusters.mask)] = None
-    named = {key: tuple(names) for key, names in aliases.items()}
+        names = aliases.setdefault(key, [])
+        names.extend(m for m in cause.members if m != key)
+        names.append(v1_fingerprint(case, clusters.mask))
+    named = {key: tuple(dict.fromkeys(names)) for key, names in aliases.items()}
     return {id(c): key for c, key in zip(broken, keys, strict=True)}, named
 
 
