@@ -11,6 +11,7 @@ reading anything.
 from __future__ import annotations
 
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -378,7 +379,8 @@ def _broken_elements(elements: list[Element]) -> int:
 def _passed(attrs: dict[str, str], prefixes: dict[tuple[str, str | None], str]) -> CaseResult:
     """The common testcase, without a result element, built as cheaply as possible."""
     name = attrs.get("name", "")
-    classname = attrs.get("classname") or attrs.get("class", "")
+    # interned: 100,000 records of 1,000 classes hold 1,000 classnames, not 100,000 copies
+    classname = sys.intern(attrs.get("classname") or attrs.get("class", ""))
     file = attrs.get("file") or None
     prefix = prefixes.get((classname, file))
     if prefix is None:
@@ -399,7 +401,7 @@ def build_case(attrs: dict[str, str], elements: list[Element]) -> CaseResult:
     behave says the test was never run (``status="untested"``).
     """
     name = attrs.get("name", "")
-    classname = attrs.get("classname") or attrs.get("class", "")
+    classname = sys.intern(attrs.get("classname") or attrs.get("class", ""))
     broken = [e for e in elements if e[0] in BROKEN]
     skips = [e for e in elements if e[0] is Outcome.SKIPPED]
     outcome, message, error_type, details = _judge(attrs, broken or skips[:1])

@@ -552,10 +552,13 @@ def _passed(previous: IterationResult | None) -> frozenset[str]:
 
 
 def _clusters(runs: Sequence[SuiteRun], config: ClustersConfig) -> tuple[FailureCluster, ...]:
+    """The phase's largest clusters and one entry counting the rest, as ``events.caps`` keeps
+    them: only those are made (100,000 distinct failures are not 100,000 objects here)."""
+    from deployloop.events.caps import MAX_CLUSTERS, others
     from deployloop.summary import summarize
 
     cases = [c for run in runs for c in run.cases]
-    return tuple(
-        FailureCluster(c.fingerprint, c.count, c.message, c.tests)
-        for c in summarize(cases, extra_masks=config.mask, merge_rules=config.merge).clusters
-    )
+    found = summarize(cases, extra_masks=config.mask, merge_rules=config.merge, top=MAX_CLUSTERS)
+    listed = [FailureCluster(c.fingerprint, c.count, c.message, c.tests) for c in found.clusters]
+    rest = [others(found.others, found.others_tests)] if found.others else []
+    return (*listed, *rest)

@@ -133,6 +133,8 @@ def run_suite(
     # After the private place: the pump has written every progress line (the collected count).
     cases = attach_hook_errors(found.cases, job.log_path)
     ended, reason = how_it_ended(job, done, cases, found, by_deadline)
+    # Read (the collected count): a 64k-test suite's would keep 20 MB an iteration (issue 19).
+    progress_path(job).unlink(missing_ok=True)
     if redactor is not None:
         cases = [scrubbed_case(case, redactor) for case in cases]
         reason = None if reason is None else redactor.redact(reason)
@@ -157,7 +159,10 @@ def pid_path(job: SuiteJob) -> Path:
 
 
 def progress_path(job: SuiteJob) -> Path:
-    """Where the plugin's per-test outcomes are kept, scrubbed (one JSON object per line)."""
+    """Where the plugin's per-test outcomes are kept, scrubbed (one JSON object per line),
+    while the suite runs: the live view tails it, and ``run_suite`` reads its collected count
+    and then drops it (the results are in the state and the JUnit file). A run killed with
+    deployloop leaves it, scrubbed on resume; the next run of the job starts it afresh."""
     return job.log_path.with_suffix(".progress.jsonl")
 
 
@@ -232,9 +237,10 @@ def _environment(
 
 
 def scrubbed_case(case: CaseResult, redactor: Redactor) -> CaseResult:
-    """The case with every text a test controls scrubbed: its id and names too."""
+    """The case with every text a test controls scrubbed: its id and names too. The case
+    itself when nothing was found: 100,000 results are not kept twice for nothing."""
     clean = redactor.redact
-    return dataclasses.replace(
+    scrubbed = dataclasses.replace(
         case,
         id=clean(case.id),
         name=clean(case.name),
@@ -244,6 +250,7 @@ def scrubbed_case(case: CaseResult, redactor: Redactor) -> CaseResult:
         details=clean(case.details),
         file=None if case.file is None else clean(case.file),
     )
+    return case if scrubbed == case else scrubbed
 
 
 def _timeout(job: SuiteJob) -> tuple[float, bool]:
@@ -379,7 +386,9 @@ def _runner_error(
     if job.shard is not None and done.returncode == NO_TESTS and not cases:
         return None  # shards.merge judges emptiness on the merged suite
     if pytest and done.returncode in PYTEST_EXIT:
-        return PYTEST_EXIT[done.returncode]
+        # xdist stops an -x / --maxfail run as interrupted (exit 2): what did not run is the news
+        partial = _not_run(job, cases, found.ours) if done.returncode == 2 else None
+        return partial or PYTEST_EXIT[done.returncode]
     if found.error:
         return found.error
     whole = job.shard is None  # a shard's emptiness and all-skipped: judged on the merged suite

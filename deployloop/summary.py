@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from deployloop.clustering import key_cases
+from deployloop.clustering import causes_of
 from deployloop.logical import Tally, tally
 from deployloop.models import CaseResult, Outcome
 
@@ -50,7 +51,9 @@ class Summary:
     duration_s: float  # sum of the known durations, seconds
     p95_s: float | None  # nearest-rank p95 of the known durations; None when none is known
     untimed: int  # tests that ran yet carry no readable time
-    clusters: tuple[Cluster, ...]  # largest first
+    clusters: tuple[Cluster, ...]  # largest first (only the ``top`` largest, when asked so)
+    others: int = 0  # clusters past the ``top`` asked for: counted, not listed
+    others_tests: int = 0  # failures in those clusters
 
     @property
     def tests(self) -> int:
@@ -108,11 +111,15 @@ def summarize(
     files: int = 1,
     extra_masks: Sequence[str] = (),
     merge_rules: Sequence[Sequence[str]] = (),
+    top: int | None = None,
 ) -> Summary:
     """Add up logical tests in one pass, holding only durations and failures (fine for streams).
 
-    Failures are clustered by ``clustering.key_cases`` with the config's ``[clusters] mask``
-    (``extra_masks``) and ``merge`` rules (``merge_rules``); a bad mask raises ValueError.
+    Failures are clustered as ``clustering.key_cases`` clusters them, with the config's
+    ``[clusters] mask`` (``extra_masks``) and ``merge`` rules (``merge_rules``); a bad mask
+    raises ValueError. With ``top``, only the ``top`` largest clusters are listed and the rest
+    counted (``others``, ``others_tests``): 100,000 distinct failures make 50 Cluster objects,
+    not 100,000 (issue 19).
     """
     durations = array("d")
     broken: list[CaseResult] = []
@@ -131,9 +138,15 @@ def summarize(
             yield case
 
     counts = tally(watch(cases))
-    clusters: dict[str, tuple[CaseResult, list[str]]] = {}
-    for case, keyed in zip(broken, key_cases(broken, extra_masks, merge_rules), strict=True):
-        clusters.setdefault(keyed.key, (case, []))[1].append(case.id)
+    keys = [cause.key() for cause in causes_of(broken, extra_masks, merge_rules)]
+    listed, others, others_tests = _largest(keys, top)
+    firsts: dict[str, CaseResult] = {}
+    ids: dict[str, list[str]] = {key: [] for key in listed}
+    for case, key in zip(broken, keys, strict=True):
+        if key in ids:
+            firsts.setdefault(key, case)
+            ids[key].append(case.id)
+    clusters = {key: (firsts[key], ids[key]) for key in listed}
     return Summary(
         files=files,
         tally=counts,
@@ -141,7 +154,19 @@ def summarize(
         p95_s=percentile(durations, 95) if durations else None,
         untimed=untimed,
         clusters=cluster_list(clusters),
+        others=others,
+        others_tests=others_tests,
     )
+
+
+def _largest(keys: Sequence[str], top: int | None) -> tuple[list[str], int, int]:
+    """The ``top`` largest clusters' keys (all when None), largest first, ties in the order
+    they were first seen (as :func:`cluster_list` orders them); and the clusters and failures
+    left out."""
+    sizes = Counter(keys)  # keys in the order first seen
+    ranked = sorted(sizes, key=lambda key: -sizes[key])
+    listed = ranked if top is None else ranked[:top]
+    return listed, len(ranked) - len(listed), len(keys) - sum(sizes[key] for key in listed)
 
 
 def timing_of(case: CaseResult) -> float | None:

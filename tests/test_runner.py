@@ -253,9 +253,25 @@ def test_chatty_suite_log_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "FIRST LINE" in text and "LAST LINE" in text and "log capped" in text
 
 
+# The suite's last test copies the progress file as it is while the suite still runs (the
+# file is dropped once the suite has ended), polling until the pump has written test_leaks.
+PROGRESS_COPIER = """
+import os, time
+def test_zz_copies_progress():
+    source, copy = os.environ["PROGRESS_KEPT"], os.environ["PROGRESS_COPY"]
+    deadline = time.monotonic() + 10
+    text = ""
+    while '"event": "test"' not in text and time.monotonic() < deadline:
+        text = open(source).read() if os.path.exists(source) else ""
+        time.sleep(0.01)
+    open(copy, "w").write(text)
+"""
+
+
 def test_secrets_are_scrubbed_from_kept_output_and_results(tmp_path: Path) -> None:
     """A token a test prints, or carries in its id, is gone from the kept log, the progress
-    file, the kept JUnit file and the results; the raw JUnit file is not left anywhere."""
+    file (while it exists: it is dropped after the suite), the kept JUnit file and the
+    results; the raw JUnit file is not left anywhere."""
     from deployloop.redact import Redactor
     from deployloop.runner import progress_path
 
@@ -265,14 +281,18 @@ def test_secrets_are_scrubbed_from_kept_output_and_results(tmp_path: Path) -> No
         f"def test_leaks(x):\n    print({token!r})\n    assert False, {token!r}\n"
     )
     write_tests(tmp_path / "suite", "test_it.py", source)
+    write_tests(tmp_path / "suite", "test_zz.py", PROGRESS_COPIER)
     job = make_job(tmp_path, python_pytest(f"{tmp_path / 'suite'} -rA"))
-    run = run_suite(job, threading.Event(), redactor=Redactor())
+    copy = tmp_path / "progress-copy.jsonl"
+    env = {"PROGRESS_KEPT": str(progress_path(job)), "PROGRESS_COPY": str(copy)}
+    run = run_suite(job, threading.Event(), env=env, redactor=Redactor())
     case = run.cases[0]
     assert case.broken and token not in case.id + case.name + case.message + case.details
     assert token not in job.log_path.read_text() and "[REDACTED]" in job.log_path.read_text()
     assert token not in job.junit_path.read_text() and run.junit_path == str(job.junit_path)
-    progress = progress_path(job).read_text()
+    progress = copy.read_text()
     assert '"event": "test"' in progress and token not in progress and "[REDACTED]" in progress
+    assert not progress_path(job).exists()
     assert sorted(p.name for p in job.log_path.parent.iterdir() if p.suffix == ".xml") == [
         job.junit_path.name
     ]
@@ -357,3 +377,21 @@ def test_rerun_collects_only_the_files_of_its_tests(tmp_path: Path) -> None:
     again = run_suite(select_job(job, failed.id), threading.Event())
     assert again.harness_error is None and [c.name for c in again.cases] == ["test_a"]
     assert "test_other" not in job.log_path.with_suffix(".log").read_text()
+
+
+def test_rerun_makes_items_only_of_the_functions_its_ids_name(tmp_path: Path) -> None:
+    """In the files it collects, a rerun makes items only of the selected functions (and
+    classes): a function of the same module that cannot even become an item (a bad
+    parametrize) is left alone, and pytest deselects nothing (issue 15 item 10, bench ratio)."""
+    source = (
+        "import pytest\n\nclass TestGroup:\n    def test_m(self):\n        assert False\n\n"
+        "def test_a():\n    assert False\n\ndef test_b():\n    pass\n"
+    )
+    job, full = run_in(tmp_path, source)
+    ids = tuple(c.id for c in full.cases if c.broken)
+    unmakeable = "\n@pytest.mark.parametrize('x', [1])\ndef test_unmakeable(y):\n    pass\n"
+    write_tests(tmp_path / "suite", "test_it.py", source + unmakeable)
+    again = run_suite(select_job(job, *ids), threading.Event())
+    assert again.harness_error is None
+    assert sorted(c.name for c in again.cases) == ["test_a", "test_m"]
+    assert "deselected" not in job.log_path.read_text()

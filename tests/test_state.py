@@ -190,3 +190,23 @@ def test_packed_runs_keep_order_and_every_field(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.save_run("s", 1, "full", run)
     assert store.runs("s", 1) == [(1, run)]
+
+
+def test_unpack_reads_full_entries_one_by_one_and_refuses_a_foreign_blob() -> None:
+    """Failures with JSON-hostile text (quotes, brackets, commas, newlines) read back equal
+    and in order between plain passes; a blob of another layout is a ValueError."""
+    import zlib
+
+    from deployloop.statepack import pack_cases, unpack_cases
+
+    hostile = 'a "b" ], {c}, [d]\n\\e'
+    cases = tuple(
+        CaseResult(f"t.py::{n}", str(n), "t", Outcome.PASSED, 0.1)
+        if n % 3
+        else CaseResult(f"t.py::{n}", str(n), "t", Outcome.FAILED, None, hostile, "E", hostile)
+        for n in range(10)
+    )
+    assert unpack_cases(pack_cases(cases)) == cases
+    assert unpack_cases(pack_cases(())) == ()
+    with pytest.raises(ValueError, match="not a packed run"):
+        unpack_cases(zlib.compress(b'{"full":[],"plain":{}}'))

@@ -125,3 +125,18 @@ def test_percentile_rejects_out_of_range() -> None:
     """A percentile outside 0..100 is a programming error, raised loudly."""
     with pytest.raises(ValueError, match=r"0\.\.100"):
         percentile([1.0], 101)
+
+
+def test_top_lists_the_largest_clusters_as_the_full_summary_does_and_counts_the_rest() -> None:
+    """``top``: the first clusters of the full summary, equal, in its order (ties as first
+    seen); the clusters and failures past them counted; tallies unchanged (issue 19)."""
+    cases = [
+        *sample(),
+        *(case(f"t::n{n}", Outcome.FAILED, 1.0, f"distinct {n}", f"E{n}Error") for n in range(5)),
+        case("t::z", Outcome.FAILED, 1.0, "fixture broke", "RuntimeError"),
+    ]
+    full, top = summarize(cases), summarize(cases, top=3)
+    assert top.clusters == full.clusters[:3]
+    assert [c.count for c in top.clusters] == [2, 2, 1]
+    assert (top.others, top.others_tests) == (len(full.clusters) - 3, 4) == (4, 4)
+    assert top.tally == full.tally and (full.others, full.others_tests) == (0, 0)

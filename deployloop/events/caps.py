@@ -25,10 +25,14 @@ def capped(event: Event) -> Event:
     kept = [dataclasses.replace(c, tests=c.tests[:MAX_TESTS]) for c in ranked[:MAX_CLUSTERS]]
     rest = ranked[MAX_CLUSTERS:]
     if rest:
-        tests = sum(c.count for c in rest)
-        message = f"{len(rest)} more clusters ({tests} tests), counted, not listed"
-        kept.append(FailureCluster(OTHERS, tests, message, ()))
+        kept.append(others(len(rest), sum(c.count for c in rest)))
     return dataclasses.replace(event, clusters=tuple(kept))
+
+
+def others(clusters: int, tests: int) -> FailureCluster:
+    """The trailing entry counting ``clusters`` clusters of ``tests`` failures left out."""
+    message = f"{clusters} more clusters ({tests} tests), counted, not listed"
+    return FailureCluster(OTHERS, tests, message, ())
 
 
 def _over(clusters: tuple[FailureCluster, ...]) -> bool:

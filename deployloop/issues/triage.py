@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from deployloop.clustering import key_cases
+from deployloop.clustering import causes_of
 from deployloop.config import ClustersConfig
 from deployloop.fingerprint import v1_fingerprint
 from deployloop.issues.history import added, with_versions
@@ -85,7 +85,8 @@ def _by_phase(runs: Sequence[SuiteRun]) -> dict[str, list[SuiteRun]]:
     return grouped
 
 
-_Keys = dict[int, tuple[str, tuple[str, ...]]]  # id(case) -> (cluster key, its aliases)
+# id(case) -> cluster key, and cluster key -> its aliases (one tuple per cluster, not per case)
+_Keys = tuple[dict[int, str], dict[str, tuple[str, ...]]]
 
 
 def _keys(runs: Sequence[SuiteRun], clusters: ClustersConfig, known: Collection[str]) -> _Keys:
@@ -93,22 +94,27 @@ def _keys(runs: Sequence[SuiteRun], clusters: ClustersConfig, known: Collection[
     cause's other members and the v1 print of each of its failures (how v1-filed issues and
     v1-keyed records are found again)."""
     broken = [case for run in runs for case in run.cases if case.broken]
-    keyed = key_cases(broken, clusters.mask, clusters.merge, known)
-    aliases: dict[str, dict[str, None]] = {}
-    for case, found in zip(broken, keyed, strict=True):
-        names = aliases.setdefault(found.key, {})
-        names.update(dict.fromkeys(m for m in found.cause.members if m != found.key))
-        names[v1_fingerprint(case, clusters.mask)] = None
-    return {id(c): (k.key, tuple(aliases[k.key])) for c, k in zip(broken, keyed, strict=True)}
+    causes = causes_of(broken, clusters.mask, clusters.merge)
+    keys = [cause.key(known) for cause in causes]
+    aliases: dict[str, list[str]] = {}  # lists, deduplicated once: 100k clusters, 100k lists
+    for case, cause, key in zip(broken, causes, keys, strict=True):
+        names = aliases.setdefault(key, [])
+        names.extend(m for m in cause.members if m != key)
+        names.append(v1_fingerprint(case, clusters.mask))
+    named = {key: tuple(dict.fromkeys(names)) for key, names in aliases.items()}
+    return {id(c): key for c, key in zip(broken, keys, strict=True)}, named
 
 
 def _cluster(phase: str, pairs: Iterable[tuple[str, CaseResult]], keys: _Keys) -> list[Failing]:
     found: dict[str, Failing] = {}
+    key_of, aliases = keys
     for suite, case in pairs:
-        fp, aliases = keys[id(case)]
+        fp = key_of[id(case)]
         if fp not in found:
             error_type = case.error_type or case.outcome.value
-            found[fp] = Failing(fp, phase, error_type, case.message, case.details, aliases=aliases)
+            found[fp] = Failing(
+                fp, phase, error_type, case.message, case.details, aliases=aliases[fp]
+            )
         found[fp].cases.append((suite, case))
     return list(found.values())
 

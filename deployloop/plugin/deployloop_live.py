@@ -3,6 +3,8 @@
 Standard library only: it runs inside the suite's own environment, where deployloop's
 dependencies may not be installed. Each line of $DEPLOYLOOP_PROGRESS is one JSON object:
 ``collected`` (count) once, then per test ``start`` (id) and ``test`` (id, outcome).
+Under pytest-xdist the controller collects nothing itself: its count is the first worker's
+collection as reported back to it (every worker collects the same tests, or xdist stops).
 
 deployloop points $DEPLOYLOOP_PROGRESS at a FIFO it reads and scrubs into the kept
 ``.progress.jsonl`` (test ids may hold secrets). Progress is a convenience: when nobody reads
@@ -17,7 +19,10 @@ import os
 import time
 from typing import Any
 
+import pytest
+
 _handle: Any = None
+_counted = False  # the collected count is written once, by pytest itself or xdist's first node
 
 
 def _write(record: dict[str, Any]) -> None:
@@ -56,7 +61,20 @@ def pytest_configure(config: Any) -> None:
 
 
 def pytest_collection_finish(session: Any) -> None:
-    _write({"event": "collected", "count": len(session.items), "ts": time.time()})
+    _collected(len(session.items))
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent when xdist is not installed
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """On xdist's controller, which does not collect: a worker's collection, reported back."""
+    _collected(len(ids))
+
+
+def _collected(count: int) -> None:
+    global _counted
+    if not _counted:
+        _counted = True
+        _write({"event": "collected", "count": count, "ts": time.time()})
 
 
 def pytest_runtest_logstart(nodeid: str, location: Any) -> None:

@@ -11,8 +11,9 @@ starts pytest (``cd e2e && VAR=x pytest …``, a wrapper script), passed in ``PY
   deselected, so a run line naming a path reruns only these (issue 15 item 10). The
   ``@group`` suffix pytest-xdist's ``--dist loadgroup`` adds to ids (pytest-xdist#992) is
   ignored on both sides. Files holding none of them are not even collected, when every file
-  the ids name exists under pytest's rootdir (a rerun then costs its own tests, not the suite's
-  collection).
+  the ids name exists under pytest's rootdir, and in those files only the functions and
+  classes the ids name become test items (a rerun then costs its own tests, not the suite's
+  collection: 10 failed tests of 5 modules make 10 items, not 500).
 - ``DEPLOYLOOP_SHARD``: a JSON file ``{"index", "count", "plan"}`` (deployloop/shards.py): only
   the tests of shard ``index`` of ``count`` run. ``plan`` maps the ids with a known duration to
   their shard; the others are dealt round-robin in sorted id order, so every shard, collecting
@@ -98,6 +99,26 @@ def _shard_of(ids: list[str]) -> set[str] | None:
     unknown = sorted({i for i in ids if i not in plan})
     dealt = {test: k % count + 1 for k, test in enumerate(unknown)}
     return {i for i in ids if plan.get(i, dealt.get(i)) == index}
+
+
+def _names(config: Any) -> dict[str, set[str]]:
+    """File -> the names (top-level functions or classes) the selected ids name in it."""
+    if not hasattr(config, "_deployloop_names"):
+        names: dict[str, set[str]] = {}
+        for node_id in _wanted() or ():
+            path, _, rest = node_id.partition("::")
+            names.setdefault(path, set()).add(rest.split("[", 1)[0].split("::", 1)[0])
+        config._deployloop_names = names
+    return config._deployloop_names  # type: ignore[no-any-return]
+
+
+def pytest_pycollect_makeitem(collector: Any, name: str, obj: Any) -> list[Any] | None:
+    """No item for what no selected id names, in a module the selection restricts (pytest's
+    own collector makes the rest; deselection below stays the rule for anything else)."""
+    files = _files(collector.config)
+    if files is None or collector.nodeid not in files:
+        return None
+    return None if name in _names(collector.config).get(collector.nodeid, ()) else []
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
