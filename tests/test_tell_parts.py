@@ -25,6 +25,7 @@ from deployloop.events import (
     SessionStart,
 )
 from deployloop.models import Verdict
+from deployloop.redact import Redactor
 from deployloop.tell import Tellers
 from deployloop.tell.hooks import Hooks
 from deployloop.tell.night import Night
@@ -94,9 +95,13 @@ def test_outboxes_of_two_configs_keep_apart(tmp_path: Path) -> None:
     assert a.pending() == [] and [n.title for n in b.pending()] == ["B"]
 
 
-def _hooks(tmp_path: Path, seen: list[Event], **commands: str) -> Tellers:
+def _hooks(
+    tmp_path: Path, seen: list[Event], redactor: Redactor | None = None, **commands: str
+) -> Tellers:
     config = HooksConfig(timeout=0.5, **commands)
-    hooks = Hooks(config, tmp_path, Reporter(seen.append), str, threading.Event())
+    hooks = Hooks(
+        config, tmp_path, Reporter(seen.append), redactor or Redactor(), threading.Event()
+    )
     tellers = Tellers(_night(tmp_path), [hooks])
     tellers(_start(tmp_path))
     return tellers
@@ -131,6 +136,23 @@ def test_a_hook_gets_json_on_stdin_and_fields_in_its_environment(tmp_path: Path)
     got = json.loads(out.read_text())
     assert got["event"] == "issue" and got["number"] == 7 and got["title_env"] == "api: 500"
     assert [e.ok for e in seen if isinstance(e, HookRan)] == [True]
+
+
+def test_hook_output_is_scrubbed_as_written(tmp_path: Path) -> None:
+    """A hook echoing a secret from its environment or argument leaves only the mask."""
+    seen: list[Event] = []
+    token, password = "StgTok-Env-99812", "HookPw-77231"
+    redactor = Redactor([token, password])
+    echo = (
+        f"{sys.executable} -c 'import os, sys; print(os.environ[\"STAGING_TOKEN\"], sys.argv[1])'"
+    )
+    tellers = _hooks(tmp_path, seen, redactor, on_red=f"{echo} {password}")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("STAGING_TOKEN", token)
+        tellers(_iteration(1, "v1", green=False)[-1])
+    log = (tmp_path / "logs" / "s-1" / "hooks.log").read_text()
+    assert [e.ok for e in seen if isinstance(e, HookRan)] == [True]
+    assert "[REDACTED]" in log and token not in log and password not in log
 
 
 def _statuses(github: FakeGitHub, seen: list[Event]) -> CommitStatuses:
