@@ -45,7 +45,7 @@ from deployloop.session import (
 )
 from deployloop.sessionlog import SessionLog
 from deployloop.signals import StopSignal, capture_signals
-from deployloop.state import SessionRow, Store, state_dir
+from deployloop.state import SessionRow, Store, make_directory, state_dir
 from deployloop.statesinks import LiveStatus, StoryRecorder
 from deployloop.tell import make_tellers
 from deployloop.wait import IntervalWaiter, RedeployWaiter, WaitResult
@@ -98,6 +98,7 @@ def _run_locked(
     redactor = redactor_for(config)
     stale = end_stale(store, config, time.time())
     row, resumed = open_session(store, config, options, redactor)
+    make_directory(row.directory)  # a logs_dir that cannot be one: exit 2, not a crash
     store.update_live(row.id, {"pid": os.getpid()})  # status tells a dead run from a live one
     notes = [store.recovered] if store.recovered else []
     if stale is not None:
@@ -301,6 +302,7 @@ def trigger_runner(
             cwd=cwd,
             env=dict(os.environ),
             redactor=redactor,
+            pid_file=log.with_suffix(".pid"),  # reaped at the next start after a kill -9
         )
         ok = done.returncode == 0
         detail = f"{shown} (exit {done.returncode}, {done.wall_s:.1f} s)"

@@ -39,11 +39,13 @@ class MachineError(UsageError):
     """The machine refused a write deployloop needs (disk full, read-only, no permission):
     the user's to fix, so one line naming the path and the errno, exit 2, never a crash."""
 
-    def __init__(self, path: object, code: int, detail: str) -> None:
+    def __init__(
+        self, path: object, code: int, detail: str, hint: str = "free space or fix permissions"
+    ) -> None:
         self.path = str(path)
         self.errno = code
         name = errno.errorcode.get(code, str(code))
-        super().__init__(f"{path}: {detail} ({name}); free space or fix permissions, then rerun")
+        super().__init__(f"{path}: {detail} ({name}); {hint}, then rerun")
 
 
 class SchemaTooNew(UsageError):
@@ -61,6 +63,21 @@ _SQLITE_MACHINE = (
     ("unable to open database file", errno.EACCES),
     ("disk I/O error", errno.EIO),
 )
+
+
+# The errnos of a path that cannot become a directory here: a file in the way (ENOTDIR,
+# EEXIST), a filesystem that refuses new entries (ENOENT from mkdir under /proc). Expected only
+# where deployloop makes its own directories (``not_a_directory``), a bug anywhere else.
+_NOT_A_DIRECTORY = frozenset({errno.ENOTDIR, errno.EEXIST, errno.ENOENT})
+
+
+def not_a_directory(exc: OSError, path: object) -> MachineError | None:
+    """``exc``, raised making the directory ``path``, as a MachineError (exit 2, the path and
+    errno) when the path cannot be a directory or the machine refuses the write; else None."""
+    if exc.errno in _NOT_A_DIRECTORY:
+        detail = exc.strerror or str(exc)
+        return MachineError(path, exc.errno, detail, "choose a path that can be a directory")
+    return machine_error(exc, path)
 
 
 def machine_error(exc: BaseException, where: object = "state.db") -> MachineError | None:

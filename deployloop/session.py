@@ -152,8 +152,9 @@ def _with_options(store: Store, config: Config, options: RunOptions, row: Sessio
 
 
 def stop_left_behind(row: SessionRow) -> None:
-    """Stop every suite group a killed run of this session left (its pid files survived it)."""
-    for pid_file in row.directory.glob("*/*.pid"):
+    """Stop every group a killed run of this session left (its pid files survived it): suites
+    and the redeploy trigger in the iteration directories, hooks in the session's own."""
+    for pid_file in [*row.directory.glob("*.pid"), *row.directory.glob("*/*.pid")]:
         process.stop_orphan(pid_file)
 
 

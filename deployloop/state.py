@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from deployloop import __version__
-from deployloop.errors import SchemaTooNew, machine_error
+from deployloop.errors import SchemaTooNew, machine_error, not_a_directory
 from deployloop.events import EventBase
 from deployloop.models import CaseResult, Outcome, SuiteRun
 from deployloop.statepack import pack_cases, run_fields, run_from_parts, unpack_cases
@@ -59,6 +59,18 @@ CREATE INDEX IF NOT EXISTS story_by_kind ON story (session, kind);
 """
 
 
+def make_directory(path: Path) -> None:
+    """``mkdir -p path``; raises MachineError (exit 2, one line naming the path and errno) when
+    it cannot be a directory here (a file in the way, under /proc) or the disk refuses it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        machine = not_a_directory(exc, path)
+        if machine is None:
+            raise
+        raise machine from exc
+
+
 def state_dir(logs_dir: str | Path) -> Path:
     return Path(os.environ.get(STATE_ENV) or Path(logs_dir) / ".state")
 
@@ -95,8 +107,8 @@ class Store:
         self.directory = Path(directory)
         self.path = self.directory / DB_NAME
         self.recovered: str | None = None
+        make_directory(self.directory)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
             problem = _problem(self.path) if self.path.exists() else None
             if problem is not None:
                 self.recovered = _move_aside(self.path, problem)

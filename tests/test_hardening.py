@@ -120,6 +120,39 @@ def test_read_only_logs_is_one_line_exit_2(tmp_path: Path) -> None:
     assert "EROFS" in line or "EACCES" in line
 
 
+@pytest.mark.parametrize(
+    ("logs_dir", "state_dir", "named", "code"),
+    [
+        ("/proc/x", None, "/proc/x", "ENOENT"),
+        ("afile/logs", None, "afile/logs", "ENOTDIR"),
+        ("logs", "afile/st", "afile/st", "ENOTDIR"),
+    ],
+)
+def test_a_path_that_cannot_be_a_directory_is_one_line_exit_2(
+    tmp_path: Path, logs_dir: str, state_dir: str | None, named: str, code: str
+) -> None:
+    """A logs or state dir under /proc or below a file: one line, path and errno, exit 2."""
+    (tmp_path / "afile").write_text("a file, not a directory\n")
+    config = passing_project(tmp_path, logs_dir=logs_dir)
+    env = {"DEPLOYLOOP_STATE_DIR": str(tmp_path / state_dir)} if state_dir else {}
+    done = cli("run", "--once", "-c", str(config), cwd=tmp_path, env=env)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert named in line and code in line and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("logs_dir", ["afile", "/proc/x"])
+def test_validate_flags_a_logs_dir_that_cannot_be_a_directory(
+    tmp_path: Path, logs_dir: str
+) -> None:
+    """`validate` names logs_dir when it is a regular file or under /proc, exit 2."""
+    (tmp_path / "afile").write_text("a file, not a directory\n")
+    config = passing_project(tmp_path, logs_dir=logs_dir)
+    done = cli("validate", "-c", str(config), cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "logs_dir" in done.stderr and "directory" in done.stderr
+
+
 def test_disk_full_is_one_line_exit_2(tmp_path: Path) -> None:
     """`run` on a full disk: one line naming the path and ENOSPC, exit 2, no traceback."""
     from tests.fsfaults import fill

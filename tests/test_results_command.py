@@ -138,3 +138,24 @@ def test_missing_path_is_one_line_exit_2(tmp_path: Path) -> None:
     done = deployloop("results", str(tmp_path / "nowhere"), "--json")
     assert done.returncode == 2
     assert done.stderr == f"deployloop: {tmp_path / 'nowhere'}: no such file or directory\n"
+
+
+LEAKING = """<?xml version="1.0"?>
+<testsuite name="pytest">
+  <testcase classname="tests.test_auth" name="test_login" time="1.0">
+    <failure message="AssertionError: login with password=Hunter2-Sekret failed">
+E   token ghp_abcdefghijklmnopqrstuvwxyz0123456789 refused</failure>
+  </testcase>
+</testsuite>
+"""
+
+
+def test_results_output_is_scrubbed_of_secret_shapes(tmp_path: Path) -> None:
+    """`results --json --explain` and the table show no ghp_ token or password value."""
+    report = tmp_path / "leaking.xml"
+    report.write_text(LEAKING, encoding="utf-8")
+    for args in (["--json", "--explain"], ["--explain"]):
+        done = deployloop("results", str(report), *args)
+        assert done.returncode == 0, done.stderr
+        assert "[REDACTED]" in done.stdout
+        assert "ghp_abcdefghijklmnop" not in done.stdout and "Hunter2-Sekret" not in done.stdout

@@ -3,7 +3,10 @@ or cannot be set, and nothing heavy loaded when no teller is configured."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -25,15 +28,18 @@ from deployloop.events import (
     SessionStart,
 )
 from deployloop.models import Verdict
+from deployloop.redact import Redactor
+from deployloop.session import stop_left_behind
+from deployloop.state import SessionRow
 from deployloop.tell import Tellers
-from deployloop.tell.hooks import Hooks
+from deployloop.tell.hooks import HOOK_PID, Hooks
 from deployloop.tell.night import Night
 from deployloop.tell.notify import Notifier
 from deployloop.tell.outbox import NoticeOutbox
 from deployloop.tell.statuses import CommitStatuses, GitHubStatuses
 from deployloop.testing.github_server import FakeGitHub, Fault
 from deployloop.testing.receiver import Receiver
-from tests.helpers import config_text, phase_block, suite_block
+from tests.helpers import config_text, phase_block, suite_block, wait_for
 
 GATE = Verdict("pass_rate", False, "50.0% (1/2)", "≥ 100%")
 
@@ -94,9 +100,13 @@ def test_outboxes_of_two_configs_keep_apart(tmp_path: Path) -> None:
     assert a.pending() == [] and [n.title for n in b.pending()] == ["B"]
 
 
-def _hooks(tmp_path: Path, seen: list[Event], **commands: str) -> Tellers:
+def _hooks(
+    tmp_path: Path, seen: list[Event], redactor: Redactor | None = None, **commands: str
+) -> Tellers:
     config = HooksConfig(timeout=0.5, **commands)
-    hooks = Hooks(config, tmp_path, Reporter(seen.append), str, threading.Event())
+    hooks = Hooks(
+        config, tmp_path, Reporter(seen.append), redactor or Redactor(), threading.Event()
+    )
     tellers = Tellers(_night(tmp_path), [hooks])
     tellers(_start(tmp_path))
     return tellers
@@ -131,6 +141,72 @@ def test_a_hook_gets_json_on_stdin_and_fields_in_its_environment(tmp_path: Path)
     got = json.loads(out.read_text())
     assert got["event"] == "issue" and got["number"] == 7 and got["title_env"] == "api: 500"
     assert [e.ok for e in seen if isinstance(e, HookRan)] == [True]
+
+
+def test_hook_output_is_scrubbed_as_written(tmp_path: Path) -> None:
+    """A hook echoing a secret from its environment or argument leaves only the mask."""
+    seen: list[Event] = []
+    token, password = "StgTok-Env-99812", "HookPw-77231"
+    redactor = Redactor([token, password])
+    echo = (
+        f"{sys.executable} -c 'import os, sys; print(os.environ[\"STAGING_TOKEN\"], sys.argv[1])'"
+    )
+    tellers = _hooks(tmp_path, seen, redactor, on_red=f"{echo} {password}")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("STAGING_TOKEN", token)
+        tellers(_iteration(1, "v1", green=False)[-1])
+    log = (tmp_path / "logs" / "s-1" / "hooks.log").read_text()
+    assert [e.ok for e in seen if isinstance(e, HookRan)] == [True]
+    assert "[REDACTED]" in log and token not in log and password not in log
+
+
+KILLED_HOOK = """
+import sys, threading
+from pathlib import Path
+from deployloop.config_schema import HooksConfig, IssuesConfig
+from deployloop.events import IterationEnd, Reporter, SessionStart
+from deployloop.redact import Redactor
+from deployloop.session import stop_left_behind
+from deployloop.state import SessionRow
+from deployloop.tell.hooks import HOOK_PID, Hooks
+from deployloop.tell.night import Night
+root = Path(sys.argv[1])
+hooks = Hooks(HooksConfig(on_red="sleep 377"), root, Reporter(), Redactor(), threading.Event())
+night = Night(IssuesConfig(), root / "logs")
+night.fold(SessionStart(session="s-1", config="c.toml", resumed=False, deadline=None,
+                        max_iterations=5, logs_dir=str(root / "logs" / "s-1")))
+hooks.on(IterationEnd(iteration=1, green=False, version="v1", duration_s=1.0, failing=()), night)
+"""
+
+
+def test_a_hook_left_by_a_killed_run_is_stopped_at_the_next_start(tmp_path: Path) -> None:
+    """kill -9 of deployloop mid-hook leaves hooks.pid; stop_left_behind then ends the group."""
+    runner = subprocess.Popen([sys.executable, "-c", KILLED_HOOK, str(tmp_path)])
+    pid_file = tmp_path / "logs" / "s-1" / HOOK_PID
+    try:
+        wait_for(pid_file.exists, timeout=20)
+        leader = int(pid_file.read_text().split()[0])
+    finally:
+        runner.kill()
+        runner.wait(10)
+    try:
+        assert _alive(leader)
+        row = SessionRow("s-1", "k", "t", str(tmp_path / "logs"), 0, None, 5, "running", None, None)
+        stop_left_behind(row)
+        wait_for(lambda: not _alive(leader), timeout=10)
+        assert not pid_file.exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(leader, signal.SIGKILL)  # no test leaves a process running
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie of an exited child counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def _statuses(github: FakeGitHub, seen: list[Event]) -> CommitStatuses:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -15,6 +17,7 @@ from deployloop.config import ClustersConfig
 from deployloop.console import Console
 from deployloop.fingerprint import first_meaningful_line
 from deployloop.models import CaseResult
+from deployloop.redact import Redactor
 from deployloop.summary import Summary, summarize
 
 if TYPE_CHECKING:
@@ -38,7 +41,8 @@ def run(
     clusters = config_module.load(config_path).clusters if config_path else ClustersConfig()
     files = junit.collect_files(paths)
     repairs: list[str] = []
-    cases = itertools.chain.from_iterable(junit.iter_cases(path, repairs) for path in files)
+    read = itertools.chain.from_iterable(junit.iter_cases(path, repairs) for path in files)
+    cases = _scrubbed(read, Redactor.from_env(os.environ))
     broken: list[CaseResult] = []
     summary = summarize(_keep_broken(cases, broken), len(files), clusters.mask, clusters.merge)
     keyed = key_cases(broken, clusters.mask, clusters.merge) if explain else []
@@ -55,6 +59,20 @@ def run(
     if explain and broken:
         console.show(explain_table(explained(broken, keyed)))
     return 0
+
+
+def _scrubbed(cases: Iterable[CaseResult], redactor: Redactor) -> Iterator[CaseResult]:
+    """Every case with its text redacted before it is keyed or shown: no config is at hand, so
+    the environment's secrets and the known shapes (like the crash handler), as a run scrubs
+    its JUnit copy before reading it."""
+    for case in cases:
+        yield dataclasses.replace(
+            case,
+            id=redactor.redact(case.id),
+            name=redactor.redact(case.name),
+            message=redactor.redact(case.message),
+            details=redactor.redact(case.details),
+        )
 
 
 def _keep_broken(cases: Iterable[CaseResult], into: list[CaseResult]) -> Iterator[CaseResult]:

@@ -2,7 +2,8 @@
 
 Beyond what ``load`` refuses (and ``run`` refuses at its start too), it checks this machine:
 every suite ``cwd`` exists and every program a run line, trigger or version command names is
-found where the run will look for it (see ``deployloop.programs``). It warns (exit 0) about a
+found where the run will look for it (see ``deployloop.programs``), ``logs_dir`` can be a
+directory and the metrics textfile can be written (``unusable_paths``). It warns (exit 0) about a
 run line whose results it could not find: one that does not start pytest and sets no ``junit``.
 """
 
@@ -16,7 +17,7 @@ from deployloop.config import Config
 from deployloop.config_text import Loc, locate_keys, located, problem_at
 from deployloop.console import Console
 from deployloop.errors import ConfigError
-from deployloop.programs import missing_programs
+from deployloop.programs import Finding, missing_programs
 from deployloop.runner import runs_pytest
 
 UNREADABLE = (
@@ -30,9 +31,8 @@ def run(config_path: Path | None) -> int:
     path = config_module.find_config(config_path)
     config = config_module.load(path)  # ConfigError → exit 2 with one line per problem
     lines = locate_keys(path.read_text(encoding="utf-8"))
-    problems = [
-        problem_at(loc, message, lines) for loc, message in missing_programs(config, os.environ)
-    ]
+    findings = [*missing_programs(config, os.environ), *unusable_paths(config)]
+    problems = [problem_at(loc, message, lines) for loc, message in findings]
     if problems:
         raise ConfigError(located(str(path), problems))
     console = Console()
@@ -47,6 +47,24 @@ def run(config_path: Path | None) -> int:
         f"{suites} suites, {probes} probes, tracker {config.issues.tracker}"
     )
     return 0
+
+
+def unusable_paths(config: Config) -> list[Finding]:
+    """A ``logs_dir`` that cannot be a directory here (a file, or under /proc, which takes no
+    new entries), a metrics ``textfile`` whose directory is missing or that is a directory."""
+    found: list[Finding] = []
+    logs = Path(config.session.logs_dir)
+    if logs.exists() and not logs.is_dir():
+        found.append((("session", "logs_dir"), f"{logs} exists and is not a directory"))
+    elif logs.resolve().is_relative_to("/proc"):
+        found.append((("session", "logs_dir"), f"{logs} is under /proc: not a directory for logs"))
+    if config.metrics is not None:
+        textfile = Path(config.metrics.textfile)
+        if textfile.is_dir():
+            found.append((("metrics", "textfile"), f"{textfile} is a directory, not a file"))
+        elif not textfile.parent.is_dir():
+            found.append((("metrics", "textfile"), f"directory {textfile.parent} does not exist"))
+    return found
 
 
 def _blind(config: Config) -> list[Loc]:

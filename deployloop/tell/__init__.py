@@ -66,7 +66,7 @@ def make_tellers(
         from deployloop.tell.hooks import Hooks
 
         cwd = Path(config.path).resolve().parent
-        tellers.append(Hooks(config.hooks, cwd, reporter, redactor.redact, stop))
+        tellers.append(Hooks(config.hooks, cwd, reporter, redactor, stop))
     if config.target.source_repo is not None:
         tellers.append(_statuses(config, reporter, redactor, stop))
     if config.metrics is not None:

@@ -7,7 +7,8 @@ in ``DEPLOYLOOP_ACTION``), ``on_red`` / ``on_green`` after every red / green ite
 hook's timeout, TERM then KILL), from the config file's directory, with the event on stdin as
 the JSON ``events.jsonl`` holds for it and its scalar fields as ``DEPLOYLOOP_<FIELD>`` variables
 (plus ``DEPLOYLOOP_EVENT``, ``_SESSION``, ``_ITERATION``, ``_VERSION``, ``_REPORT``, and
-``_ISSUE_URL`` for an issue), all scrubbed of secrets. Output goes to ``<session>/hooks.log``.
+``_ISSUE_URL`` for an issue), all scrubbed of secrets. Output goes to ``<session>/hooks.log``,
+scrubbed by the redactor as it is written, like a suite log.
 A hook that fails is reported (``HookRan``), never fatal.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,11 @@ from deployloop.events import (
     journal_record,
 )
 from deployloop.models import RunEnd
+from deployloop.redact import Redactor
 from deployloop.tell.night import Night
 
 MAX_VALUE = 4096  # one environment value, in characters
+HOOK_PID = "hooks.pid"  # in the session directory while a hook runs (``session.stop_left_behind``)
 
 
 def hook_for(event: Event) -> str | None:
@@ -86,13 +89,14 @@ class Hooks:
         config: HooksConfig,
         cwd: Path,
         reporter: Reporter,
-        redact: Callable[[str], str],
+        redactor: Redactor,
         stop: threading.Event,
     ) -> None:
         self.config = config
         self.cwd = cwd
         self.reporter = reporter
-        self.redact = redact
+        self.redactor = redactor
+        self.redact = redactor.redact
         self.stop = stop
 
     def on(self, event: Event, night: Night) -> None:
@@ -119,6 +123,8 @@ class Hooks:
             cwd=self.cwd,
             env=env,
             stdin_bytes=stdin,
+            pid_file=night.directory / HOOK_PID,  # reaped at the next start after a kill -9
+            redactor=self.redactor,  # the hook echoes what it was given: scrub as written
         )
         ok = done.returncode == 0
         detail = f"{done.start_error}" if done.start_error else f"exit {done.returncode}"
