@@ -313,8 +313,8 @@ def _keep(job: SuiteJob, files: Sequence[Path], redactor: Redactor | None) -> Pa
 
 
 def _keep_one(raw: Path, kept: Path, redactor: Redactor | None) -> None:
-    """A scrubbed copy, cut to head and tail past ``junit.MAX_KEPT_BYTES`` (read whole before)."""
-    from deployloop.junit import cap_kept
+    """A scrubbed copy, cut to head and tail past ``junit_caps.MAX_KEPT_BYTES`` (read first)."""
+    from deployloop.junit_caps import cap_kept
 
     scrub_copy(raw, kept, redactor, xml=True)
     cap_kept(kept)
