@@ -30,8 +30,9 @@ from deployloop.events import (
 from deployloop.executors import Executor, LocalExecutor, make_executor
 from deployloop.issues.desk import IssueDesk
 from deployloop.issues.records import IterationReport
+from deployloop.iteration import Services
 from deployloop.lock import InstanceLock, lock_path
-from deployloop.loop import Loop, LoopResult, Services
+from deployloop.loop import Loop, LoopResult
 from deployloop.models import ProbeResult
 from deployloop.plan import Plan
 from deployloop.redact import Redactor

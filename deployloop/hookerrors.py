@@ -2,7 +2,7 @@
 
 behave writes the scenarios of a feature whose ``before_feature`` (or ``before_all``) hook
 failed as ``status="untested"`` with ``<skipped/>``; the JUnit reader makes them errors carrying
-``junit.UNTESTED_MESSAGE``, but the hook's error is only in behave's output
+``junit_cases.UNTESTED_MESSAGE``, but the hook's error is only in behave's output
 (behave/behave#688), as a line ``HOOK-ERROR in before_feature: ConnectionError: …`` after the
 ``Feature: <name>`` line it belongs to. This module finds those lines in the suite's log and
 puts them on the tests, so the cause is shown, clustered and filed.
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from deployloop.junit import MAX_MESSAGE, UNTESTED_MESSAGE
+from deployloop.junit_cases import MAX_MESSAGE, UNTESTED_MESSAGE
 from deployloop.models import CaseResult
 
 HOOK_ERROR = "HOOK-ERROR in "

@@ -10,9 +10,6 @@ reading anything.
 
 from __future__ import annotations
 
-import os
-import sys
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,53 +19,25 @@ from xml.parsers import expat
 from defusedxml.common import DefusedXmlException, EntitiesForbidden, ExternalReferenceForbidden
 
 from deployloop.errors import JUnitError
-from deployloop.junit_fields import (
-    case_id,
-    derive_error_type,
-    first_line,
-    id_prefix,
-    parse_line,
-    parse_time,
+from deployloop.junit_caps import CHUNK, CappedText
+from deployloop.junit_cases import (
+    BROKEN,
+    MAX_DETAILS,
+    MAX_MESSAGE,
+    PASSED,
+    RESULT_OUTCOMES,
+    Element,
+    broken_elements,
+    build_case,
+    passed_case,
 )
-from deployloop.logical import fold, join_texts
+from deployloop.junit_fields import derive_error_type, first_line
+from deployloop.logical import fold
 from deployloop.models import CaseResult, Outcome
 from deployloop.xmlrepair import Repairer
 
-CHUNK = 1 << 18
-MAX_MESSAGE = 4096
-MAX_DETAILS = 65536
 MAX_SUITE_ERRORS = 100  # records made for one testsuite's unrecorded errors: bounded memory
-# What is kept of one element's text: its head and tail (where a traceback names its error),
-# with a note of what was cut between. Together within MAX_DETAILS, so nothing cuts it again.
-TEXT_HEAD = 32000
-TEXT_TAIL = 32000
-# A kept JUnit file larger than this is cut to its head and tail (``cap_kept``).
-MAX_KEPT_BYTES = 16 << 20
 ROOTS = frozenset({"testsuites", "testsuite"})
-PASSED = Outcome.PASSED
-
-# Child elements of <testcase> that decide its outcome. Surefire's flaky* elements sit in a
-# testcase that passed on a rerun: it stays passed, and is flaky. rerun* ones follow a
-# <failure>/<error> when every rerun failed too; alone they still mean the test never passed.
-RESULT_OUTCOMES = {
-    "failure": Outcome.FAILED,
-    "error": Outcome.ERROR,
-    "skipped": Outcome.SKIPPED,
-    "rerunFailure": Outcome.FAILED,
-    "rerunError": Outcome.ERROR,
-    "flakyFailure": Outcome.PASSED,
-    "flakyError": Outcome.PASSED,
-}
-BROKEN = (Outcome.FAILED, Outcome.ERROR)
-# How pytest writes xfail, and an xpass it reports as such (_pytest/junitxml.py).
-XFAIL_TYPE = "pytest.xfail"
-XPASS_MESSAGE = "xfail-marked test passes unexpectedly"
-# behave writes the scenarios a failed hook (or --stop) kept from running as status="untested"
-# with <skipped/> (behave/behave#688); the hook's error itself is only in behave's output.
-UNTESTED_MESSAGE = (
-    "not run: behave marked it untested (a hook or an earlier failure stopped it; "
-    "its error is in the runner's output)"
-)
 
 TRUNCATION_ERRORS = frozenset(
     expat.errors.codes[m]
@@ -214,7 +183,7 @@ class _Suites:
         suite = self.open[-1]
         suite.records.append(record)
         if elements:
-            suite.found += _broken_elements(elements)
+            suite.found += broken_elements(elements)
 
     def note(self, attrs: dict[str, str], body: str) -> None:
         """A failure/error element directly in the suite: the cause of its unrecorded errors."""
@@ -222,79 +191,6 @@ class _Suites:
             suite = self.open[-1]
             suite.message = suite.message or attrs.get("message") or first_line(body)
             suite.text = suite.text or body.strip()[:MAX_DETAILS]
-
-
-class CappedText:
-    """One element's text as expat delivers it (chunks of up to CHUNK characters), keeping at
-    most TEXT_HEAD characters of its head and TEXT_TAIL of its tail: a 1 GB ``<failure>`` costs
-    a few hundred KB, never its size."""
-
-    def __init__(self) -> None:
-        self.clear()
-
-    def clear(self) -> None:
-        self.head: list[str] = []
-        self.head_len = 0
-        self.tail: deque[str] = deque()
-        self.tail_len = 0
-        self.cut = 0
-
-    def append(self, chunk: str) -> None:
-        if self.head_len < TEXT_HEAD:
-            taken = chunk[: TEXT_HEAD - self.head_len]
-            self.head.append(taken)
-            self.head_len += len(taken)
-            chunk = chunk[len(taken) :]
-        if not chunk:
-            return
-        self.tail.append(chunk)
-        self.tail_len += len(chunk)
-        while self.tail_len - len(self.tail[0]) >= TEXT_TAIL:  # whole chunks past the tail
-            dropped = self.tail.popleft()
-            self.tail_len -= len(dropped)
-            self.cut += len(dropped)
-
-    def text(self) -> str:
-        """The text kept: all of it when short, else head, a note of the cut, and tail."""
-        tail = "".join(self.tail)
-        cut = self.cut + max(0, len(tail) - TEXT_TAIL)
-        if len(tail) > TEXT_TAIL:
-            tail = tail[-TEXT_TAIL:]
-        head = "".join(self.head)
-        if not cut:
-            return head + tail
-        return f"{head}\n[... {cut} characters cut by deployloop ...]\n{tail}"
-
-
-def cap_kept(path: Path, limit: int = MAX_KEPT_BYTES) -> bool:
-    """Cut a kept JUnit file larger than ``limit`` bytes to its head and tail, in place, with
-    an XML comment saying how much was cut; True when it was cut.
-
-    The cut copy is for people (results are read from the whole file before): it is no longer
-    well-formed XML when the cut falls inside an element. Streams; never holds the file.
-    """
-    size = path.stat().st_size
-    if size <= limit:
-        return False
-    half = limit // 2
-    cut = path.with_name(path.name + ".cut")
-    with open(path, "rb") as source, open(cut, "wb") as out:
-        _copy(source, out, half)
-        out.write(f"\n<!-- deployloop: {size - 2 * half} bytes cut here -->\n".encode())
-        source.seek(size - half)
-        _copy(source, out, half)
-    os.replace(cut, path)
-    return True
-
-
-def _copy(source: IO[bytes], out: IO[bytes], count: int) -> None:
-    while count > 0 and (block := source.read(min(CHUNK, count))):
-        out.write(block)
-        count -= len(block)
-
-
-# A result element of a testcase: outcome, attributes, text, is it surefire's rerun* one.
-Element = tuple[Outcome, dict[str, str], str, bool]
 
 
 # The callbacks share closure cells, so their statements count as one function's.
@@ -352,7 +248,7 @@ def _attach(parser: Any, path: Path, ready: list[CaseResult]) -> Callable[[], bo
             end_result(result, text.text())
             result, result_tag = None, ""
         elif name == "testcase" and case is not None:
-            record = build_case(case, elements) if elements else _passed(case, prefixes)
+            record = build_case(case, elements) if elements else passed_case(case, prefixes)
             suites.add(record, elements)
             case = None
         elif name in ROOTS:
@@ -367,81 +263,6 @@ def _attach(parser: Any, path: Path, ready: list[CaseResult]) -> Callable[[], bo
     parser.StartElementHandler = start_root
     parser.EndElementHandler = end
     return lambda: bool(root)
-
-
-def _broken_elements(elements: list[Element]) -> int:
-    """How many failures a testsuite's counters give this record: its failure/error elements
-    (pytest counts each subtest's), or one when it only has surefire rerun* elements."""
-    direct = sum(1 for o, _, _, rerun in elements if o in BROKEN and not rerun)
-    return direct or int(any(o in BROKEN for o, _, _, _ in elements))
-
-
-def _passed(attrs: dict[str, str], prefixes: dict[tuple[str, str | None], str]) -> CaseResult:
-    """The common testcase, without a result element, built as cheaply as possible."""
-    name = attrs.get("name", "")
-    # interned: 100,000 records of 1,000 classes hold 1,000 classnames, not 100,000 copies
-    classname = sys.intern(attrs.get("classname") or attrs.get("class", ""))
-    file = attrs.get("file") or None
-    prefix = prefixes.get((classname, file))
-    if prefix is None:
-        prefix = prefixes[classname, file] = id_prefix(classname, file)
-    line = attrs.get("line")
-    return CaseResult(
-        prefix + name, name, classname, PASSED, parse_time(attrs.get("time")),
-        "", "", "", file, int(line) if line and line.isdigit() else None,
-    )  # fmt: skip
-
-
-def build_case(attrs: dict[str, str], elements: list[Element]) -> CaseResult:
-    """One record from a testcase's attributes and its result elements, in document order.
-
-    A failure or error decides (failure over error) and every broken element's text is kept
-    (pytest subtests write one <failure> each; surefire a <rerunFailure> per rerun); else a
-    skip decides, read as pytest's xfail/xpass where pytest wrote one, and as an error when
-    behave says the test was never run (``status="untested"``).
-    """
-    name = attrs.get("name", "")
-    classname = sys.intern(attrs.get("classname") or attrs.get("class", ""))
-    broken = [e for e in elements if e[0] in BROKEN]
-    skips = [e for e in elements if e[0] is Outcome.SKIPPED]
-    outcome, message, error_type, details = _judge(attrs, broken or skips[:1])
-    return CaseResult(
-        id=case_id(classname, name, attrs.get("file") or None),
-        name=name,
-        classname=classname,
-        outcome=outcome,
-        duration_s=parse_time(attrs.get("time")),
-        message=message,
-        error_type=error_type,
-        details=details,
-        file=attrs.get("file") or None,
-        line=parse_line(attrs.get("line")),
-        flaky=outcome is PASSED,  # a passed record with elements holds only flaky* ones
-    )
-
-
-def _judge(attrs: dict[str, str], deciding: list[Element]) -> tuple[Outcome, str, str, str]:
-    """(outcome, message, error type, details) of a record from its deciding elements."""
-    if not deciding:
-        return PASSED, "", "", ""
-    outcome, first, body, _ = deciding[0]
-    texts = [(_message(a, t), t.strip()[:MAX_DETAILS]) for _, a, t, _ in deciding]
-    message, details = texts[0][0], join_texts(texts)
-    if outcome in BROKEN:
-        if any(o is Outcome.FAILED for o, _, _, _ in deciding):
-            outcome = Outcome.FAILED
-        return outcome, message, derive_error_type(first.get("type", ""), message, body), details
-    if first.get("type") == XFAIL_TYPE:
-        return Outcome.XFAILED, message, "", details
-    if message == XPASS_MESSAGE:
-        return Outcome.XPASSED, message, "", details
-    if attrs.get("status") == "untested":
-        return Outcome.ERROR, UNTESTED_MESSAGE, "", details
-    return Outcome.SKIPPED, message, "", details
-
-
-def _message(attrs: dict[str, str], body: str) -> str:
-    return (attrs.get("message") or first_line(body))[:MAX_MESSAGE]
 
 
 def suite_errors(suite: _Suite, missing: int) -> list[CaseResult]:

@@ -7,14 +7,11 @@ Side effects come in through ``Services`` so tests can drive many iterations fas
 from __future__ import annotations
 
 import enum
-import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from deployloop import dispatch, gates, plan, retest
-from deployloop.clock import Clock
-from deployloop.config import ClustersConfig, Config, PhaseConfig, ProbeConfig, SuiteConfig
+from deployloop.config import ClustersConfig, Config, PhaseConfig, SuiteConfig
 from deployloop.errors import TargetUnreachable
 from deployloop.events import (
     FailedFirst,
@@ -29,14 +26,12 @@ from deployloop.events import (
     RedeployTimeout,
     Reporter,
     SkippedPhases,
-    SuiteEnd,
-    SuiteStart,
 )
 from deployloop.gates import PhaseResult
 from deployloop.issues.records import IterationReport
-from deployloop.models import Outcome, ProbeResult, RunEnd, SuiteRun
-from deployloop.runner import SuiteJob, progress_path
-from deployloop.shards import Shard
+from deployloop.iteration import IterationResult, IterationStop, Services, Session
+from deployloop.models import Outcome, RunEnd, SuiteRun
+from deployloop.passes import Passes
 from deployloop.state import Store
 from deployloop.wait import WaitEnd, WaitResult
 
@@ -50,69 +45,11 @@ class Status(enum.Enum):
     INTERRUPTED = "interrupted"  # a stop signal: the session stays open to be resumed
 
 
-class IterationStop(enum.Enum):
-    """Why an iteration stopped running phases."""
-
-    DONE = "done"  # every planned phase ran, or fail_fast ended the iteration
-    MIXED = "mixed"  # a new version appeared mid-iteration: run it again on that version
-    NO_TIME = "no_time"  # the next phase would not fit before the deadline: not started
-    INTERRUPTED = "interrupted"  # a stop signal
-    DEADLINE = "deadline"  # a suite was cut short by the session deadline
-
-
 @dataclass(frozen=True, slots=True)
 class LoopResult:
     status: Status
     iterations: int
     reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class IterationResult:
-    iteration: int
-    version: str | None
-    phases: tuple[PhaseResult, ...] = ()
-    mixed_to: str | None = None  # the version that appeared mid-iteration (ended is MIXED)
-    ended: IterationStop = IterationStop.DONE
-    reason: str = ""  # why it stopped early, in words (NO_TIME)
-
-    @property
-    def green(self) -> bool:
-        """Every planned phase ran and passed (a phase left out for lack of time did not)."""
-        ran = bool(self.phases) and self.ended is not IterationStop.NO_TIME
-        return ran and all(p.passed for p in self.phases)
-
-    @property
-    def runs(self) -> list[SuiteRun]:
-        return [run for phase in self.phases for run in phase.runs]
-
-
-@dataclass(frozen=True)
-class Services:
-    """The loop's side effects, each behind one small callable; built whole, never patched."""
-
-    run_suite: Callable[[SuiteJob], SuiteRun]
-    run_probe: Callable[[ProbeConfig], ProbeResult]
-    read_version: Callable[[], str | None]
-    wait: Callable[[str | None], WaitResult]
-    clock: Clock
-    stop: threading.Event
-    check_health: Callable[[], ProbeResult] | None = None
-    trigger: Callable[[int], None] | None = None
-    file_issues: Callable[[IterationReport], None] = lambda report: None
-
-
-@dataclass
-class Session:
-    id: str
-    directory: Path
-    deadline: float | None  # wall-clock time; shared by resumed runs
-    max_iterations: int
-    first_iteration: int = 1
-    previous: IterationResult | None = None  # the last finished iteration, on resume
-    done_runs: dict[str, SuiteRun] = field(default_factory=dict)  # resumed iteration's suites
-    resuming: bool = False  # first_iteration was left unfinished by a killed run
-    wait_first: bool = False  # stopped in the wait after ``previous``: wait again before testing
 
 
 class Loop:
@@ -131,7 +68,7 @@ class Loop:
         self.store = store
         self.services = services
         self.reporter = reporter
-        self._versions = _Versions()
+        self._passes = Passes(session.first_iteration, session, store, services, reporter)
         self._restarted: set[int] = set()  # iterations already restarted on a new version
 
     # the session -------------------------------------------------------------------------
@@ -235,12 +172,12 @@ class Loop:
             return IterationResult(n, None, ended=IterationStop.INTERRUPTED)
         started = self.services.clock.monotonic()
         version = self.services.read_version()
-        self._versions = _Versions()
+        self._passes = Passes(n, self.session, self.store, self.services, self.reporter)
         self.store.begin_iteration(self.session.id, n, version)
         self.reporter.emit(IterationStart(iteration=n, version=version))
         if previous is not None and not previous.green:
             self._failed_first(n, previous, version)
-        result = self._versions.stamped(self._phases(n, version))
+        result = self._passes.versions.stamped(self._phases(n, version))
         if result.ended is IterationStop.MIXED:
             self.store.discard_runs(self.session.id, n)
         if result.ended in (IterationStop.INTERRUPTED, IterationStop.MIXED):
@@ -254,8 +191,8 @@ class Loop:
                 result.phases,
                 self.plan.dry_run,
                 resumed,
-                self._versions.all(),
-                self._versions.mixed_suites(),
+                self._passes.versions.all(),
+                self._passes.versions.mixed_suites(),
                 _passed(previous),
             )
         )
@@ -299,7 +236,7 @@ class Loop:
             if stopped is IterationStop.DEADLINE:
                 return IterationResult(n, version, tuple(done), ended=stopped)
             if self._restart(n):
-                now = self._versions.all()[-1]
+                now = self._passes.versions.all()[-1]
                 return IterationResult(n, version, tuple(done), now, IterationStop.MIXED)
             if not result.passed and phase.fail_fast:
                 rest = [p.name for p in self.plan.phases[index + 1 :]]
@@ -330,7 +267,7 @@ class Loop:
         """Whether the iteration saw two versions and restarts on the newer: at most once per
         iteration, never with --once (one iteration means one); else it goes on, mixed, and its
         results verify no fix (IterationReport.versions)."""
-        seen = self._versions.all()
+        seen = self._passes.versions.all()
         if len(seen) < 2:
             return False
         again = n not in self._restarted and not self.plan.once
@@ -360,104 +297,12 @@ class Loop:
     ) -> SuiteRun:
         """One suite's full run: as one run, or as its shards merged."""
         if suite.shards == 1:
-            return self._run(n, phase, suite, version, "full")
+            return self._passes.run(phase, suite, version, "full")
         where = self.session.directory / str(n)
         return dispatch.Sharded(self.store, self.reporter, self.session.id, where, n).run(
-            suite, lambda shard: self._run(n, phase, suite, version, shard.pass_name, shard=shard)
+            suite,
+            lambda shard: self._passes.run(phase, suite, version, shard.pass_name, shard=shard),
         )
-
-    def _run(
-        self,
-        n: int,
-        phase: PhaseConfig,
-        suite: SuiteConfig,
-        version: str | None,
-        pass_name: str,
-        select: Sequence[str] = (),
-        shard: Shard | None = None,
-    ) -> SuiteRun:
-        """One pass of ``suite``, stamped with the version staging answered before and after it
-        (a read that fails stands for no change).
-
-        A run that saw two versions is rerun on the newer one, once per suite and pass in an
-        iteration; mixed again, it stands with the harness error "staging serves mixed versions
-        A/B": neither a fix nor a regression (IterationReport.mixed_suites)."""
-        before = self.services.read_version() or version
-        run = self._run_pass(n, phase, suite, before, pass_name, select, shard)
-        after = self.services.read_version() or before
-        if before is None or after is None or after == before or run.ended is not RunEnd.COMPLETED:
-            self._versions.saw(suite.name, before)
-            return run
-        rerun = (
-            self._versions.claim_rerun(suite.name, pass_name) and not self.services.stop.is_set()
-        )
-        self.reporter.emit(
-            Mixed(from_version=before, to_version=after, suite=suite.name, rerun=rerun)
-        )
-        if rerun:
-            return self._run(n, phase, suite, after, pass_name, select, shard)
-        pair = "/".join(sorted((before, after)))  # one wording whichever pod answered first
-        mixed = replace(run, harness_error=f"staging serves mixed versions {pair}")
-        self.store.save_run(self.session.id, n, pass_name, mixed)
-        self._versions.saw(suite.name, before, after)
-        return mixed
-
-    def _run_pass(
-        self,
-        n: int,
-        phase: PhaseConfig,
-        suite: SuiteConfig,
-        version: str | None,
-        pass_name: str,
-        select: Sequence[str],
-        shard: Shard | None = None,
-    ) -> SuiteRun:
-        base = self.session.directory / str(n)
-        # "+" is in no suite name (config_values.Name), so suite "s.rerun" never meets s's rerun
-        stem = suite.name if pass_name == "full" else f"{suite.name}+{pass_name}"
-        job = SuiteJob(
-            phase=phase,
-            suite=suite,
-            junit_path=base / f"{stem}.xml",
-            log_path=base / f"{stem}.log",
-            select=tuple(select),
-            deadline=self._monotonic_deadline(),
-            version=version,
-            shard=shard,
-        )
-        self.reporter.emit(
-            SuiteStart(
-                phase=phase.name,
-                suite=suite.name,
-                tests=len(select) or suite.expect_tests,
-                progress=str(progress_path(job)),
-                previous_s=self.store.last_wall_s(self.session.id, suite.name),
-                pass_name=pass_name,
-            )
-        )
-        run = self.services.run_suite(job)
-        # Only a run the stop actually cut short is partial: one that finished just before the
-        # signal is a result, and a resumed session must not run it again.
-        partial = run.ended is RunEnd.INTERRUPTED
-        self.store.save_run(self.session.id, n, "partial" if partial else pass_name, run)
-        self.reporter.emit(
-            SuiteEnd(
-                phase=phase.name,
-                suite=suite.name,
-                counts=run.counts,
-                wall_s=run.wall_s,
-                harness_error=run.harness_error,
-                exit_code=run.exit_code,
-                pass_name=pass_name,
-            )
-        )
-        return run
-
-    def _monotonic_deadline(self) -> float | None:
-        if self.session.deadline is None:
-            return None
-        clock = self.services.clock
-        return clock.monotonic() + max(0.0, self.session.deadline - clock.time())
 
     def _judge(
         self, n: int, phase: PhaseConfig, runs: list[SuiteRun], version: str | None
@@ -487,7 +332,7 @@ class Loop:
             phase,
             runs,
             self.services.stop,
-            lambda suite, ids: self._run(n, phase, suite, version, "rerun", ids),
+            lambda suite, ids: self._passes.run(phase, suite, version, "rerun", ids),
         )
 
     def _failed_first(self, n: int, previous: IterationResult, version: str | None) -> None:
@@ -498,48 +343,10 @@ class Loop:
             self.plan.phases,
             previous.runs,
             self.services.stop,
-            lambda phase, suite, ids: self._run(n, phase, suite, version, "failed-first", ids),
+            lambda phase, suite, ids: self._passes.run(phase, suite, version, "failed-first", ids),
         )
         if total and not self.services.stop.is_set():  # a cut-short rerun claims nothing
             self.reporter.emit(FailedFirst(passed=passed, total=total, version=version))
-
-
-class _Versions:
-    """The versions one iteration's suites ran on, read around each run (``Loop._run``).
-
-    Locked: a phase's suites (and shards) may run in parallel threads."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seen: dict[str, tuple[str, ...]] = {}  # suite → versions its last run saw
-        self._reruns: set[tuple[str, str]] = set()  # (suite, pass) already rerun as mixed
-
-    def saw(self, suite: str, *versions: str | None) -> None:
-        with self._lock:
-            self._seen[suite] = tuple(dict.fromkeys(v for v in versions if v is not None))
-
-    def claim_rerun(self, suite: str, pass_name: str) -> bool:
-        """True the first time a (suite, pass) asks: the one mixed rerun it gets."""
-        with self._lock:
-            first = (suite, pass_name) not in self._reruns
-            self._reruns.add((suite, pass_name))
-            return first
-
-    def all(self) -> tuple[str, ...]:
-        """Every version seen, in the order first seen."""
-        with self._lock:
-            return tuple(dict.fromkeys(v for seen in self._seen.values() for v in seen))
-
-    def mixed_suites(self) -> tuple[str, ...]:
-        """Suites whose run saw two versions even after their rerun."""
-        with self._lock:
-            return tuple(suite for suite, seen in self._seen.items() if len(seen) > 1)
-
-    def stamped(self, result: IterationResult) -> IterationResult:
-        """``result`` on the one version its suites saw (staging may have moved between the
-        iteration's first read and its first suite); unchanged when they saw none or several."""
-        seen = self.all()
-        return replace(result, version=seen[0]) if len(seen) == 1 else result
 
 
 def _passed(previous: IterationResult | None) -> frozenset[str]:

@@ -145,3 +145,20 @@ class Tail:
     def close(self) -> None:
         self.stop.set()
         self.thread.join(timeout=2.0)
+
+
+def collected_count(path: Path) -> int | None:
+    """How many tests pytest collected (after any selection), as the live plugin recorded it in
+    the progress file at ``path``; None when it recorded nothing (not pytest, or xdist's
+    controller, which does not collect).
+
+    The first record is pytest's own: a test that starts pytest in turn appends its own.
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if '"collected"' in line:
+                    return int(json.loads(line)["count"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None

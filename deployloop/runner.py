@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import glob
-import json
 import os
 import re
 import shutil
@@ -26,9 +25,10 @@ from deployloop.durations import format_duration
 from deployloop.errors import JUnitError
 from deployloop.hookerrors import attach_hook_errors
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
+from deployloop.progress import collected_count
 from deployloop.pump import Pump
 from deployloop.redact import Redactor
-from deployloop.scrub import ScrubbingWriter, scrub_copy
+from deployloop.scrub import ScrubbingWriter, scrub_copy, scrubbed_case
 from deployloop.shards import Shard
 
 INTERRUPTED = "interrupted; partial results kept"
@@ -236,23 +236,6 @@ def _environment(
     return env
 
 
-def scrubbed_case(case: CaseResult, redactor: Redactor) -> CaseResult:
-    """The case with every text a test controls scrubbed: its id and names too. The case
-    itself when nothing was found: 100,000 results are not kept twice for nothing."""
-    clean = redactor.redact
-    scrubbed = dataclasses.replace(
-        case,
-        id=clean(case.id),
-        name=clean(case.name),
-        classname=clean(case.classname),
-        message=clean(case.message),
-        error_type=clean(case.error_type),
-        details=clean(case.details),
-        file=None if case.file is None else clean(case.file),
-    )
-    return case if scrubbed == case else scrubbed
-
-
 def _timeout(job: SuiteJob) -> tuple[float, bool]:
     """The suite's own timeout, or less when the session's deadline comes first."""
     if job.deadline is None:
@@ -320,8 +303,8 @@ def _keep(job: SuiteJob, files: Sequence[Path], redactor: Redactor | None) -> Pa
 
 
 def _keep_one(raw: Path, kept: Path, redactor: Redactor | None) -> None:
-    """A scrubbed copy, cut to head and tail past ``junit.MAX_KEPT_BYTES`` (read whole before)."""
-    from deployloop.junit import cap_kept
+    """A scrubbed copy, cut to head and tail past ``junit_caps.MAX_KEPT_BYTES`` (read first)."""
+    from deployloop.junit_caps import cap_kept
 
     scrub_copy(raw, kept, redactor, xml=True)
     cap_kept(kept)
@@ -334,22 +317,6 @@ def _fresh_matches(job: SuiteJob, started_wall: float) -> list[Path]:
     base = Path(job.suite.cwd or ".")
     matches = sorted(Path(p) for p in glob.glob(str(base / job.suite.junit), recursive=True))
     return [p for p in matches if p.is_file() and p.stat().st_mtime >= started_wall - 1.0]
-
-
-def collected_count(job: SuiteJob) -> int | None:
-    """How many tests pytest collected (after any selection), as the live plugin recorded it;
-    None when it recorded nothing (not pytest, or xdist's controller, which does not collect).
-
-    The first record is pytest's own: a test that starts pytest in turn appends its own.
-    """
-    try:
-        with open(progress_path(job), encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if '"collected"' in line:
-                    return int(json.loads(line)["count"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return None
 
 
 def how_it_ended(
@@ -417,7 +384,7 @@ def _not_run(job: SuiteJob, cases: Sequence[CaseResult], ours: bool) -> str | No
             picked = len(job.select) - len(missing)
             return f"rerun selected {picked} of {len(job.select)} tests (not found: {missing[0]})"
         return None
-    collected = collected_count(job) if ours else None
+    collected = collected_count(progress_path(job)) if ours else None
     if collected is not None and collected > len(cases):
         return f"stopped early: {collected - len(cases)} of {collected} tests did not run"
     return None

@@ -20,7 +20,8 @@ from deployloop.config import Config
 from deployloop.durations import next_occurrence, parse_clock, parse_duration
 from deployloop.errors import UsageError
 from deployloop.gates import PhaseResult
-from deployloop.loop import IterationResult, LoopResult, Session, Status
+from deployloop.iteration import IterationResult, Session
+from deployloop.loop import LoopResult, Status
 from deployloop.models import SuiteRun, Verdict
 from deployloop.redact import Redactor
 from deployloop.scrub import scrub_file

@@ -80,3 +80,12 @@ def response(reply: Reply) -> Response:
         }
     )
     return Response(reply.status, http.HTTPStatus(reply.status).phrase, headers, body)
+
+
+def json_object(raw: bytes) -> dict[str, Any] | None:
+    """``raw`` as a JSON object, or None when it is not JSON or not an object."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

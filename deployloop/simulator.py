@@ -41,28 +41,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from deployloop.atomic import write_atomic
-from deployloop.simhttp import BodyAwareConnection, Reply, response
+from deployloop.simagent import CRASH_REASON, Behaviour, agent_events, pause
+from deployloop.simhttp import BodyAwareConnection, Reply, json_object, response
 from deployloop.simversions import Revisions
 
-AGENT_EVENTS = (
-    "agent_started",
-    "agent_thinking",
-    "tool_executing",
-    "tool_completed",
-    "agent_completed",
-)
-CRASH_REASON = "agent pipeline crashed"
 DEFAULT_DEPLOY_S = 1.0
-
-
-@dataclasses.dataclass
-class Behaviour:
-    """Knobs that make the agent pipeline misbehave in one specific way; change them any time."""
-
-    event_delay_s: float = 0.0  # pause before each agent event: a slow pipeline
-    omit_event: str | None = None  # this event is never sent
-    non_json: bool = False  # a plain-text frame 'hello' goes out before the events
-    reject_status: int | None = None  # the WebSocket handshake is refused with this HTTP status
 
 
 class Simulator:
@@ -206,13 +189,13 @@ class Simulator:
         return Reply(404, {"error": f"no route {method} {route}"})
 
     def _create_order(self, body: bytes) -> Reply:
-        order = _json_object(body)
+        order = json_object(body)
         if order is None:
             return Reply(400, {"error": "body must be a JSON object"})
         return Reply(201, {**order, "id": f"ord-{next(self._orders):04d}"})
 
     def _control(self, method: str, route: str, body: bytes) -> Reply:
-        options = _json_object(body or b"{}")
+        options = json_object(body or b"{}")
         if options is None:
             return Reply(400, {"error": "body must be a JSON object"})
         if (method, route) == ("GET", "/_control/state"):
@@ -261,7 +244,7 @@ class Simulator:
     async def _agent_session(self, connection: ServerConnection) -> None:
         try:
             async for message in connection:
-                request = _json_object(message if isinstance(message, bytes) else message.encode())
+                request = json_object(message if isinstance(message, bytes) else message.encode())
                 if request is None or request.get("type") != "start_agent":
                     await connection.send(
                         json.dumps({"type": "error", "message": "expected start_agent"})
@@ -276,8 +259,8 @@ class Simulator:
         run_id = f"run-{next(self._runs):04d}"
         if behaviour.non_json:
             await connection.send("hello")
-        for event in _agent_events(run_id, request):
-            if behaviour.event_delay_s and not await _pause(connection, behaviour.event_delay_s):
+        for event in agent_events(run_id, request):
+            if behaviour.event_delay_s and not await pause(connection, behaviour.event_delay_s):
                 return
             if event["type"] == behaviour.omit_event:
                 continue
@@ -322,41 +305,12 @@ class Simulator:
             await self._stopping.wait()
 
 
-async def _pause(connection: ServerConnection, seconds: float) -> bool:
-    """Wait between events; False when the connection closed meanwhile, so shutdown stays fast."""
-    try:
-        await asyncio.wait_for(connection.wait_closed(), seconds)
-    except TimeoutError:
-        return True
-    return False
-
-
-def _agent_events(run_id: str, request: Mapping[str, Any]) -> list[dict[str, Any]]:
-    payload = request.get("payload")
-    ask = str(payload.get("user_request", "")) if isinstance(payload, dict) else ""
-    return [
-        {"type": "agent_started", "run_id": run_id, "agent": "triage"},
-        {"type": "agent_thinking", "run_id": run_id, "thought": f"planning: {ask}"},
-        {"type": "tool_executing", "run_id": run_id, "tool": "search", "args": {"q": ask}},
-        {"type": "tool_completed", "run_id": run_id, "tool": "search", "result": {"hits": 3}},
-        {"type": "agent_completed", "run_id": run_id, "result": f"done: {ask}"},
-    ]
-
-
 def _user(user_id: str) -> Reply:
     if not user_id.isdigit():
         return Reply(404, {"error": f"no user {user_id}"})
     return Reply(
         200, {"id": int(user_id), "name": f"user-{user_id}", "email": f"u{user_id}@example.test"}
     )
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _quiet_logger() -> logging.Logger:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from deployloop.clustering import key_cases
 from deployloop.fingerprint import fingerprint, v1_fingerprint
-from deployloop.issues.triage import observe
+from deployloop.issues.observe import observe
 from deployloop.models import Outcome, SuiteRun
 from deployloop.summary import summarize
 from deployloop.testing import case, context

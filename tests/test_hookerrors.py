@@ -6,6 +6,7 @@ from pathlib import Path
 
 from deployloop import junit
 from deployloop.hookerrors import attach_hook_errors
+from deployloop.junit_cases import UNTESTED_MESSAGE
 from deployloop.models import CaseResult, Outcome
 from deployloop.summary import summarize
 
@@ -24,7 +25,7 @@ def test_case23_hook_error_is_the_blocked_tests_message() -> None:
     blocked = [c for c in cases if c.outcome is Outcome.ERROR]
     assert [c.message for c in blocked] == [HOOK, HOOK]
     assert blocked[0].error_type == "ConnectionError"
-    assert junit.UNTESTED_MESSAGE in blocked[0].details
+    assert UNTESTED_MESSAGE in blocked[0].details
     (cluster,) = summarize(cases).clusters
     assert (cluster.count, cluster.message) == (2, HOOK)
 
@@ -38,8 +39,8 @@ def test_hook_error_of_another_feature_goes_to_its_own_tests(tmp_path: Path) -> 
         "Feature: Order history\nHOOK-ERROR in before_feature: TimeoutError: orders\n"
     )
     untested = [
-        CaseResult("p", "a", "profile.Profile", Outcome.ERROR, 0.0, junit.UNTESTED_MESSAGE),
-        CaseResult("o", "b", "orders.Order_history", Outcome.ERROR, 0.0, junit.UNTESTED_MESSAGE),
+        CaseResult("p", "a", "profile.Profile", Outcome.ERROR, 0.0, UNTESTED_MESSAGE),
+        CaseResult("o", "b", "orders.Order_history", Outcome.ERROR, 0.0, UNTESTED_MESSAGE),
     ]
     got = [c.message for c in attach_hook_errors(untested, log)]
     assert got == [

@@ -13,7 +13,7 @@ ROOT = Path(deployloop.__file__).parent
 PACKAGE = "deployloop"
 MODULE_LINES_LIMIT = 400  # every module stays readable in one sitting
 # being split: other branches are cutting these down right now; drop each name as it lands.
-OVER_THE_LIMIT_FOR_NOW = frozenset({"deployloop.loop", "deployloop.simulator", "deployloop.junit"})
+OVER_THE_LIMIT_FOR_NOW: frozenset[str] = frozenset()
 
 
 def module_name(path: Path) -> str:

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from deployloop.junit import TEXT_HEAD, TEXT_TAIL, CappedText, cap_kept, read_cases
+from deployloop.junit import read_cases
+from deployloop.junit_caps import TEXT_HEAD, TEXT_TAIL, CappedText, cap_kept
 
 MB = 1 << 20
 

@@ -20,7 +20,8 @@ from deployloop.events import (
     SkippedPhases,
 )
 from deployloop.issues.records import IterationReport
-from deployloop.loop import Loop, LoopResult, Services, Session, Status
+from deployloop.iteration import Services, Session
+from deployloop.loop import Loop, LoopResult, Status
 from deployloop.models import CaseResult, Outcome, ProbeResult, RunEnd, SuiteRun
 from deployloop.runner import INTERRUPTED, SuiteJob
 from deployloop.session import final_reduce

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from deployloop.simulator import AGENT_EVENTS, Simulator
+from deployloop.simagent import AGENT_EVENTS
+from deployloop.simulator import Simulator
 from tests.helpers import cli
 
 EVENTS = json.dumps(list(AGENT_EVENTS))

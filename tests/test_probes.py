@@ -19,7 +19,8 @@ from deployloop.probes import (
     run_probe,
     websocket_probe,
 )
-from deployloop.simulator import AGENT_EVENTS, Simulator
+from deployloop.simagent import AGENT_EVENTS
+from deployloop.simulator import Simulator
 from deployloop.summary import percentile
 from tests.helpers import wait_for
 

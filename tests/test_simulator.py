@@ -20,7 +20,8 @@ from websockets.asyncio.client import connect
 
 from deployloop.config import TargetConfig
 from deployloop.probes import health_probe
-from deployloop.simulator import AGENT_EVENTS, Simulator
+from deployloop.simagent import AGENT_EVENTS
+from deployloop.simulator import Simulator
 from tests.helpers import wait_for
 
 

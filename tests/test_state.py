@@ -12,8 +12,9 @@ import pytest
 
 from deployloop.errors import SchemaTooNew
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
-from deployloop.state import SCHEMA_VERSION, SessionRow, Store, run_from_json
+from deployloop.state import SessionRow, Store
 from deployloop.statepack import run_fields
+from deployloop.stateschema import SCHEMA_VERSION, run_from_json
 
 RUN = SuiteRun(
     "infra",

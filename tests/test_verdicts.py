@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from deployloop import gates, junit
+from deployloop import gates, junit, junit_cases
 from deployloop.config import PhaseConfig
 from deployloop.errors import JUnitError
 from deployloop.junit_fields import parse_time
@@ -242,7 +242,7 @@ def test_case23_behave_untested_scenarios_are_errors() -> None:
     summary = summarize(c for f in files for c in junit.read_cases(f))
     assert (summary.passed, summary.failed, summary.errors, summary.skipped) == (2, 1, 2, 0)
     messages = {c.message for c in summary.clusters}
-    assert junit.UNTESTED_MESSAGE in messages
+    assert junit_cases.UNTESTED_MESSAGE in messages
     assert "expected 200, got 500" in messages
 
 

@@ -1,7 +1,8 @@
 """Events: the core reports what happens through one Reporter; sinks render, log and persist.
 
-``kinds`` holds one frozen dataclass per kind of event and ``Event``, their union; ``base`` their
-JSON; ``journal`` the ``events.jsonl`` sink and reader.
+``kinds`` holds one frozen dataclass per kind of event of the run itself and ``Event``, the
+union of every kind (``writes``, ``target`` and ``telling`` hold the other groups); ``base``
+their JSON; ``journal`` the ``events.jsonl`` sink and reader.
 """
 
 from __future__ import annotations
@@ -13,44 +14,50 @@ from deployloop.events.base import EventBase, EventShapeError
 from deployloop.events.journal import Journal, journal_record, read_journal, scrub
 from deployloop.events.kinds import (
     KINDS,
-    CommitStatusSet,
-    Deferred,
-    Deploying,
-    DryRun,
     Event,
     FailedFirst,
     FailureCluster,
-    Health,
-    HookRan,
-    IssueDone,
     IterationEnd,
     IterationStart,
-    MetricsFailed,
-    Mixed,
-    Muted,
-    NotificationSent,
     NoTime,
-    OutboxQueued,
     PhaseEnd,
     PhaseStart,
-    RedeployTimeout,
-    ReportWritten,
-    RolloutProgress,
     RunEvent,
     SessionEnd,
     SessionStart,
-    Settled,
     SkippedPhases,
     SuiteEnd,
     SuiteStart,
+    event_from_json,
+)
+from deployloop.events.target import (
+    Deploying,
+    Health,
+    Mixed,
+    RedeployTimeout,
+    RolloutProgress,
+    Settled,
     TargetEvent,
-    TellEvent,
-    TrackerWarning,
     Trigger,
     VersionSeen,
     Waiting,
+)
+from deployloop.events.telling import (
+    CommitStatusSet,
+    HookRan,
+    MetricsFailed,
+    NotificationSent,
+    TellEvent,
+)
+from deployloop.events.writes import (
+    Deferred,
+    DryRun,
+    IssueDone,
+    Muted,
+    OutboxQueued,
+    ReportWritten,
+    TrackerWarning,
     WriteEvent,
-    event_from_json,
 )
 
 Sink = Callable[[Event], None]

@@ -1,4 +1,6 @@
-"""The kinds of event, one frozen dataclass each, and ``Event``: their union.
+"""The kinds of event of the run itself (session, iterations, phases, suites), one frozen
+dataclass each, and ``Event``: the union of every kind, with ``writes``, ``target`` and
+``telling``.
 
 A sink ``match``es on these types, so mypy checks every read; a sink that must speak of every
 kind ends its ``match`` with ``assert_never(event)``: a new kind fails ``make lint`` until it does.
@@ -11,6 +13,9 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias, get_args
 
 from deployloop.events.base import EventBase, EventShapeError
+from deployloop.events.target import TargetEvent
+from deployloop.events.telling import TellEvent
+from deployloop.events.writes import WriteEvent
 from deployloop.models import Verdict
 
 
@@ -170,232 +175,9 @@ RunEvent: TypeAlias = (
 )
 
 
-# what the run writes: issues and the report ------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class IssueDone(EventBase):
-    """One tracker write that went through."""
-
-    kind = "issue"
-    action: str  # created, adopted, commented, closed, reopened (tracker.Done)
-    number: int | None
-    title: str
-    fingerprint: str
-    dry_run: bool
-    reason: str = ""  # why, where it is not the action itself: "verified fixed in rev-0002"
-
-
-@dataclass(frozen=True, slots=True)
-class Deferred(EventBase):
-    """Issues not created this iteration: over the new-issue cap."""
-
-    kind = "deferred"
-    titles: tuple[str, ...]  # issues not created: over max_new_per_iteration
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxQueued(EventBase):
-    """The tracker failed; ``queued`` writes wait in the outbox."""
-
-    kind = "outbox"
-    queued: int
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class DryRun(EventBase):
-    """What a dry run would have written to the tracker."""
-
-    kind = "dry_run"
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReportWritten(EventBase):
-    """The morning report was written to ``paths`` (or not, and why)."""
-
-    kind = "report"
-    paths: tuple[str, ...]
-    error: str | None  # why no report was written
-
-
-@dataclass(frozen=True, slots=True)
-class TrackerWarning(EventBase):
-    """A problem with the tracker worth a person's attention (e.g. labels GitHub dropped)."""
-
-    kind = "tracker_warning"
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class Muted(EventBase):
-    """A cause whose issue a person closed as not planned: deployloop stays silent about it."""
-
-    kind = "muted"
-    fingerprint: str
-    number: int
-
-
-WriteEvent: TypeAlias = (
-    IssueDone | Deferred | OutboxQueued | DryRun | TrackerWarning | Muted | ReportWritten
-)
-
-
-# the target: its health, its versions, the redeploy between iterations ---------------------------
-@dataclass(frozen=True, slots=True)
-class Health(EventBase):
-    """A health check before the tests (reported when it fails)."""
-
-    kind = "health"
-    ok: bool
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class Mixed(EventBase):
-    """Staging answered two versions around a run. ``suite`` set: that suite saw both (read
-    before and after it); ``rerun`` says it runs again on ``to_version`` (once per iteration),
-    else its result stands as "staging serves mixed versions". ``suite`` empty: the iteration
-    saw two versions and, ``rerun``, restarts on ``to_version`` (once)."""
-
-    kind = "mixed"
-    from_version: str
-    to_version: str
-    suite: str = ""
-    rerun: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class RolloutProgress(EventBase):
-    """While settling on ``version``, a read answered the old one: the rollout is not done.
-
-    ``seen`` of ``needed`` consecutive reads had answered ``version``; the count restarts."""
-
-    kind = "rollout"
-    version: str
-    old_version: str
-    seen: int
-    needed: int
-
-
-@dataclass(frozen=True, slots=True)
-class Trigger(EventBase):
-    """The redeploy trigger command ran."""
-
-    kind = "trigger"
-    command: str
-    ok: bool
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class Waiting(EventBase):
-    """Waiting for a redeploy (or the interval) before the next iteration."""
-
-    kind = "waiting"
-    tested: str | None  # the version just tested
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Deploying(EventBase):
-    """Staging stopped answering its version: a deploy under way."""
-
-    kind = "deploying"
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class VersionSeen(EventBase):
-    """A new version appeared ``after_s`` seconds into the wait."""
-
-    kind = "version_seen"
-    version: str
-    after_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class Settled(EventBase):
-    """The new version stayed healthy ``seconds`` long: retesting."""
-
-    kind = "settled"
-    version: str
-    seconds: float  # how long it was healthy
-
-
-@dataclass(frozen=True, slots=True)
-class RedeployTimeout(EventBase):
-    """No new version came within ``[redeploy] timeout``; ``then``: retest or stop."""
-
-    kind = "redeploy_timeout"
-    tested: str | None  # the version just tested
-    timeout_s: float
-    then: str  # [redeploy] on_timeout
-
-
-TargetEvent: TypeAlias = (
-    Health
-    | Mixed
-    | Trigger
-    | Waiting
-    | RedeployTimeout
-    | Deploying
-    | VersionSeen
-    | Settled
-    | RolloutProgress
-)
-
-
-# telling people and systems: notifications, hooks, commit statuses, metrics -------------------
-@dataclass(frozen=True, slots=True)
-class NotificationSent(EventBase):
-    """A notification (``notice``: red, green, new_cause, session_end, unreachable) went to
-    ``via`` (the receiver's URL with its secrets hidden), or failed and waits in the outbox."""
-
-    kind = "notification"
-    notice: str
-    via: str
-    ok: bool
-    title: str
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class HookRan(EventBase):
-    """A ``[hooks]`` command ran for an event (``hook``: on_issue, on_red, ...)."""
-
-    kind = "hook"
-    hook: str
-    ok: bool
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class CommitStatusSet(EventBase):
-    """A GitHub commit status (pending, success, failure, error) on a tested commit."""
-
-    kind = "commit_status"
-    sha: str
-    state: str
-    description: str
-    ok: bool
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MetricsFailed(EventBase):
-    """The ``[metrics]`` textfile could not be written (the night goes on)."""
-
-    kind = "metrics_failed"
-    path: str
-    error: str
-
-
 def _rough(seconds: float) -> str:
     """An estimate as said aloud: ``25 min``, or ``40 s`` under a minute."""
     return f"{round(seconds / 60)} min" if seconds >= 60 else f"{seconds:.0f} s"
-
-
-TellEvent: TypeAlias = NotificationSent | HookRan | CommitStatusSet | MetricsFailed
 
 
 Event: TypeAlias = RunEvent | WriteEvent | TargetEvent | TellEvent

@@ -25,8 +25,7 @@ from deployloop.executors.remote import TaskResult, TaskSpec, run_task
 from deployloop.models import ProbeResult, RunEnd, SuiteRun
 from deployloop.process import GRACE_S
 from deployloop.redact import Redactor
-from deployloop.runner import scrubbed_case
-from deployloop.scrub import ScrubbingWriter
+from deployloop.scrub import ScrubbingWriter, scrubbed_case
 
 CONNECT_S = 10.0  # for the scheduler to answer at start
 POLL_S = 0.1  # how often a waiting job checks the stop

@@ -27,7 +27,8 @@ from deployloop import session as session_module
 from deployloop.config import Config
 from deployloop.events import Event, IterationEnd, Journal, Reporter
 from deployloop.issues.desk import IssueDesk
-from deployloop.loop import Loop, Services
+from deployloop.iteration import Services
+from deployloop.loop import Loop
 from deployloop.models import CaseResult, Outcome, ProbeResult, SuiteRun
 from deployloop.runner import SuiteJob
 from deployloop.sessionlog import SessionLog

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deployloop.events import read_journal
+from deployloop.issues.observe import broken_fingerprint
 from deployloop.issues.tracker import marker_of
-from deployloop.issues.triage import broken_fingerprint
 from deployloop.testing.github_server import FakeGitHub, Recorded, iter_bodies
 from tests.soak.project import Project
 
