@@ -271,7 +271,8 @@ class Explanation:
     """How fingerprint v2 read one failure, for ``results --explain`` and for the merge.
 
     ``line`` is the normalized line hashed (with ``error_type``, when it is a real type);
-    ``source`` the line before masking; ``rules`` which rules chose it (errorline.Rule).
+    ``source`` the line before masking (what titles and cluster lists show, never the
+    placeholder message the rules looked past); ``rules`` which rules chose it (errorline.Rule).
     """
 
     fingerprint: str

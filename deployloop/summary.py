@@ -131,9 +131,10 @@ def summarize(
             yield case
 
     counts = tally(watch(cases))
-    clusters: dict[str, tuple[CaseResult, list[str]]] = {}
+    clusters: dict[str, tuple[CaseResult, str, list[str]]] = {}
     for case, keyed in zip(broken, key_cases(broken, extra_masks, merge_rules), strict=True):
-        clusters.setdefault(keyed.key, (case, []))[1].append(case.id)
+        line = keyed.explanation.source
+        clusters.setdefault(keyed.key, (case, line, []))[2].append(case.id)
     return Summary(
         files=files,
         tally=counts,
@@ -159,11 +160,13 @@ def needs_time(case: CaseResult) -> bool:
     return case.duration_s is None and case.outcome not in (*NOT_RUN, Outcome.ERROR)
 
 
-def cluster_list(groups: dict[str, tuple[CaseResult, list[str]]]) -> tuple[Cluster, ...]:
-    """Clusters largest first; ties in the order their first failure was seen."""
+def cluster_list(groups: dict[str, tuple[CaseResult, str, list[str]]]) -> tuple[Cluster, ...]:
+    """Clusters largest first; ties in the order their first failure was seen.
+
+    ``groups``: key -> (its first failure, that failure's Explanation.source, test ids)."""
     clusters = [
-        Cluster(key, first.message, first.error_type, tuple(ids))
-        for key, (first, ids) in groups.items()
+        Cluster(key, line, first.error_type, tuple(ids))
+        for key, (first, line, ids) in groups.items()
     ]
     return tuple(sorted(clusters, key=lambda c: -c.count))
 

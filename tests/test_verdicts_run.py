@@ -228,3 +228,4 @@ def test_exceptions_in_captured_output_split_a_bare_assert(tmp_path: Path) -> No
     clusters = sorted((c["count"], c["message"]) for c in phase_end["clusters"])
     assert len(clusters) == 2, clusters
     assert [count for count, _ in clusters] == [3, 3]
+    assert sorted(m.split(":")[0] for _, m in clusters) == ["KeyError", "OSError"]

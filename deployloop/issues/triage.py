@@ -34,6 +34,7 @@ from deployloop.issues.text import (
     refailing_text,
     reopen_text,
     title_for,
+    typed,
 )
 from deployloop.models import CaseResult, Outcome, SuiteRun
 
@@ -85,7 +86,8 @@ def _by_phase(runs: Sequence[SuiteRun]) -> dict[str, list[SuiteRun]]:
     return grouped
 
 
-_Keys = dict[int, tuple[str, tuple[str, ...]]]  # id(case) -> (cluster key, its aliases)
+# id(case) -> (cluster key, its aliases, the case's Explanation.source)
+_Keys = dict[int, tuple[str, tuple[str, ...], str]]
 
 
 def _keys(runs: Sequence[SuiteRun], clusters: ClustersConfig, known: Collection[str]) -> _Keys:
@@ -99,16 +101,19 @@ def _keys(runs: Sequence[SuiteRun], clusters: ClustersConfig, known: Collection[
         names = aliases.setdefault(found.key, {})
         names.update(dict.fromkeys(m for m in found.cause.members if m != found.key))
         names[v1_fingerprint(case, clusters.mask)] = None
-    return {id(c): (k.key, tuple(aliases[k.key])) for c, k in zip(broken, keyed, strict=True)}
+    return {
+        id(c): (k.key, tuple(aliases[k.key]), k.explanation.source)
+        for c, k in zip(broken, keyed, strict=True)
+    }
 
 
 def _cluster(phase: str, pairs: Iterable[tuple[str, CaseResult]], keys: _Keys) -> list[Failing]:
     found: dict[str, Failing] = {}
     for suite, case in pairs:
-        fp, aliases = keys[id(case)]
+        fp, aliases, line = keys[id(case)]
         if fp not in found:
             error_type = case.error_type or case.outcome.value
-            found[fp] = Failing(fp, phase, error_type, case.message, case.details, aliases=aliases)
+            found[fp] = Failing(fp, phase, error_type, line, case.details, aliases=aliases)
         found[fp].cases.append((suite, case))
     return list(found.values())
 
@@ -148,7 +153,7 @@ def _broken_cluster(phase: str, clusters: Sequence[Failing], judged: int) -> Fai
         f"deployment broken: {failing} of {judged} tests failing",
         first.details,
         [pair for cluster in ranked for pair in cluster.cases],
-        tuple((first_line(f"{c.error_type}: {c.message}"), len(c.tests)) for c in ranked),
+        tuple((first_line(typed(c.error_type, c.message)), len(c.tests)) for c in ranked),
         judged,
     )
 
