@@ -5,11 +5,12 @@ alphabet it cannot tell from a word, a wording that varies by one token) would s
 cause. As the Kubernetes triage summarizer does, two normalized lines of the same error type
 within 10 % edit distance are merged (rapidfuzz's Levenshtein, normalized by the longer line),
 leader by leader, most frequent line first, so the work is (distinct lines x causes), not
-(failures squared). Two guards keep causes apart that a 10 % budget would merge: the codes
+(failures squared). Three guards keep causes apart that a 10 % budget would merge: the codes
 kept in the lines (``500`` vs ``404``, ``1011`` vs ``1006``, exit status 3 vs 2) must be
-equal, and lines under ``MIN_FUZZY`` characters merge only when equal. Beside it, a user's
-merge rules (config: "these fingerprints are one cause") join whole clusters, the way LUCI
-Analysis lets people edit a cluster's rule.
+equal, so must the paths they name (``/api/agents`` vs ``/api/billing``: one endpoint's
+failure is not another's), and lines under ``MIN_FUZZY`` characters merge only when equal.
+Beside it, a user's merge rules (config: "these fingerprints are one cause") join whole
+clusters, the way LUCI Analysis lets people edit a cluster's rule.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ MAX_DISTANCE = 0.10  # k8s triage's budget: at most 10 % of the line may differ
 MIN_FUZZY = 20  # shorter lines carry too little to tell a typo from another cause
 CANDIDATES = 5  # nearest leaders checked against the guards
 _KEPT = re.compile(r"(?<![\w<])\d+")  # numbers the masks kept: codes that name a cause
+_PATH = re.compile(r"(?<![\w/<.])/[\w.~<>-]+(?:/[\w.~<>-]*)*")  # /api/agents, /var/data
+_SOURCE_FILE = re.compile(r"\.[a-z]{1,4}$")  # agents.spec.js: where the test is, not the cause
 
 
 class Join(Enum):
@@ -148,7 +151,8 @@ def _leaders(ordered: Sequence[tuple[str, str, str]]) -> dict[str, str]:
 
 
 def _nearest(line: str, leaders: list[str]) -> int | None:
-    """Index of the nearest leader within MAX_DISTANCE whose kept codes equal ``line``'s."""
+    """Index of the nearest leader within MAX_DISTANCE whose kept codes and paths equal
+    ``line``'s."""
     found = process.extract(
         line,
         leaders,
@@ -156,11 +160,19 @@ def _nearest(line: str, leaders: list[str]) -> int | None:
         score_cutoff=MAX_DISTANCE,
         limit=CANDIDATES,
     )
-    codes = _KEPT.findall(line)
+    guards = _guards(line)
     for _, _, index in found:
-        if _KEPT.findall(leaders[index]) == codes:
+        if _guards(leaders[index]) == guards:
             return int(index)
     return None
+
+
+def _guards(line: str) -> tuple[list[str], list[str]]:
+    """What must be equal for two lines to merge: their kept codes and the paths they name
+    (endpoints, directories; not a source file's location, which names the test: mocha's
+    "Timeout of 1000ms exceeded … (./test/agents.spec.js)")."""
+    paths = [p for p in _PATH.findall(line) if not _SOURCE_FILE.search(p)]
+    return _KEPT.findall(line), paths
 
 
 def _apply_rules(

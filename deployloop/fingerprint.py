@@ -184,6 +184,23 @@ def _keep_code(match: re.Match[str]) -> str:
     return context + "<n>"
 
 
+_HEX_RUN = re.compile(r"[0-9a-f]+")
+_SWITCHES = re.compile(r"(?<=\d)[A-Za-z]|(?<=[A-Za-z])\d")  # letter↔digit changes in a run
+
+
+def _mask_prefixed_id(match: re.Match[str]) -> str:
+    """``req_8f7e6d5c4b3a2918``, ``build-9fK2xQ7mZ`` → ``req_<id>``: a generated id behind a
+    word prefix (request, trace, session ids: Stripe-style ``<prefix>_<random>``). The run
+    must look drawn at random: lower-case hex with a digit, or a digit in mixed case, or
+    three letter↔digit changes; ``text_embedding3`` and ``checkout-v2service`` stay."""
+    prefix, run = match.group(1), match.group(2)
+    if not any(c.isdigit() for c in run):
+        return match.group()
+    mixed_case = run.lower() != run and run.upper() != run
+    drawn = _HEX_RUN.fullmatch(run) or mixed_case or len(_SWITCHES.findall(run)) >= 3
+    return prefix + "<id>" if drawn else match.group()
+
+
 _CODE_VALUE = re.compile(r"[1-5]\d\d|1\d{3}|[34]\d{3}")  # HTTP 1xx-5xx, WebSocket close codes
 _MASKS_V2: tuple[_Mask, ...] = tuple(
     (re.compile(pattern, flags), replacement, hints)
@@ -220,6 +237,7 @@ _MASKS_V2: tuple[_Mask, ...] = tuple(
         ),
         (r"\S*pytest-of-[^\s'\"]*", 0, "<path>", ("pytest-of-",)),
         (r"\b0x[0-9a-f]+\b", re.I, "<hex>", ("0x",)),
+        (r"\b([A-Za-z][A-Za-z0-9]{0,15}[_-])([A-Za-z0-9]{8,})\b", 0, _mask_prefixed_id, ("_", "-")),
         (r"\b[0-9a-f]{8,}\b", re.I, _mask_hex, ()),
         (
             r"\b(?:\d+h)?(?:\d+m)?\d+(?:\.\d+)?(?:ms|µs|us|ns|s)\b"
@@ -253,7 +271,8 @@ class Explanation:
     """How fingerprint v2 read one failure, for ``results --explain`` and for the merge.
 
     ``line`` is the normalized line hashed (with ``error_type``, when it is a real type);
-    ``source`` the line before masking; ``rules`` which rules chose it (errorline.Rule).
+    ``source`` the line before masking (what titles and cluster lists show, never the
+    placeholder message the rules looked past); ``rules`` which rules chose it (errorline.Rule).
     """
 
     fingerprint: str

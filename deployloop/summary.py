@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deployloop.clustering import causes_of
+from deployloop.fingerprint import explain
 from deployloop.logical import Tally, tally
 from deployloop.models import CaseResult, Outcome
 
@@ -146,7 +147,10 @@ def summarize(
         if key in ids:
             firsts.setdefault(key, case)
             ids[key].append(case.id)
-    clusters = {key: (firsts[key], ids[key]) for key in listed}
+    # the line v2 chose, read again for each listed cluster's first failure only
+    clusters = {
+        key: (firsts[key], explain(firsts[key], extra_masks).source, ids[key]) for key in listed
+    }
     return Summary(
         files=files,
         tally=counts,
@@ -184,11 +188,13 @@ def needs_time(case: CaseResult) -> bool:
     return case.duration_s is None and case.outcome not in (*NOT_RUN, Outcome.ERROR)
 
 
-def cluster_list(groups: dict[str, tuple[CaseResult, list[str]]]) -> tuple[Cluster, ...]:
-    """Clusters largest first; ties in the order their first failure was seen."""
+def cluster_list(groups: dict[str, tuple[CaseResult, str, list[str]]]) -> tuple[Cluster, ...]:
+    """Clusters largest first; ties in the order their first failure was seen.
+
+    ``groups``: key -> (its first failure, that failure's Explanation.source, test ids)."""
     clusters = [
-        Cluster(key, first.message, first.error_type, tuple(ids))
-        for key, (first, ids) in groups.items()
+        Cluster(key, line, first.error_type, tuple(ids))
+        for key, (first, line, ids) in groups.items()
     ]
     return tuple(sorted(clusters, key=lambda c: -c.count))
 

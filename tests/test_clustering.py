@@ -44,6 +44,22 @@ def test_codes_block_the_merge() -> None:
     assert one != two
 
 
+def test_endpoints_block_the_merge() -> None:
+    """Long lines that differ only in the endpoint they name stay apart (/api/agents vs
+    /api/billing), while the same endpoint with residual noise still merges."""
+    shared = (
+        " after 3 attempts: upstream connect error or disconnect/reset before headers, "
+        "reset reason: connection termination, retried by the gateway and gave up"
+    )
+    agents, billing, again = causes_of(
+        "HTTPError: status 500 from /api/agents" + shared,
+        "HTTPError: status 500 from /api/billing" + shared,
+        "HTTPError: status 500 from /api/agents" + shared.replace("gave up", "gave  up"),
+    )
+    assert agents != billing
+    assert agents == again
+
+
 def test_short_and_distant_lines_stay_apart() -> None:
     """Short lines merge only when equal; lines more than 10 % apart never merge."""
     assert len(set(causes_of("cart empty", "cart emptx"))) == 2

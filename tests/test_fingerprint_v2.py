@@ -135,6 +135,14 @@ def test_own_name_is_masked_unquoted() -> None:
         ("object at 0x7f3a2b1c", "object at <hex>"),
         ("expected 3 items, got 5", "expected <n> items, got <n>"),
         ("test_v2.py and python3.12 stay", "test_v2.py and python3.12 stay"),
+        ("request id req_8f7e6d5c4b3a2918 failed", "request id req_<id> failed"),
+        ("job build-9fK2xQ7mZ queued", "job build-<id> queued"),
+        ("trace sess_a1B2c3D4e5 lost", "trace sess_<id> lost"),
+        ("namespace checkout-service stays", "namespace checkout-service stays"),
+        (
+            "text_embedding3 and checkout-v2service stay",
+            "text_embedding3 and checkout-v2service stay",
+        ),
     ],
 )
 def test_v2_masks(raw: str, masked: str) -> None:
@@ -157,6 +165,13 @@ def test_v2_masks(raw: str, masked: str) -> None:
 def test_codes_are_causes(one: str, other: str) -> None:
     """HTTP status, close, signal, errno and exit codes are kept: they tell causes apart."""
     assert fingerprint_v2(failed(one)) != fingerprint_v2(failed(other))
+
+
+def test_prefixed_random_ids_do_not_split_a_cause() -> None:
+    """Request ids (``req_<hex>``) and trace ids differing per failure give one print."""
+    one = "request id req_8f7e6d5c4b3a2918, trace 4bf92f3577b34da6a3ce929d0e0e4736: 502 from gw"
+    other = "request id req_1a2b3c4d5e6f7081, trace 0af7651916cd43dd8448eb211c80319c: 502 from gw"
+    assert fingerprint_v2(failed(one)) == fingerprint_v2(failed(other))
 
 
 def test_bare_comparison_takes_the_exception_behind_it() -> None:

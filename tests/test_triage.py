@@ -19,8 +19,8 @@ from deployloop.issues.records import (
 from deployloop.issues.text import TITLE_LIMIT
 from deployloop.issues.tracker import marker
 from deployloop.issues.triage import assess, with_issue_numbers
-from deployloop.models import SuiteRun
-from deployloop.testing import CAUSES, cause_map, failing_run
+from deployloop.models import CaseResult, Outcome, SuiteRun
+from deployloop.testing import CAUSES, case, cause_map, failing_run
 
 NOW = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
 
@@ -373,3 +373,34 @@ def test_issue_text_says_where_to_reproduce_and_shows_only_its_own_log() -> None
     assert "cd /srv/e2e\n# with the environment its config sets: TOKEN\npytest ${E2E}" in body
     assert "s3cret" not in body
     assert "this cause's traceback" in body and "not this cause" not in body
+
+
+def test_titles_and_error_use_the_chosen_line_not_the_placeholder() -> None:
+    """Go ``message="Failed"`` and a Playwright message naming the test: the issue title and
+    its Error section show the line errorline chose, so two causes get two titles."""
+    go = [
+        CaseResult(
+            f"TestCheckout{n}",
+            f"TestCheckout{n}",
+            "github.com/acme/e2e",
+            Outcome.FAILED,
+            0.3,
+            "Failed",
+            "",
+            f"=== RUN   TestCheckout{n}\n    checkout_test.go:42: {why}\n--- FAIL",
+        )
+        for n, why in enumerate(("POST /api/checkout: unexpected status 500", "cart is empty"))
+    ]
+    playwright = CaseResult(
+        "agents.spec.js::list agents", "list agents", "agents.spec.js", Outcome.FAILED, 1.0,
+        "agents.spec.js:2:1 list agents", "", "Error: page.goto: net::ERR_CONNECTION_REFUSED",
+    )  # fmt: skip
+    passing = tuple(case(f"t.py::test_ok{n}", Outcome.PASSED) for n in range(10))
+    run = SuiteRun("websocket", "agents", (*go, playwright, *passing), 1.0, 1)
+    _, actions = assess({}, [run], ctx())
+    titles = sorted(a.title for a in actions)
+    assert not any("Failed" in t or "list agents" in t for t in titles), titles
+    assert any("unexpected status 500" in t for t in titles), titles
+    assert any("cart is empty" in t for t in titles), titles
+    (pw,) = [a for a in actions if "ERR_CONNECTION_REFUSED" in a.title]
+    assert "Error: page.goto: net::ERR_CONNECTION_REFUSED" in pw.body.split("### Error")[1]

@@ -195,3 +195,51 @@ def test_stopped_early_is_seen_under_xdist(tmp_path: Path) -> None:
     assert found is not None, harness
     assert 0 < int(found[1]) < 41
     assert night["code"] == 1
+
+
+TWO_CAUSES_BEHIND_ONE_ASSERT = """
+import traceback
+
+def helper_os():
+    raise OSError("disk quota exceeded on /var/data")
+
+def helper_key():
+    return {}["agent_id"]
+
+def run(helper):
+    try:
+        helper()
+    except Exception:
+        return 1, traceback.format_exc()
+    return 0, ""
+
+def test_os_a():
+    code, out = run(helper_os); print(out); assert code == 0
+
+def test_os_b():
+    code, out = run(helper_os); print(out); assert code == 0
+
+def test_os_c():
+    code, out = run(helper_os); print(out); assert code == 0
+
+def test_key_a():
+    code, out = run(helper_key); print(out); assert code == 0
+
+def test_key_b():
+    code, out = run(helper_key); print(out); assert code == 0
+
+def test_key_c():
+    code, out = run(helper_key); print(out); assert code == 0
+"""
+
+
+def test_exceptions_in_captured_output_split_a_bare_assert(tmp_path: Path) -> None:
+    """Two root causes behind one ``assert 1 == 0`` (printed to captured output, pytest's
+    default junit_logging=no) are two clusters: the captured output reaches clustering."""
+    write_tests(tmp_path / "e2e", "test_two.py", TWO_CAUSES_BEHIND_ONE_ASSERT)
+    night = run_night(tmp_path, f"{PYTEST} e2e")
+    (phase_end,) = [e for e in night["events"] if e["event"] == "phase_end"]
+    clusters = sorted((c["count"], c["message"]) for c in phase_end["clusters"])
+    assert len(clusters) == 2, clusters
+    assert [count for count, _ in clusters] == [3, 3]
+    assert sorted(m.split(":")[0] for _, m in clusters) == ["KeyError", "OSError"]

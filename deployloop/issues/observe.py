@@ -12,15 +12,13 @@ from dataclasses import dataclass, field
 
 from deployloop.clustering import causes_of
 from deployloop.config import ClustersConfig
-from deployloop.fingerprint import v1_fingerprint
+from deployloop.fingerprint import explain, v1_fingerprint
 from deployloop.issues.records import (
     BROKEN_ERROR,
     Failing,
     TriageContext,
 )
-from deployloop.issues.text import (
-    first_line,
-)
+from deployloop.issues.text import first_line, typed
 from deployloop.models import CaseResult, Outcome, SuiteRun
 
 
@@ -54,13 +52,13 @@ def observe(
         forgive = ctx.flaky.get(phase, frozenset()) if ctx.retest.flaky == "pass" else frozenset()
         hard = [(s, c) for s, c in pairs if c.broken and c.id not in forgive]
         soft = [(s, c) for s, c in pairs if c.broken and c.id in forgive]
-        clusters = _cluster(phase, hard, keys)
+        clusters = _cluster(phase, hard, keys, ctx.clusters.mask)
         judged = {c.id for _, c in pairs if c.outcome is not Outcome.SKIPPED}
         if _deploy_broken(clusters, judged, ctx.issues.broken_threshold):
             seen.broken_phases.add(phase)
             clusters = [_broken_cluster(phase, clusters, len(judged))]
         _merge(seen.failing, clusters)
-        _merge(seen.flaky, _cluster(phase, soft, keys))
+        _merge(seen.flaky, _cluster(phase, soft, keys, ctx.clusters.mask))
     return seen
 
 
@@ -91,16 +89,19 @@ def _keys(runs: Sequence[SuiteRun], clusters: ClustersConfig, known: Collection[
     return {id(c): key for c, key in zip(broken, keys, strict=True)}, named
 
 
-def _cluster(phase: str, pairs: Iterable[tuple[str, CaseResult]], keys: _Keys) -> list[Failing]:
+def _cluster(
+    phase: str, pairs: Iterable[tuple[str, CaseResult]], keys: _Keys, masks: Sequence[str]
+) -> list[Failing]:
+    """Failures by cluster key; each cluster's message is the line v2 chose from its first
+    failure (not a placeholder such as Go's "Failed"), read again once per cluster."""
     found: dict[str, Failing] = {}
     key_of, aliases = keys
     for suite, case in pairs:
         fp = key_of[id(case)]
         if fp not in found:
             error_type = case.error_type or case.outcome.value
-            found[fp] = Failing(
-                fp, phase, error_type, case.message, case.details, aliases=aliases[fp]
-            )
+            line = explain(case, masks).source
+            found[fp] = Failing(fp, phase, error_type, line, case.details, aliases=aliases[fp])
         found[fp].cases.append((suite, case))
     return list(found.values())
 
@@ -140,6 +141,6 @@ def _broken_cluster(phase: str, clusters: Sequence[Failing], judged: int) -> Fai
         f"deployment broken: {failing} of {judged} tests failing",
         first.details,
         [pair for cluster in ranked for pair in cluster.cases],
-        tuple((first_line(f"{c.error_type}: {c.message}"), len(c.tests)) for c in ranked),
+        tuple((first_line(typed(c.error_type, c.message)), len(c.tests)) for c in ranked),
         judged,
     )

@@ -47,6 +47,13 @@ def title_for(failing: Failing) -> str:
 _QUALIFIED = re.compile(r"^(?:[A-Za-z_][\w]*\.)+(?=[A-Z]\w*(?:Error|Exception|Failure|Warning)?:)")
 
 
+def typed(error_type: str, message: str) -> str:
+    """``message`` led by ``error_type``, unless it already starts with it (or has none)."""
+    if not error_type or message.startswith(error_type):
+        return message
+    return f"{error_type}: {message}"
+
+
 def _short_type(line: str) -> str:
     """``websockets.exceptions.ConnectionClosedError: x`` → ``ConnectionClosedError: x``."""
     return _QUALIFIED.sub("", line)
@@ -155,9 +162,16 @@ def _causes(causes: Sequence[tuple[str, int]]) -> str:
 
 
 def _error(failing: Failing) -> str:
+    """The chosen error line (a broken deploy's: its largest cause's), and the traceback.
+
+    The line carries its own type when the rules looked past the message ("Failed")."""
     first = failing.cases[0][1]
-    known = not first.error_type or first.message.startswith(first.error_type)
-    head = first.message if known else f"{first.error_type}: {first.message}"
+    if failing.causes:
+        head = failing.causes[0][0]
+    elif first_line(first.message) == first_line(failing.message):
+        head = typed(first.error_type, failing.message)
+    else:
+        head = failing.message
     text = f"### Error\n\n{fenced(excerpt(head, 20))}"
     if first.details.strip():
         text += f"\n\n### Traceback (excerpt)\n\n{fenced(excerpt(first.details))}"

@@ -6,7 +6,11 @@ starts pytest (``cd e2e && VAR=x pytest …``, a wrapper script), passed in ``PY
 
 - ``DEPLOYLOOP_JUNIT``: a JUnit XML report (xunit1) written there by pytest's own writer
   (``_pytest.junitxml.LogXML``) registered a second time, so a ``--junitxml`` the user asked
-  for is written too, untouched (issue 15 item 14).
+  for is written too, untouched (issue 15 item 14). A broken test's failure/error text ends
+  with the tail of its captured output (at most ``OUTPUT_TAIL`` characters), whatever the
+  run's ``junit_logging``: an exception a test printed before a bare ``assert code == 0`` is
+  the cause errorline looks for (issue 18), and pytest's default ``junit_logging=no`` would
+  leave it only in the suite's log.
 - ``DEPLOYLOOP_SELECT``: a file of node ids, one a line; every other collected test is
   deselected, so a run line naming a path reruns only these (issue 15 item 10). The
   ``@group`` suffix pytest-xdist's ``--dist loadgroup`` adds to ids (pytest-xdist#992) is
@@ -30,6 +34,8 @@ from typing import Any
 _GROUP = re.compile(r"@[^\[\]:@]*$")  # "test_a@grp", not "test_a[x@y.com]"
 _KEY = "_deployloop_report"
 XPASS_MESSAGE = "xfail-marked test passes unexpectedly"  # junit.XPASS_MESSAGE
+OUTPUT_TAIL = 8192  # characters of a broken test's captured output kept: errors print last
+OUTPUT_HEADER = "\n\n--- captured output (tail) ---\n"
 
 
 def plain_id(node_id: str) -> str:
@@ -48,10 +54,25 @@ def pytest_configure(config: Any) -> None:
             super().pytest_runtest_logreport(report)
             if report.when == "call" and report.passed and hasattr(report, "wasxfail"):
                 self.node_reporter(report)._add_simple("skipped", XPASS_MESSAGE)
+            elif report.failed and report.when != "teardown":  # a teardown's node is closed
+                _append_output(self.node_reporter(report).nodes, report)
 
     report = Report(path, None, family="xunit1")
     setattr(config, _KEY, report)
     config.pluginmanager.register(report, _KEY)
+
+
+def _append_output(nodes: list[Any], report: Any) -> None:
+    """Add the tail of ``report``'s captured output (log, stdout, stderr) to the text of the
+    last failure/error element in ``nodes`` (pytest's ElementTree nodes of one testcase)."""
+    from _pytest.junitxml import bin_xml_escape
+
+    broken = [node for node in nodes if node.tag in ("failure", "error")]
+    output = "".join(text for text in (report.caplog, report.capstdout, report.capstderr) if text)
+    if broken and output.strip():
+        broken[-1].text = (broken[-1].text or "") + bin_xml_escape(
+            OUTPUT_HEADER + output[-OUTPUT_TAIL:]
+        )
 
 
 def _wanted() -> set[str] | None:
