@@ -58,6 +58,7 @@ _SECRET_KEYS = (
     r"|(?:api|access|secret|private|account|signing|encryption|master)[_-]?key(?:[_-]?id)?"
     r"|apikey|secret[_-]?access[_-]?key|client[_-]?secret"
 )
+_SPLIT_PREFIX = r"gh[pousr]_|AKIA|ASIA|AIza"  # shapes of one known length (GitHub, AWS, Google)
 _SEPARATOR = r"[\"']?[ \t]*(?:=(?!=)|:(?![:=/]))[ \t]*(?P<q>[\"'])?"
 _QUOTED_OR_BARE = r"(?(q)[^\"'\n]+|[^\s\"'`,;&<>(){}\[\]]+)"
 
@@ -71,7 +72,9 @@ class Rule:
     text when ``multiline``). Searching for a substring is many times faster than a pattern
     that starts with a word boundary or a choice. ``screen``, for a rule without probes, is a
     regex (PCRE syntax, over UTF-8 bytes, never matching a line break) that the Hyperscan
-    screen uses instead: every match of ``pattern`` lies on a line where it matches."""
+    screen uses instead: every match of ``pattern`` lies on a line where it matches. A
+    ``multiline`` rule's ``screen`` may match a line break: where it matches, the whole text is
+    scanned (its probes alone would send nearly every text whole)."""
 
     kind: str
     pattern: re.Pattern[str]
@@ -123,6 +126,19 @@ RULES: tuple[Rule, ...] = (
         "bearer",
         folded=True,
     ),
+    _rule(
+        "cookie header",
+        r"(?P<keep>\b(?:set-)?cookie[\"']?[ \t]*:[ \t]*[\"']?)(?!\[REDACTED\])[^\s\"'][^\r\n\"']*",
+        "cookie",
+        folded=True,
+        lead=8,
+        flags=re.IGNORECASE,
+    ),
+    _rule(
+        "docker config auth",
+        r"(?P<keep>\\?\"auth\\?\"[ \t]*:[ \t]*\\?\")[A-Za-z0-9+/]{8,}={0,2}(?=\\?\")",
+        '"auth',
+    ),
     _rule("basic", rf"(?P<keep>\bBasic\s+)(?={_SECRETISH})[A-Za-z0-9+/]{{8,}}={{0,2}}", "Basic"),
     _rule(
         "keyword assignment",
@@ -139,6 +155,17 @@ RULES: tuple[Rule, ...] = (
         screen=r"://[^\s/@:\"'<>]*:[^\s/@\"'<>]+@",
     ),
     _rule("github token", r"\bgh[pousr]_[A-Za-z0-9]{20,255}\b", "gh"),
+    _rule(
+        "token split by a line break",
+        # A fixed-length shape cut short at a line's end goes on at the next line's start
+        # (a test printing it in two pieces): both pieces are masked, as one.
+        rf"(?P<keep>\b(?={_SPLIT_PREFIX})[A-Za-z_]{{4}})"
+        r"(?:(?<=gh[pousr]_)[A-Za-z0-9]{0,35}|(?<=AKIA|ASIA)[0-9A-Z]{0,15}"
+        r"|(?<=AIza)[0-9A-Za-z_-]{0,34})\r?\n[ \t]*[A-Za-z0-9_-]+",
+        *("gh", "AKIA", "ASIA", "AIza"),
+        multiline=True,
+        screen=rf"(?:{_SPLIT_PREFIX})[0-9A-Za-z_-]{{0,35}}\r?\n",
+    ),
     _rule("github fine-grained token", r"\bgithub_pat_[A-Za-z0-9_]{20,255}\b", "github_pat_"),
     _rule("jwt", r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", "eyJ"),
     _rule("aws access key id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", "AKIA", "ASIA"),
@@ -249,10 +276,11 @@ class Redactor:
             return None
         probes = [(p, r.folded) for r in RULES if not (r.multiline or r.screen) for p in r.probes]
         probes += [(spelling, False) for spelling in self._literals if spelling not in self.secrets]
-        screens = tuple(r.screen for r in RULES if r.screen)
-        whole = tuple(p for r in RULES if r.multiline for p in r.probes)
+        screens = tuple(r.screen for r in RULES if r.screen and not r.multiline)
+        whole = tuple(p for r in RULES if r.multiline and not r.screen for p in r.probes)
+        crossing = tuple(r.screen for r in RULES if r.screen and r.multiline)
         values = tuple((s, _split_probe(s)) for s in self.secrets)
-        return screen.load(tuple(probes), screens, whole, values)
+        return screen.load(tuple(probes), screens, whole, values, crossing)
 
     def _literal_spans(self, text: str) -> list[Span]:
         found = []
