@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from deployloop import report
 from deployloop.config import parse
 from deployloop.errors import ConfigError
-from deployloop.events import IssueDone, NotificationSent, read_journal
+from deployloop.events import DryRun, IssueDone, NotificationSent, read_journal
 from deployloop.state import Store
 from deployloop.testing.github_server import FakeGitHub
 from deployloop.testing.receiver import Receiver
@@ -203,6 +203,28 @@ def test_commit_statuses_pending_then_verdict_never_repeated(night: Night) -> No
     assert len(failure["description"]) <= 140
     assert failure["context"] == "deployloop/t"
     assert failure["target_url"] == (night.session / "report.html").resolve().as_uri()
+
+
+@pytest.mark.slow
+def test_a_dry_run_tells_no_one_and_says_what_it_would(tmp_path: Path) -> None:
+    """--dry-run with [notify], [hooks], source_repo: no post, status or hook; DryRun lines."""
+    with Receiver() as receiver, FakeGitHub() as github:
+        config = _config(tmp_path, receiver, github)
+        text = config.read_text().replace("[hooks]\n", f'[hooks]\non_red = "{HOOK_CMD}"\n', 1)
+        config.write_text(text.replace("{root}", str(tmp_path)))
+        env = {"DEPLOYLOOP_STATE_DIR": str(tmp_path / "state"), "NIGHT_API_TOKEN": SECRET}
+        env["NIGHT_GH_TOKEN"] = github.token
+        done = cli("run", "-c", str(config), "--once", "--dry-run", cwd=tmp_path, env=env)
+        assert receiver.posts == [] and github.statuses == {}, done.stdout + done.stderr
+    assert not (tmp_path / "hook.jsonl").exists() and not (tmp_path / "red.txt").exists()
+    (journal,) = tmp_path.glob("logs/*/events.jsonl")
+    said = [e.detail for e in read_journal(journal) if isinstance(e, DryRun)]
+    assert any(line.startswith("would notify") for line in said), said
+    assert any(line.startswith("would run on_red") for line in said), said
+    assert any(line.startswith(f"would set commit status failure on {SHAS[0]}") for line in said)
+
+
+HOOK_CMD = "touch {root}/red.txt"
 
 
 @pytest.mark.slow

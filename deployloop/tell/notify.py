@@ -6,7 +6,8 @@ failing gates with their measured values, the new and fixed causes with their is
 version and the report's path; its text is scrubbed (the session's Redactor) and made inert for
 chat services (no mention, no markup). A receiver that fails is reported and its message kept in
 the outbox (``NoticeOutbox``), retried at every iteration's end and at the session's: never
-fatal. apprise (https://github.com/caronc/apprise) is imported only here, on first send.
+fatal. A dry run sends nothing and leaves the outbox as it is: it says what it would send
+(``DryRun``). apprise (https://github.com/caronc/apprise) is imported only here, on first send.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from deployloop.config_schema import NotifyConfig
 from deployloop.events import (
+    DryRun,
     Event,
     Health,
     IterationEnd,
@@ -81,8 +83,10 @@ class Notifier:
         redact: Callable[[str], str],
         light: Light | None = None,
         post: ApprisePost | None = None,
+        dry_run: bool = False,
     ) -> None:
         self.config = config
+        self.dry_run = dry_run
         self.name = name
         self.outbox = outbox
         self.reporter = reporter
@@ -186,7 +190,7 @@ class Notifier:
 
     def retry(self) -> None:
         """Send what the outbox holds for this config's receivers, oldest first."""
-        pending = self.outbox.pending()
+        pending = [] if self.dry_run else self.outbox.pending()
         if not pending:
             return
         self.outbox.save([])
@@ -196,6 +200,10 @@ class Notifier:
                 self._deliver(url, notice)
 
     def _deliver(self, url: str, notice: Notice) -> None:
+        if self.dry_run:
+            via = self.redact(self.post.via(url))
+            self.reporter.emit(DryRun(detail=f"would notify {via}: {notice.title}"))
+            return
         error = self.post(url, notice.title, notice.body)
         if error is not None:
             error = self.redact(error)
