@@ -163,7 +163,18 @@ def _no_nul(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]  # what goes to a process: argv, environment
-Clock = Annotated[dt.time, BeforeValidator(parse_clock)]
+
+
+def _clock(value: object) -> dt.time:
+    """``HH:MM`` as a string, or a TOML local time (``until = 07:00``) on the minute."""
+    if not isinstance(value, dt.time):
+        return parse_clock(str(value))
+    if value.second or value.microsecond or value.tzinfo:
+        raise ValueError(f"not a clock time: {value.isoformat()} (write it as a string 'HH:MM')")
+    return value
+
+
+Clock = Annotated[dt.time, BeforeValidator(_clock)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=80)]
 Label = Annotated[str, Field(min_length=1, max_length=50)]  # GitHub's limit for a label name
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256)]

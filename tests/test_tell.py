@@ -275,3 +275,26 @@ def test_notify_on_refuses_an_unknown_transition() -> None:
         parse(bad, "c.toml", {})
     with pytest.raises(ConfigError):
         parse(text + '\n[notify]\nurls = ["not a url"]\n', "c.toml", {})
+
+
+@pytest.mark.parametrize("url", ["foo://bar", "json://"])
+def test_validate_checks_each_notify_url_with_apprise(tmp_path: Path, url: str) -> None:
+    """`validate` refuses a URL apprise cannot use, naming its index and scheme, exit 2."""
+    text = config_text(phase_block("p", suite_block("s", "true")))
+    good = "json://127.0.0.1:9/x"
+    path = tmp_path / "c.toml"
+    path.write_text(text + f'\n[notify]\nurls = ["{good}", "{url}"]\n')
+    done = cli("validate", "-c", str(path), cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "notify.urls[1]" in line and url.partition("://")[0] in line, line
+
+
+def test_until_takes_a_toml_time() -> None:
+    """`until = 07:00:00` (a TOML time, not a string) is 07:00, not a datetime.time error."""
+    text = config_text(phase_block("p", suite_block("s", "true")))
+    config = parse(text.replace("[session]\n", "[session]\nuntil = 07:00:00\n", 1), "c.toml", {})
+    assert config.session.until is not None and config.session.until.hour == 7
+    with pytest.raises(ConfigError, match="write it as a string") as info:
+        parse(text.replace("[session]\n", "[session]\nuntil = 07:00:30\n", 1), "c.toml", {})
+    assert "datetime" not in str(info.value.problems)
