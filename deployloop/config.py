@@ -10,6 +10,7 @@ the same files, state and lock.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -39,7 +40,9 @@ from deployloop.config_schema import (
     VersionSource,
 )
 from deployloop.config_text import (
+    Interpolation,
     Loc,
+    Problem,
     deep_line,
     describe,
     error_message,
@@ -49,6 +52,7 @@ from deployloop.config_text import (
     take_moved,
 )
 from deployloop.errors import ConfigError, UsageError
+from deployloop.redact import MASK
 
 ENV_VAR = "DEPLOYLOOP_CONFIG"
 # What a lenient load puts for an unset variable, tried in turn where the last did not validate:
@@ -181,17 +185,28 @@ def _parse(
             if fills is None or not _refill(fills, found.unset, exc):
                 problems += found.problems
                 explained = {line for line, _ in problems}  # an unset variable explains these
-                described = (describe(err, lines) for err in exc.errors())
+                described = (describe(err, lines, found.written) for err in exc.errors())
                 problems.extend(p for p in described if p[0] not in explained)
-                raise ConfigError(located(source, problems)) from None
+                raise ConfigError(located(source, _masked(problems, found))) from None
     problems += found.problems
     if problems:
-        raise ConfigError(located(source, problems))
+        raise ConfigError(located(source, _masked(problems, found)))
     anchor = Path(os.path.abspath(base if base is not None else Path(source).parent))
     unset = sorted({name for names in found.unset.values() for name in names})
     return finished(config, raw, anchor).model_copy(
         update={"path": source, "secrets": tuple(sorted(found.secrets)), "unset": tuple(unset)}
     )
+
+
+def _masked(problems: list[Problem], found: Interpolation) -> list[Problem]:
+    """``problems`` with any value taken from the environment masked: ``describe`` shows a
+    bad key as written, this catches a value some other message quotes."""
+    values = sorted(found.secrets, key=len, reverse=True)  # not the shapes: ${NAME} stays
+    return [(line, functools.reduce(_mask, values, message)) for line, message in problems]
+
+
+def _mask(text: str, value: str) -> str:
+    return text.replace(value, MASK)
 
 
 def _refill(fills: dict[Loc, str], unset: Mapping[Loc, set[str]], exc: ValidationError) -> bool:

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from deployloop.config_values import SHOWN
 from deployloop.redact import MIN_SECRET
 
 Loc = tuple[str | int, ...]
@@ -69,6 +70,8 @@ class Interpolation:
     # gets ``fills[key]`` ("" unless given) in its place, and ``unset`` records key → names.
     fills: Mapping[Loc, str] | None = None
     unset: dict[Loc, set[str]] = field(default_factory=dict)
+    # key → its string as written, for each string with a ``${NAME}`` in it: errors show that
+    written: dict[Loc, str] = field(default_factory=dict)
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -123,6 +126,8 @@ def _walk(
         found.problems.append((line_of(loc, lines), f"{dotted(loc)}: {problem}"))
         return ""
 
+    if _VAR.search(value):
+        found.written[loc] = value
     return _VAR.sub(substitute, value)
 
 
@@ -156,15 +161,29 @@ def problem_at(loc: Loc, message: str, lines: Mapping[Loc, int]) -> Problem:
     return line_of(loc, lines), f"{dotted(loc)}: {message}"
 
 
-def describe(error: Any, lines: Mapping[Loc, int]) -> Problem:
-    """One pydantic error as a problem on the line of the key it is about."""
+def describe(
+    error: Any, lines: Mapping[Loc, int], written: Mapping[Loc, str] | None = None
+) -> Problem:
+    """One pydantic error as a problem on the line of the key it is about. ``written``
+    (``Interpolation.written``): a key's value that came from the environment is shown as
+    written (``${NAME}``), never as the value (it may hold a credential)."""
     loc = tuple(error["loc"])
     message = error_message(error)
+    if written and loc in written and isinstance(error.get("input"), str):
+        message = as_written(message, error["input"], written[loc])
     derived = re.fullmatch(r"unknown key '(\w+)'", message)  # config._refuse: at the model's loc
     if derived and loc[-1:] != (derived.group(1),):
         loc = (*loc, derived.group(1))
     where = dotted(loc)
     return line_of(loc, lines), f"{where}: {message}" if where else message
+
+
+def as_written(message: str, value: str, written: str) -> str:
+    """``message`` with ``value`` (whole, or cut to ``SHOWN`` characters and quoted, as the
+    validators in ``config_values`` show it) replaced by the key's text as ``written``."""
+    for shown, instead in ((value[:SHOWN], written[:SHOWN]), (value, written)):
+        message = message.replace(repr(shown), repr(instead))
+    return message.replace(value, written)
 
 
 def error_message(error: Any) -> str:

@@ -31,6 +31,7 @@ MAX_DURATION_S = 30 * 86400.0  # a month: longer than any night, finite for ever
 MIN_WAIT_S = 0.1
 MIN_BUDGET_S = 1.0
 MAX_COUNT = 10_000_000  # tests, failures: beyond any real suite, far below overflow
+SHOWN = 80  # characters of a bad value an error shows (``config_text.as_written`` relies on it)
 
 
 def _seconds_within(minimum: float) -> Callable[[float], float]:
@@ -59,7 +60,7 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     def check(value: str) -> str:
         if not _is_url(value, schemes):
             raise ValueError(
-                f"not a URL ({'/'.join(schemes)}): {value[:80]!r} (e.g. {schemes[-1]}://host/path)"
+                f"not a URL ({'/'.join(schemes)}): {value[:SHOWN]!r} (e.g. {schemes[-1]}://host/path)"
             )
         return value
 
@@ -87,7 +88,7 @@ def _path_or_url(value: str) -> str:
     if "://" in value:
         return _url(("http", "https", "ws", "wss"))(value)
     if not value or any(c.isspace() or ord(c) < 32 for c in value):
-        raise ValueError(f"not a URL path: {value[:80]!r} (e.g. /health)")
+        raise ValueError(f"not a URL path: {value[:SHOWN]!r} (e.g. /health)")
     return value
 
 
@@ -98,7 +99,7 @@ def _regex(pattern: str) -> str:
     try:
         re.compile(pattern)
     except (re.error, RecursionError, OverflowError) as exc:
-        raise ValueError(f"not a regular expression: {pattern[:80]!r}: {exc}") from None
+        raise ValueError(f"not a regular expression: {pattern[:SHOWN]!r}: {exc}") from None
     return pattern
 
 
@@ -109,7 +110,7 @@ _V2_PRINT = re.compile(r"v2-[0-9a-f]{12}")
 def _v2_print(value: str) -> str:
     """A cluster's key as ``results`` and issue markers show it (fingerprint.VERSION_V2)."""
     if not _V2_PRINT.fullmatch(value):
-        raise ValueError(f"not a v2 fingerprint: {value[:80]!r} (e.g. v2-0123456789ab)")
+        raise ValueError(f"not a v2 fingerprint: {value[:SHOWN]!r} (e.g. v2-0123456789ab)")
     return value
 
 
@@ -123,7 +124,7 @@ def _command(command: str) -> str:
     try:
         words = shlex.split(command)
     except ValueError as exc:
-        raise ValueError(f"cannot split {command[:80]!r} into words: {exc}") from None
+        raise ValueError(f"cannot split {command[:SHOWN]!r} into words: {exc}") from None
     if not words:
         raise ValueError("an empty command")
     return command
@@ -162,7 +163,18 @@ def _no_nul(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]  # what goes to a process: argv, environment
-Clock = Annotated[dt.time, BeforeValidator(parse_clock)]
+
+
+def _clock(value: object) -> dt.time:
+    """``HH:MM`` as a string, or a TOML local time (``until = 07:00``) on the minute."""
+    if not isinstance(value, dt.time):
+        return parse_clock(str(value))
+    if value.second or value.microsecond or value.tzinfo:
+        raise ValueError(f"not a clock time: {value.isoformat()} (write it as a string 'HH:MM')")
+    return value
+
+
+Clock = Annotated[dt.time, BeforeValidator(_clock)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=80)]
 Label = Annotated[str, Field(min_length=1, max_length=50)]  # GitHub's limit for a label name
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256)]

@@ -109,9 +109,8 @@ def _run_locked(
     reporter.add(SessionLog(row.directory / "session.md", redactor.redact))
     reporter.add(LiveStatus(store, row.id, redactor.redact))
     reporter.add(StoryRecorder(store, row.id, redactor.redact))
-    tellers = make_tellers(
-        config, store, row.id, reporter, redactor, stop.event, config_key(config)
-    )
+    key = config_key(config)
+    tellers = make_tellers(config, store, row.id, reporter, redactor, stop.event, key, plan.dry_run)
     if tellers is not None:  # last: what they report follows the event they answer
         reporter.add(tellers)
     reporter.emit(

@@ -11,7 +11,8 @@ Two kinds of secret are masked:
   TOKEN/SECRET/KEY/PASSWORD, everything the config interpolates), masked exactly wherever it
   appears, also XML- or JSON-escaped, and also when a line break splits it. Values shorter
   than ``MIN_SECRET`` (6) characters are not masked: "true" or "8080" would wreck the text.
-- **shapes** — the ``RULES`` below, one per kind, each with a test in ``tests/test_redact.py``.
+- **shapes** — the ``RULES`` of :mod:`deployloop.secret_shapes`, one per kind, each with a
+  test in ``tests/test_redact.py``.
   Vendor prefixes follow the vendors' documented token formats (GitHub, Slack, Stripe, Twilio,
   npm, PyPI, GitLab, Google, AWS, SendGrid, OpenAI, Anthropic) and the kinds detect-secrets
   1.5 ships plugins for. detect-secrets itself was measured at about 360 s for a 64 MB log on
@@ -31,13 +32,13 @@ import json
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from typing import AnyStr, TypeVar
 from xml.sax.saxutils import escape as xml_escape
 
 from deployloop import screen
 from deployloop.screen import Screen, utf8
+from deployloop.secret_shapes import RULES, Rule
 
 MASK = "[REDACTED]"
 MASK_BYTES = MASK.encode()
@@ -46,122 +47,6 @@ BODY_LIMIT = 65_000  # GitHub refuses bodies over 65,536 characters
 SECRET_NAME = re.compile(r"TOKEN|SECRET|KEY|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 MIN_SECRET = 6  # shorter values ("true", "1") are too common to mask without wrecking the text
 SPLIT_PROBE = 8  # a known value split by a line break is looked for where its ends appear
-
-_TOKEN = r"[A-Za-z0-9._~+/=-]"
-# A credential, not an English word: it has a digit or symbol, or a capital after its first letter.
-_SECRETISH = rf"{_TOKEN}*[0-9_~+/=-]|[A-Za-z]*\.[A-Za-z0-9]|[A-Za-z][a-z]*[A-Z]"
-_NOT_MASKED = r"(?!\[REDACTED\])"
-# Names whose value is a secret in `name=value`, `name: value`, `"name": "value"` forms. Each
-# must end the name (so `max_tokens=5` is left alone); anything may come before (`DB_PASSWORD`).
-_SECRET_KEYS = (
-    r"passw(?:or)?d|pwd|secret|token|credentials?"
-    r"|(?:api|access|secret|private|account|signing|encryption|master)[_-]?key(?:[_-]?id)?"
-    r"|apikey|secret[_-]?access[_-]?key|client[_-]?secret"
-)
-_SEPARATOR = r"[\"']?[ \t]*(?:=(?!=)|:(?![:=/]))[ \t]*(?P<q>[\"'])?"
-_QUOTED_OR_BARE = r"(?(q)[^\"'\n]+|[^\s\"'`,;&<>(){}\[\]]+)"
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One kind of secret. ``pattern`` finds it; its group ``keep``, when present, is context kept
-    in front of the mask (a header name, ``password=``). ``probes`` are plain substrings, one of
-    which every match contains (in lower case when ``folded``): the text is searched for them
-    first, and ``pattern`` runs only on the lines they occur in (from there to the end of the
-    text when ``multiline``). Searching for a substring is many times faster than a pattern
-    that starts with a word boundary or a choice. ``screen``, for a rule without probes, is a
-    regex (PCRE syntax, over UTF-8 bytes, never matching a line break) that the Hyperscan
-    screen uses instead: every match of ``pattern`` lies on a line where it matches."""
-
-    kind: str
-    pattern: re.Pattern[str]
-    probes: tuple[str, ...]
-    folded: bool = False  # probes looked for in the lower-cased text
-    multiline: bool = False
-    match_folded: bool = False  # the pattern, too, runs on the lower-cased text
-    lead: int = 1  # how far before a probe a match can start (1: the char a \\b looks at)
-    screen: str | None = None
-
-
-def _rule(
-    kind: str,
-    pattern: str,
-    *probes: str,
-    folded: bool = False,
-    match_folded: bool = False,
-    multiline: bool = False,
-    lead: int = 1,
-    flags: int = 0,
-    screen: str | None = None,
-) -> Rule:
-    compiled = re.compile(pattern, flags)
-    return Rule(kind, compiled, probes, folded, multiline, match_folded, lead, screen)
-
-
-RULES: tuple[Rule, ...] = (
-    _rule(
-        "pem private key",
-        r"-----BEGIN (?P<kind>[A-Z0-9 ]*)PRIVATE KEY-----"
-        r"(?:.*?-----END (?P=kind)PRIVATE KEY-----|.*\Z)",
-        "PRIVATE KEY-----",
-        multiline=True,
-        lead=64,
-        flags=re.DOTALL,
-    ),
-    _rule(
-        "authorization header",
-        r"(?P<keep>\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?"
-        rf"(?:(?:bearer|basic|token|digest)\s+)?+){_NOT_MASKED}[^\s\"',;]+",
-        "authorization",
-        folded=True,
-        lead=8,
-        flags=re.IGNORECASE,
-    ),
-    _rule(
-        "bearer",
-        rf"(?P<keep>\b(?i:bearer)\s+)(?={_SECRETISH}){_TOKEN}{{8,}}",
-        "bearer",
-        folded=True,
-    ),
-    _rule("basic", rf"(?P<keep>\bBasic\s+)(?={_SECRETISH})[A-Za-z0-9+/]{{8,}}={{0,2}}", "Basic"),
-    _rule(
-        "keyword assignment",
-        rf"(?P<keep>(?:{_SECRET_KEYS}){_SEPARATOR}){_NOT_MASKED}{_QUOTED_OR_BARE}",
-        *("passw", "pwd", "secret", "token", "credential", "key"),
-        folded=True,
-        match_folded=True,  # a case-blind choice of names is many times slower
-        lead=24,
-    ),
-    _rule(
-        "url credentials",
-        rf"(?P<keep>://[^\s/@:\"'<>]*:){_NOT_MASKED}[^\s/@\"'<>]+(?=@)",
-        # not the probe "://": every other log line names a URL
-        screen=r"://[^\s/@:\"'<>]*:[^\s/@\"'<>]+@",
-    ),
-    _rule("github token", r"\bgh[pousr]_[A-Za-z0-9]{20,255}\b", "gh"),
-    _rule("github fine-grained token", r"\bgithub_pat_[A-Za-z0-9_]{20,255}\b", "github_pat_"),
-    _rule("jwt", r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", "eyJ"),
-    _rule("aws access key id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", "AKIA", "ASIA"),
-    _rule("slack token", r"\bxox[abposre]-[A-Za-z0-9-]{10,}", "xox"),
-    _rule(
-        "slack webhook",
-        r"(?P<keep>hooks\.slack\.com/services/)[A-Za-z0-9/_-]{10,}",
-        "hooks.slack.com/services/",
-    ),
-    _rule("stripe key", r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}", "k_live_", "k_test_"),
-    _rule("stripe webhook secret", r"\bwhsec_[A-Za-z0-9]{20,}", "whsec_"),
-    _rule("twilio key or account", r"\b(?:SK|AC)[0-9a-fA-F]{32}\b", "SK", "AC"),
-    _rule("npm token", r"\bnpm_[A-Za-z0-9]{30,}", "npm_"),
-    _rule("pypi token", r"\bpypi-[A-Za-z0-9_-]{40,}", "pypi-"),
-    _rule(
-        "gitlab token",
-        r"\bgl(?:pat|dt|rt|ptt|cbt|soat|ft|imt|oas|agent)-[A-Za-z0-9_-]{20,}",
-        "gl",
-    ),
-    _rule("google api key", r"\bAIza[0-9A-Za-z_-]{35}", "AIza"),
-    _rule("sendgrid key", r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}", "SG."),
-    _rule("openai or anthropic key", r"\bsk-(?:proj-|ant-|svcacct-)?[A-Za-z0-9_-]{20,}", "sk-"),
-)
 
 Span = tuple[int, int, int]  # (start of the match with its context, start of the mask, end)
 
@@ -249,10 +134,11 @@ class Redactor:
             return None
         probes = [(p, r.folded) for r in RULES if not (r.multiline or r.screen) for p in r.probes]
         probes += [(spelling, False) for spelling in self._literals if spelling not in self.secrets]
-        screens = tuple(r.screen for r in RULES if r.screen)
-        whole = tuple(p for r in RULES if r.multiline for p in r.probes)
+        screens = tuple(r.screen for r in RULES if r.screen and not r.multiline)
+        whole = tuple(p for r in RULES if r.multiline and not r.screen for p in r.probes)
+        crossing = tuple(r.screen for r in RULES if r.screen and r.multiline)
         values = tuple((s, _split_probe(s)) for s in self.secrets)
-        return screen.load(tuple(probes), screens, whole, values)
+        return screen.load(tuple(probes), screens, whole, values, crossing)
 
     def _literal_spans(self, text: str) -> list[Span]:
         found = []

@@ -12,6 +12,7 @@ one of its probes, whatever the lines around it hold (see ``Redactor.spans``). W
 across lines, or changes the folding of the whole text, makes the screen answer "scan it all":
 
 - a private-key marker (the block runs to its END line or to the end of the text);
+- a fixed-length token cut short at a line's end (it goes on at the next line's start);
 - a known value holding a line break;
 - the first or last characters of a known value (its split probes) outside a whole copy of it:
   the value may go on past a line break;
@@ -56,6 +57,7 @@ def load(
     screens: tuple[str, ...],
     whole: tuple[str, ...],
     values: tuple[tuple[str, int], ...],
+    crossing: tuple[str, ...] = (),
 ) -> Screen | None:
     """A Screen, or None when Hyperscan cannot be imported (no wheel for this platform).
     Arguments as for :class:`Screen`. Cached: a Redactor is made per config and per tracker,
@@ -64,7 +66,7 @@ def load(
         import hyperscan
     except ImportError:
         return None
-    return Screen(hyperscan, probes, screens, whole, values)
+    return Screen(hyperscan, probes, screens, whole, values, crossing)
 
 
 class Screen:
@@ -74,7 +76,8 @@ class Screen:
     JSON spelling among them); ``screens``: regexes (PCRE syntax, over bytes) of the same
     meaning; ``whole``: literals (a private-key marker) whose presence means the text is
     scanned whole, as are the ``WHOLE_TEXT_CHARS``; ``values``: known values as written, each
-    with the length of its split probes. Safe to share between threads (a scratch space
+    with the length of its split probes; ``crossing``: regexes (a token cut short at a line's
+    end) whose match means the text is scanned whole. Safe to share between threads (a scratch space
     each). Raises ``hyperscan.CompilerError`` for a screen it cannot compile.
     """
 
@@ -85,6 +88,7 @@ class Screen:
         screens: Iterable[str],
         whole: Iterable[str],
         values: Iterable[tuple[str, int]],
+        crossing: Iterable[str] = (),
     ) -> None:
         self._hs = hyperscan
         expressions: list[bytes] = []
@@ -103,6 +107,8 @@ class Screen:
             add(screen.encode(), Hit.LINE)
         for literal in (*whole, *WHOLE_TEXT_CHARS):
             add(_literal(literal), Hit.WHOLE)
+        for expression in crossing:
+            add(expression.encode(), Hit.WHOLE)
         self._sizes: list[int] = []  # of each value, in bytes
         for index, (value, ends) in enumerate(values):
             self._sizes.append(len(utf8(value)))

@@ -3,6 +3,7 @@ URLs, headers and commands checked, deep nesting and bad command-line limits ref
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -154,9 +155,15 @@ def test_good_run_options_pass() -> None:
     )
 
 
-def deployloop(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def deployloop(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "deployloop", *args], cwd=cwd, capture_output=True, text=True
+        [sys.executable, "-m", "deployloop", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -179,3 +186,35 @@ def test_one_problem_prints_like_many(tmp_path: Path, command: str) -> None:
     assert done.stderr.splitlines() == [
         f"{path}:32: redeploy.poll: must be at least 0.1 s (got 0 s)"
     ]
+
+
+WS_SECRET = "WsPw-99812"
+
+
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [
+        ('"${WS}"', f"wss://u:{WS_SECRET}@h:99999/x"),
+        ('"wss://u:${WS_PW}@h:99999/x"', WS_SECRET),
+        ('"${WS}"', f"wss://u:{WS_SECRET}@h:99999/" + "x" * 100),  # longer than shown
+    ],
+)
+def test_an_interpolated_value_is_shown_as_written(written: str, value: str) -> None:
+    """A bad value that came from ${NAME} is shown in its ${NAME} form, never as its value."""
+    text = FULL.replace('websocket = "ws://127.0.0.1:9/ws"', f"websocket = {written}")
+    with pytest.raises(ConfigError) as info:
+        config.parse(text, "c.toml", {"WS": value, "WS_PW": value})
+    [problem] = info.value.problems
+    assert problem.startswith("c.toml:9: target.websocket: not a URL"), problem
+    assert WS_SECRET not in problem and "${WS" in problem, problem
+
+
+def test_validate_and_run_print_no_interpolated_value(tmp_path: Path) -> None:
+    """`validate` and `run --quiet` print the ${NAME} form of a bad interpolated URL."""
+    path = tmp_path / "c.toml"
+    path.write_text(FULL.replace('"ws://127.0.0.1:9/ws"', '"${WS}"'), encoding="utf-8")
+    env = {"WS": f"wss://u:{WS_SECRET}@h:99999/x"}
+    for command in (("validate",), ("run", "--quiet")):
+        done = deployloop(*command, "-c", str(path), cwd=tmp_path, env=env)
+        assert done.returncode == 2, done.stderr
+        assert WS_SECRET not in done.stdout + done.stderr and "${WS}" in done.stderr

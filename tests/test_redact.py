@@ -55,6 +55,13 @@ GH_TOKEN = "ghp_" + "A1b2" * 9
         ("SG." + "abcdEFGH1234ijkl" + "." + "mnopQRST5678uvwxYZ90ab", "abcdEFGH1234ijkl"),
         ("sk-proj-" + "Ab1" * 10, "Ab1Ab1Ab1"),
         ("hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX", "XXXXXXXXXXXXXXXX"),
+        # the kinds the review found missed (issue 17)
+        ("GET / Cookie: sessionid=Sess10nV4lue77; csrftoken=abc", "Sess10nV4lue77"),
+        ("< Set-Cookie: auth=AuthC00kie55; Path=/; HttpOnly", "AuthC00kie55"),
+        (f"GITHUB_TOKEN={GH_TOKEN[:20]}\n{GH_TOKEN[20:]}", GH_TOKEN[20:]),
+        ("{'cookie': 'sessionid=Sess10nV4lue77'}", "Sess10nV4lue77"),
+        ('{"auths": {"r.io": {"auth": "dXNlcjpEb2NrZXJQdzk5"}}}', "dXNlcjpEb2NrZXJQdzk5"),
+        ('config=\'{\\"auth\\":\\"dXNlcjpEb2NrZXJQdzk5\\"}\'', "dXNlcjpEb2NrZXJQdzk5"),
     ],
 )
 def test_known_secret_shapes_are_masked(text: str, secret: str) -> None:
@@ -165,3 +172,32 @@ def test_a_dotted_capital_i_does_not_blind_the_case_blind_rules() -> None:
     """İ lower-cases to two characters; the keywords elsewhere in the text are still found."""
     out = Redactor().redact("İstanbul office\nAuthorization: Bearer abc.def-123 PASSWORD=hunter2x")
     assert out == f"İstanbul office\nAuthorization: Bearer {MASK} PASSWORD={MASK}"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [GH_TOKEN, "AKIA" + "IOSFODNN7EXAMPLE", "AIza" + "SyD-1234567890abcdefghijklmnopqrstu"],
+)
+@pytest.mark.parametrize("cut", [4, 9, 14])
+def test_a_token_split_by_a_line_break_is_masked_on_both_lines(token: str, cut: int) -> None:
+    """A fixed-length shape printed in two pieces: neither piece is left on either line."""
+    text = f"out: {token[:cut]}\n  {token[cut:]} tail\nnext"
+    out = Redactor().redact(text)
+    assert token[cut:] not in out
+    assert token[4:cut] not in out or cut == 4
+    assert out.endswith(" tail\nnext")
+    assert Redactor().redact(out) == out
+
+
+def test_a_whole_token_at_a_line_end_leaves_the_next_line_alone() -> None:
+    """A token of full length ends there: the next line's first word is not masked."""
+    out = Redactor().redact(f"{GH_TOKEN}\nplain words")
+    assert out == f"{MASK}\nplain words"
+    assert Redactor().redact("read the ghp_ docs\nplain words") == "read the ghp_ docs\nplain words"
+
+
+def test_cookie_names_stay_readable_and_masking_is_idempotent() -> None:
+    """Only the cookie value goes, and masking the masked text changes nothing."""
+    out = Redactor().redact("Set-Cookie: auth=AuthC00kie55; Path=/")
+    assert out == f"Set-Cookie: {MASK}"
+    assert Redactor().redact(out) == out

@@ -52,6 +52,9 @@ CORPUS = (
     "\u212aey=kelvin-sign-value",  # lower() makes "key=" of it
     "\u0130stanbul PASSWORD=hunter2x",  # lower() makes two chars of İ
     "crlf line password=abc123def\r\nnext\r\n",
+    "GET / Cookie: sessionid=Sess10nV4lue77\n< Set-Cookie: auth=AuthC00kie55; Path=/",
+    '{"auths": {"r.io": {"auth": "dXNlcjpEb2NrZXJQdzk5"}}}',
+    f"GITHUB_TOKEN={GH[:20]}\n{GH[20:]}\nAKIA" + "IOSFODN\r\n  N7EXAMPLE end",  # cut tokens
     "log cut: -----BEGIN PRIVATE KEY-----\nMIIEvQ truncated\nnext line",  # masks to the end
 )
 
@@ -144,6 +147,8 @@ FRAGMENTS = (
     "-pass-7731",
     "xoxb-",
     "sk_live_",
+    "ghp_A1b2",
+    "Cookie: ",
     "\n",
     "\n  ",
     "\r\n",

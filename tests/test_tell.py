@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from deployloop import report
 from deployloop.config import parse
 from deployloop.errors import ConfigError
-from deployloop.events import IssueDone, NotificationSent, read_journal
+from deployloop.events import DryRun, IssueDone, NotificationSent, read_journal
 from deployloop.state import Store
 from deployloop.testing.github_server import FakeGitHub
 from deployloop.testing.receiver import Receiver
@@ -206,6 +206,28 @@ def test_commit_statuses_pending_then_verdict_never_repeated(night: Night) -> No
 
 
 @pytest.mark.slow
+def test_a_dry_run_tells_no_one_and_says_what_it_would(tmp_path: Path) -> None:
+    """--dry-run with [notify], [hooks], source_repo: no post, status or hook; DryRun lines."""
+    with Receiver() as receiver, FakeGitHub() as github:
+        config = _config(tmp_path, receiver, github)
+        text = config.read_text().replace("[hooks]\n", f'[hooks]\non_red = "{HOOK_CMD}"\n', 1)
+        config.write_text(text.replace("{root}", str(tmp_path)))
+        env = {"DEPLOYLOOP_STATE_DIR": str(tmp_path / "state"), "NIGHT_API_TOKEN": SECRET}
+        env["NIGHT_GH_TOKEN"] = github.token
+        done = cli("run", "-c", str(config), "--once", "--dry-run", cwd=tmp_path, env=env)
+        assert receiver.posts == [] and github.statuses == {}, done.stdout + done.stderr
+    assert not (tmp_path / "hook.jsonl").exists() and not (tmp_path / "red.txt").exists()
+    (journal,) = tmp_path.glob("logs/*/events.jsonl")
+    said = [e.detail for e in read_journal(journal) if isinstance(e, DryRun)]
+    assert any(line.startswith("would notify") for line in said), said
+    assert any(line.startswith("would run on_red") for line in said), said
+    assert any(line.startswith(f"would set commit status failure on {SHAS[0]}") for line in said)
+
+
+HOOK_CMD = "touch {root}/red.txt"
+
+
+@pytest.mark.slow
 def test_metrics_textfile_matches_the_session(night: Night) -> None:
     """The textfile parses, and its numbers are the session's: iteration, rates, issues."""
     text = (night.root / "metrics" / "deployloop.prom").read_text()
@@ -253,3 +275,26 @@ def test_notify_on_refuses_an_unknown_transition() -> None:
         parse(bad, "c.toml", {})
     with pytest.raises(ConfigError):
         parse(text + '\n[notify]\nurls = ["not a url"]\n', "c.toml", {})
+
+
+@pytest.mark.parametrize("url", ["foo://bar", "json://"])
+def test_validate_checks_each_notify_url_with_apprise(tmp_path: Path, url: str) -> None:
+    """`validate` refuses a URL apprise cannot use, naming its index and scheme, exit 2."""
+    text = config_text(phase_block("p", suite_block("s", "true")))
+    good = "json://127.0.0.1:9/x"
+    path = tmp_path / "c.toml"
+    path.write_text(text + f'\n[notify]\nurls = ["{good}", "{url}"]\n')
+    done = cli("validate", "-c", str(path), cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "notify.urls[1]" in line and url.partition("://")[0] in line, line
+
+
+def test_until_takes_a_toml_time() -> None:
+    """`until = 07:00:00` (a TOML time, not a string) is 07:00, not a datetime.time error."""
+    text = config_text(phase_block("p", suite_block("s", "true")))
+    config = parse(text.replace("[session]\n", "[session]\nuntil = 07:00:00\n", 1), "c.toml", {})
+    assert config.session.until is not None and config.session.until.hour == 7
+    with pytest.raises(ConfigError, match="write it as a string") as info:
+        parse(text.replace("[session]\n", "[session]\nuntil = 07:00:30\n", 1), "c.toml", {})
+    assert "datetime" not in str(info.value.problems)

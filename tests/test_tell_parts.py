@@ -4,6 +4,7 @@ or cannot be set, and nothing heavy loaded when no teller is configured."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -35,7 +36,7 @@ from deployloop.tell import Tellers
 from deployloop.tell.hooks import HOOK_PID, Hooks
 from deployloop.tell.night import Night
 from deployloop.tell.notify import Notifier
-from deployloop.tell.outbox import NoticeOutbox
+from deployloop.tell.outbox import BACKOFF_S, NoticeOutbox
 from deployloop.tell.statuses import CommitStatuses, GitHubStatuses
 from deployloop.testing.github_server import FakeGitHub, Fault
 from deployloop.testing.receiver import Receiver
@@ -65,20 +66,23 @@ def _start(tmp_path: Path) -> SessionStart:
 
 
 def test_a_failed_notification_waits_in_the_outbox_and_goes_out_next_time(tmp_path: Path) -> None:
-    """A receiver answering 500 gets the message at the next iteration's end, once; the outbox
-    file never holds the receiver's URL (its token)."""
+    """A receiver answering 500 gets the message at the next iteration's end after its backoff,
+    once; the outbox file never holds the receiver's URL (its token)."""
     seen: list[Event] = []
     reporter = Reporter(seen.append)
     outbox = NoticeOutbox(tmp_path / "state", "config-a")
+    now = [1000.0]
     with Receiver() as receiver:
         receiver.fail = 1
         url = receiver.mattermost_url
-        notifier = Notifier(NotifyConfig(urls=[url]), "night", outbox, reporter, str)
+        config = NotifyConfig(urls=[url])
+        notifier = Notifier(config, "night", outbox, reporter, str, clock=lambda: now[0])
         tellers = Tellers(_night(tmp_path), [notifier])
         for event in [_start(tmp_path), *_iteration(1, "v1", green=False)]:
             tellers(event)
         assert len(outbox.pending()) == 1
         assert "slacktoken" not in (tmp_path / "state" / "notify-outbox.json").read_text()
+        now[0] += BACKOFF_S
         for event in _iteration(2, "v2", green=False):  # still red: nothing new to say
             tellers(event)
         assert not outbox.pending()
@@ -87,6 +91,35 @@ def test_a_failed_notification_waits_in_the_outbox_and_goes_out_next_time(tmp_pa
     sent = [e for e in seen if isinstance(e, NotificationSent)]
     assert [(e.ok, e.notice) for e in sent] == [(False, "red"), (True, "red")]
     assert sent[0].error and "slacktoken" not in sent[0].via
+
+
+def test_a_failing_receiver_is_backed_off_and_reported_once_per_notice(tmp_path: Path) -> None:
+    """Session end does not retry a notice that just failed; each failed notice is one event;
+    the next night delivers it labelled with the session and time it came from."""
+    seen: list[Event] = []
+    outbox = NoticeOutbox(tmp_path / "state", "config-a")
+    now = [1000.0]
+    with Receiver() as receiver:
+        receiver.fail = 100
+        config = NotifyConfig(urls=[receiver.mattermost_url])
+        notifier = Notifier(config, "n", outbox, Reporter(seen.append), str, clock=lambda: now[0])
+        tellers = Tellers(_night(tmp_path), [notifier])
+        for event in [_start(tmp_path), *_iteration(1, "v1", green=False)]:
+            tellers(event)
+        tellers.close()
+        tellers.close()  # the session's end, as the daemon closes: nothing tried again
+        assert len(receiver.posts) == 1
+        failed = [e for e in seen if isinstance(e, NotificationSent)]
+        assert [(e.ok, e.notice) for e in failed] == [(False, "red")]
+        receiver.fail, now[0] = 0, now[0] + 8 * 3600
+        later = Notifier(config, "n", outbox, Reporter(seen.append), str, clock=lambda: now[0])
+        night = Tellers(_night(tmp_path), [later])
+        start = dataclasses.replace(_start(tmp_path), session="s-2")
+        for event in [start, *_iteration(1, "v9", green=False)]:
+            night(event)
+        (held, fresh) = [p.body["text"] for p in receiver.received("/hooks/")]
+    assert held.startswith("[from session s-1, ") and "RED on v1" in held
+    assert "RED on v9" in fresh and "[from session" not in fresh
 
 
 def test_outboxes_of_two_configs_keep_apart(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 Beyond what ``load`` refuses (and ``run`` refuses at its start too), it checks this machine:
 every suite ``cwd`` exists and every program a run line, trigger or version command names is
 found where the run will look for it (see ``deployloop.programs``), ``logs_dir`` can be a
-directory and the metrics textfile can be written (``unusable_paths``). It warns (exit 0) about a
+directory and the metrics textfile can be written (``unusable_paths``), and apprise can use
+every ``[notify]`` URL (``unusable_urls``; apprise is imported only then). It warns (exit 0) about a
 run line whose results it could not find: one that does not start pytest and sets no ``junit``.
 """
 
@@ -31,7 +32,11 @@ def run(config_path: Path | None) -> int:
     path = config_module.find_config(config_path)
     config = config_module.load(path)  # ConfigError → exit 2 with one line per problem
     lines = locate_keys(path.read_text(encoding="utf-8"))
-    findings = [*missing_programs(config, os.environ), *unusable_paths(config)]
+    findings = [
+        *missing_programs(config, os.environ),
+        *unusable_paths(config),
+        *unusable_urls(config),
+    ]
     problems = [problem_at(loc, message, lines) for loc, message in findings]
     if problems:
         raise ConfigError(located(str(path), problems))
@@ -64,6 +69,24 @@ def unusable_paths(config: Config) -> list[Finding]:
             found.append((("metrics", "textfile"), f"{textfile} is a directory, not a file"))
         elif not textfile.parent.is_dir():
             found.append((("metrics", "textfile"), f"directory {textfile.parent} does not exist"))
+    return found
+
+
+def unusable_urls(config: Config) -> list[Finding]:
+    """Each ``[notify]`` URL apprise cannot make a receiver of (an unknown scheme, a missing
+    host or token), shown by its scheme only: the rest may be a credential."""
+    if config.notify is None:
+        return []
+    import apprise
+
+    found: list[Finding] = []
+    for i, url in enumerate(config.notify.urls):
+        with apprise.LogCapture(level=apprise.logging.ERROR):  # type: ignore[no-untyped-call]
+            plugin = apprise.Apprise.instantiate(url)  # its own error goes to the capture
+        if plugin is None:
+            scheme = url.partition("://")[0]
+            message = f"apprise cannot use this {scheme}:// URL (see its wiki for the form)"
+            found.append((("notify", "urls", i), message))
     return found
 
 

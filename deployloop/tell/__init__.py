@@ -56,19 +56,21 @@ def make_tellers(
     redactor: Redactor,
     stop: threading.Event,
     key: str,
+    dry_run: bool = False,
 ) -> Tellers | None:
     """The tellers ``config`` configures (None when it configures none); ``key`` scopes the
-    notification outbox to this config (``session.config_key``)."""
+    notification outbox to this config (``session.config_key``). With ``dry_run`` nothing
+    leaves the machine: notifications, hooks and statuses say what they would do instead."""
     tellers: list[Teller] = []
     if config.notify is not None:
-        tellers.append(_notifier(config, store, session_id, reporter, redactor, key))
+        tellers.append(_notifier(config, store, session_id, reporter, redactor, key, dry_run))
     if config.hooks is not None:
         from deployloop.tell.hooks import Hooks
 
         cwd = Path(config.path).resolve().parent
-        tellers.append(Hooks(config.hooks, cwd, reporter, redactor, stop))
+        tellers.append(Hooks(config.hooks, cwd, reporter, redactor, stop, dry_run))
     if config.target.source_repo is not None:
-        tellers.append(_statuses(config, reporter, redactor, stop))
+        tellers.append(_statuses(config, reporter, redactor, stop, dry_run))
     if config.metrics is not None:
         from deployloop.tell.metrics import Metrics
 
@@ -80,7 +82,13 @@ def make_tellers(
 
 
 def _notifier(
-    config: Config, store: Store, session_id: str, reporter: Reporter, redactor: Redactor, key: str
+    config: Config,
+    store: Store,
+    session_id: str,
+    reporter: Reporter,
+    redactor: Redactor,
+    key: str,
+    dry_run: bool,
 ) -> Teller:
     from deployloop.tell.notify import Notifier
     from deployloop.tell.outbox import NoticeOutbox
@@ -89,11 +97,12 @@ def _notifier(
     finished = [row for row in store.iterations(session_id) if row["ended"] is not None]
     light = None if not finished else (Light.GREEN if finished[-1]["green"] else Light.RED)
     outbox = NoticeOutbox(store.directory, key)
-    return Notifier(config.notify, config.session.name, outbox, reporter, redactor.redact, light)
+    name, redact = config.session.name, redactor.redact
+    return Notifier(config.notify, name, outbox, reporter, redact, light, dry_run=dry_run)
 
 
 def _statuses(
-    config: Config, reporter: Reporter, redactor: Redactor, stop: threading.Event
+    config: Config, reporter: Reporter, redactor: Redactor, stop: threading.Event, dry_run: bool
 ) -> Teller:
     from deployloop.tell.statuses import CommitStatuses, GitHubStatuses
 
@@ -101,4 +110,4 @@ def _statuses(
     context = f"deployloop/{config.session.name}"
     clean = redactor.with_secrets([config.issues.token]).redact
     post = GitHubStatuses(config.target.source_repo, context, config, clean, stop)
-    return CommitStatuses(post, reporter, config.target.report_url)
+    return CommitStatuses(post, reporter, config.target.report_url, dry_run)

@@ -9,7 +9,8 @@ the JSON ``events.jsonl`` holds for it and its scalar fields as ``DEPLOYLOOP_<FI
 (plus ``DEPLOYLOOP_EVENT``, ``_SESSION``, ``_ITERATION``, ``_VERSION``, ``_REPORT``, and
 ``_ISSUE_URL`` for an issue), all scrubbed of secrets. Output goes to ``<session>/hooks.log``,
 scrubbed by the redactor as it is written, like a suite log.
-A hook that fails is reported (``HookRan``), never fatal.
+A hook that fails is reported (``HookRan``), never fatal. A dry run runs none: it says which
+it would (``DryRun``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from deployloop import process
 from deployloop.config_schema import HooksConfig
 from deployloop.events import (
+    DryRun,
     Event,
     HookRan,
     IssueDone,
@@ -82,7 +84,7 @@ def _text(value: Any) -> str:
 
 
 class Hooks:
-    """The hooks teller."""
+    """The hooks teller; with ``dry_run`` it runs nothing and reports what it would run."""
 
     def __init__(
         self,
@@ -91,8 +93,10 @@ class Hooks:
         reporter: Reporter,
         redactor: Redactor,
         stop: threading.Event,
+        dry_run: bool = False,
     ) -> None:
         self.config = config
+        self.dry_run = dry_run
         self.cwd = cwd
         self.reporter = reporter
         self.redactor = redactor
@@ -103,6 +107,9 @@ class Hooks:
         hook = hook_for(event)
         command = getattr(self.config, hook) if hook else None
         if hook is None or command is None:
+            return
+        if self.dry_run:
+            self.reporter.emit(DryRun(detail=f"would run {hook}: {self.redact(command)}"))
             return
         record = journal_record(event, self.redact)
         extra = {}

@@ -5,17 +5,22 @@ staging unreachable, or ends (the kinds ``[notify] on`` lists). It carries the v
 failing gates with their measured values, the new and fixed causes with their issue links, the
 version and the report's path; its text is scrubbed (the session's Redactor) and made inert for
 chat services (no mention, no markup). A receiver that fails is reported and its message kept in
-the outbox (``NoticeOutbox``), retried at every iteration's end and at the session's: never
-fatal. apprise (https://github.com/caronc/apprise) is imported only here, on first send.
+the outbox (``NoticeOutbox``), retried at every iteration's end and at the session's once its
+backoff has passed (``Notice.due``), reported once (at its first failure, not per try): never
+fatal. One held over from an earlier session goes out labelled with that session and the time
+it was queued. A dry run sends nothing and leaves the outbox as it is: it says what it would send
+(``DryRun``). apprise (https://github.com/caronc/apprise) is imported only here, on first send.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from deployloop.config_schema import NotifyConfig
 from deployloop.events import (
+    DryRun,
     Event,
     Health,
     IterationEnd,
@@ -81,8 +86,12 @@ class Notifier:
         redact: Callable[[str], str],
         light: Light | None = None,
         post: ApprisePost | None = None,
+        dry_run: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self.dry_run = dry_run
+        self.clock = clock
         self.name = name
         self.outbox = outbox
         self.reporter = reporter
@@ -101,11 +110,11 @@ class Notifier:
                 self._told_unreachable = False
             case IterationEnd():
                 self._fixed += night.fixed_causes
-                self.retry()
-                self._send(self._transition(night))
+                self.retry(night)
+                self._send(self._transition(night), night)
             case Health(ok=False) if not self._told_unreachable:
                 self._told_unreachable = True
-                self._send(self._unreachable(event, night))
+                self._send(self._unreachable(event, night), night)
             case SessionEnd():
                 self._end = event
             case ReportWritten():
@@ -117,8 +126,8 @@ class Notifier:
         """The session's end message (once), then whatever the outbox still holds."""
         end, self._end = self._end, None
         if end is not None:
-            self._send(self._ended(end, night))
-        self.retry()
+            self._send(self._ended(end, night), night)
+        self.retry(night)
 
     # deciding ------------------------------------------------------------------------------
     def _transition(self, night: Night) -> Message | None:
@@ -175,40 +184,56 @@ class Notifier:
         return "\n".join(_inert(line) for line in [*head, *lines, *tail])[:MAX_BODY]
 
     # sending -------------------------------------------------------------------------------
-    def _send(self, message: Message | None) -> None:
+    def _send(self, message: Message | None, night: Night) -> None:
         if message is None:
             return
         self._fixed = []
         title, body = self.redact(_inert(message.title)), self.redact(message.body)
         for url in self.config.urls:
-            notice = Notice(NoticeOutbox.receiver(url), message.notice, title, body)
-            self._deliver(url, notice)
+            receiver = NoticeOutbox.receiver(url)
+            notice = Notice(receiver, message.notice, title, body, session=night.session)
+            self._deliver(url, notice, night)
 
-    def retry(self) -> None:
-        """Send what the outbox holds for this config's receivers, oldest first."""
-        pending = self.outbox.pending()
-        if not pending:
+    def retry(self, night: Night) -> None:
+        """Send what the outbox holds for this config's receivers and is due, oldest first."""
+        pending = [] if self.dry_run else self.outbox.pending()
+        now = self.clock()
+        due = [notice for notice in pending if notice.due(now)]
+        if not due:
             return
-        self.outbox.save([])
-        for notice in pending:
+        self.outbox.save([notice for notice in pending if not notice.due(now)])
+        for notice in due:
             url = self._receivers.get(notice.receiver)
             if url is not None:  # a receiver no longer configured: its messages go with it
-                self._deliver(url, notice)
+                self._deliver(url, notice, night)
 
-    def _deliver(self, url: str, notice: Notice) -> None:
-        error = self.post(url, notice.title, notice.body)
+    def _deliver(self, url: str, notice: Notice, night: Night) -> None:
+        title = _held_over(notice) if notice.session not in ("", night.session) else notice.title
+        if self.dry_run:
+            via = self.redact(self.post.via(url))
+            self.reporter.emit(DryRun(detail=f"would notify {via}: {title}"))
+            return
+        error = self.post(url, title, notice.body)
         if error is not None:
             error = self.redact(error)
-            self.outbox.add(notice.failed(error))
+            self.outbox.add(notice.failed(error, self.clock()))
+            if notice.attempts:
+                return  # reported at its first failure: one line per notice, not per try
         self.reporter.emit(
             NotificationSent(
                 notice=notice.notice,
                 via=self.redact(self.post.via(url)),
                 ok=error is None,
-                title=notice.title,
+                title=title,
                 error=error,
             )
         )
+
+
+def _held_over(notice: Notice) -> str:
+    """The title of a notice from an earlier session, labelled with it and its time."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(notice.queued_at))
+    return f"[from session {notice.session}, {when}] {notice.title}"
 
 
 def _causes(heading: str, causes: Sequence[Cause]) -> list[str]:

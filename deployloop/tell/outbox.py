@@ -24,11 +24,14 @@ from deployloop.atomic import write_atomic
 
 FILE_NAME = "notify-outbox.json"
 MAX_ENTRIES = 200
+BACKOFF_S = 60.0  # wait after a notice's first failed try, doubled after each next one
+MAX_BACKOFF_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """One message for one receiver (``receiver``: ``NoticeOutbox.receiver(url)``)."""
+    """One message for one receiver (``receiver``: ``NoticeOutbox.receiver(url)``), from
+    ``session``; ``tried_at``: when it last failed (epoch seconds)."""
 
     receiver: str
     notice: str
@@ -37,9 +40,19 @@ class Notice:
     queued_at: float = field(default_factory=time.time)
     attempts: int = 0
     error: str = ""
+    session: str = ""
+    tried_at: float = 0.0
 
-    def failed(self, error: str) -> Notice:
-        return dataclasses.replace(self, attempts=self.attempts + 1, error=error)
+    def failed(self, error: str, now: float) -> Notice:
+        return dataclasses.replace(self, attempts=self.attempts + 1, error=error, tried_at=now)
+
+    def due(self, now: float) -> bool:
+        """Whether a retry at ``now`` has waited out its backoff (``BACKOFF_S`` doubled per
+        failed try, at most ``MAX_BACKOFF_S``): a dead receiver is not hammered."""
+        if not self.attempts:
+            return True
+        wait = min(BACKOFF_S * 2.0 ** min(self.attempts - 1, 16), MAX_BACKOFF_S)
+        return now >= self.tried_at + wait
 
 
 class NoticeOutbox:

@@ -11,7 +11,7 @@ commit that already has a verdict from this run (a retest keeps it until a new o
 Requests go through PyGithub and ``issues.github_calls.Caller`` (paced, bounded retries)
 with the ``[issues]`` token and API URL (GitHub REST: "Create a commit status",
 ``POST /repos/{owner}/{repo}/statuses/{sha}``). A status that cannot be set is reported,
-never fatal.
+never fatal. A dry run sets none: it says what it would set (``DryRun``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from deployloop.config import Config
 from deployloop.errors import TrackerError
 from deployloop.events import (
     CommitStatusSet,
+    DryRun,
     Event,
     IterationEnd,
     IterationStart,
@@ -93,10 +94,14 @@ class GitHubStatuses:
 
 
 class CommitStatuses:
-    """The commit-status teller: one status per change of state on each tested commit."""
+    """The commit-status teller: one status per change of state on each tested commit; with
+    ``dry_run`` it posts none and reports what it would post."""
 
-    def __init__(self, post: Post, reporter: Reporter, report_url: str | None) -> None:
+    def __init__(
+        self, post: Post, reporter: Reporter, report_url: str | None, dry_run: bool = False
+    ) -> None:
         self.post = post
+        self.dry_run = dry_run
         self.reporter = reporter
         self.report_url = report_url
         self._last: dict[str, tuple[str, str]] = {}  # sha → (state, description) last set
@@ -128,6 +133,11 @@ class CommitStatuses:
             return
         if state == "pending" and sha in self._last:
             return  # a retest of a commit keeps its verdict until a different one replaces it
+        if self.dry_run:
+            self._last[sha] = (state, description)
+            detail = f"would set commit status {state} on {sha}: {description}"
+            self.reporter.emit(DryRun(detail=detail))
+            return
         try:
             self.post(sha, state, description, self._target(night))
         except TrackerError as exc:
