@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from deployloop.config import Config, PhaseConfig
 from deployloop.models import SuiteRun
-from deployloop.runner import runs_pytest
+from deployloop.pytestline import runs_pytest
 
 
 @dataclass(frozen=True, slots=True)

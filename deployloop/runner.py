@@ -27,6 +27,7 @@ from deployloop.hookerrors import attach_hook_errors
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
 from deployloop.progress import collected_count
 from deployloop.pump import Pump
+from deployloop.pytestline import runs_pytest
 from deployloop.redact import Redactor
 from deployloop.scrub import ScrubbingWriter, scrub_copy, scrubbed_case
 from deployloop.shards import Shard
@@ -47,8 +48,6 @@ JUNIT_ENV = "DEPLOYLOOP_JUNIT"
 SELECT_ENV = "DEPLOYLOOP_SELECT"
 SHARD_ENV = "DEPLOYLOOP_SHARD"
 NO_TESTS = 5  # pytest's exit code when it ran nothing: a shard may rightly get no test
-# pytest behind a shell line: "cd e2e && VAR=x pytest …", "venv/bin/py.test", "python3 -m pytest".
-PYTEST_WORD = re.compile(r"(?:^|[\s;&|(/])(?:py\.test|pytest)(?=$|[\s;&|)])|-m\s+pytest\b")
 # xdist's --dist loadgroup writes "test_a@group" (pytest-xdist#992); "test_a[x@y.com]" is an id.
 XDIST_GROUP = re.compile(r"@[^\[\]:@]*$")
 
@@ -65,28 +64,6 @@ class SuiteJob:
     deadline: float | None = None  # monotonic time the session ends; stops the suite early
     version: str | None = None
     shard: Shard | None = None  # run only this shard of the suite's tests (shards.py)
-
-
-def is_pytest(argv: Sequence[str]) -> bool:
-    """``pytest …``, ``py.test …`` or ``python -m pytest …``."""
-    if not argv:
-        return False
-    exe = os.path.basename(argv[0])
-    if exe in ("pytest", "py.test"):
-        return True
-    return exe.startswith("python") and list(argv[1:3]) == ["-m", "pytest"]
-
-
-def runs_pytest(command: str | Sequence[str]) -> bool:
-    """Does this run line start pytest, directly or behind shell syntax (``cd … && pytest``)?
-
-    Such a line gets deployloop's plugins through ``PYTEST_ADDOPTS``, which pytest reads however
-    it is started, and can rerun a selection of its tests.
-    """
-    argv = process.split_command(command)
-    if argv[:2] == ["/bin/sh", "-c"]:
-        return bool(PYTEST_WORD.search(argv[2]))
-    return is_pytest(argv)
 
 
 def plain_id(node_id: str) -> str:

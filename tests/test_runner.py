@@ -13,7 +13,8 @@ import pytest
 from deployloop import gates
 from deployloop.config import PhaseConfig
 from deployloop.models import Outcome, RunEnd, SuiteRun
-from deployloop.runner import SuiteJob, is_pytest, run_suite, runs_pytest
+from deployloop.pytestline import is_pytest, runs_pytest
+from deployloop.runner import SuiteJob, run_suite
 from tests.helpers import python_pytest, wait_for, write_tests
 
 
@@ -45,12 +46,18 @@ def test_pytest_commands_are_recognised() -> None:
         ("pytest $SUITE", True),
         ("~/venv/bin/py.test tests", True),
         ("python3 -m pytest -x; echo done", True),
+        ("timeout 600 pytest t", True),
+        ("env VAR=1 pytest t", True),
+        ("nice -n 10 python3 -m pytest t", True),
+        ("bash -c 'pytest t'", True),
+        ("timeout 60 npx jest", False),
         ("npm test && echo pytest-free", False),
         ("cd web && npx jest", False),
     ],
 )
 def test_pytest_behind_shell_syntax_is_recognised(line: str, pytest_behind: bool) -> None:
-    """A run line with shell syntax still counts as pytest when it starts pytest (item 7)."""
+    """A run line with shell syntax or a wrapper (timeout, env, nice, bash -c) still counts as
+    pytest when it starts pytest (item 7): its failed tests can be rerun."""
     assert runs_pytest(line) is pytest_behind
 
 

@@ -19,7 +19,7 @@ from deployloop.config_text import Loc, locate_keys, located, problem_at
 from deployloop.console import Console
 from deployloop.errors import ConfigError
 from deployloop.programs import Finding, missing_programs
-from deployloop.runner import runs_pytest
+from deployloop.pytestline import runs_pytest
 
 UNREADABLE = (
     "warning: this run line does not start pytest and sets no junit = : "

@@ -1,0 +1,56 @@
+"""Whether a suite's run line starts pytest: directly, behind shell syntax (``cd e2e && VAR=x
+pytest``) or behind a wrapper (``timeout 600 pytest``, ``env VAR=1 pytest``, ``bash -c '…'``).
+
+Such a line gets deployloop's plugins through ``PYTEST_ADDOPTS``, which pytest reads however it
+is started, so its failed tests can be rerun alone (issue 15 item 7).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+
+from deployloop import process
+
+# pytest behind a shell line: "cd e2e && VAR=x pytest …", "venv/bin/py.test", "python3 -m pytest".
+PYTEST_WORD = re.compile(r"(?:^|[\s;&|(/])(?:py\.test|pytest)(?=$|[\s;&|)])|-m\s+pytest\b")
+# Programs that run their arguments as a command, and shells that run a ``-c`` line.
+WRAPPERS = frozenset(
+    {"timeout", "env", "nice", "ionice", "nohup", "stdbuf", "time", "setsid", "xvfb-run", "chrt"}
+)
+SHELLS = frozenset({"sh", "bash", "dash", "zsh"})
+WRAPPER_ARG = re.compile(r"-|\w+=|\d+(\.\d+)?[smhd]?$")  # an option, VAR=x, a duration or number
+
+
+def is_pytest(argv: Sequence[str]) -> bool:
+    """``pytest …``, ``py.test …`` or ``python -m pytest …``."""
+    if not argv:
+        return False
+    exe = os.path.basename(argv[0])
+    if exe in ("pytest", "py.test"):
+        return True
+    return exe.startswith("python") and list(argv[1:3]) == ["-m", "pytest"]
+
+
+def runs_pytest(command: str | Sequence[str]) -> bool:
+    """Does this run line start pytest, directly or behind shell syntax (``cd … && pytest``)?
+
+    Such a line gets deployloop's plugins through ``PYTEST_ADDOPTS``, which pytest reads however
+    it is started, and can rerun a selection of its tests.
+    """
+    argv = _unwrapped(process.split_command(command))
+    if len(argv) >= 3 and os.path.basename(argv[0]) in SHELLS and argv[1] == "-c":
+        return bool(PYTEST_WORD.search(argv[2]))
+    return is_pytest(argv)
+
+
+def _unwrapped(argv: Sequence[str]) -> list[str]:
+    """``argv`` without the programs that only run their arguments (``timeout 600 …``,
+    ``env VAR=1 …``, ``nice -n 10 …``): their options, durations and assignments go too."""
+    rest = list(argv)
+    while rest and os.path.basename(rest[0]) in WRAPPERS:
+        rest = rest[1:]
+        while rest and WRAPPER_ARG.match(rest[0]):
+            rest = rest[1:]
+    return rest
