@@ -33,11 +33,12 @@ from deployloop.session import RunOptions
 from deployloop.simulator import Simulator
 from deployloop.simversions import sha_of
 from deployloop.testing.github_server import FakeGitHub
-from tests.helpers import SHARED, cli, python_pytest, session_dirs, wait_for, write_tests
+from tests.helpers import cli, python_pytest, session_dirs, wait_for, write_tests
 
 E = TypeVar("E", bound=EventBase)
 
-CASE_27 = SHARED / "cases" / "27-version-flap-mixed"
+# A copy of ../shared/cases/27-version-flap-mixed: the tests run from the repository alone.
+CASE_27 = Path(__file__).parent / "data" / "cases" / "27-version-flap-mixed"
 
 
 def free_port() -> int:
