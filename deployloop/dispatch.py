@@ -98,19 +98,26 @@ class Sharded:
         planned = shards.shards_for(durations, suite.shards)
         ran = side_by_side(planned, len(planned), run_shard, lambda run: False)
         merged = shards.merge(ran, suite.expect_tests, self.iteration_dir / f"{suite.name}.log")
-        partial = merged.ended is RunEnd.INTERRUPTED
-        self.store.save_run(
-            self.session_id, self.iteration, "partial" if partial else "full", merged
-        )
-        self.reporter.emit(
-            SuiteEnd(
-                phase=merged.phase,
-                suite=merged.suite,
-                counts=merged.counts,
-                wall_s=merged.wall_s,
-                harness_error=merged.harness_error,
-                exit_code=merged.exit_code,
-                pass_name="full",
-            )
-        )
+        record_run(self.store, self.reporter, self.session_id, self.iteration, "full", merged)
         return merged
+
+
+def record_run(
+    store: Store, reporter: Reporter, session_id: str, iteration: int, pass_name: str, run: SuiteRun
+) -> None:
+    """Store a finished pass and report it. Only a run the stop actually cut short is
+    ``partial``: one that finished just before the signal is a result, and a resumed session
+    must not run it again."""
+    partial = run.ended is RunEnd.INTERRUPTED
+    store.save_run(session_id, iteration, "partial" if partial else pass_name, run)
+    reporter.emit(
+        SuiteEnd(
+            phase=run.phase,
+            suite=run.suite,
+            counts=run.counts,
+            wall_s=run.wall_s,
+            harness_error=run.harness_error,
+            exit_code=run.exit_code,
+            pass_name=pass_name,
+        )
+    )

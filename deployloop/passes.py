@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from deployloop.config import PhaseConfig, SuiteConfig
-from deployloop.events import Mixed, Reporter, SuiteEnd, SuiteStart
+from deployloop.dispatch import record_run
+from deployloop.events import Mixed, Reporter, SuiteStart
 from deployloop.iteration import IterationResult, Services, Session
 from deployloop.models import RunEnd, SuiteRun
 from deployloop.runner import SuiteJob, progress_path
@@ -98,21 +99,7 @@ class Passes:
             )
         )
         run = self.services.run_suite(job)
-        # Only a run the stop actually cut short is partial: one that finished just before the
-        # signal is a result, and a resumed session must not run it again.
-        partial = run.ended is RunEnd.INTERRUPTED
-        self.store.save_run(self.session.id, self.n, "partial" if partial else pass_name, run)
-        self.reporter.emit(
-            SuiteEnd(
-                phase=phase.name,
-                suite=suite.name,
-                counts=run.counts,
-                wall_s=run.wall_s,
-                harness_error=run.harness_error,
-                exit_code=run.exit_code,
-                pass_name=pass_name,
-            )
-        )
+        record_run(self.store, self.reporter, self.session.id, self.n, pass_name, run)
         return run
 
     def _deadline(self) -> float | None:
