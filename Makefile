@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/deployloop demo
 
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check deployloop tests

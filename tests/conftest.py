@@ -27,13 +27,24 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    os.environ[RUN_MARKER] = uuid.uuid4().hex
+    # setdefault: pytest-xdist workers inherit the controller's marker, so the controller finds
+    # what any worker's tests left behind.
+    os.environ.setdefault(RUN_MARKER, uuid.uuid4().hex)
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run when a process the tests started is still alive; then stop it."""
-    left = _still_alive(time.monotonic() + SETTLE_S)
+    """Fail the run when a process the tests started is still alive; then stop it.
+
+    Under pytest-xdist the controller checks once for every worker, after all tests ended."""
+    if _is_xdist_worker(session.config):
+        return
+    xdist_controller = session.config.pluginmanager.has_plugin("dsession")
+    left = _still_alive(time.monotonic() + SETTLE_S, xdist_controller)
     if not left:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -46,22 +57,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _still_alive(deadline: float) -> list[psutil.Process]:
+def _still_alive(deadline: float, xdist_controller: bool) -> list[psutil.Process]:
     """Processes the tests started that live on past ``deadline`` (polled, not slept out)."""
     while True:
-        left = _started_by_tests()
+        left = _started_by_tests(xdist_controller)
         if not left or time.monotonic() >= deadline:
             return left
         psutil.wait_procs(left, timeout=0.1)
 
 
-def _started_by_tests() -> list[psutil.Process]:
-    """Live descendants of this pytest, and any other process carrying this run's marker."""
+def _started_by_tests(xdist_controller: bool) -> list[psutil.Process]:
+    """Live descendants of this pytest, and any other process carrying this run's marker.
+
+    pytest-xdist's workers (this process's direct children when it is the controller) are not
+    counted: they are still shutting down, and what their tests started is found by the marker."""
     me = psutil.Process()
-    found = {p.pid: p for p in me.children(recursive=True)}
+    workers = {p.pid for p in me.children()} if xdist_controller else set()
+    found = {p.pid: p for p in me.children(recursive=True) if p.pid not in workers}
     marker = os.environ[RUN_MARKER]
     for proc in psutil.process_iter():
-        if proc.pid == me.pid or proc.pid in found:
+        if proc.pid == me.pid or proc.pid in found or proc.pid in workers:
             continue
         try:
             if proc.environ().get(RUN_MARKER) == marker:

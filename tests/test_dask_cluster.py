@@ -32,6 +32,9 @@ from tests.helpers import (
 )
 from tests.test_scaleout import outcome, project
 
+# One worker runs the whole module under pytest-xdist: its module-scoped fixture is costly.
+pytestmark = pytest.mark.xdist_group(__name__)
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:

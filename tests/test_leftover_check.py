@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 
+from tests.conftest import RUN_MARKER
 from tests.helpers import REPO, wait_for, write_tests
 
 LEAKY = """
@@ -36,8 +37,9 @@ def test_a_leftover_process_fails_the_run_and_is_stopped(tmp_path: Path) -> None
 
 
 def _env() -> dict[str, str]:
-    """This environment without the outer run's pytest options."""
-    return {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    """This environment without the outer run's pytest options and run marker (the inner run
+    must not take the outer run's processes, its xdist workers among them, for its own)."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", RUN_MARKER)}
 
 
 def _gone(pid: int) -> bool:

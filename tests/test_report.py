@@ -29,6 +29,9 @@ from deployloop.state import SessionRow, Store
 from deployloop.statesinks import StoryRecorder
 from tests.helpers import cli, config_text, phase_block, python_pytest, suite_block, write_tests
 
+# One worker runs the whole module under pytest-xdist: its module-scoped fixture is costly.
+pytestmark = pytest.mark.xdist_group(__name__)
+
 PHASES = ("infrastructure", "business")
 SECRET = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"  # a GitHub token shape
 VERSIONS = ("rev-1", "rev-2", "rev-3")

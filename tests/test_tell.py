@@ -22,6 +22,9 @@ from deployloop.testing.github_server import FakeGitHub
 from deployloop.testing.receiver import Receiver
 from tests.helpers import cli, config_text, phase_block, python_pytest, suite_block, write_tests
 
+# One worker runs the whole module under pytest-xdist: its module-scoped fixture is costly.
+pytestmark = pytest.mark.xdist_group(__name__)
+
 SECRET = "sk_live_" + "9aZ8bY7cX6dW5eV4fU3gT2hS"  # the suites print it in a failure message
 SHAS = ("c0ffee1", "c0ffee2", "c0ffee3")
 PHASES = ("infrastructure", "business")
