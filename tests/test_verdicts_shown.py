@@ -44,7 +44,8 @@ def _no_outer_addopts(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def phase_end(night: dict[str, Any]) -> dict[str, Any]:
-    (event,) = [e for e in night["events"] if e["event"] == "phase_end"]
+    events: list[dict[str, Any]] = night["events"]
+    (event,) = [e for e in events if e["event"] == "phase_end"]
     return event
 
 
