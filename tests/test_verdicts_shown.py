@@ -1,7 +1,7 @@
 """What a night shows of real pytest suites (issue 15 leftovers): every flaky test listed as
 flaky (runner-level reruns and deployloop's own rerun) in the phase_end event, session.md and
 the report; pytest's categories wherever counts are shown; forgiven failures never a failing
-cluster of a green phase."""
+cluster of a green phase; the user's own --junitxml holds the main run, not a rerun's."""
 
 from __future__ import annotations
 
@@ -98,3 +98,38 @@ def test_counts_show_every_pytest_category(tmp_path: Path) -> None:
     md, html = reports(tmp_path)
     assert "100.0% (3/3): 2 passed, 1 xfailed, 1 xpassed" in md
     assert "100.0% (3/3): 2 passed, 1 xfailed, 1 xpassed" in html
+
+
+ONE_BROKEN = """
+def test_broken():
+    assert 503 == 200, "payment backend returned 503"
+
+def test_a():
+    pass
+
+def test_b():
+    pass
+"""
+
+
+def test_users_junitxml_keeps_the_main_run_not_the_rerun(tmp_path: Path) -> None:
+    """The rerun of the failed test writes deployloop's own file only: the user's --junitxml
+    still holds the main run's three tests (item 14)."""
+    write_tests(tmp_path / "e2e", "test_e2e.py", ONE_BROKEN)
+    mine = tmp_path / "mine.xml"
+    night = run_night(tmp_path, f"{PYTEST} --junitxml={mine} e2e", rerun=True)
+    assert "rerun" in suite_ends(night)
+    assert mine.read_text().count("<testcase ") == 3
+    rerun = (night["dir"] / "1" / "e2e+rerun.xml").read_text()
+    assert rerun.count("<testcase ") == 1 and 'name="test_broken"' in rerun
+
+
+def test_users_junitxml_is_left_alone_by_shards(tmp_path: Path) -> None:
+    """Shards (deployloop's own passes) do not write the user's --junitxml: no shard's part
+    of the suite replaces what is there."""
+    write_tests(tmp_path / "e2e", "test_e2e.py", ONE_BROKEN)
+    mine = tmp_path / "mine.xml"
+    mine.write_text("<testsuites/>", encoding="utf-8")
+    night = run_night(tmp_path, f"{PYTEST} --junitxml={mine} e2e", shards=2)
+    assert {"shard-1", "shard-2"} <= set(suite_ends(night)), suite_ends(night).keys()
+    assert mine.read_text() == "<testsuites/>"
