@@ -19,6 +19,7 @@ class PhaseResult:
     runs: tuple[SuiteRun, ...]
     probes: tuple[ProbeResult, ...]
     verdicts: tuple[Verdict, ...]
+    # ids that failed, then passed: on the runner's own attempts or on deployloop's rerun
     flaky: tuple[str, ...] = ()
 
     @property
@@ -36,6 +37,8 @@ def judge(
 ) -> PhaseResult:
     """Judge one phase: harness, collection, speed, pass rate, p95, failures, probes.
 
+    ``flaky``: broken ids that passed on deployloop's rerun. The result's ``flaky`` holds them
+    and the tests the runner itself saw fail, then pass (pytest-rerunfailures, surefire).
     ``broken_reruns``: reruns of failed tests that did not run cleanly; each is a failing
     ``<suite>: rerun`` verdict with its harness error (issue 15 item 10: never discarded silently).
     """
@@ -57,8 +60,9 @@ def judge(
     if phase.gates.p95_s is not None:
         verdicts.extend(p95_verdicts(phase.gates.p95_s, cases, probes))
     verdicts.extend(Verdict(f"probe {p.name}", p.ok, p.detail, "") for p in probes)
+    flaky_ids = {*flaky, *(c.id for c in cases if c.flaky and not c.broken)}
     return PhaseResult(
-        phase.name, tuple(runs), tuple(probes), tuple(verdicts), tuple(sorted(flaky))
+        phase.name, tuple(runs), tuple(probes), tuple(verdicts), tuple(sorted(flaky_ids))
     )
 
 

@@ -14,6 +14,10 @@ UNITS = {
     "": 1.0, "s": 1.0, "sec": 1.0, "secs": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6,
     "μs": 1e-6, "ns": 1e-9, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0,
 }  # fmt: skip
+# A thousands separator other than "," and ".": a space (also no-break U+00A0, narrow U+202F,
+# thin U+2009; French, Russian, SI) or an apostrophe (Swiss ' and ’), between a digit and
+# exactly three more (CLDR's grouping symbols; 1 234,5 and 1'234.5 are 1234.5).
+_GROUPING = re.compile("(?<=\\d)[ \u00a0\u202f\u2009'\u2019](?=\\d{3}(?!\\d))")
 _PART = re.compile(r"(\d[\d.,]*)\s*([^\W\d_]*)")
 _DURATION = re.compile(r"\s*(?:\d[\d.,]*\s*[^\W\d_]*\s*)+")
 _MESSAGE_TYPE = re.compile(r"^\s*([A-Za-z_][\w.$]*):(?:\s|$)")
@@ -86,8 +90,10 @@ def parse_time(text: str | None) -> float | None:
     Reads plain seconds (``3.412``), units and unit sequences as kotest and Kotlin's
     ``Duration.toString`` write them (``3.412s``, ``450ms``, ``80.803us``, ``1m 2.5s``;
     kotest/kotest#2756), a decimal comma (``0,160``) and grouped thousands in either convention
-    (``1,234.5``, ``1.234,5``, ``2.401,100``). A lone comma is a decimal comma: ``1,234`` is
-    1.234 s, since a test taking twenty minutes is rarer than a locale writing commas.
+    (``1,234.5``, ``1.234,5``, ``2.401,100``), or grouped by spaces (``1 234,5``, also no-break
+    and narrow no-break ones) or apostrophes (Swiss ``1'234.5``). A lone comma is a decimal
+    comma: ``1,234`` is 1.234 s, since a test taking twenty minutes is rarer than a locale
+    writing commas.
     An unreadable time is unknown, never 0: a p95 over made-up zeros would pass any gate.
     """
     if text is None:
@@ -95,15 +101,18 @@ def parse_time(text: str | None) -> float | None:
     try:
         total: float | None = float(text)  # the common case, and 1.0E-4 as Java writes it
     except ValueError:
-        total = _with_units(text)
+        total = _with_units(_GROUPING.sub("", text))
     return total if total is not None and 0.0 <= total < MAX_SECONDS else None
 
 
 def _with_units(text: str) -> float | None:
     if not _DURATION.fullmatch(text):
         return None
+    parts = _PART.findall(text)
+    if len(parts) > 1 and not all(unit for _, unit in parts):
+        return None  # "1 23,5" is no duration: only "1m 2.5s" sums its parts
     total = 0.0
-    for number, unit in _PART.findall(text):
+    for number, unit in parts:
         factor = UNITS.get(unit.lower())
         value = _number(number)
         if factor is None or value is None:

@@ -11,7 +11,7 @@ gate, summary and report shows (issue 14 item 6, issue 15 items 1 and 11).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from deployloop.models import CaseResult, Outcome
@@ -131,6 +131,13 @@ class Tally:
     def rate(self, flaky_passes: bool = True) -> float:
         """:func:`pass_rate` of these tests."""
         return pass_rate(self.passing(flaky_passes), self.judged)
+
+
+def describe_counts(counts: Mapping[str, int]) -> str:
+    """``2 passed, 1 failed, 1 xfailed``: the nonzero ones of ``counts`` (``Outcome`` value →
+    tests) in pytest's order and words (its summary line's); ``no tests`` when all are zero."""
+    parts = [f"{counts[o.value]} {o.value}" for o in Outcome if counts.get(o.value)]
+    return ", ".join(parts) or "no tests"
 
 
 def pass_rate(passing: int, judged: int) -> float:

@@ -7,7 +7,7 @@ Side effects come in through ``Services`` so tests can drive many iterations fas
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from deployloop import dispatch, gates, plan, retest
@@ -317,8 +317,8 @@ class Loop:
                 passed=result.passed,
                 verdicts=tuple(v.describe() for v in result.verdicts),
                 gates=result.verdicts,
-                clusters=_clusters(runs, self.config.clusters),
-                flaky=tuple(sorted(flaky)),
+                clusters=_clusters(runs, self.config.clusters, flaky if flaky_passes else ()),
+                flaky=result.flaky,
             )
         )
         return result
@@ -358,13 +358,17 @@ def _passed(previous: IterationResult | None) -> frozenset[str]:
     )
 
 
-def _clusters(runs: Sequence[SuiteRun], config: ClustersConfig) -> tuple[FailureCluster, ...]:
+def _clusters(
+    runs: Sequence[SuiteRun], config: ClustersConfig, forgiven: Collection[str]
+) -> tuple[FailureCluster, ...]:
     """The phase's largest clusters and one entry counting the rest, as ``events.caps`` keeps
-    them: only those are made (100,000 distinct failures are not 100,000 objects here)."""
+    them: only those are made (100,000 distinct failures are not 100,000 objects here).
+
+    ``forgiven`` failures (flaky, counted as passes) are listed as flaky, never as failing."""
     from deployloop.events.caps import MAX_CLUSTERS, others
     from deployloop.summary import summarize
 
-    cases = [c for run in runs for c in run.cases]
+    cases = [c for run in runs for c in run.cases if c.id not in forgiven]
     found = summarize(cases, extra_masks=config.mask, merge_rules=config.merge, top=MAX_CLUSTERS)
     listed = [FailureCluster(c.fingerprint, c.count, c.message, c.tests) for c in found.clusters]
     rest = [others(found.others, found.others_tests)] if found.others else []

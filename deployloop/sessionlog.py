@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import assert_never
 
@@ -48,6 +48,7 @@ from deployloop.events import (
     WriteEvent,
 )
 from deployloop.events.caps import capped
+from deployloop.logical import describe_counts
 from deployloop.session import status_words
 
 
@@ -181,15 +182,10 @@ def _pass_label(pass_name: str) -> str:
     return "" if pass_name == "full" else f" [{pass_name}]"
 
 
-def _counts(counts: Mapping[str, int]) -> str:
-    parts = [f"{counts[k]} {k}" for k in ("passed", "failed", "error", "skipped") if counts.get(k)]
-    return ", ".join(parts) or "no tests"
-
-
 def _suite_end(event: SuiteEnd) -> str:
     text = (
         f"suite {event.phase}/{event.suite}{_pass_label(event.pass_name)}: "
-        f"{_counts(event.counts)} in {format_duration(event.wall_s)}"
+        f"{describe_counts(event.counts)} in {format_duration(event.wall_s)}"
     )
     if event.harness_error:
         text += f" — HARNESS ERROR: {event.harness_error}"

@@ -2,34 +2,57 @@
 
 Test output leaks into JUnit files in shapes XML 1.0 forbids (issue 15 item 8): raw C0 control
 bytes from coloured output (pytest-dev/pytest#404), the same escapes written as character
-references ``&#x1B;`` (TOPdesk/dart-junitreport#43), and one Latin-1 byte in a file declared
-UTF-8. Each such character would make expat refuse the whole file; here they are dropped
-(controls) or read as Latin-1 (stray bytes), chunk by chunk, and counted for the caller's log.
+references ``&#x1B;`` (TOPdesk/dart-junitreport#43), references to what is no character
+(``&#xD800;``, ``&#55296;``, ``&#x110000;``), HTML entities XML does not define (``&nbsp;``),
+raw U+FFFE/U+FFFF, and one Latin-1 byte in a file declared UTF-8. Each such character would make
+expat refuse the whole file; here controls are dropped, HTML entities become their character,
+other non-characters U+FFFD, and stray bytes are read as Latin-1, chunk by chunk, and counted
+for the caller's log. Which characters XML 1.0 allows: its ``Char`` production (XML 1.0 §2.2).
 Only truly broken XML (truncated, not JUnit) is left for the reader to refuse.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from html.entities import html5
 
 # Raw C0 control bytes other than tab, newline and carriage return.
 CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13))
-# Character references to characters XML 1.0 forbids: C0 controls, surrogates, U+FFFE/U+FFFF.
-_BAD_REFERENCE = re.compile(
-    rb"&#(?:[xX]0*(?:[0-8bBcCeEfF]|1[0-9a-fA-F]|[dD][89a-fA-F][0-9a-fA-F]{2}|[fF]{3}[eEfF])"
-    rb"|0*(?:[0-8]|1[124-9]|2[0-9]|3[01]));"
+# Character references that may name no XML character (C0 controls, surrogates, U+FFFE/U+FFFF,
+# beyond U+10FFFF); _reference decides. Narrow, so the common ``&#10;`` costs no callback.
+_SUSPECT_REFERENCE = re.compile(
+    rb"&#(?:[xX]0*(?:[0-8bBcCeEfF]|1[0-9a-fA-F]|[dD][89a-fA-F][0-9a-fA-F]{2}|[fF]{3}[eEfF]"
+    rb"|(?:1[1-9a-fA-F]|[2-9a-fA-F][0-9a-fA-F])[0-9a-fA-F]{4}|[1-9a-fA-F][0-9a-fA-F]{6,})"
+    rb"|0*(?:[0-8]|1[124-9]|2[0-9]|3[01]|[1-9][0-9]{4,}));"
 )
-_LONGEST_REFERENCE = 16  # "&#x0000000001B;" and a margin: a longer tail is no reference
+_ENTITY = re.compile(rb"&([A-Za-z_][A-Za-z0-9._-]{0,31});")
+_XML_ENTITIES = frozenset((b"amp", b"lt", b"gt", b"quot", b"apos"))
+_NON_CHARACTERS = (b"\xef\xbf\xbe", b"\xef\xbf\xbf")  # U+FFFE, U+FFFF in UTF-8
+_REPLACEMENT = b"&#xFFFD;"  # a reference: right whatever the file's declared encoding
+_LONGEST_REFERENCE = 40  # "&" + a 32-character entity name + ";" and a margin
+_EXAMPLES = 3  # distinct forms named per kind in a note
 _SURROGATE = re.compile("[\udc80-\udcff]+")
 _DECLARED = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 WIDE_STARTS = (b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<")  # UTF-16 with or without BOM
+
+# What a note says of each kind of repair, after its count.
+_KINDS = {
+    "controls": "raw control character(s) dropped",
+    "control references": "reference(s) to control characters dropped",
+    "non-character references": "reference(s) to non-characters replaced by U+FFFD",
+    "entities": "entity reference(s) undefined in XML replaced (HTML ones by their character)",
+    "non-characters": "raw U+FFFE/U+FFFF replaced by U+FFFD",
+    "bytes": "byte(s) not valid UTF-8 read as Latin-1",
+}
 
 
 class Repairer:
     """Cleans successive chunks of one file; :meth:`notes` says what it changed.
 
     ``head`` is the file's first chunk (to see its encoding). UTF-16 files pass through
-    untouched; files declared in another single-byte encoding only lose control characters.
+    untouched; files declared in another single-byte encoding only lose control characters
+    and bad references.
     """
 
     def __init__(self, head: bytes) -> None:
@@ -40,9 +63,8 @@ class Repairer:
             b"utf8",
         )
         self.pending = b""
-        self.controls = 0
-        self.references = 0
-        self.bytes = 0
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, list[str]] = {}
 
     def feed(self, chunk: bytes, final: bool) -> bytes:
         """The cleaned bytes of ``chunk``; a tail that may continue in the next chunk waits."""
@@ -52,32 +74,67 @@ class Repairer:
         cut = len(data) if final else _safe_end(data)
         data, self.pending = data[:cut], data[cut:]
         kept = data.translate(None, CONTROL_BYTES)
-        self.controls += len(data) - len(kept)
-        if b"&#" in kept:
-            kept, found = _BAD_REFERENCE.subn(b"", kept)
-            self.references += found
+        self.counts["controls"] += len(data) - len(kept)
+        if b"&" in kept:
+            kept = _SUSPECT_REFERENCE.sub(self._reference, kept)
+            kept = _ENTITY.sub(self._entity, kept)
         if self.utf8 and not kept.isascii():
             kept = self._recode(kept)
         return kept
 
+    def _reference(self, match: re.Match[bytes]) -> bytes:
+        """A suspect ``&#…;`` as it stays: kept when XML allows its character."""
+        text = match.group()
+        hexa = text[2:3] in (b"x", b"X")
+        digits = text[3 if hexa else 2 : -1].lstrip(b"0") or b"0"
+        # eight digits are past U+10FFFF either way (and int() refuses 4300 decimal digits)
+        value = 0x110000 if len(digits) > 8 else int(digits, 16 if hexa else 10)
+        if value < 0x20:
+            return self._saw("control references", text, b"")
+        if 0xD800 <= value <= 0xDFFF or value in (0xFFFE, 0xFFFF) or value > 0x10FFFF:
+            return self._saw("non-character references", text, _REPLACEMENT)
+        return text
+
+    def _entity(self, match: re.Match[bytes]) -> bytes:
+        """``&name;``: XML's own five kept; an HTML one becomes its character, others U+FFFD."""
+        name = match.group(1)
+        if name in _XML_ENTITIES:
+            return match.group()
+        char = html5.get(name.decode("ascii") + ";")
+        into = "".join(f"&#x{ord(c):X};" for c in char).encode() if char else _REPLACEMENT
+        return self._saw("entities", match.group(), into)
+
+    def _saw(self, kind: str, found: bytes, into: bytes) -> bytes:
+        """Count one repair of ``kind``, keep its form as an example; ``into`` replaces it."""
+        self.counts[kind] += 1
+        shown = self.examples.setdefault(kind, [])
+        form = found[:_LONGEST_REFERENCE].decode("ascii", "replace")
+        if len(shown) < _EXAMPLES and form not in shown:
+            shown.append(form)
+        return into
+
     def _recode(self, data: bytes) -> bytes:
+        if any(bad in data for bad in _NON_CHARACTERS):
+            for bad in _NON_CHARACTERS:
+                self.counts["non-characters"] += data.count(bad)
+                data = data.replace(bad, b"\xef\xbf\xbd")
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
             text = data.decode("utf-8", "surrogateescape")
-            self.bytes += sum(len(m) for m in _SURROGATE.findall(text))
+            self.counts["bytes"] += sum(len(m) for m in _SURROGATE.findall(text))
             return _SURROGATE.sub(_as_latin1, text).encode("utf-8")
         return data
 
     def notes(self) -> list[str]:
-        """What was changed, one phrase per kind, e.g. ``2 control characters dropped``."""
+        """What was changed, one phrase per kind with its count and up to three of the forms
+        seen, e.g. ``2 reference(s) to control characters dropped (&#x1B;, &#27;)``."""
         out = []
-        if self.controls:
-            out.append(f"{self.controls} raw control character(s) dropped")
-        if self.references:
-            out.append(f"{self.references} reference(s) to invalid characters (&#x1B;) dropped")
-        if self.bytes:
-            out.append(f"{self.bytes} byte(s) not valid UTF-8 read as Latin-1")
+        for kind, words in _KINDS.items():
+            if self.counts[kind]:
+                forms = self.examples.get(kind)
+                shown = f" ({', '.join(forms)})" if forms else ""
+                out.append(f"{self.counts[kind]} {words}{shown}")
         return out
 
 

@@ -6,11 +6,13 @@ starts pytest (``cd e2e && VAR=x pytest …``, a wrapper script), passed in ``PY
 
 - ``DEPLOYLOOP_JUNIT``: a JUnit XML report (xunit1) written there by pytest's own writer
   (``_pytest.junitxml.LogXML``) registered a second time, so a ``--junitxml`` the user asked
-  for is written too, untouched (issue 15 item 14). A broken test's failure/error text ends
-  with the tail of its captured output (at most ``OUTPUT_TAIL`` characters), whatever the
-  run's ``junit_logging``: an exception a test printed before a bare ``assert code == 0`` is
-  the cause errorline looks for (issue 18), and pytest's default ``junit_logging=no`` would
-  leave it only in the suite's log.
+  for is written too, untouched (issue 15 item 14), by the main pass only: a pass of
+  deployloop's own (a selection or a shard, below) writes just deployloop's file, so the
+  user's keeps the main run's whole report instead of a rerun's few tests. A broken test's
+  failure/error text ends with the tail of its captured output (at most ``OUTPUT_TAIL``
+  characters), whatever the run's ``junit_logging``: an exception a test printed before a
+  bare ``assert code == 0`` is the cause errorline looks for (issue 18), and pytest's default
+  ``junit_logging=no`` would leave it only in the suite's log.
 - ``DEPLOYLOOP_SELECT``: a file of node ids, one a line; every other collected test is
   deselected, so a run line naming a path reruns only these (issue 15 item 10). The
   ``@group`` suffix pytest-xdist's ``--dist loadgroup`` adds to ids (pytest-xdist#992) is
@@ -31,6 +33,8 @@ import os
 import re
 from typing import Any
 
+import pytest
+
 _GROUP = re.compile(r"@[^\[\]:@]*$")  # "test_a@grp", not "test_a[x@y.com]"
 _KEY = "_deployloop_report"
 XPASS_MESSAGE = "xfail-marked test passes unexpectedly"  # junit.XPASS_MESSAGE
@@ -43,7 +47,10 @@ def plain_id(node_id: str) -> str:
     return _GROUP.sub("", node_id)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's junitxml plugin reads --junitxml
 def pytest_configure(config: Any) -> None:
+    if os.environ.get("DEPLOYLOOP_SELECT") or os.environ.get("DEPLOYLOOP_SHARD"):
+        config.option.xmlpath = None  # deployloop's own pass: the user's report is left alone
     path = os.environ.get("DEPLOYLOOP_JUNIT")
     if not path or hasattr(config, "workerinput"):  # xdist workers report through the controller
         return

@@ -135,7 +135,9 @@ def _phase_stats(
                 passed=counts.passing(),
                 failed=counts.failed,
                 errors=counts.errors,
-                skipped=counts.skipped + counts.xfailed,
+                skipped=counts.skipped,
+                xfailed=counts.xfailed,
+                xpassed=counts.xpassed,
                 gate_passed=None if passed is None else bool(passed),
                 harness_errors=tuple(
                     f"{r.suite}: {r.harness_error}" for r in mine if r.harness_error

@@ -144,7 +144,7 @@ def _rate_cell(stats: PhaseStats | None) -> str:
     cls = (
         "" if stats is None or stats.gate_passed is None else ("ok" if stats.gate_passed else "bad")
     )
-    return f'<span class="{cls}">{esc(words.rate(stats))}</span>'
+    return f'<span class="{cls}">{esc(words.rate_and_counts(stats))}</span>'
 
 
 def _gates(data: ReportData) -> str:

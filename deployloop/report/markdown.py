@@ -72,7 +72,7 @@ def _timeline(data: ReportData) -> list[str]:
                 words.stamp(it.started),
                 words.took(it.duration_s),
                 words.result(it),
-                *(words.rate(it.phase(p)) for p in data.phases),
+                *(words.rate_and_counts(it.phase(p)) for p in data.phases),
                 quick,
             ]
         )

@@ -29,6 +29,8 @@ class PhaseStats:
     failed: int = 0
     errors: int = 0
     skipped: int = 0
+    xfailed: int = 0  # not judged, like skips
+    xpassed: int = 0  # also in ``passed``
     gate_passed: bool | None = None  # None: the phase did not finish in this iteration
     harness_errors: tuple[str, ...] = ()
 
@@ -40,6 +42,18 @@ class PhaseStats:
     def pass_rate(self) -> float | None:
         """``logical.pass_rate``, the gates' own; None when nothing was judged."""
         return pass_rate(self.passed, self.judged) if self.judged else None
+
+    @property
+    def categories(self) -> dict[str, int]:
+        """Tests per pytest category (``Outcome`` values), xpassed ones apart from passed."""
+        return {
+            "passed": self.passed - self.xpassed,
+            "failed": self.failed,
+            "error": self.errors,
+            "skipped": self.skipped,
+            "xfailed": self.xfailed,
+            "xpassed": self.xpassed,
+        }
 
 
 @dataclass(frozen=True, slots=True)

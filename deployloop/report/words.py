@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 
 from deployloop.durations import format_duration
+from deployloop.logical import describe_counts
 from deployloop.report.records import (
     Budget,
     Gate,
@@ -67,6 +68,13 @@ def rate(stats: PhaseStats | None) -> str:
     if stats.pass_rate is None:
         return "harness error" if stats.harness_errors else "no tests"
     return f"{stats.pass_rate:.1%} ({stats.passed}/{stats.judged})"
+
+
+def rate_and_counts(stats: PhaseStats | None) -> str:
+    """``50.0% (1/2): 1 passed, 1 failed, 1 xfailed``: :func:`rate` and the nonzero categories."""
+    if stats is None or stats.pass_rate is None:
+        return rate(stats)
+    return f"{rate(stats)}: {describe_counts(stats.categories)}"
 
 
 def result(it: IterationInfo) -> str:
