@@ -210,7 +210,8 @@ def test_commit_statuses_pending_then_verdict_never_repeated(night: Night) -> No
 
 @pytest.mark.slow
 def test_a_dry_run_tells_no_one_and_says_what_it_would(tmp_path: Path) -> None:
-    """--dry-run with [notify], [hooks], source_repo: no post, status or hook; DryRun lines."""
+    """--dry-run with [notify], [hooks], source_repo, [metrics]: no post, status, hook or
+    metrics file; DryRun lines."""
     with Receiver() as receiver, FakeGitHub() as github:
         config = _config(tmp_path, receiver, github)
         text = config.read_text().replace("[hooks]\n", f'[hooks]\non_red = "{HOOK_CMD}"\n', 1)
@@ -220,11 +221,13 @@ def test_a_dry_run_tells_no_one_and_says_what_it_would(tmp_path: Path) -> None:
         done = cli("run", "-c", str(config), "--once", "--dry-run", cwd=tmp_path, env=env)
         assert receiver.posts == [] and github.statuses == {}, done.stdout + done.stderr
     assert not (tmp_path / "hook.jsonl").exists() and not (tmp_path / "red.txt").exists()
+    assert not (tmp_path / "metrics").exists()
     (journal,) = tmp_path.glob("logs/*/events.jsonl")
     said = [e.detail for e in read_journal(journal) if isinstance(e, DryRun)]
     assert any(line.startswith("would notify") for line in said), said
     assert any(line.startswith("would run on_red") for line in said), said
     assert any(line.startswith(f"would set commit status failure on {SHAS[0]}") for line in said)
+    assert sum(line.startswith("would write metrics to") for line in said) == 1, said
 
 
 HOOK_CMD = "touch {root}/red.txt"

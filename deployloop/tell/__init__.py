@@ -60,7 +60,7 @@ def make_tellers(
 ) -> Tellers | None:
     """The tellers ``config`` configures (None when it configures none); ``key`` scopes the
     notification outbox to this config (``session.config_key``). With ``dry_run`` nothing
-    leaves the machine: notifications, hooks and statuses say what they would do instead."""
+    leaves the machine and no metrics file is written: each teller says what it would do."""
     tellers: list[Teller] = []
     if config.notify is not None:
         tellers.append(_notifier(config, store, session_id, reporter, redactor, key, dry_run))
@@ -75,7 +75,7 @@ def make_tellers(
         from deployloop.tell.metrics import Metrics
 
         path = Path(config.metrics.textfile)
-        tellers.append(Metrics(path, config.session.name, store, reporter, time.time))
+        tellers.append(Metrics(path, config.session.name, store, reporter, time.time, dry_run))
     if not tellers:
         return None
     return Tellers(Night(config.issues, Path(config.session.logs_dir)), tellers)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deployloop.events import Event, IssueDone, IterationEnd, MetricsFailed, Reporter
+from deployloop.events import DryRun, Event, IssueDone, IterationEnd, MetricsFailed, Reporter
 from deployloop.logical import tally
 from deployloop.state import Store
 from deployloop.summary import percentile, timing_of
@@ -38,13 +38,21 @@ class Metrics:
     """The metrics teller: reads the night and the state, writes the textfile."""
 
     def __init__(
-        self, path: Path, name: str, store: Store, reporter: Reporter, clock: Callable[[], float]
+        self,
+        path: Path,
+        name: str,
+        store: Store,
+        reporter: Reporter,
+        clock: Callable[[], float],
+        dry_run: bool = False,
     ) -> None:
         self.path = path
         self.name = name
         self.store = store
         self.reporter = reporter
         self.clock = clock
+        self.dry_run = dry_run
+        self._said = False
 
     def on(self, event: Event, night: Night) -> None:
         if isinstance(event, IterationEnd):
@@ -54,7 +62,16 @@ class Metrics:
         """The file stays as the last iteration left it."""
 
     def write(self, night: Night) -> None:
-        """Rewrite the textfile; a failure is reported (``MetricsFailed``), never raised."""
+        """Rewrite the textfile; a failure is reported (``MetricsFailed``), never raised.
+
+        A dry run writes nothing (node_exporter would publish a night that did not happen); it
+        says once what it would write."""
+        if self.dry_run:
+            if not self._said:
+                detail = f"would write metrics to {self.path} after every iteration"
+                self.reporter.emit(DryRun(detail=detail))
+                self._said = True
+            return
         from prometheus_client import CollectorRegistry, write_to_textfile
 
         registry = CollectorRegistry(auto_describe=False)
