@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,13 +48,35 @@ FORWARD_BYTES = 64 * 1024  # of progress lines in one event: a flood goes as sev
 class TaskSpec:
     """One job for a worker. ``secrets``: what the worker masks besides its own environment's;
     ``stop_name``/``starts_name``: the session's stop Event and this task's start list (also
-    the task's key); ``progress_topic``: where its live progress goes (``relay``)."""
+    the task's key); ``progress_topic``: where its live progress goes (``relay``).
+    ``deadline``: the session's end in wall-clock seconds since the epoch (None: no deadline).
+    ``job.deadline`` is on the coordinator's monotonic clock, which means nothing on another
+    machine, so it travels as ``deadline`` (see ``for_worker``) and the worker puts it back on
+    its own monotonic clock; hosts' wall clocks agree (NTP) where monotonic ones never do."""
 
     job: SuiteJob
     secrets: tuple[str, ...]
     stop_name: str
     starts_name: str
     progress_topic: str
+    deadline: float | None = None
+
+    @classmethod
+    def for_worker(
+        cls, job: SuiteJob, secrets: tuple[str, ...], stop: str, starts: str, topic: str
+    ) -> TaskSpec:
+        """The spec of ``job`` with its deadline moved to the wall clock."""
+        wall = None if job.deadline is None else time.time() + job.deadline - time.monotonic()
+        moved = dataclasses.replace(job, deadline=None)
+        return cls(moved, secrets, stop, starts, topic, wall)
+
+    def local_job(self, junit_path: Path, log_path: Path) -> SuiteJob:
+        """The job as this worker runs it: its files in ``junit_path``/``log_path``, its
+        deadline on this machine's monotonic clock."""
+        here = None if self.deadline is None else time.monotonic() + self.deadline - time.time()
+        return dataclasses.replace(
+            self.job, junit_path=junit_path, log_path=log_path, deadline=here
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +138,7 @@ def _run_here(
     base = _owned_dir()
     scratch = Path(tempfile.mkdtemp(prefix="task-", dir=base))
     try:
-        local = dataclasses.replace(
-            job,
-            junit_path=scratch / job.junit_path.name,
-            log_path=scratch / job.log_path.name,
-        )
+        local = spec.local_job(scratch / job.junit_path.name, scratch / job.log_path.name)
         redactor = Redactor.from_env(os.environ, extra=spec.secrets)
         with forwarding(progress_path(local), send):
             run = run_suite(local, stop, redactor=redactor)
