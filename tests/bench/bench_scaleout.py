@@ -16,8 +16,8 @@ runs the failed test first (the target has no version, so every iteration may be
 and then the whole suite, so the plain figure is the median ``pytest --junitxml`` of the suite
 plus the median one of the failed test alone (the first iteration, which has no failed-first
 pass, is left out). Plain runs are timed before and after the session, so a change of load
-while it runs skews the figure: run it on a quiet machine. The session's start-up is paid once a night and is
-measured by the start-up bench, not here.
+while it runs skews the figure: run it on a quiet machine. The session's start-up is paid
+once a night and is measured by the start-up bench, not here.
 """
 
 from __future__ import annotations
