@@ -157,6 +157,40 @@ def test_sigterm_leaves_no_process_on_any_worker(tmp_path: Path, cluster: Cluste
             proc.wait()
 
 
+def progress_lines(directory: Path) -> list[dict[str, object]]:
+    """The records of the running suite's progress file on this machine (none yet: [])."""
+    paths = list((directory / "logs").glob("*/1/s.progress.jsonl"))
+    text = paths[0].read_text() if paths else ""
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_progress_streams_from_workers_while_the_suite_runs(
+    tmp_path: Path, cluster: Cluster
+) -> None:
+    """A test that finished on a worker shows in this machine's progress file (what the live
+    view and status tail) while the suite still runs; the file is dropped when it ends."""
+    cluster.ensure_workers(2)
+    write_tests(tmp_path / "e2e", "test_a_quick.py", "def test_quick():\n    pass\n")
+    proc = start_cli("run", "--once", cwd=blocking_suite(tmp_path, cluster, 1))
+    try:
+        finished = wait_for(
+            lambda: [r for r in progress_lines(tmp_path) if r["event"] == "test"], 60
+        )
+        assert marks(tmp_path) and proc.poll() is None  # test_block still waits for "go"
+        assert [(str(r["id"]).split("/")[-1], r["outcome"]) for r in finished] == [
+            ("test_a_quick.py::test_quick", "passed")
+        ]
+        assert progress_lines(tmp_path)[0]["count"] == 2  # the collected count came first
+        (tmp_path / "go").touch()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        (tmp_path / "go").touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not list((tmp_path / "logs").glob("*/1/s.progress.jsonl"))
+
+
 def test_scheduler_unreachable_is_target_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
     """No scheduler at the address: TargetUnreachable (exit 3) naming it, in one line."""
     monkeypatch.setattr(dask_cluster, "CONNECT_S", 1.0)

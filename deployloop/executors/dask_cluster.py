@@ -5,6 +5,8 @@ Faults on a cluster are harness errors, never passes: a task whose workers died 
 ``KilledWorker``, or ``remote``'s own one-retry limit), a scheduler lost mid-run, a cancelled
 task all give a SuiteRun with no test in it and the reason in words. ``health`` tells the loop
 whether the scheduler answers, so a lost scheduler is waited for like an unhealthy target.
+Live progress: workers send their suites' progress lines on the session's event topic, and
+``relay.ProgressRelay`` writes them to the jobs' progress files here, as a local suite's grow.
 A stop sets the session's named ``distributed.Event``: every running task stops its suite's
 process group on its worker, and ``run`` waits (bounded) for them to say so.
 """
@@ -21,10 +23,12 @@ from typing import Any
 
 from deployloop.config_schema import ExecutorConfig
 from deployloop.errors import TargetUnreachable
+from deployloop.executors.relay import ProgressRelay
 from deployloop.executors.remote import TaskResult, TaskSpec, run_task
 from deployloop.models import ProbeResult, RunEnd, SuiteRun
 from deployloop.process import GRACE_S
 from deployloop.redact import Redactor
+from deployloop.runner import progress_path
 from deployloop.scrub import ScrubbingWriter, scrubbed_case
 
 CONNECT_S = 10.0  # for the scheduler to answer at start
@@ -42,6 +46,8 @@ class DaskExecutor:
     redactor: Redactor
     secrets: tuple[str, ...]
     stop_name: str
+    topic: str
+    relay: ProgressRelay
 
     @classmethod
     def connect(
@@ -72,10 +78,13 @@ class DaskExecutor:
             raise TargetUnreachable(
                 f"dask scheduler {config.scheduler} unreachable: {exc or type(exc).__name__}"
             ) from exc
-        name = f"deployloop-stop-{uuid.uuid4().hex}"
+        session = uuid.uuid4().hex
+        name, topic = f"deployloop-stop-{session}", f"deployloop-progress-{session}"
         Event(name, client=client).clear()
+        relay = ProgressRelay(redactor)
+        client.subscribe_topic(topic, relay.receive)
         kept = tuple(s for s in secrets if s)
-        return cls(client, config.scheduler, stop, redactor, kept, name)
+        return cls(client, config.scheduler, stop, redactor, kept, name, topic, relay)
 
     def run(self, job: Any) -> SuiteRun:
         """Run ``job`` (a ``runner.SuiteJob``) as one task; its JUnit XML and log tail are
@@ -84,12 +93,15 @@ class DaskExecutor:
 
         starts = f"deployloop-starts-{uuid.uuid4().hex}"
         try:
+            self.relay.open(starts, progress_path(job))
             Variable(starts, client=self.client).set([])
-            spec = TaskSpec(job, self.secrets, self.stop_name, starts)
+            spec = TaskSpec.for_worker(job, self.secrets, self.stop_name, starts, self.topic)
             future = self.client.submit(run_task, spec, key=starts, pure=False, retries=0)
             result = self._wait(future)
         except Exception as exc:  # every way a cluster fails is a harness error, never a pass
             return _failed(job, self._words(exc))
+        finally:
+            self.relay.close(starts)
         return self._settled(job, result)
 
     def _wait(self, future: Any) -> TaskResult:

@@ -6,6 +6,8 @@ environment (README, "Running on a Dask cluster"). Two things only a cluster has
 
 - a stop: the coordinator sets a named ``distributed.Event``; a watcher thread here turns it
   into the run's stop, so the suite's process group gets TERM, a grace, KILL, as locally;
+- live progress: the lines the suite's progress file gains go back to the coordinator as events
+  on the session's topic (``forwarding``; read there by ``relay.ProgressRelay``);
 - a worker killed mid-job: Dask starts the task again elsewhere. A named ``distributed.Variable``
   lists the workers that started it, so the retry says whose death it replaces, and a third
   start gives up with a harness error naming them (one retry, never a silent pass).
@@ -18,33 +20,63 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import shutil
 import tempfile
 import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from deployloop import process
 from deployloop.models import RunEnd, SuiteRun
 from deployloop.redact import Redactor
-from deployloop.runner import SuiteJob, run_suite
+from deployloop.runner import SuiteJob, progress_path, run_suite
 
 TAIL_BYTES = 64 * 1024  # of the suite's log, sent back with the result
 WATCH_S = 0.25  # how often the stop event is checked
 MAX_STARTS = 2  # the first attempt and one retry on another worker
 WORKER_ROOT = "deployloop-worker"
+FORWARD_S = 0.25  # how often a running suite's new progress lines are sent to the coordinator
+FORWARD_BYTES = 64 * 1024  # of progress lines in one event: a flood goes as several
 
 
 @dataclass(frozen=True, slots=True)
 class TaskSpec:
     """One job for a worker. ``secrets``: what the worker masks besides its own environment's;
-    ``stop_name``/``starts_name``: the session's stop Event and this task's start list."""
+    ``stop_name``/``starts_name``: the session's stop Event and this task's start list (also
+    the task's key); ``progress_topic``: where its live progress goes (``relay``).
+    ``deadline``: the session's end in wall-clock seconds since the epoch (None: no deadline).
+    ``job.deadline`` is on the coordinator's monotonic clock, which means nothing on another
+    machine, so it travels as ``deadline`` (see ``for_worker``) and the worker puts it back on
+    its own monotonic clock; hosts' wall clocks agree (NTP) where monotonic ones never do."""
 
     job: SuiteJob
     secrets: tuple[str, ...]
     stop_name: str
     starts_name: str
+    progress_topic: str
+    deadline: float | None = None
+
+    @classmethod
+    def for_worker(
+        cls, job: SuiteJob, secrets: tuple[str, ...], stop: str, starts: str, topic: str
+    ) -> TaskSpec:
+        """The spec of ``job`` with its deadline moved to the wall clock."""
+        wall = None if job.deadline is None else time.time() + job.deadline - time.monotonic()
+        moved = dataclasses.replace(job, deadline=None)
+        return cls(moved, secrets, stop, starts, topic, wall)
+
+    def local_job(self, junit_path: Path, log_path: Path) -> SuiteJob:
+        """The job as this worker runs it: its files in ``junit_path``/``log_path``, its
+        deadline on this machine's monotonic clock."""
+        here = None if self.deadline is None else time.monotonic() + self.deadline - time.time()
+        return dataclasses.replace(
+            self.job, junit_path=junit_path, log_path=log_path, deadline=here
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +96,8 @@ def run_task(spec: TaskSpec) -> TaskResult:
     from distributed import Event, Variable, get_client, get_worker
 
     client = get_client()
-    worker = str(get_worker().address)
+    here = get_worker()
+    worker = str(here.address)
     starts = Variable(spec.starts_name, client=client)
     lost = tuple(starts.get(timeout=30))
     if len(lost) >= MAX_STARTS:
@@ -78,7 +111,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
     )
     watcher.start()
     try:
-        return _run_here(spec, stop, worker, lost)
+        return _run_here(spec, stop, worker, lost, functools.partial(_send, here, spec))
     finally:
         finished.set()
         watcher.join()
@@ -95,24 +128,80 @@ def _watch(event: object, stop: threading.Event, finished: threading.Event) -> N
 
 
 def _run_here(
-    spec: TaskSpec, stop: threading.Event, worker: str, lost: tuple[str, ...]
+    spec: TaskSpec,
+    stop: threading.Event,
+    worker: str,
+    lost: tuple[str, ...],
+    send: Callable[[bytes], None],
 ) -> TaskResult:
     job = spec.job
     base = _owned_dir()
     scratch = Path(tempfile.mkdtemp(prefix="task-", dir=base))
     try:
-        local = dataclasses.replace(
-            job,
-            junit_path=scratch / job.junit_path.name,
-            log_path=scratch / job.log_path.name,
-        )
+        local = spec.local_job(scratch / job.junit_path.name, scratch / job.log_path.name)
         redactor = Redactor.from_env(os.environ, extra=spec.secrets)
-        run = run_suite(local, stop, redactor=redactor)
+        with forwarding(progress_path(local), send):
+            run = run_suite(local, stop, redactor=redactor)
         junit = local.junit_path.read_bytes() if local.junit_path.is_file() else None
         tail = process.tail(local.log_path, TAIL_BYTES).encode()
         return TaskResult(run, junit, tail, worker, lost)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _send(here: Any, spec: TaskSpec, data: bytes) -> None:
+    """Progress lines to the coordinator: an event on the session's topic (``relay``).
+    ``here`` is the ``distributed.Worker``, found in the task's thread (``get_worker`` knows
+    it there only); its ``log_event`` may be called from any thread."""
+    here.log_event(spec.progress_topic, {"key": spec.starts_name, "data": data})
+
+
+@contextlib.contextmanager
+def forwarding(path: Path, send: Callable[[bytes], None]) -> Iterator[None]:
+    """While the block runs, ``send`` gets the whole lines ``path`` gains, every FORWARD_S, at
+    most FORWARD_BYTES a call; after it, the rest. The file may appear late and be removed
+    when the run ends (``run_suite`` drops it): once open it is read to its end regardless."""
+    finished = threading.Event()
+    thread = threading.Thread(
+        target=_forward, args=(path, send, finished), name="progress-forward", daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        finished.set()
+        thread.join()
+
+
+def _forward(path: Path, send: Callable[[bytes], None], finished: threading.Event) -> None:
+    handle = None
+    rest = b""
+    try:
+        while True:
+            last = finished.wait(FORWARD_S)
+            if handle is None:
+                with contextlib.suppress(OSError):  # not there yet (or already gone)
+                    handle = open(path, "rb")  # noqa: SIM115 (held across polls, closed below)
+            if handle is not None:
+                rest = _send_lines(handle, rest, send)
+            if last:
+                return
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def _send_lines(handle: BinaryIO, rest: bytes, send: Callable[[bytes], None]) -> bytes:
+    """Send every whole line ``handle`` has now (``rest``: the unfinished one before); returns
+    the unfinished line now."""
+    while chunk := handle.read(FORWARD_BYTES):
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1
+        rest = data[cut:][-FORWARD_BYTES:]  # a line past the bound is no progress line
+        if cut:
+            with contextlib.suppress(Exception):  # progress is a convenience: the run goes on
+                send(data[:cut])
+    return rest
 
 
 def _owned_dir() -> Path:

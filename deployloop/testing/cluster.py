@@ -29,7 +29,7 @@ class LoopbackCluster:
         self.workers: list[subprocess.Popen[bytes]] = []
         self._start("scheduler", "--host", "127.0.0.1", "--port", "0")
         try:
-            _poll(self.file.exists, "the scheduler file")
+            _poll(self._written, "the scheduler file")
         except BaseException:
             self.stop()  # no process outlives a cluster that never came up
             raise
@@ -41,6 +41,14 @@ class LoopbackCluster:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    def _written(self) -> bool:
+        """The scheduler file is there and whole (the scheduler writes it in place: a reader
+        can meet it empty or half written)."""
+        try:
+            return bool(json.loads(self.file.read_text())["address"])
+        except (OSError, ValueError, KeyError):
+            return False
 
     @property
     def address(self) -> str:
