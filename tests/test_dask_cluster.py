@@ -55,9 +55,10 @@ def on_dask(directory: Path, cluster: Cluster) -> Path:
     return directory
 
 
-# Known intermittent (about 1 run in 4 of this module): a Dask run once counted fewer tests in
-# one sharded suite than the local run. Not yet understood (issue 21 stays open for it); one
-# rerun keeps CI meaningful while the cause is found. Every other assertion here is strict.
+# Known intermittent (about 1 run in 4 of this module on a machine loaded 7x over; 0 in 32 runs
+# since): a Dask run once counted fewer tests in one sharded suite than the local run. Not yet
+# understood; a failure now prints the session and shard logs. One rerun keeps CI meaningful
+# while the cause is found. Every other assertion here is strict.
 @pytest.mark.flaky(reruns=1)
 def test_dask_gives_the_local_verdicts(tmp_path: Path, cluster: Cluster) -> None:
     """Two phases of sharded suites on the cluster: the same counts, clusters and issues as the
@@ -68,9 +69,17 @@ def test_dask_gives_the_local_verdicts(tmp_path: Path, cluster: Cluster) -> None
     remote_dir = on_dask(project(remote, parallel=2, shards=2), cluster)
     done = cli("run", "--once", cwd=remote_dir)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert outcome(remote) == outcome(local)
+    assert outcome(remote) == outcome(local), story(remote)
     shard_logs = list((remote / "logs").glob("*/1/infra-a+shard-1.log"))
     assert shard_logs and "passed" in shard_logs[0].read_text()
+
+
+def story(directory: Path) -> str:
+    """What a failed comparison needs to be understood: the session log and each shard log's
+    end (the intermittent mismatch above has not been caught with them yet)."""
+    parts = [p.read_text()[-4000:] for p in (directory / "logs").glob("*/session.md")]
+    parts += [f"{p.name}: {p.read_text()[-1500:]}" for p in (directory / "logs").glob("*/1/*.log")]
+    return "\n".join(parts)
 
 
 def blocking_suite(directory: Path, cluster: Cluster, shards: int) -> Path:
