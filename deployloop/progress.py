@@ -1,15 +1,17 @@
 """What a running suite's progress file says, read as the pytest plugin appends it.
 
 The file is written by ``deployloop/plugin/deployloop_live.py``: one JSON object per line,
-``collected`` once, then ``start`` and ``test`` per test. Its bytes are the suite's: a torn or
-foreign line is skipped, never trusted.
+``collected`` once, then ``start``, ``test`` and ``done`` (its final outcome) per test. Its bytes
+are the suite's: a torn or foreign line is skipped, never trusted.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,6 +126,74 @@ class SuiteProgress:
             left = self.previous_s - elapsed
             return left if left > 0 else None
         return None
+
+
+@dataclass
+class LineTail:
+    """The complete lines appended to a file since the last ``lines()``. It starts over when
+    the file is replaced (another inode: the runner removes a job's old file and the writer
+    creates a new one) or truncated, and ``from_end`` skips what the file holds already."""
+
+    path: Path
+    offset: int = 0
+    inode: int | None = None
+    partial: bytes = b""
+
+    @classmethod
+    def from_end(cls, path: Path) -> LineTail:
+        """A tail that reads only what comes after now (a stale file's lines are never read)."""
+        try:
+            status = path.stat()
+        except FileNotFoundError:
+            return cls(path)
+        return cls(path, status.st_size, status.st_ino)
+
+    def lines(self) -> list[bytes]:
+        """The lines completed since the last call (without their line breaks)."""
+        try:
+            with open(self.path, "rb") as handle:
+                inode = os.fstat(handle.fileno()).st_ino
+                if inode != self.inode or handle.seek(0, os.SEEK_END) < self.offset:
+                    self.inode, self.offset, self.partial = inode, 0, b""
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(chunk)
+        *lines, self.partial = (self.partial + chunk).split(b"\n")
+        return lines
+
+
+class FinalOutcomes:
+    """The final outcome of each ``wanted`` test (pytest's words: passed, failed, error,
+    skipped, xfailed, xpassed), from the live plugin's ``done`` records in the progress file at
+    ``path``, read as it grows (``poll``). ``key`` maps a record's id to the form ``wanted``
+    uses (``runner.plain_id``: xdist's ``@group`` dropped). A ``rerun`` record ends an attempt
+    pytest-rerunfailures repeats: not final. Holds only the wanted tests' outcomes."""
+
+    def __init__(self, path: Path, wanted: Collection[str], key: Callable[[str], str]) -> None:
+        self.tail = LineTail.from_end(path)
+        self.wanted = frozenset(wanted)
+        self.key = key
+        self.outcomes: dict[str, str] = {}
+
+    def poll(self) -> bool:
+        """Read what was appended; True once every wanted test has its final outcome."""
+        for line in self.tail.lines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a torn or foreign line says nothing
+            if not isinstance(record, dict) or record.get("event") != "done":
+                continue
+            test, outcome = self.key(str(record.get("id", ""))), str(record.get("outcome", ""))
+            if test in self.wanted and outcome != "rerun":
+                self.outcomes[test] = outcome
+        return len(self.outcomes) == len(self.wanted)
+
+    def passed(self) -> frozenset[str]:
+        """The wanted tests whose final outcome is a pass."""
+        return frozenset(test for test, outcome in self.outcomes.items() if outcome == "passed")
 
 
 class Tail:
