@@ -77,16 +77,7 @@ class SuiteProgress:
         """Read what the plugin appended since last time; True when anything changed."""
         if self.path is None:
             return False
-        try:
-            with open(self.path, "rb") as handle:
-                if handle.seek(0, 2) < self.offset:  # replaced or truncated: start over
-                    self.offset, self.partial = 0, b""
-                handle.seek(self.offset)
-                chunk = handle.read()
-        except FileNotFoundError:
-            return False
-        self.offset += len(chunk)
-        *lines, self.partial = (self.partial + chunk).split(b"\n")
+        lines, self.offset, self.partial = appended_lines(self.path, self.offset, self.partial)
         changed = [self.apply(line) for line in lines]  # every line counts: no short cut
         return any(changed)
 
@@ -128,58 +119,43 @@ class SuiteProgress:
         return None
 
 
-@dataclass
-class LineTail:
-    """The complete lines appended to a file since the last ``lines()``. It starts over when
-    the file is replaced (another inode: the runner removes a job's old file and the writer
-    creates a new one) or truncated, and ``from_end`` skips what the file holds already."""
-
-    path: Path
-    offset: int = 0
-    inode: int | None = None
-    partial: bytes = b""
-
-    @classmethod
-    def from_end(cls, path: Path) -> LineTail:
-        """A tail that reads only what comes after now (a stale file's lines are never read)."""
-        try:
-            status = path.stat()
-        except FileNotFoundError:
-            return cls(path)
-        return cls(path, status.st_size, status.st_ino)
-
-    def lines(self) -> list[bytes]:
-        """The lines completed since the last call (without their line breaks)."""
-        try:
-            with open(self.path, "rb") as handle:
-                inode = os.fstat(handle.fileno()).st_ino
-                if inode != self.inode or handle.seek(0, os.SEEK_END) < self.offset:
-                    self.inode, self.offset, self.partial = inode, 0, b""
-                handle.seek(self.offset)
-                chunk = handle.read()
-        except FileNotFoundError:
-            return []
-        self.offset += len(chunk)
-        *lines, self.partial = (self.partial + chunk).split(b"\n")
-        return lines
+def appended_lines(path: Path, offset: int, partial: bytes) -> tuple[list[bytes], int, bytes]:
+    """The lines completed in ``path`` past ``offset`` (``partial``: the unfinished line read
+    before), and the new offset and unfinished line. A file shorter than ``offset`` was replaced
+    or truncated: read from its start. A missing file has no lines yet."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.seek(0, os.SEEK_END) < offset:
+                offset, partial = 0, b""
+            handle.seek(offset)
+            chunk = handle.read()
+    except FileNotFoundError:
+        return [], offset, partial
+    *lines, unfinished = (partial + chunk).split(b"\n")
+    return lines, offset + len(chunk), unfinished
 
 
 class FinalOutcomes:
     """The final outcome of each ``wanted`` test (pytest's words: passed, failed, error,
     skipped, xfailed, xpassed), from the live plugin's ``done`` records in the progress file at
-    ``path``, read as it grows (``poll``). ``key`` maps a record's id to the form ``wanted``
-    uses (``runner.plain_id``: xdist's ``@group`` dropped). A ``rerun`` record ends an attempt
-    pytest-rerunfailures repeats: not final. Holds only the wanted tests' outcomes."""
+    ``path``, read from its start as it grows (``poll``): the pass's own file, started afresh
+    (``retest.FirstVerdict.watching`` removes a stale one before). ``key`` maps a record's id
+    to the form ``wanted`` uses (``runner.plain_id``: xdist's ``@group`` dropped). A ``rerun``
+    record ends an attempt pytest-rerunfailures repeats: not final. Holds only the wanted
+    tests' outcomes."""
 
     def __init__(self, path: Path, wanted: Collection[str], key: Callable[[str], str]) -> None:
-        self.tail = LineTail.from_end(path)
+        self.path = path
+        self.offset = 0
+        self.partial = b""
         self.wanted = frozenset(wanted)
         self.key = key
         self.outcomes: dict[str, str] = {}
 
     def poll(self) -> bool:
         """Read what was appended; True once every wanted test has its final outcome."""
-        for line in self.tail.lines():
+        lines, self.offset, self.partial = appended_lines(self.path, self.offset, self.partial)
+        for line in lines:
             try:
                 record = json.loads(line)
             except ValueError:

@@ -110,7 +110,9 @@ class FirstVerdict:
     def watching(self, progress: Path) -> Iterator[None]:
         """While the pass runs: a thread reads ``progress`` (the pass's progress file, as
         ``runner.progress_path``) and tells the early verdict; it is stopped and joined on leaving.
-        """
+        A file left there before the pass (a killed run's) is removed first: none of its lines
+        may pass for this pass's (the runner would remove it at the pass's start anyway)."""
+        progress.unlink(missing_ok=True)  # a killed run's: the pass starts it afresh anyway
         finals = FinalOutcomes(progress, self.wanted, plain_id)
         over = threading.Event()
         thread = threading.Thread(
