@@ -336,14 +336,19 @@ class Loop:
         )
 
     def _failed_first(self, n: int, previous: IterationResult, version: str | None) -> None:
-        """On a new version, rerun just what failed before: a quick signal before the full run."""
+        """On a new version, rerun just what failed before: a quick signal before the full run,
+        each suite's told as soon as it is known (``FailedFirstSuite``), the sum after all."""
         if version is not None and version == previous.version:
             return
         passed, total = retest.failed_first(
             self.plan.phases,
             previous.runs,
             self.services.stop,
-            lambda phase, suite, ids: self._passes.run(phase, suite, version, "failed-first", ids),
+            lambda phase, suite, ids, watch: self._passes.run(
+                phase, suite, version, "failed-first", ids, watch=watch
+            ),
+            self.reporter,
+            version,
         )
         if total and not self.services.stop.is_set():  # a cut-short rerun claims nothing
             self.reporter.emit(FailedFirst(passed=passed, total=total, version=version))

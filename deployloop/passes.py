@@ -6,9 +6,11 @@ rerun once when the version moved under it, saved to the store and told as event
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from deployloop.config import PhaseConfig, SuiteConfig
 from deployloop.dispatch import record_run
@@ -41,15 +43,17 @@ class Passes:
         pass_name: str,
         select: Sequence[str] = (),
         shard: Shard | None = None,
+        watch: Callable[[Path], contextlib.AbstractContextManager[None]] | None = None,
     ) -> SuiteRun:
         """One pass of ``suite``, stamped with the version staging answered before and after it
-        (a read that fails stands for no change).
+        (a read that fails stands for no change). ``watch``, given the pass's progress file,
+        is entered while the pass runs (``retest.FirstVerdict.watching``).
 
         A run that saw two versions is rerun on the newer one, once per suite and pass in an
         iteration; mixed again, it stands with the harness error "staging serves mixed versions
         A/B": neither a fix nor a regression (IterationReport.mixed_suites)."""
         before = self.services.read_version() or version
-        run = self._once(phase, suite, before, pass_name, select, shard)
+        run = self._once(phase, suite, before, pass_name, select, shard, watch)
         after = self.services.read_version() or before
         if before is None or after is None or after == before or run.ended is not RunEnd.COMPLETED:
             self.versions.saw(suite.name, before)
@@ -59,7 +63,7 @@ class Passes:
             Mixed(from_version=before, to_version=after, suite=suite.name, rerun=rerun)
         )
         if rerun:
-            return self.run(phase, suite, after, pass_name, select, shard)
+            return self.run(phase, suite, after, pass_name, select, shard, watch)
         pair = "/".join(sorted((before, after)))  # one wording whichever pod answered first
         mixed = replace(run, harness_error=f"staging serves mixed versions {pair}")
         self.store.save_run(self.session.id, self.n, pass_name, mixed)
@@ -74,6 +78,7 @@ class Passes:
         pass_name: str,
         select: Sequence[str],
         shard: Shard | None = None,
+        watch: Callable[[Path], contextlib.AbstractContextManager[None]] | None = None,
     ) -> SuiteRun:
         base = self.session.directory / str(self.n)
         # "+" is in no suite name (config_values.Name), so suite "s.rerun" never meets s's rerun
@@ -98,7 +103,8 @@ class Passes:
                 pass_name=pass_name,
             )
         )
-        run = self.services.run_suite(job)
+        with contextlib.nullcontext() if watch is None else watch(progress_path(job)):
+            run = self.services.run_suite(job)
         record_run(self.store, self.reporter, self.session.id, self.n, pass_name, run)
         return run
 

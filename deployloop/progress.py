@@ -1,15 +1,17 @@
 """What a running suite's progress file says, read as the pytest plugin appends it.
 
 The file is written by ``deployloop/plugin/deployloop_live.py``: one JSON object per line,
-``collected`` once, then ``start`` and ``test`` per test. Its bytes are the suite's: a torn or
-foreign line is skipped, never trusted.
+``collected`` once, then ``start``, ``test`` and ``done`` (its final outcome) per test. Its bytes
+are the suite's: a torn or foreign line is skipped, never trusted.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,16 +77,7 @@ class SuiteProgress:
         """Read what the plugin appended since last time; True when anything changed."""
         if self.path is None:
             return False
-        try:
-            with open(self.path, "rb") as handle:
-                if handle.seek(0, 2) < self.offset:  # replaced or truncated: start over
-                    self.offset, self.partial = 0, b""
-                handle.seek(self.offset)
-                chunk = handle.read()
-        except FileNotFoundError:
-            return False
-        self.offset += len(chunk)
-        *lines, self.partial = (self.partial + chunk).split(b"\n")
+        lines, self.offset, self.partial = appended_lines(self.path, self.offset, self.partial)
         changed = [self.apply(line) for line in lines]  # every line counts: no short cut
         return any(changed)
 
@@ -124,6 +117,59 @@ class SuiteProgress:
             left = self.previous_s - elapsed
             return left if left > 0 else None
         return None
+
+
+def appended_lines(path: Path, offset: int, partial: bytes) -> tuple[list[bytes], int, bytes]:
+    """The lines completed in ``path`` past ``offset`` (``partial``: the unfinished line read
+    before), and the new offset and unfinished line. A file shorter than ``offset`` was replaced
+    or truncated: read from its start. A missing file has no lines yet."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.seek(0, os.SEEK_END) < offset:
+                offset, partial = 0, b""
+            handle.seek(offset)
+            chunk = handle.read()
+    except FileNotFoundError:
+        return [], offset, partial
+    *lines, unfinished = (partial + chunk).split(b"\n")
+    return lines, offset + len(chunk), unfinished
+
+
+class FinalOutcomes:
+    """The final outcome of each ``wanted`` test (pytest's words: passed, failed, error,
+    skipped, xfailed, xpassed), from the live plugin's ``done`` records in the progress file at
+    ``path``, read from its start as it grows (``poll``): the pass's own file, started afresh
+    (``retest.FirstVerdict.watching`` removes a stale one before). ``key`` maps a record's id
+    to the form ``wanted`` uses (``runner.plain_id``: xdist's ``@group`` dropped). A ``rerun``
+    record ends an attempt pytest-rerunfailures repeats: not final. Holds only the wanted
+    tests' outcomes."""
+
+    def __init__(self, path: Path, wanted: Collection[str], key: Callable[[str], str]) -> None:
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+        self.wanted = frozenset(wanted)
+        self.key = key
+        self.outcomes: dict[str, str] = {}
+
+    def poll(self) -> bool:
+        """Read what was appended; True once every wanted test has its final outcome."""
+        lines, self.offset, self.partial = appended_lines(self.path, self.offset, self.partial)
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a torn or foreign line says nothing
+            if not isinstance(record, dict) or record.get("event") != "done":
+                continue
+            test, outcome = self.key(str(record.get("id", ""))), str(record.get("outcome", ""))
+            if test in self.wanted and outcome != "rerun":
+                self.outcomes[test] = outcome
+        return len(self.outcomes) == len(self.wanted)
+
+    def passed(self) -> frozenset[str]:
+        """The wanted tests whose final outcome is a pass."""
+        return frozenset(test for test, outcome in self.outcomes.items() if outcome == "passed")
 
 
 class Tail:

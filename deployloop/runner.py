@@ -29,7 +29,7 @@ from deployloop.progress import collected_count
 from deployloop.pump import Pump
 from deployloop.pytestline import runs_pytest
 from deployloop.redact import Redactor
-from deployloop.scrub import ScrubbingWriter, scrub_copy, scrubbed_case
+from deployloop.scrub import INTERVAL_S, ScrubbingWriter, scrub_copy, scrubbed_case
 from deployloop.shards import Shard
 
 INTERRUPTED = "interrupted; partial results kept"
@@ -170,7 +170,7 @@ def _private_place(
         held_fd = os.open(fifo, os.O_WRONLY)
         pump = Pump(f"progress-{job.suite.name}")
         try:
-            pump.add(read_fd, ScrubbingWriter(progress_path(job), redactor, lines=True))
+            pump.add(read_fd, _progress_writer(job, redactor))
         except OSError:
             os.close(read_fd)
             os.close(held_fd)
@@ -184,6 +184,14 @@ def _private_place(
                 yield raw_job, fifo, select
             finally:
                 os.close(held_fd)  # the suite is gone: end of file once the pump has read it all
+
+
+def _progress_writer(job: SuiteJob, redactor: Redactor | None) -> ScrubbingWriter:
+    """The kept progress file's writer: a selection's lines (a rerun's few tests, whose
+    final outcomes failed-first waits on: ``retest.FirstVerdict``) are written as they come,
+    a whole suite's in batches."""
+    interval_s = 0.0 if job.select else INTERVAL_S
+    return ScrubbingWriter(progress_path(job), redactor, lines=True, interval_s=interval_s)
 
 
 def _select_file(job: SuiteJob, scratch: Path) -> Path | None:

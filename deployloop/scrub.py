@@ -70,6 +70,8 @@ class ScrubbingWriter:
     secret spelled with them is found; each mask covers the references it spans and stops
     at markup. ``lines=True`` is for text in which no secret goes on past a line break (JSON
     lines): only the unfinished line is held back. ``hold`` bounds memory; ``cap`` the file.
+    ``interval_s``: complete lines wait at most this long (else until ``BATCH`` bytes) before
+    they are scanned and written; 0 writes them as they come (a stream someone waits on).
     ``masked`` counts masks written; ``written`` counts bytes written. Raises ``OSError`` when
     the file cannot be written.
     """
@@ -83,8 +85,10 @@ class ScrubbingWriter:
         hold: int = HOLD,
         lines: bool = False,
         cap: Cap | None = None,
+        interval_s: float = INTERVAL_S,
     ) -> None:
         self.redactor = redactor
+        self.interval_s = interval_s
         self.xml = xml
         self.lines = lines
         self.hold = max(hold, 2 * OVERLAP)
@@ -101,7 +105,7 @@ class ScrubbingWriter:
         before = len(self._pending)
         self._pending += utf8(data) if isinstance(data, str) else data
         size = len(self._pending)
-        due = size >= BATCH or time.monotonic() - self._last_emit >= INTERVAL_S
+        due = size >= BATCH or time.monotonic() - self._last_emit >= self.interval_s
         if (due and self._pending.find(b"\n", before) >= 0) or size > self.hold:
             self._emit(final=False)
 

@@ -16,6 +16,7 @@ from deployloop.events import (
     DryRun,
     Event,
     FailedFirst,
+    FailedFirstSuite,
     Health,
     HookRan,
     IssueDone,
@@ -83,9 +84,8 @@ def _run_line(event: RunEvent) -> str:
             return f"phases not run: {', '.join(event.phases)} ({event.reason})"
         case NoTime():
             return event.describe()
-        case FailedFirst():
-            version = event.version or "unknown"
-            return f"failed-first: {event.passed}/{event.total} now pass on {version}"
+        case FailedFirst() | FailedFirstSuite():
+            return _failed_first(event)
         case IterationEnd():
             return _iteration_end(event)
         case SessionEnd():
@@ -180,6 +180,27 @@ def _tell_line(event: TellEvent) -> str:
 
 def _pass_label(pass_name: str) -> str:
     return "" if pass_name == "full" else f" [{pass_name}]"
+
+
+def _failed_first(event: FailedFirst | FailedFirstSuite) -> str:
+    """``failed-first: 12/14 now pass on v2`` (all suites); for one suite
+    ``failed-first api/smoke: 10/10 now pass on v2 (live, before pytest exits)``, or the JUnit
+    file's correction of such a line."""
+    verdict = f"{event.passed}/{event.total} now pass on {event.version or 'unknown'}"
+    if isinstance(event, FailedFirst):
+        return f"failed-first: {verdict}"
+    name = f"{event.phase}/{event.suite}"
+    if event.corrects is not None:
+        text = (
+            f"failed-first {name} CORRECTED by its JUnit file: {verdict} "
+            f"(the live stream said {event.corrects}/{event.total})"
+        )
+    else:
+        when = " (live, before pytest exits)" if event.early else ""
+        text = f"failed-first {name}: {verdict}{when}"
+    if event.harness_error:
+        text += f" — HARNESS ERROR: {event.harness_error}"
+    return text
 
 
 def _suite_end(event: SuiteEnd) -> str:

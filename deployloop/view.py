@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from deployloop.console import Console
-from deployloop.events import Event, IterationEnd, PhaseEnd, SessionEnd, SuiteEnd
+from deployloop.events import (
+    Event,
+    FailedFirstSuite,
+    IterationEnd,
+    PhaseEnd,
+    SessionEnd,
+    SuiteEnd,
+)
 from deployloop.sessionlog import describe
 
 
@@ -16,6 +23,8 @@ def style(event: Event) -> str | None:
             return "bold green" if green else "bold red"
         case SuiteEnd(harness_error=error):
             return "red" if error else None
+        case FailedFirstSuite(corrects=corrects, harness_error=error):
+            return "bold yellow" if corrects is not None or error else None
         case SessionEnd():
             return "bold"
         case _:

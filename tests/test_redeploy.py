@@ -85,6 +85,13 @@ def test_fix_deployed_is_retested_verified_and_closed(tmp_path: Path) -> None:
     assert first(found, "failed_first") | {"ts": 0} == {
         "ts": 0, "event": "failed_first", "passed": 4, "total": 4, "version": "rev-0002"
     }  # fmt: skip
+    (verdict,) = [e for e in found if e["event"] == "failed_first_suite"]  # no correction
+    assert (verdict["phase"], verdict["suite"], verdict["passed"], verdict["total"]) == (
+        "agents", "ws", 4, 4
+    )  # fmt: skip
+    assert verdict["corrects"] is None and verdict["ts"] <= first(found, "failed_first")["ts"]
+    log = (session_dirs(tmp_path / "logs")[0] / "session.md").read_text()
+    assert "failed-first agents/ws: 4/4 now pass on rev-0002" in log
     closed = first(found, "issue", action="closed")
     created = first(found, "issue", action="created")
     assert closed["number"] == created["number"]

@@ -138,6 +138,29 @@ class FailedFirst(EventBase):
 
 
 @dataclass(frozen=True, slots=True)
+class FailedFirstSuite(EventBase):
+    """The quick retest's verdict on one suite, as soon as it is known: ``passed`` of the
+    ``total`` tests that failed before pass now on ``version``.
+
+    ``early``: read from the live plugin's per-test stream the moment every rerun test had its
+    final outcome, before pytest exited; else read from the pass's JUnit file. The JUnit file
+    stays the authority for every recorded result: when it disagrees with the early verdict
+    (other tests pass, or the pass then broke: ``harness_error``), a correction follows, with
+    ``corrects`` the early verdict's passed count (None: no correction).
+    """
+
+    kind = "failed_first_suite"
+    phase: str
+    suite: str
+    passed: int
+    total: int
+    version: str | None
+    early: bool
+    corrects: int | None = None
+    harness_error: str | None = None  # why the pass's own result cannot be trusted
+
+
+@dataclass(frozen=True, slots=True)
 class IterationEnd(EventBase):
     """An iteration finished; ``duration_s`` in seconds."""
 
@@ -170,6 +193,7 @@ RunEvent: TypeAlias = (
     | SkippedPhases
     | NoTime
     | FailedFirst
+    | FailedFirstSuite
     | IterationEnd
     | SessionEnd
 )

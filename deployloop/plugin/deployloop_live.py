@@ -2,7 +2,11 @@
 
 Standard library only: it runs inside the suite's own environment, where deployloop's
 dependencies may not be installed. Each line of $DEPLOYLOOP_PROGRESS is one JSON object:
-``collected`` (count) once, then per test ``start`` (id) and ``test`` (id, outcome).
+``collected`` (count) once, then per test ``start`` (id) and ``test`` (id, outcome), and
+``done`` (id, outcome) once the test's attempt is over, teardown included: its final outcome,
+the worst of its reports (``FINAL_RANK``), or ``rerun`` when pytest-rerunfailures runs it again
+(each attempt has its own start and finish: only an attempt without a ``rerun`` report is final).
+A failed-first pass reads its verdict from these before pytest exits (``retest.FirstVerdict``).
 Under pytest-xdist the controller collects nothing itself: its count is the first worker's
 collection as reported back to it (every worker collects the same tests, or xdist stops).
 
@@ -23,6 +27,10 @@ import pytest
 
 _handle: Any = None
 _counted = False  # the collected count is written once, by pytest itself or xdist's first node
+# Worst last: a test's attempt ends with the worst outcome any of its reports had.
+FINAL_RANK = ("passed", "xpassed", "xfailed", "skipped", "failed", "error", "rerun")
+# node id -> worst outcome so far of its running attempt (xdist interleaves workers' tests)
+_attempts: dict[str, str] = {}
 
 
 def _write(record: dict[str, Any]) -> None:
@@ -79,6 +87,7 @@ def _collected(count: int) -> None:
 
 def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
     # The live view names the test that is running now, not only the last one that finished.
+    _attempts[nodeid] = "passed"
     _write({"event": "start", "id": nodeid, "ts": time.time()})
 
 
@@ -88,6 +97,27 @@ def pytest_runtest_logreport(report: Any) -> None:
             report.outcome if report.when == "call" else ("error" if report.failed else "skipped")
         )
         _write({"event": "test", "id": report.nodeid, "outcome": outcome, "ts": time.time()})
+    if report.nodeid in _attempts:
+        _attempts[report.nodeid] = max(
+            _attempts[report.nodeid], _final(report), key=FINAL_RANK.index
+        )
+
+
+def _final(report: Any) -> str:
+    """One report's part in its test's final outcome, in pytest's words (``FINAL_RANK``)."""
+    if report.outcome == "rerun":  # pytest-rerunfailures: this attempt is not the last
+        return "rerun"
+    if report.failed:  # a failing subtest is a failing call too
+        return "failed" if report.when == "call" else "error"
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    return "skipped" if report.skipped else "passed"
+
+
+def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
+    outcome = _attempts.pop(nodeid, None)
+    if outcome is not None:
+        _write({"event": "done", "id": nodeid, "outcome": outcome, "ts": time.time()})
 
 
 def pytest_unconfigure(config: Any) -> None:
