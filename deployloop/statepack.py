@@ -70,11 +70,17 @@ _DECODER = json.JSONDecoder()
 
 
 def unpack_cases(blob: bytes) -> tuple[CaseResult, ...]:
-    """The cases ``pack_cases`` packed, in their original order.
+    """The cases ``pack_cases`` packed, in their original order (:func:`iter_cases`)."""
+    return tuple(iter_cases(blob))
 
-    The full entries are decoded one at a time from the blob's text: 100,000 failures never
-    sit in memory as 100,000 dicts beside the cases made of them (the report read them so:
-    +100 MB). Raises ValueError (or zlib.error) for a blob it did not write.
+
+def iter_cases(blob: bytes) -> Iterator[CaseResult]:
+    """The cases ``pack_cases`` packed, one at a time in their original order.
+
+    Only the blob's text is held: each full entry is decoded as its position comes (they are
+    packed in position order), so a reader that counts (the report) never holds 100,000
+    failures at once. Raises ValueError (or zlib.error) for a blob it did not write, before
+    the first case.
     """
     text = zlib.decompress(blob).decode()
     if not text.startswith(_HEAD):
@@ -82,15 +88,26 @@ def unpack_cases(blob: bytes) -> tuple[CaseResult, ...]:
     columns, at = _DECODER.raw_decode(text, len(_HEAD))
     if not text.startswith(_FULL, at):
         raise ValueError("not a packed run")
-    plain = iter(
-        CaseResult(
+    return _merged(columns, _entries(text, at + len(_FULL)))
+
+
+def _merged(
+    columns: Mapping[str, list[Any]], full: Iterator[dict[str, Any]]
+) -> Iterator[CaseResult]:
+    """The plain passes and the full entries, merged back by the full entries' positions."""
+    entry = next(full, None)
+    position = 0
+    for i, n, c, d, f, line in zip(*(columns[name] for name in PLAIN), strict=True):
+        while entry is not None and entry["at"] == position:
+            yield _case(entry)
+            entry, position = next(full, None), position + 1
+        yield CaseResult(
             id=i, name=n, classname=c, outcome=Outcome.PASSED, duration_s=d, file=f, line=line
         )
-        for i, n, c, d, f, line in zip(*(columns[name] for name in PLAIN), strict=True)
-    )
-    full = {entry.pop("at"): _case(entry) for entry in _entries(text, at + len(_FULL))}
-    total = len(columns["id"]) + len(full)
-    return tuple(full[k] if k in full else next(plain) for k in range(total))
+        position += 1
+    while entry is not None:
+        yield _case(entry)
+        entry = next(full, None)
 
 
 def _entries(text: str, at: int) -> Iterator[dict[str, Any]]:
@@ -102,7 +119,8 @@ def _entries(text: str, at: int) -> Iterator[dict[str, Any]]:
 
 
 def _case(entry: Mapping[str, Any]) -> CaseResult:
-    return CaseResult(**{**entry, "outcome": Outcome(entry["outcome"])})
+    fields = {name: value for name, value in entry.items() if name != "at"}
+    return CaseResult(**{**fields, "outcome": Outcome(entry["outcome"])})
 
 
 def run_from_parts(fields: Mapping[str, Any], cases: tuple[CaseResult, ...]) -> SuiteRun:
