@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from itertools import groupby
+from operator import itemgetter
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
@@ -177,17 +179,19 @@ def _group(found: _Found, rules: Iterable[Sequence[str]]) -> tuple[dict[str, str
 
 def _leaders(ordered: Iterable[tuple[str, str, str]]) -> dict[str, str]:
     """print -> the print of the leader it joins, for the prints that join one; ``ordered``:
-    (print, error type, line), most frequent first."""
+    (print, error type, line), most frequent first. Type by type (a stable sort keeps each
+    type's lines most frequent first): 100,000 types hold one type's leaders at a time."""
     joins: dict[str, str] = {}
-    buckets: dict[str, tuple[list[str], list[str]]] = {}  # type -> (lines, fingerprints)
-    for fingerprint, error_type, line in ordered:
-        lines, prints = buckets.setdefault(error_type, ([], []))
-        joined = _nearest(line, lines) if len(line) >= MIN_FUZZY else None
-        if joined is None:
-            lines.append(line)
-            prints.append(fingerprint)
-        else:
-            joins[fingerprint] = prints[joined]
+    for _, group in groupby(sorted(ordered, key=itemgetter(1)), key=itemgetter(1)):
+        lines: list[str] = []
+        prints: list[str] = []
+        for fingerprint, _, line in group:
+            joined = _nearest(line, lines) if len(line) >= MIN_FUZZY else None
+            if joined is None:
+                lines.append(line)
+                prints.append(fingerprint)
+            else:
+                joins[fingerprint] = prints[joined]
     return joins
 
 
