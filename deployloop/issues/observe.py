@@ -80,10 +80,11 @@ _Pair = tuple[str, CaseResult]  # (suite, case)
 
 @dataclass
 class _Keys:
-    """Each broken case's cluster key (by ``id(case)``), the members of each cause with
-    several, and the aliases (the other prints its issue may carry) of the keys asked for."""
+    """Each broken case's cluster key (by the case: equal cases are keyed alike), the members
+    of each cause with several, and the aliases (the other prints its issue may carry) of the
+    keys asked for."""
 
-    key_of: dict[int, str]
+    key_of: dict[CaseResult, str]
     members: dict[str, tuple[str, ...]]
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -93,10 +94,10 @@ class _Keys:
     ) -> _Keys:
         broken = [case for run in runs for case in run.cases if case.broken]
         keys, members = cluster_keys(broken, clusters.mask, clusters.merge, known)
-        return cls({id(c): key for c, key in zip(broken, keys, strict=True)}, members)
+        return cls(dict(zip(broken, keys, strict=True)), members)
 
     def __getitem__(self, case: CaseResult) -> str:
-        return self.key_of[id(case)]
+        return self.key_of[case]
 
     def add_aliases(
         self, runs: Sequence[SuiteRun], clustered: Iterable[Sequence[_Pair]], masks: Sequence[str]
@@ -120,25 +121,35 @@ class _Keys:
 @dataclass
 class _Phase:
     """One phase's failures as read: hard (counted) and soft (forgiven as flaky), the tests
-    that passed, the tests judged, and whether its deploy is broken."""
+    that passed, the tests judged and failing (distinct ids), and whether its deploy is broken.
+    """
 
     name: str
-    hard: list[_Pair]
-    soft: list[_Pair]
-    passed: set[str]
-    judged: int
+    hard: list[_Pair] = field(default_factory=list)
+    soft: list[_Pair] = field(default_factory=list)
+    passed: set[str] = field(default_factory=set)
+    judged: int = 0
+    failing: int = 0
     broken: bool = False
 
     @classmethod
     def read(cls, name: str, runs: Sequence[SuiteRun], ctx: TriageContext, keys: _Keys) -> _Phase:
-        pairs = [(run.suite, case) for run in runs for case in run.cases]
-        broke = {case.id for _, case in pairs if case.broken}
-        passed = {c.id for _, c in pairs if c.outcome is Outcome.PASSED and c.id not in broke}
         forgive = ctx.flaky.get(name, frozenset()) if ctx.retest.flaky == "pass" else frozenset()
-        hard = [(s, c) for s, c in pairs if c.broken and c.id not in forgive]
-        soft = [(s, c) for s, c in pairs if c.broken and c.id in forgive]
-        judged = len({c.id for _, c in pairs if c.outcome is not Outcome.SKIPPED})
-        phase = cls(name, hard, soft, passed, judged)
+        phase = cls(name)
+        broke: set[str] = set()
+        others: set[str] = set()  # judged tests with a record that did not break
+        for run in runs:
+            for case in run.cases:
+                if case.broken:
+                    broke.add(case.id)
+                    group = phase.soft if case.id in forgive else phase.hard
+                    group.append((run.suite, case))
+                elif case.outcome is not Outcome.SKIPPED:
+                    others.add(case.id)
+        phase.passed = {c.id for run in runs for c in run.cases if c.outcome is Outcome.PASSED}
+        phase.passed -= broke
+        phase.judged = len(broke) + len(others - broke)
+        phase.failing = len(broke) - len(broke & forgive)  # the hard failures' ids
         phase.broken = _deploy_broken(phase, keys, ctx.issues.broken_threshold)
         return phase
 
@@ -186,9 +197,9 @@ def _deploy_broken(phase: _Phase, keys: _Keys, threshold: float) -> bool:
 
     One cause failing everything already makes one issue, so that case stays a plain cluster.
     """
-    several = len({keys[c] for _, c in phase.hard}) > 1
-    failing = len({c.id for _, c in phase.hard})
-    return several and bool(phase.judged) and failing / phase.judged > threshold
+    first = keys[phase.hard[0][1]] if phase.hard else None
+    several = any(keys[case] != first for _, case in phase.hard)
+    return several and bool(phase.judged) and phase.failing / phase.judged > threshold
 
 
 def broken_fingerprint(phase: str) -> str:
