@@ -44,7 +44,8 @@ cases = tuple(
 )
 run = SuiteRun("all", "many", cases, 1.0, 1)
 store = Store(state)
-store.create_session(SessionRow("s", "k", "bounds", str(state / "logs"), 0.0, None, 1, "running", None, None))
+row = SessionRow("s", "k", "bounds", str(state / "logs"), 0.0, None, 1, "running", None, None)
+store.create_session(row)
 store.begin_iteration("s", 1, "v1")
 with open("/proc/self/clear_refs", "w") as refs:
     refs.write("5")  # VmHWM := VmRSS now
