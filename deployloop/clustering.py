@@ -16,7 +16,6 @@ clusters, the way LUCI Analysis lets people edit a cluster's rule.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -143,28 +142,36 @@ def merge(
 
 @dataclass(frozen=True, slots=True)
 class _Found:
-    """Failures as v2 read them: each one's print (one string object per distinct print), and
-    per distinct print its (print, error type, normalized line) and how many failures have it."""
+    """Failures as v2 read them: each one's print (one string object per distinct print), per
+    distinct print its (print, error type, normalized line), and how many failures have each
+    print that more than one has (100,000 distinct failures need no count each)."""
 
     prints: list[str]
     lines: dict[str, tuple[str, str, str]]
-    counts: Counter[str]
+    repeated: dict[str, int]
 
     @classmethod
     def read(cls, explained: Iterable[Explanation]) -> _Found:
-        found = cls([], {}, Counter())
+        found = cls([], {}, {})
         for e in explained:
-            line = found.lines.setdefault(e.fingerprint, (e.fingerprint, e.error_type, e.line))
+            line = found.lines.get(e.fingerprint)
+            if line is None:
+                line = found.lines[e.fingerprint] = (e.fingerprint, e.error_type, e.line)
+            else:
+                found.repeated[line[0]] = found.repeated.get(line[0], 1) + 1
             found.prints.append(line[0])
-            found.counts[line[0]] += 1
         return found
+
+    def count(self, fingerprint: str) -> int:
+        """How many failures have this print."""
+        return self.repeated.get(fingerprint, 1)
 
     def ordered(self) -> list[str]:
         """Distinct prints, most frequent first; ties by line, then print (stable sorts, so no
         sort key tuple per print)."""
-        ordered = sorted(self.counts)
+        ordered = sorted(self.lines)
         ordered.sort(key=lambda fp: self.lines[fp][2])
-        ordered.sort(key=self.counts.__getitem__, reverse=True)
+        ordered.sort(key=self.count, reverse=True)
         return ordered
 
 
@@ -173,7 +180,7 @@ def _group(found: _Found, rules: Iterable[Sequence[str]]) -> tuple[dict[str, str
     100,000 causes of one print each need no entry); and how each of those joined."""
     joins = _leaders(found.lines[fp] for fp in found.ordered())
     near = set(joins)
-    ruled = _apply_rules(found.counts, joins, rules)
+    ruled = _apply_rules(found, joins, rules)
     return joins, {fp: Join.RULE if fp in ruled else Join.NEAR for fp in near | ruled}
 
 
@@ -220,20 +227,18 @@ def _guards(line: str) -> tuple[list[str], list[str]]:
     return _KEPT.findall(line), paths
 
 
-def _apply_rules(
-    counts: Mapping[str, int], joins: dict[str, str], rules: Iterable[Sequence[str]]
-) -> set[str]:
+def _apply_rules(found: _Found, joins: dict[str, str], rules: Iterable[Sequence[str]]) -> set[str]:
     """Join the clusters a user's rule names: all go to the most frequent of them (ties: the
     smallest print). ``joins`` as :func:`_group` gives it, updated in place.
 
     Returns the prints that moved to another cluster's leader by a rule."""
     moved: set[str] = set()
     for rule in rules:
-        heads = {joins.get(fp, fp) for fp in rule if fp in counts}
+        heads = {joins.get(fp, fp) for fp in rule if fp in found.lines}
         if len(heads) < 2:
             continue
-        into = min(heads, key=lambda fp: (-counts[fp], fp))
-        for fp in counts:
+        into = min(heads, key=lambda fp: (-found.count(fp), fp))
+        for fp in found.lines:
             head = joins.get(fp, fp)
             if head in heads and head != into:
                 joins[fp] = into

@@ -216,17 +216,20 @@ def _broken_cluster(phase: _Phase, keys: _Keys, masks: Sequence[str]) -> Failing
     ranked.sort(key=sizes.__getitem__, reverse=True)  # stable: ties stay by key
     pairs = sorted(phase.hard, key=lambda pair: keys[pair[1]])
     pairs.sort(key=lambda pair: sizes[keys[pair[1]]], reverse=True)
-    firsts: dict[str, CaseResult] = {}
+    listed = ranked[:MAX_CAUSES]
+    wanted = set(listed)
+    firsts: dict[str, CaseResult] = {}  # the first failure of each cause listed only
     for _, case in phase.hard:
-        firsts.setdefault(keys[case], case)
+        if (key := keys[case]) in wanted:
+            firsts.setdefault(key, case)
     return Failing(
         broken_fingerprint(phase.name),
         phase.name,
         BROKEN_ERROR,
         f"deployment broken: {sizes.total()} of {phase.judged} tests failing",
-        firsts[ranked[0]].details,
+        firsts[listed[0]].details,
         pairs,
-        tuple((_cause_line(firsts[key], masks), sizes[key]) for key in ranked[:MAX_CAUSES]),
+        tuple((_cause_line(firsts[key], masks), sizes[key]) for key in listed),
         phase.judged,
         reasons=len(ranked),
     )
