@@ -93,7 +93,7 @@ def key_cases(
 
 
 def cluster_keys(
-    cases: Iterable[CaseResult],
+    cases: Sequence[CaseResult],
     masks: Sequence[str] = (),
     rules: Iterable[Sequence[str]] = (),
     prefer: Collection[str] = (),
@@ -101,11 +101,13 @@ def cluster_keys(
     """Each of ``cases``' (broken ones') cluster key, in order, as :func:`key_cases` keys it;
     and the members (``Cause.members``) of each cause that has several, by its key.
 
-    What summaries and triage need, held lean: one print per failure, and per distinct print
-    its line until the merge is done. No Cause object is made: 100,000 distinct failures cost
-    a third of what 100,000 Causes did (issue 19).
+    What summaries and triage need, held lean: one print per failure, per distinct print its
+    error type, and a line only for the prints that share their error type with another (the
+    only ones that may join another); no Cause object. 100,000 distinct failures cost a
+    third of what 100,000 Causes did (issue 19).
     """
-    found = _Found.read(explain(case, masks) for case in cases)
+    found = _Found.read((explain(case, masks) for case in cases), keep_lines=False)
+    found.add_lines(cases, masks)
     joins, _ = _group(found, rules)
     members = _members(joins)
     key_of = {
@@ -143,24 +145,42 @@ def merge(
 @dataclass(frozen=True, slots=True)
 class _Found:
     """Failures as v2 read them: each one's print (one string object per distinct print), per
-    distinct print its (print, error type, normalized line), and how many failures have each
-    print that more than one has (100,000 distinct failures need no count each)."""
+    distinct print its (print, error type), per print whose line is kept its (print, error
+    type, normalized line), and how many failures have each print that more than one has
+    (100,000 distinct failures need no count each)."""
 
     prints: list[str]
+    kinds: dict[str, tuple[str, str]]
     lines: dict[str, tuple[str, str, str]]
     repeated: dict[str, int]
 
     @classmethod
-    def read(cls, explained: Iterable[Explanation]) -> _Found:
-        found = cls([], {}, {})
+    def read(cls, explained: Iterable[Explanation], keep_lines: bool = True) -> _Found:
+        found = cls([], {}, {}, {})
         for e in explained:
-            line = found.lines.get(e.fingerprint)
-            if line is None:
-                line = found.lines[e.fingerprint] = (e.fingerprint, e.error_type, e.line)
+            kind = found.kinds.get(e.fingerprint)
+            if kind is None:
+                kind = found.kinds[e.fingerprint] = (e.fingerprint, e.error_type)
+                if keep_lines:
+                    found.lines[e.fingerprint] = (e.fingerprint, e.error_type, e.line)
             else:
-                found.repeated[line[0]] = found.repeated.get(line[0], 1) + 1
-            found.prints.append(line[0])
+                found.repeated[kind[0]] = found.repeated.get(kind[0], 1) + 1
+            found.prints.append(kind[0])
         return found
+
+    def add_lines(self, cases: Sequence[CaseResult], masks: Sequence[str]) -> None:
+        """Keep the lines of the prints that share their error type with another print (read
+        again from ``cases``, as :meth:`read` read them): a print alone in its type leads its
+        cause, since near-duplicates merge within a type only."""
+        shared: set[str] = set()
+        for _, group in groupby(sorted(self.kinds.values(), key=itemgetter(1)), itemgetter(1)):
+            kinds = list(group)
+            if len(kinds) > 1:
+                shared.update(fp for fp, _ in kinds)
+        for case, fingerprint in zip(cases, self.prints, strict=True):
+            if fingerprint in shared and fingerprint not in self.lines:
+                e = explain(case, masks)
+                self.lines[fingerprint] = (fingerprint, e.error_type, e.line)
 
     def count(self, fingerprint: str) -> int:
         """How many failures have this print."""
@@ -234,11 +254,11 @@ def _apply_rules(found: _Found, joins: dict[str, str], rules: Iterable[Sequence[
     Returns the prints that moved to another cluster's leader by a rule."""
     moved: set[str] = set()
     for rule in rules:
-        heads = {joins.get(fp, fp) for fp in rule if fp in found.lines}
+        heads = {joins.get(fp, fp) for fp in rule if fp in found.kinds}
         if len(heads) < 2:
             continue
         into = min(heads, key=lambda fp: (-found.count(fp), fp))
-        for fp in found.lines:
+        for fp in found.kinds:
             head = joins.get(fp, fp)
             if head in heads and head != into:
                 joins[fp] = into
