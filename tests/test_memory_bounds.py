@@ -12,7 +12,7 @@ from tests.bench.common import REPO
 
 FAILURES = 20_000
 # Beyond the failures held: clustering, triage, storing and the report each hold a lean record
-# per failure at most (12.7 MB here); before issue 19's fix they held full ones (35.3 MB).
+# per failure at most (10.7 MB here); before issue 19's fix they held full ones (35.3 MB).
 BOUND_MB = 20.0
 
 # A process of its own: VmHWM is reset (``clear_refs``) once the failures are built, so the
