@@ -16,10 +16,11 @@ clusters, the way LUCI Analysis lets people edit a cluster's rule.
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from itertools import groupby
+from operator import itemgetter
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
@@ -91,18 +92,32 @@ def key_cases(
     return [Keyed(e, causes[e.fingerprint], causes[e.fingerprint].key(prefer)) for e in explained]
 
 
-def causes_of(
-    cases: Iterable[CaseResult], masks: Sequence[str] = (), rules: Iterable[Sequence[str]] = ()
-) -> list[Cause]:
-    """The Cause of each of ``cases`` (broken ones), in order, as :func:`key_cases` finds it;
-    its key is ``Cause.key(prefer)``. One Cause object per cause, shared by its failures.
+def cluster_keys(
+    cases: Sequence[CaseResult],
+    masks: Sequence[str] = (),
+    rules: Iterable[Sequence[str]] = (),
+    prefer: Collection[str] = (),
+) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+    """Each of ``cases``' (broken ones') cluster key, in order, as :func:`key_cases` keys it;
+    and the members (``Cause.members``) of each cause that has several, by its key.
 
-    What summaries and triage need, holding (fingerprint, error type, line) per failure rather
-    than each failure's whole Explanation: 100,000 distinct failures cost some 30 MB less.
+    What summaries and triage need, held lean: one print per failure, per distinct print its
+    error type, and a line only for the prints that share their error type with another (the
+    only ones that may join another); no Cause object. 100,000 distinct failures cost a
+    third of what 100,000 Causes did (issue 19).
     """
-    lines = [_line_of(explain(case, masks)) for case in cases]
-    causes = _merge_lines(lines, rules)
-    return [causes[fingerprint] for fingerprint, _, _ in lines]
+    found = _Found.read((explain(case, masks) for case in cases), keep_lines=False)
+    found.add_lines(cases, masks)
+    joins, _ = _group(found, rules)
+    members = _members(joins)
+    key_of = {
+        head: next((m for m in names if m in prefer), head) for head, names in members.items()
+    }
+    keys = found.prints
+    for index, fingerprint in enumerate(keys):
+        head = joins.get(fingerprint, fingerprint)
+        keys[index] = key_of.get(head, head)
+    return keys, {key_of[head]: names for head, names in members.items()}
 
 
 def merge(
@@ -113,41 +128,98 @@ def merge(
     ``rules`` are the user's merge rules: each a list of v2 fingerprints that are one cause;
     a fingerprint not seen in ``explained`` is ignored.
     """
-    return _merge_lines([_line_of(e) for e in explained], rules)
+    found = _Found.read(explained)
+    joins, how = _group(found, rules)
+    members = _members(joins)
+    causes: dict[str, Cause] = {}
+    for head in found.ordered():
+        if head in joins:
+            continue
+        _, error_type, line = found.lines[head]
+        names = members.get(head, (head,))
+        joined = tuple((fp, how[fp]) for fp in names[1:])
+        causes.update(dict.fromkeys(names, Cause(head, error_type, line, names, joined)))
+    return causes
 
 
-_Line = tuple[str, str, str]  # (fingerprint, error type, normalized line) of one failure
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """Failures as v2 read them: each one's print (one string object per distinct print), per
+    distinct print its (print, error type), per print whose line is kept its (print, error
+    type, normalized line), and how many failures have each print that more than one has
+    (100,000 distinct failures need no count each)."""
+
+    prints: list[str]
+    kinds: dict[str, tuple[str, str]]
+    lines: dict[str, tuple[str, str, str]]
+    repeated: dict[str, int]
+
+    @classmethod
+    def read(cls, explained: Iterable[Explanation], keep_lines: bool = True) -> _Found:
+        found = cls([], {}, {}, {})
+        for e in explained:
+            kind = found.kinds.get(e.fingerprint)
+            if kind is None:
+                kind = found.kinds[e.fingerprint] = (e.fingerprint, e.error_type)
+                if keep_lines:
+                    found.lines[e.fingerprint] = (e.fingerprint, e.error_type, e.line)
+            else:
+                found.repeated[kind[0]] = found.repeated.get(kind[0], 1) + 1
+            found.prints.append(kind[0])
+        return found
+
+    def add_lines(self, cases: Sequence[CaseResult], masks: Sequence[str]) -> None:
+        """Keep the lines of the prints that share their error type with another print (read
+        again from ``cases``, as :meth:`read` read them): a print alone in its type leads its
+        cause, since near-duplicates merge within a type only."""
+        shared: set[str] = set()
+        for _, group in groupby(sorted(self.kinds.values(), key=itemgetter(1)), itemgetter(1)):
+            kinds = list(group)
+            if len(kinds) > 1:
+                shared.update(fp for fp, _ in kinds)
+        for case, fingerprint in zip(cases, self.prints, strict=True):
+            if fingerprint in shared and fingerprint not in self.lines:
+                e = explain(case, masks)
+                self.lines[fingerprint] = (fingerprint, e.error_type, e.line)
+
+    def count(self, fingerprint: str) -> int:
+        """How many failures have this print."""
+        return self.repeated.get(fingerprint, 1)
+
+    def ordered(self) -> list[str]:
+        """Distinct prints, most frequent first; ties by line, then print (stable sorts, so no
+        sort key tuple per print)."""
+        ordered = sorted(self.lines)
+        ordered.sort(key=lambda fp: self.lines[fp][2])
+        ordered.sort(key=self.count, reverse=True)
+        return ordered
 
 
-def _line_of(explanation: Explanation) -> _Line:
-    return explanation.fingerprint, explanation.error_type, explanation.line
+def _group(found: _Found, rules: Iterable[Sequence[str]]) -> tuple[dict[str, str], dict[str, Join]]:
+    """print -> the leader it joins, for the prints that join another (leaders are left out:
+    100,000 causes of one print each need no entry); and how each of those joined."""
+    joins = _leaders(found.lines[fp] for fp in found.ordered())
+    near = set(joins)
+    ruled = _apply_rules(found, joins, rules)
+    return joins, {fp: Join.RULE if fp in ruled else Join.NEAR for fp in near | ruled}
 
 
-def _merge_lines(lines: Iterable[_Line], rules: Iterable[Sequence[str]]) -> dict[str, Cause]:
-    """:func:`merge` over failures' lines."""
-    counts = Counter(lines)
-    ordered = sorted(counts, key=lambda key: (-counts[key], key[2], key[0]))
-    leader_of = _leaders(ordered)
-    near = {fp for fp, head in leader_of.items() if fp != head}
-    ruled = _apply_rules(leader_of, rules, lambda: {fp: -n for (fp, _, _), n in counts.items()})
-    how = {fp: Join.RULE if fp in ruled else Join.NEAR for fp in near | ruled}
-    return _causes(ordered, leader_of, how)
-
-
-def _leaders(ordered: Sequence[tuple[str, str, str]]) -> dict[str, str]:
-    """fingerprint -> the fingerprint of the leader it joins (itself, when it leads)."""
-    leader_of: dict[str, str] = {}
-    buckets: dict[str, tuple[list[str], list[str]]] = {}  # type -> (lines, fingerprints)
-    for fingerprint, error_type, line in ordered:
-        lines, prints = buckets.setdefault(error_type, ([], []))
-        joined = _nearest(line, lines) if len(line) >= MIN_FUZZY else None
-        if joined is None:
-            lines.append(line)
-            prints.append(fingerprint)
-            leader_of[fingerprint] = fingerprint
-        else:
-            leader_of[fingerprint] = prints[joined]
-    return leader_of
+def _leaders(ordered: Iterable[tuple[str, str, str]]) -> dict[str, str]:
+    """print -> the print of the leader it joins, for the prints that join one; ``ordered``:
+    (print, error type, line), most frequent first. Type by type (a stable sort keeps each
+    type's lines most frequent first): 100,000 types hold one type's leaders at a time."""
+    joins: dict[str, str] = {}
+    for _, group in groupby(sorted(ordered, key=itemgetter(1)), key=itemgetter(1)):
+        lines: list[str] = []
+        prints: list[str] = []
+        for fingerprint, _, line in group:
+            joined = _nearest(line, lines) if len(line) >= MIN_FUZZY else None
+            if joined is None:
+                lines.append(line)
+                prints.append(fingerprint)
+            else:
+                joins[fingerprint] = prints[joined]
+    return joins
 
 
 def _nearest(line: str, leaders: list[str]) -> int | None:
@@ -175,47 +247,29 @@ def _guards(line: str) -> tuple[list[str], list[str]]:
     return _KEPT.findall(line), paths
 
 
-def _apply_rules(
-    leader_of: dict[str, str],
-    rules: Iterable[Sequence[str]],
-    ranking: Callable[[], Mapping[str, int]],
-) -> set[str]:
-    """Join the clusters a user's rule names: all go to the most frequent of them.
+def _apply_rules(found: _Found, joins: dict[str, str], rules: Iterable[Sequence[str]]) -> set[str]:
+    """Join the clusters a user's rule names: all go to the most frequent of them (ties: the
+    smallest print). ``joins`` as :func:`_group` gives it, updated in place.
 
-    ``ranking`` gives print -> rank (lower first), made only when a rule has work to do.
     Returns the prints that moved to another cluster's leader by a rule."""
     moved: set[str] = set()
-    rank: Mapping[str, int] = {}
     for rule in rules:
-        heads = {leader_of[fp] for fp in rule if fp in leader_of}
+        heads = {joins.get(fp, fp) for fp in rule if fp in found.kinds}
         if len(heads) < 2:
             continue
-        rank = rank or ranking()
-        into = min(heads, key=lambda fp: (rank[fp], fp))
-        for fp, head in list(leader_of.items()):
+        into = min(heads, key=lambda fp: (-found.count(fp), fp))
+        for fp in found.kinds:
+            head = joins.get(fp, fp)
             if head in heads and head != into:
-                leader_of[fp] = into
+                joins[fp] = into
                 moved.add(fp)
     return moved
 
 
-def _causes(
-    ordered: Sequence[tuple[str, str, str]],
-    leader_of: Mapping[str, str],
-    how: Mapping[str, Join],
-) -> dict[str, Cause]:
-    # Lists only for the leaders others joined: 100,000 causes of one print each need none.
+def _members(joins: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """leader -> its cause's members (itself, then the prints that joined it, sorted), for the
+    leaders others joined."""
     followers: dict[str, list[str]] = {}
-    for fingerprint, head in leader_of.items():
-        if fingerprint != head:
-            followers.setdefault(head, []).append(fingerprint)
-    causes: dict[str, Cause] = {}
-    for head, error_type, line in ordered:
-        if leader_of[head] != head:
-            continue
-        rest = sorted(followers.get(head, ()))
-        joined = tuple((fp, how[fp]) for fp in rest)
-        cause = Cause(head, error_type, line, (head, *rest), joined)
-        causes[head] = cause
-        causes.update(dict.fromkeys(rest, cause))
-    return causes
+    for fingerprint, head in joins.items():
+        followers.setdefault(head, []).append(fingerprint)
+    return {head: (head, *sorted(rest)) for head, rest in followers.items()}

@@ -124,6 +124,10 @@ class Tally:
         """Tests that say something about the target: skips and xfails are not judged."""
         return self.passed + self.failed + self.errors + self.xpassed
 
+    def __add__(self, other: Tally) -> Tally:
+        """Both sets of tests counted together (a tally is a sum over tests)."""
+        return Tally(*(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__))
+
     def passing(self, flaky_passes: bool = True) -> int:
         """Judged tests that count as passed; ``flaky_passes=False`` holds flaky ones against."""
         return self.passed + self.xpassed - (0 if flaky_passes else self.flaky)

@@ -21,8 +21,14 @@ from typing import Any, TypeVar
 
 from deployloop.errors import machine_error, not_a_directory
 from deployloop.events import EventBase
-from deployloop.models import SuiteRun
-from deployloop.statepack import pack_cases, run_fields, run_from_parts, unpack_cases
+from deployloop.models import CaseResult, SuiteRun
+from deployloop.statepack import (
+    iter_cases,
+    pack_cases,
+    run_fields,
+    run_from_parts,
+    unpack_cases,
+)
 from deployloop.stateschema import DB_NAME, bring_up_to_date, broken_because, move_aside
 
 STATE_ENV = "DEPLOYLOOP_STATE_DIR"
@@ -224,16 +230,27 @@ class Store:
     def runs(
         self, session_id: str, iteration: int | None = None, pass_name: str = "full"
     ) -> list[tuple[int, SuiteRun]]:
+        return [
+            (r["iteration"], run_from_parts(json.loads(r["data"]), unpack_cases(r["cases"])))
+            for r in self._run_rows(session_id, iteration, pass_name)
+        ]
+
+    def stream_runs(
+        self, session_id: str, pass_name: str = "full"
+    ) -> Iterator[tuple[int, SuiteRun, Iterator[CaseResult]]]:
+        """The session's runs as :meth:`runs` gives them, one at a time, each without its cases
+        (``cases`` is empty) and with an iterator over them: a reader that counts holds one
+        run's packed text at a time, never a night's cases (issue 19)."""
+        for r in self._run_rows(session_id, None, pass_name):
+            yield r["iteration"], run_from_parts(json.loads(r["data"]), ()), iter_cases(r["cases"])
+
+    def _run_rows(self, session_id: str, iteration: int | None, pass_name: str) -> sqlite3.Cursor:
         query = "SELECT iteration, data, cases FROM suite_runs WHERE session=? AND pass=?"
         args: tuple[Any, ...] = (session_id, pass_name)
         if iteration is not None:
             query += " AND iteration=?"
             args += (iteration,)
-        rows = self.db.execute(query + " ORDER BY iteration, rowid", args).fetchall()
-        return [
-            (r["iteration"], run_from_parts(json.loads(r["data"]), unpack_cases(r["cases"])))
-            for r in rows
-        ]
+        return self.db.execute(query + " ORDER BY iteration, rowid", args)
 
     def last_wall_s(self, session_id: str, suite: str) -> float | None:
         """How long the suite's last full run took: the live view's ETA."""

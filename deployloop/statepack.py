@@ -9,6 +9,7 @@ so the run reads back exactly as it was written.
 
 from __future__ import annotations
 
+import codecs
 import json
 import zlib
 from collections.abc import Iterator, Mapping
@@ -70,39 +71,105 @@ _DECODER = json.JSONDecoder()
 
 
 def unpack_cases(blob: bytes) -> tuple[CaseResult, ...]:
-    """The cases ``pack_cases`` packed, in their original order.
+    """The cases ``pack_cases`` packed, in their original order (:func:`iter_cases`)."""
+    return tuple(iter_cases(blob))
 
-    The full entries are decoded one at a time from the blob's text: 100,000 failures never
-    sit in memory as 100,000 dicts beside the cases made of them (the report read them so:
-    +100 MB). Raises ValueError (or zlib.error) for a blob it did not write.
+
+def iter_cases(blob: bytes) -> Iterator[CaseResult]:
+    """The cases ``pack_cases`` packed, one at a time in their original order.
+
+    The blob is decompressed and decoded as it is read (:class:`_Text`), and each full entry
+    is decoded as its position comes (they are packed in position order): a reader that counts
+    (the report) never holds 100,000 failures, nor their text, at once. Raises ValueError (or
+    zlib.error) for a blob it did not write: the head before the first case, the rest as met.
     """
-    text = zlib.decompress(blob).decode()
-    if not text.startswith(_HEAD):
+    text = _Text(blob)
+    if not text.take(_HEAD):
         raise ValueError("not a packed run")
-    columns, at = _DECODER.raw_decode(text, len(_HEAD))
-    if not text.startswith(_FULL, at):
+    columns = text.value()
+    if not text.take(_FULL):
         raise ValueError("not a packed run")
-    plain = iter(
-        CaseResult(
+    return _merged(columns, _entries(text))
+
+
+class _Text:
+    """A packed blob's JSON text, decompressed and decoded a chunk at a time: what is held is
+    the value being read and one chunk, never the whole text."""
+
+    def __init__(self, blob: bytes) -> None:
+        self._source = zlib.decompressobj()
+        self._blob = memoryview(blob)
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._text = ""
+        self._at = 0
+
+    def _more(self, wanted: int) -> bool:
+        """At least ``wanted`` more characters read, or all there are; False when none were."""
+        pieces = [self._text[self._at :]]
+        self._at = got = 0
+        while got < wanted and self._blob:
+            data, self._blob = self._blob[:_CHUNK], self._blob[_CHUNK:]
+            piece = self._utf8.decode(self._source.decompress(data))
+            if not self._blob:
+                piece += self._utf8.decode(self._source.flush(), final=True)
+            pieces.append(piece)
+            got += len(piece)
+        self._text = "".join(pieces)
+        return got > 0
+
+    def take(self, expected: str) -> bool:
+        """Consume ``expected`` when the text goes on with it."""
+        while len(self._text) - self._at < len(expected) and self._more(len(expected)):
+            pass
+        found = self._text.startswith(expected, self._at)
+        self._at += len(expected) if found else 0
+        return found
+
+    def value(self) -> Any:
+        """The JSON value that starts here. A value cut by the chunk's end is read again with
+        as much more text as there is already (so a large one costs a few reads, not one per
+        chunk)."""
+        while True:
+            try:
+                found, self._at = _DECODER.raw_decode(self._text, self._at)
+                return found
+            except json.JSONDecodeError:
+                if not self._more(max(_CHUNK, len(self._text) - self._at)):
+                    raise ValueError("not a packed run") from None
+
+
+_CHUNK = 1 << 14  # compressed bytes read at a time
+
+
+def _merged(
+    columns: Mapping[str, list[Any]], full: Iterator[dict[str, Any]]
+) -> Iterator[CaseResult]:
+    """The plain passes and the full entries, merged back by the full entries' positions."""
+    entry = next(full, None)
+    position = 0
+    for i, n, c, d, f, line in zip(*(columns[name] for name in PLAIN), strict=True):
+        while entry is not None and entry["at"] == position:
+            yield _case(entry)
+            entry, position = next(full, None), position + 1
+        yield CaseResult(
             id=i, name=n, classname=c, outcome=Outcome.PASSED, duration_s=d, file=f, line=line
         )
-        for i, n, c, d, f, line in zip(*(columns[name] for name in PLAIN), strict=True)
-    )
-    full = {entry.pop("at"): _case(entry) for entry in _entries(text, at + len(_FULL))}
-    total = len(columns["id"]) + len(full)
-    return tuple(full[k] if k in full else next(plain) for k in range(total))
+        position += 1
+    while entry is not None:
+        yield _case(entry)
+        entry = next(full, None)
 
 
-def _entries(text: str, at: int) -> Iterator[dict[str, Any]]:
-    """The JSON objects of the array that starts at ``at`` (after its ``[``), one by one."""
-    while not text.startswith("]", at):
-        entry, at = _DECODER.raw_decode(text, at)
-        yield entry
-        at += text.startswith(",", at)
+def _entries(text: _Text) -> Iterator[dict[str, Any]]:
+    """The JSON objects of the array being read (after its ``[``), one by one."""
+    while not text.take("]"):
+        yield text.value()
+        text.take(",")
 
 
 def _case(entry: Mapping[str, Any]) -> CaseResult:
-    return CaseResult(**{**entry, "outcome": Outcome(entry["outcome"])})
+    fields = {name: value for name, value in entry.items() if name != "at"}
+    return CaseResult(**{**fields, "outcome": Outcome(entry["outcome"])})
 
 
 def run_from_parts(fields: Mapping[str, Any], cases: tuple[CaseResult, ...]) -> SuiteRun:

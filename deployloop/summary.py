@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from deployloop.clustering import causes_of
+from deployloop.clustering import cluster_keys
 from deployloop.fingerprint import explain
 from deployloop.logical import Tally, tally
 from deployloop.models import CaseResult, Outcome
@@ -139,7 +139,7 @@ def summarize(
             yield case
 
     counts = tally(watch(cases))
-    keys = [cause.key() for cause in causes_of(broken, extra_masks, merge_rules)]
+    keys, _ = cluster_keys(broken, extra_masks, merge_rules)
     listed, others, others_tests = _largest(keys, top)
     firsts: dict[str, CaseResult] = {}
     ids: dict[str, list[str]] = {key: [] for key in listed}

@@ -7,14 +7,16 @@ whole iteration), the tests that passed, and the phases whose deploy is broken.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from deployloop.clustering import causes_of
+from deployloop.clustering import cluster_keys
 from deployloop.config import ClustersConfig
 from deployloop.fingerprint import explain, v1_fingerprint
 from deployloop.issues.records import (
     BROKEN_ERROR,
+    MAX_CAUSES,
     Failing,
     TriageContext,
 )
@@ -42,66 +44,128 @@ def observe(
 
     Failures are keyed once over the whole iteration (``clustering.key_cases``, not phase by
     phase); a cause whose prints include one of the ``known`` keys (previous records') keeps it.
+    A phase whose deploy is broken becomes one cluster without its causes ever being made
+    clusters: 100,000 distinct failures are not 100,000 Failing objects (issue 19).
     """
-    keys = _keys(runs, ctx.clusters, known)
+    keys = _Keys.of(runs, ctx.clusters, known)
+    phases = [_Phase.read(phase, phase_runs, ctx, keys) for phase, phase_runs in _by_phase(runs)]
+    # aliases for the clusters made: a broken phase's hard failures make none
+    keys.add_aliases(
+        runs,
+        [*(p.hard for p in phases if not p.broken), *(p.soft for p in phases)],
+        ctx.clusters.mask,
+    )
     seen = Observation()
-    for phase, phase_runs in _by_phase(runs).items():
-        pairs = [(run.suite, case) for run in phase_runs for case in run.cases]
-        broke = {case.id for _, case in pairs if case.broken}
-        seen.passed |= {c.id for _, c in pairs if c.outcome is Outcome.PASSED and c.id not in broke}
-        forgive = ctx.flaky.get(phase, frozenset()) if ctx.retest.flaky == "pass" else frozenset()
-        hard = [(s, c) for s, c in pairs if c.broken and c.id not in forgive]
-        soft = [(s, c) for s, c in pairs if c.broken and c.id in forgive]
-        clusters = _cluster(phase, hard, keys, ctx.clusters.mask)
-        judged = {c.id for _, c in pairs if c.outcome is not Outcome.SKIPPED}
-        if _deploy_broken(clusters, judged, ctx.issues.broken_threshold):
-            seen.broken_phases.add(phase)
-            clusters = [_broken_cluster(phase, clusters, len(judged))]
+    for phase in phases:
+        seen.passed |= phase.passed
+        if phase.broken:
+            seen.broken_phases.add(phase.name)
+            clusters = [_broken_cluster(phase, keys, ctx.clusters.mask)]
+        else:
+            clusters = _cluster(phase.name, phase.hard, keys, ctx.clusters.mask)
         _merge(seen.failing, clusters)
-        _merge(seen.flaky, _cluster(phase, soft, keys, ctx.clusters.mask))
+        _merge(seen.flaky, _cluster(phase.name, phase.soft, keys, ctx.clusters.mask))
     return seen
 
 
-def _by_phase(runs: Sequence[SuiteRun]) -> dict[str, list[SuiteRun]]:
+def _by_phase(runs: Sequence[SuiteRun]) -> Iterable[tuple[str, list[SuiteRun]]]:
     grouped: dict[str, list[SuiteRun]] = {}
     for run in runs:
         grouped.setdefault(run.phase, []).append(run)
-    return grouped
+    return grouped.items()
 
 
-# id(case) -> cluster key, and cluster key -> its aliases (one tuple per cluster, not per case)
-_Keys = tuple[dict[int, str], dict[str, tuple[str, ...]]]
+_Pair = tuple[str, CaseResult]  # (suite, case)
 
 
-def _keys(runs: Sequence[SuiteRun], clusters: ClustersConfig, known: Collection[str]) -> _Keys:
-    """Each broken case's cluster key, and the other prints its cause's issue may carry: the
-    cause's other members and the v1 print of each of its failures (how v1-filed issues and
-    v1-keyed records are found again)."""
-    broken = [case for run in runs for case in run.cases if case.broken]
-    causes = causes_of(broken, clusters.mask, clusters.merge)
-    keys = [cause.key(known) for cause in causes]
-    aliases: dict[str, list[str]] = {}  # lists, deduplicated once: 100k clusters, 100k lists
-    for case, cause, key in zip(broken, causes, keys, strict=True):
-        names = aliases.setdefault(key, [])
-        names.extend(m for m in cause.members if m != key)
-        names.append(v1_fingerprint(case, clusters.mask))
-    named = {key: tuple(dict.fromkeys(names)) for key, names in aliases.items()}
-    return {id(c): key for c, key in zip(broken, keys, strict=True)}, named
+@dataclass
+class _Keys:
+    """Each broken case's cluster key (by the case: equal cases are keyed alike), the members
+    of each cause with several, and the aliases (the other prints its issue may carry) of the
+    keys asked for."""
+
+    key_of: dict[CaseResult, str]
+    members: dict[str, tuple[str, ...]]
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, runs: Sequence[SuiteRun], clusters: ClustersConfig, known: Collection[str]
+    ) -> _Keys:
+        broken = [case for run in runs for case in run.cases if case.broken]
+        keys, members = cluster_keys(broken, clusters.mask, clusters.merge, known)
+        return cls(dict(zip(broken, keys, strict=True)), members)
+
+    def __getitem__(self, case: CaseResult) -> str:
+        return self.key_of[case]
+
+    def add_aliases(
+        self, runs: Sequence[SuiteRun], clustered: Iterable[Sequence[_Pair]], masks: Sequence[str]
+    ) -> None:
+        """The aliases of the keys of the ``clustered`` failures: their cause's other members
+        and the v1 print of each of its failures, over the whole iteration (how v1-filed
+        issues and v1-keyed records are found again)."""
+        wanted = {self[c] for pairs in clustered for _, c in pairs}
+        if not wanted:
+            return
+        names: dict[str, list[str]] = {}
+        for case in (c for run in runs for c in run.cases if c.broken):
+            key = self[case]
+            if key in wanted:
+                found = names.setdefault(key, [])
+                found.extend(m for m in self.members.get(key, ()) if m != key)
+                found.append(v1_fingerprint(case, masks))
+        self.aliases = {key: tuple(dict.fromkeys(found)) for key, found in names.items()}
+
+
+@dataclass
+class _Phase:
+    """One phase's failures as read: hard (counted) and soft (forgiven as flaky), the tests
+    that passed, the tests judged and failing (distinct ids), and whether its deploy is broken.
+    """
+
+    name: str
+    hard: list[_Pair] = field(default_factory=list)
+    soft: list[_Pair] = field(default_factory=list)
+    passed: set[str] = field(default_factory=set)
+    judged: int = 0
+    failing: int = 0
+    broken: bool = False
+
+    @classmethod
+    def read(cls, name: str, runs: Sequence[SuiteRun], ctx: TriageContext, keys: _Keys) -> _Phase:
+        forgive = ctx.flaky.get(name, frozenset()) if ctx.retest.flaky == "pass" else frozenset()
+        phase = cls(name)
+        broke: set[str] = set()
+        others: set[str] = set()  # judged tests with a record that did not break
+        for run in runs:
+            for case in run.cases:
+                if case.broken:
+                    broke.add(case.id)
+                    group = phase.soft if case.id in forgive else phase.hard
+                    group.append((run.suite, case))
+                elif case.outcome is not Outcome.SKIPPED:
+                    others.add(case.id)
+        phase.passed = {c.id for run in runs for c in run.cases if c.outcome is Outcome.PASSED}
+        phase.passed -= broke
+        phase.judged = len(broke) + len(others - broke)
+        phase.failing = len(broke) - len(broke & forgive)  # the hard failures' ids
+        phase.broken = _deploy_broken(phase, keys, ctx.issues.broken_threshold)
+        return phase
 
 
 def _cluster(
-    phase: str, pairs: Iterable[tuple[str, CaseResult]], keys: _Keys, masks: Sequence[str]
+    phase: str, pairs: Iterable[_Pair], keys: _Keys, masks: Sequence[str]
 ) -> list[Failing]:
     """Failures by cluster key; each cluster's message is the line v2 chose from its first
     failure (not a placeholder such as Go's "Failed"), read again once per cluster."""
     found: dict[str, Failing] = {}
-    key_of, aliases = keys
     for suite, case in pairs:
-        fp = key_of[id(case)]
+        fp = keys[case]
         if fp not in found:
             error_type = case.error_type or case.outcome.value
             line = explain(case, masks).source
-            found[fp] = Failing(fp, phase, error_type, line, case.details, aliases=aliases[fp])
+            found[fp] = Failing(fp, phase, error_type, line, case.details, aliases=keys.aliases[fp])
         found[fp].cases.append((suite, case))
     return list(found.values())
 
@@ -115,13 +179,27 @@ def _merge(into: dict[str, Failing], clusters: Iterable[Failing]) -> None:
             into[cluster.fingerprint] = cluster
 
 
-def _deploy_broken(clusters: Sequence[Failing], judged: set[str], threshold: float) -> bool:
+def _sizes(pairs: Sequence[_Pair], keys: _Keys) -> Counter[str]:
+    """Distinct tests per cluster key. Only keys seen more than once get a set of their ids:
+    100,000 distinct failures make none."""
+    raw = Counter(keys[c] for _, c in pairs)
+    shared = {key: set[str]() for key, n in raw.items() if n > 1}
+    for _, case in pairs:
+        ids = shared.get(keys[case])
+        if ids is not None:
+            ids.add(case.id)
+    raw.update({key: len(ids) - raw[key] for key, ids in shared.items()})
+    return raw
+
+
+def _deploy_broken(phase: _Phase, keys: _Keys, threshold: float) -> bool:
     """Most of the phase fails for several reasons at once: the deployment, not N bugs.
 
     One cause failing everything already makes one issue, so that case stays a plain cluster.
     """
-    failing = {test for cluster in clusters for test in cluster.tests}
-    return len(clusters) > 1 and bool(judged) and len(failing) / len(judged) > threshold
+    first = keys[phase.hard[0][1]] if phase.hard else None
+    several = any(keys[case] != first for _, case in phase.hard)
+    return several and bool(phase.judged) and phase.failing / phase.judged > threshold
 
 
 def broken_fingerprint(phase: str) -> str:
@@ -130,17 +208,33 @@ def broken_fingerprint(phase: str) -> str:
     return f"v1-{digest[:12]}"
 
 
-def _broken_cluster(phase: str, clusters: Sequence[Failing], judged: int) -> Failing:
-    ranked = sorted(clusters, key=lambda c: (-len(c.tests), c.fingerprint))
-    failing = sum(len(c.tests) for c in ranked)
-    first = ranked[0]
+def _broken_cluster(phase: _Phase, keys: _Keys, masks: Sequence[str]) -> Failing:
+    """The phase's one cluster: its failures, largest cause first (ties: the smaller key), and
+    the MAX_CAUSES largest causes, each with the line v2 chose from its first failure."""
+    sizes = _sizes(phase.hard, keys)
+    ranked = sorted(sizes)
+    ranked.sort(key=sizes.__getitem__, reverse=True)  # stable: ties stay by key
+    pairs = sorted(phase.hard, key=lambda pair: keys[pair[1]])
+    pairs.sort(key=lambda pair: sizes[keys[pair[1]]], reverse=True)
+    listed = ranked[:MAX_CAUSES]
+    wanted = set(listed)
+    firsts: dict[str, CaseResult] = {}  # the first failure of each cause listed only
+    for _, case in phase.hard:
+        if (key := keys[case]) in wanted:
+            firsts.setdefault(key, case)
     return Failing(
-        broken_fingerprint(phase),
-        phase,
+        broken_fingerprint(phase.name),
+        phase.name,
         BROKEN_ERROR,
-        f"deployment broken: {failing} of {judged} tests failing",
-        first.details,
-        [pair for cluster in ranked for pair in cluster.cases],
-        tuple((first_line(typed(c.error_type, c.message)), len(c.tests)) for c in ranked),
-        judged,
+        f"deployment broken: {sizes.total()} of {phase.judged} tests failing",
+        firsts[listed[0]].details,
+        pairs,
+        tuple((_cause_line(firsts[key], masks), sizes[key]) for key in listed),
+        phase.judged,
+        reasons=len(ranked),
     )
+
+
+def _cause_line(case: CaseResult, masks: Sequence[str]) -> str:
+    """A cause's line as a broken deploy's issue lists it: its first failure's, typed."""
+    return first_line(typed(case.error_type or case.outcome.value, explain(case, masks).source))

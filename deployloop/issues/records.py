@@ -21,6 +21,7 @@ from deployloop.models import CaseResult
 Status = Literal["open", "fixed", "flaky"]
 ActionKind = Literal["create", "comment", "close", "reopen", "defer", "rekey"]
 BROKEN_ERROR = "DeploymentBroken"  # the error type of one cluster standing for a broken deploy
+MAX_CAUSES = 20  # a broken deploy's causes listed (the largest); the rest are counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,9 +209,11 @@ class Failing:
     message: str
     details: str
     cases: list[tuple[str, CaseResult]] = field(default_factory=list)  # (suite, case)
-    causes: tuple[tuple[str, int], ...] = ()  # broken deploy: (message, tests) per cause
+    # broken deploy: (message, tests) of its MAX_CAUSES largest causes; ``reasons`` counts all
+    causes: tuple[tuple[str, int], ...] = ()
     phase_tests: int = 0
     aliases: tuple[str, ...] = ()  # other prints of its cause (IssueAction.aliases)
+    reasons: int = 0
 
     @property
     def tests(self) -> tuple[str, ...]:

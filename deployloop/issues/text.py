@@ -70,7 +70,7 @@ def issue_body(failing: Failing, ctx: TriageContext, record: ClusterRecord, old:
     if info.verdicts:
         parts.append("### Gate verdicts\n\n" + "\n".join(f"- {v}" for v in info.verdicts))
     if failing.causes:
-        parts.append(_causes(failing.causes))
+        parts.append(_causes(failing.causes, failing.reasons))
     parts.append(f"### Failing tests ({len(failing.tests)})\n\n{list_tests(failing.tests)}")
     parts.append(_error(failing))
     parts.extend(_logs(failing, ctx))
@@ -85,7 +85,7 @@ def _summary(failing: Failing, ctx: TriageContext, info: PhaseInfo, old: int | N
     if failing.broken_deploy:
         text = (
             f"**Deployment broken**: {count} of {failing.phase_tests} tests in phase "
-            f"`{info.name}` fail, for {len(failing.causes)} different reasons. One issue stands "
+            f"`{info.name}` fail, for {failing.reasons} different reasons. One issue stands "
             "for all of them until the phase passes again."
         )
     else:
@@ -154,10 +154,10 @@ def compare_text(compare: Compare) -> str:
     )
 
 
-def _causes(causes: Sequence[tuple[str, int]]) -> str:
-    lines = [f"- {count} × `{_inline(message)}`" for message, count in causes[:20]]
-    if len(causes) > 20:
-        lines.append(f"- … and {len(causes) - 20} more causes")
+def _causes(causes: Sequence[tuple[str, int]], reasons: int) -> str:
+    lines = [f"- {count} × `{_inline(message)}`" for message, count in causes]
+    if reasons > len(causes):
+        lines.append(f"- … and {reasons - len(causes)} more causes")
     return "### Causes\n\n" + "\n".join(lines)
 
 

@@ -6,15 +6,16 @@ green or not, what still fails and since when, which issue was verified fixed wh
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from deployloop.errors import UsageError
 from deployloop.events import FailureCluster, NotificationSent
-from deployloop.logical import tally
-from deployloop.models import SuiteRun
+from deployloop.logical import Tally, tally
+from deployloop.models import CaseResult, SuiteRun
 from deployloop.report import versions
 from deployloop.report.records import (
     Budget,
@@ -44,8 +45,8 @@ def build(store: Store, session_id: str | None = None) -> ReportData:
     if row is None:
         raise UsageError(f"no session {session_id!r}" if session_id else "no session found")
     story = read_story(store, row.id)
-    runs = store.runs(row.id)
-    iterations = tuple(_iterations(store.iterations(row.id), runs, story))
+    ran = _Ran.read(store.stream_runs(row.id), story)
+    iterations = tuple(_iterations(store.iterations(row.id), ran, story))
     phases = _phase_order(story.phase_order, iterations)
     clusters = tuple(
         replace(c, muted_by=story.muted.get(c.fingerprint)) if c.status == "open" else c
@@ -62,7 +63,7 @@ def build(store: Store, session_id: str | None = None) -> ReportData:
         clusters=clusters,
         issues=_issues(story.issues),
         flaky=_flaky(story.flaky),
-        slowest=_slowest(runs, iterations),
+        slowest=ran.slowest,
         waits=tuple(story.waits),
         redeploy_problems=tuple(story.redeploy_problems),
         notifications=tuple(
@@ -76,19 +77,65 @@ def build(store: Store, session_id: str | None = None) -> ReportData:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _PhaseRuns:
+    """What one phase's runs of one iteration add up to: their tests and harness errors."""
+
+    counts: Tally = field(default_factory=Tally)
+    harness_errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Ran:
+    """The session's runs, read one at a time and counted (never held all at once: a night of
+    100,000-failure iterations would be gigabytes): per iteration, per phase in run order."""
+
+    phases: Mapping[int, Mapping[str, _PhaseRuns]]
+    slowest: tuple[SlowTest, ...]  # the SLOWEST slowest tests of the last iteration that ran any
+
+    @classmethod
+    def read(cls, runs: Iterable[tuple[int, SuiteRun, Iterator[CaseResult]]], story: Story) -> _Ran:
+        phases: dict[int, dict[str, _PhaseRuns]] = {}
+        slowest: list[SlowTest] = []
+        for n, run, cases in runs:
+            if n not in phases:
+                phases[n], slowest = {}, []  # runs come in iteration order
+            flaky = story.flaky.get(n, {})
+            forgiven = {test for test, where in flaky.items() if where == run.phase}
+            timed: list[SlowTest] = []
+            counts = tally(_timed(run, cases, timed), forgiven)
+            slowest = heapq.nlargest(SLOWEST, [*slowest, *timed], key=_seconds)
+            was = phases[n].get(run.phase, _PhaseRuns())
+            errors = (f"{run.suite}: {run.harness_error}",) if run.harness_error else ()
+            phases[n][run.phase] = _PhaseRuns(was.counts + counts, was.harness_errors + errors)
+        return cls(phases, tuple(slowest))
+
+
+def _timed(
+    run: SuiteRun, cases: Iterable[CaseResult], slowest: list[SlowTest]
+) -> Iterator[CaseResult]:
+    """``cases`` as they pass; the SLOWEST slowest of them with a time kept in ``slowest``
+    (ties: the first seen), as each comes."""
+    for case in cases:
+        if case.duration_s is not None:
+            slow = SlowTest(case.id, run.phase, run.suite, case.duration_s, str(case.outcome))
+            if len(slowest) < SLOWEST or slow.duration_s > slowest[-1].duration_s:
+                slowest[:] = heapq.nlargest(SLOWEST, [*slowest, slow], key=_seconds)
+        yield case
+
+
+def _seconds(test: SlowTest) -> float:
+    return test.duration_s
+
+
 def _iterations(
-    rows: Sequence[Mapping[str, Any]], runs: Sequence[tuple[int, SuiteRun]], story: Story
+    rows: Sequence[Mapping[str, Any]], ran: _Ran, story: Story
 ) -> Iterable[IterationInfo]:
-    by_iteration: dict[int, list[SuiteRun]] = {}
-    for n, run in runs:
-        by_iteration.setdefault(n, []).append(run)
     for row in rows:
         n = int(row["n"])
         data = row.get("data") or {}
         verdicts: Mapping[str, Any] = data.get("phases") or {}
-        stats = _phase_stats(
-            by_iteration.get(n, []), verdicts, story.gates.get(n, []), story.flaky.get(n, {})
-        )
+        stats = _phase_stats(ran.phases.get(n, {}), verdicts, story.gates.get(n, []))
         yield IterationInfo(
             n=n,
             version=row.get("version"),
@@ -115,17 +162,13 @@ def _duration(row: Mapping[str, Any], data: Mapping[str, Any]) -> float | None:
 
 
 def _phase_stats(
-    runs: Sequence[SuiteRun],
-    verdicts: Mapping[str, Any],
-    gates: Sequence[Gate],
-    flaky: Mapping[str, str],
+    runs: Mapping[str, _PhaseRuns], verdicts: Mapping[str, Any], gates: Sequence[Gate]
 ) -> tuple[PhaseStats, ...]:
-    names = list(dict.fromkeys([*verdicts, *(r.phase for r in runs), *(g.phase for g in gates)]))
+    names = list(dict.fromkeys([*verdicts, *runs, *(g.phase for g in gates)]))
     out = []
     for name in names:
-        mine = [r for r in runs if r.phase == name]
-        forgiven = {test for test, where in flaky.items() if where == name}
-        counts = tally((c for r in mine for c in r.cases), forgiven)
+        mine = runs.get(name, _PhaseRuns())
+        counts = mine.counts
         passed = verdicts.get(name)
         if passed is None and any(g.phase == name for g in gates):
             passed = all(g.passed for g in gates if g.phase == name)
@@ -139,9 +182,7 @@ def _phase_stats(
                 xfailed=counts.xfailed,
                 xpassed=counts.xpassed,
                 gate_passed=None if passed is None else bool(passed),
-                harness_errors=tuple(
-                    f"{r.suite}: {r.harness_error}" for r in mine if r.harness_error
-                ),
+                harness_errors=mine.harness_errors,
             )
         )
     return tuple(out)
@@ -238,24 +279,6 @@ def _flaky(by_iteration: Mapping[int, Mapping[str, str]]) -> tuple[FlakyTest, ..
             tests.setdefault((test, phase), []).append(n)
     ranked = sorted(tests.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     return tuple(FlakyTest(test, phase, tuple(ns)) for (test, phase), ns in ranked)
-
-
-def _slowest(
-    runs: Sequence[tuple[int, SuiteRun]], iterations: Sequence[IterationInfo]
-) -> tuple[SlowTest, ...]:
-    """The slowest tests of the last iteration that ran any."""
-    done = [n for n, _ in runs]
-    if not done:
-        return ()
-    last = max(done)
-    cases = [
-        SlowTest(case.id, run.phase, run.suite, case.duration_s, str(case.outcome))
-        for n, run in runs
-        if n == last
-        for case in run.cases
-        if case.duration_s is not None
-    ]
-    return tuple(sorted(cases, key=lambda c: -c.duration_s)[:SLOWEST])
 
 
 def _budget(row: SessionRow, iterations: Sequence[IterationInfo], reason: str) -> Budget:
