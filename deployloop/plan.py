@@ -28,13 +28,11 @@ def build_plan(
 
 def failed_tests(runs: Iterable[SuiteRun]) -> dict[str, tuple[str, ...]]:
     """Suite name → node ids of its broken tests, for suites that can rerun a selection."""
-    out: dict[str, list[str]] = {}
+    out: dict[str, dict[str, None]] = {}  # an ordered set: first-seen order, each id once
     for run in runs:
         for case in run.cases:
             if case.broken and "::" in case.id:
-                out.setdefault(run.suite, [])
-                if case.id not in out[run.suite]:
-                    out[run.suite].append(case.id)
+                out.setdefault(run.suite, {})[case.id] = None
     return {suite: tuple(ids) for suite, ids in out.items()}
 
 

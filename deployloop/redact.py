@@ -112,6 +112,8 @@ class Redactor:
         if lines is None:
             text = data.decode("utf-8", "surrogateescape")
             return _in_bytes(text, self.spans(text))
+        if not lines:  # the screen saw nothing: most texts, and no rule need run on them
+            return []
         # The lines searched as one text. The empty line between them keeps a known value
         # from being found across two lines that were not neighbours.
         texts = [data[start:end].decode("utf-8", "surrogateescape") for start, end in lines]

@@ -1,13 +1,18 @@
 """Bounded by design (issue 19): what one iteration's many distinct failures cost beyond the
-failures themselves, once clustered, triaged, stored and reported."""
+failures themselves, once clustered, triaged, stored and reported, in memory and in time."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from deployloop import plan
+from deployloop.models import CaseResult, Outcome, SuiteRun
+from deployloop.redact import Redactor
 from tests.bench.common import REPO
 
 FAILURES = 20_000
@@ -82,3 +87,38 @@ def test_many_distinct_failures_cost_lean_records_only(tmp_path: Path) -> None:
     assert found["actions"] == ["create"]
     assert found["failed"] == FAILURES
     assert found["added_mb"] < BOUND_MB, found["added_mb"]
+
+
+def _seconds(action: Callable[[], object]) -> float:
+    """The least wall time of three calls: the least noisy figure on a shared machine."""
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def _broken_run(failures: int) -> SuiteRun:
+    cases = tuple(
+        CaseResult(f"t.py::test_{n}", f"test_{n}", "t", Outcome.FAILED, 0.1, f"E{n}Error: {n}")
+        for n in range(failures)
+    )
+    return SuiteRun("p", "s", cases, 1.0, 1)
+
+
+def test_many_failures_cost_linear_time() -> None:
+    """Four times the distinct failures cost about four times as much to select for a rerun and
+    to scrub, never sixteen (a list searched per failure made 100k failures take minutes)."""
+    small, large = _broken_run(5_000), _broken_run(20_000)
+    assert len(plan.failed_tests([large])["s"]) == 20_000
+    ratio = _seconds(lambda: plan.failed_tests([large])) / _seconds(
+        lambda: plan.failed_tests([small])
+    )
+    assert ratio < 8, f"rerun selection: {ratio:.1f}x the time for 4x the failures"
+    redactor = Redactor.from_env({"API_TOKEN": "s3cr3t-value-xyz"})
+    few, many = ([c.message for c in run.cases] for run in (small, large))
+    ratio = _seconds(lambda: [redactor.redact(t) for t in many]) / _seconds(
+        lambda: [redactor.redact(t) for t in few]
+    )
+    assert ratio < 8, f"scrubbing: {ratio:.1f}x the time for 4x the failures"
