@@ -224,6 +224,8 @@ def test_report_cli_usage_errors(night: Night, tmp_path: Path) -> None:
     assert done.returncode == 2 and "no session 'nope' found" in done.stderr
     done = cli("report", cwd=tmp_path)
     assert done.returncode == 2 and "no session found" in done.stderr
+    done = cli("report", "nope", cwd=tmp_path)  # no state at all: the session is named still
+    assert done.returncode == 2 and "no session 'nope' found" in done.stderr
 
 
 def test_build_reads_the_night(night: Night) -> None:

@@ -23,13 +23,14 @@ def run(session: str | None, fmt: str, output: Path | None, config_path: Path | 
         raise UsageError(f"--format must be md or html, not {fmt!r}")
     config = _config(config_path)
     store = Store.existing(state_dir(config.session.logs_dir if config else "logs"))
+    missing = f"no session {session!r} found" if session else "no session found"
     if store is None:
-        raise UsageError("no session found")
+        raise UsageError(missing)
     if store.recovered:
         error(store.recovered)
     try:
         if store.session(session) is None:
-            raise UsageError(f"no session {session!r} found" if session else "no session found")
+            raise UsageError(missing)
         data = report.build(store, session)
     finally:
         store.close()
