@@ -111,11 +111,12 @@ def run_suite(
         kept = _keep(job, found.files, redactor)
     # After the private place: the pump has written every progress line (the collected count).
     cases = attach_hook_errors(found.cases, job.log_path)
+    if redactor is not None:  # first: a selection's masked ids are found among scrubbed ones
+        cases = [scrubbed_case(case, redactor) for case in cases]
     ended, reason = how_it_ended(job, done, cases, found, by_deadline)
     # Read (the collected count): a 64k-test suite's would keep 20 MB an iteration (issue 19).
     progress_path(job).unlink(missing_ok=True)
     if redactor is not None:
-        cases = [scrubbed_case(case, redactor) for case in cases]
         reason = None if reason is None else redactor.redact(reason)
     return SuiteRun(
         phase=job.phase.name,
@@ -367,7 +368,7 @@ def _not_run(job: SuiteJob, cases: Sequence[CaseResult], ours: bool) -> str | No
     select nothing): the run is partial, and said so, never judged as complete."""
     if job.select:
         # a module's id is found when its tests ran; a masked id (a secret in a parametrize
-        # id) when its test ran: its record is scrubbed to the same masked id
+        # id) when its test ran: its record, scrubbed first, holds the same masked id
         ran = with_files(plain_id(c.id) for c in cases)
         missing = [i for i in job.select if plain_id(i) not in ran]
         if missing:
