@@ -9,6 +9,8 @@ import sys
 
 from deployloop.junit_fields import (
     case_id,
+    collect_error_file,
+    collect_error_line,
     derive_error_type,
     first_line,
     id_prefix,
@@ -85,8 +87,11 @@ def build_case(attrs: dict[str, str], elements: list[Element]) -> CaseResult:
     broken = [e for e in elements if e[0] in BROKEN]
     skips = [e for e in elements if e[0] is Outcome.SKIPPED]
     outcome, message, error_type, details = _judge(attrs, broken or skips[:1])
+    module = collect_error_file(classname, name, attrs.get("file") or None, message)
+    if module is not None:  # pytest's record of a module that failed to import
+        message = collect_error_line(details) or message
     return CaseResult(
-        id=case_id(classname, name, attrs.get("file") or None),
+        id=module or case_id(classname, name, attrs.get("file") or None),
         name=name,
         classname=classname,
         outcome=outcome,

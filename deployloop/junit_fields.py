@@ -7,6 +7,7 @@ id the way the reader builds it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 MAX_SECONDS = 1e9
 # Seconds per unit, as runners write them (no unit: seconds, JUnit's own).
@@ -24,6 +25,10 @@ _MESSAGE_TYPE = re.compile(r"^\s*([A-Za-z_][\w.$]*):(?:\s|$)")
 _PYTEST_E_LINE = re.compile(r"^\s*E\s+([A-Za-z_][\w.]*):(?:\s|$)", re.MULTILINE)
 _PYTEST_WHERE = re.compile(r"^\s*\S+:\d+: ([A-Za-z_][\w.]*)\s*$", re.MULTILINE)
 _TRACEBACK_TAIL = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)):", re.MULTILINE)
+_E_LINE = re.compile(r"^E\s+(\S.*?)\s*$", re.MULTILINE)
+# pytest's record of a module that failed to collect: classname "", the module's node id mangled
+# to dots as its name, and this message (_pytest/junitxml.py, append_collect_error).
+COLLECT_FAILURE = "collection failure"
 
 
 def case_id(classname: str, name: str, file: str | None) -> str:
@@ -48,6 +53,45 @@ def id_prefix(classname: str, file: str | None) -> str:
     if classname:
         return f"{classname}::"
     return f"{file}::" if file else ""
+
+
+def collect_error_file(classname: str, name: str, file: str | None, message: str) -> str | None:
+    """The module (``suite/test_imp.py``) a pytest collection-error record stands for, else None.
+
+    That record is no test (``suite/test_imp.py::suite.test_imp`` selects nothing), so its id
+    is the module's file: a rerun selects the whole file, and the file's tests passing proves
+    the module imports again. The path is the ``file`` attribute (xunit1), else the name read
+    back as a path when it names a pytest file (``test_*``/``*_test``; xunit2 has no ``file``).
+    """
+    if classname or message != COLLECT_FAILURE:
+        return None
+    if file and file.endswith(".py"):
+        return file.replace("\\", "/")
+    last = name.rsplit(".", 1)[-1]
+    if last.startswith("test_") or last.endswith("_test"):
+        return name.replace(".", "/") + ".py"
+    return None
+
+
+def collect_error_line(details: str) -> str | None:
+    """The error line of a collection error's text: pytest's last ``E   `` line
+    (``ImportError: client library broken``), which says more than "collection failure"."""
+    found = _E_LINE.findall(details)
+    return str(found[-1]) if found else None
+
+
+def file_of(test_id: str) -> str | None:
+    """The file a pytest node id names (``a/test_b.py::test_c`` → ``a/test_b.py``), else None."""
+    path, sep, _ = test_id.partition("::")
+    return path if sep and path.endswith(".py") else None
+
+
+def with_files(ids: Iterable[str]) -> set[str]:
+    """``ids`` and the files they are in: a collection error's id (its file, see
+    ``collect_error_file``) counts as passing once a test of that file passes."""
+    out = set(ids)
+    out |= {f for f in map(file_of, out) if f is not None}
+    return out
 
 
 def _pytest_prefix(classname: str) -> str | None:

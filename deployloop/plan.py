@@ -27,11 +27,12 @@ def build_plan(
 
 
 def failed_tests(runs: Iterable[SuiteRun]) -> dict[str, tuple[str, ...]]:
-    """Suite name → node ids of its broken tests, for suites that can rerun a selection."""
+    """Suite name → node ids of its broken tests, for suites that can rerun a selection; a
+    module that failed to collect is its file's path (``junit_fields.collect_error_file``)."""
     out: dict[str, dict[str, None]] = {}  # an ordered set: first-seen order, each id once
     for run in runs:
         for case in run.cases:
-            if case.broken and "::" in case.id:
+            if case.broken and ("::" in case.id or case.id.endswith(".py")):
                 out.setdefault(run.suite, {})[case.id] = None
     return {suite: tuple(ids) for suite, ids in out.items()}
 

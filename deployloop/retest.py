@@ -17,6 +17,7 @@ from typing import TypeAlias
 from deployloop import plan
 from deployloop.config import PhaseConfig, SuiteConfig
 from deployloop.events import FailedFirstSuite, Reporter
+from deployloop.junit_fields import with_files
 from deployloop.models import Outcome, RunEnd, SuiteRun
 from deployloop.progress import FinalOutcomes
 from deployloop.runner import plain_id
@@ -52,7 +53,7 @@ def rerun_failures(
         if again.ended is not RunEnd.COMPLETED:
             broken.append(again)
             continue
-        flaky |= {c.id for c in again.cases if c.id in failed and c.outcome is Outcome.PASSED}
+        flaky |= with_files(c.id for c in again.cases if c.outcome is Outcome.PASSED) & set(failed)
     return flaky, broken
 
 
@@ -137,7 +138,7 @@ class FirstVerdict:
         tests or the pass did not end cleanly. After a stop nothing is told: a cut-short pass
         claims nothing."""
         passing = (
-            frozenset(plain_id(c.id) for c in run.cases if c.outcome is Outcome.PASSED)
+            with_files(plain_id(c.id) for c in run.cases if c.outcome is Outcome.PASSED)
             & self.wanted
         )
         if stop.is_set():

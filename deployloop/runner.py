@@ -24,11 +24,12 @@ from deployloop.config import PhaseConfig, SuiteConfig
 from deployloop.durations import format_duration
 from deployloop.errors import JUnitError
 from deployloop.hookerrors import attach_hook_errors
+from deployloop.junit_fields import with_files
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
 from deployloop.progress import collected_count
 from deployloop.pump import Pump
 from deployloop.pytestline import runs_pytest
-from deployloop.redact import Redactor
+from deployloop.redact import MASK, Redactor
 from deployloop.scrub import INTERVAL_S, ScrubbingWriter, scrub_copy, scrubbed_case
 from deployloop.shards import Shard
 
@@ -46,6 +47,7 @@ PLUGINS = "-p deployloop_live -p deployloop_run"
 PROGRESS_ENV = "DEPLOYLOOP_PROGRESS"
 JUNIT_ENV = "DEPLOYLOOP_JUNIT"
 SELECT_ENV = "DEPLOYLOOP_SELECT"
+MASK_ENV = "DEPLOYLOOP_SELECT_MASK"  # a selected id's redaction mask matches any text (plugin)
 SHARD_ENV = "DEPLOYLOOP_SHARD"
 NO_TESTS = 5  # pytest's exit code when it ran nothing: a shard may rightly get no test
 # xdist's --dist loadgroup writes "test_a@group" (pytest-xdist#992); "test_a[x@y.com]" is an id.
@@ -109,11 +111,12 @@ def run_suite(
         kept = _keep(job, found.files, redactor)
     # After the private place: the pump has written every progress line (the collected count).
     cases = attach_hook_errors(found.cases, job.log_path)
+    if redactor is not None:  # first: a selection's masked ids are found among scrubbed ones
+        cases = [scrubbed_case(case, redactor) for case in cases]
     ended, reason = how_it_ended(job, done, cases, found, by_deadline)
     # Read (the collected count): a 64k-test suite's would keep 20 MB an iteration (issue 19).
     progress_path(job).unlink(missing_ok=True)
     if redactor is not None:
-        cases = [scrubbed_case(case, redactor) for case in cases]
         reason = None if reason is None else redactor.redact(reason)
     return SuiteRun(
         phase=job.phase.name,
@@ -216,6 +219,7 @@ def _environment(
     env[JUNIT_ENV] = str(job.junit_path)
     if select is not None:
         env[SELECT_ENV] = str(select)
+        env[MASK_ENV] = MASK
     if job.shard is not None:
         env[SHARD_ENV] = str(job.junit_path.with_name("shard"))
     return env
@@ -363,7 +367,9 @@ def _not_run(job: SuiteJob, cases: Sequence[CaseResult], ours: bool) -> str | No
     """Tests asked for or collected that never ran (``-x``, ``--maxfail``, a rerun whose ids
     select nothing): the run is partial, and said so, never judged as complete."""
     if job.select:
-        ran = {plain_id(c.id) for c in cases}
+        # a module's id is found when its tests ran; a masked id (a secret in a parametrize
+        # id) when its test ran: its record, scrubbed first, holds the same masked id
+        ran = with_files(plain_id(c.id) for c in cases)
         missing = [i for i in job.select if plain_id(i) not in ran]
         if missing:
             picked = len(job.select) - len(missing)

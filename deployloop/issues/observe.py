@@ -21,6 +21,7 @@ from deployloop.issues.records import (
     TriageContext,
 )
 from deployloop.issues.text import first_line, typed
+from deployloop.junit_fields import with_files
 from deployloop.models import CaseResult, Outcome, SuiteRun
 
 
@@ -146,7 +147,10 @@ class _Phase:
                     group.append((run.suite, case))
                 elif case.outcome is not Outcome.SKIPPED:
                     others.add(case.id)
-        phase.passed = {c.id for run in runs for c in run.cases if c.outcome is Outcome.PASSED}
+        # with their files: a collection error's id (its module) passes once its tests do
+        phase.passed = with_files(
+            c.id for run in runs for c in run.cases if c.outcome is Outcome.PASSED
+        )
         phase.passed -= broke
         phase.judged = len(broke) + len(others - broke)
         phase.failing = len(broke) - len(broke & forgive)  # the hard failures' ids

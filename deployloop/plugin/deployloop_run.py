@@ -13,8 +13,9 @@ starts pytest (``cd e2e && VAR=x pytest …``, a wrapper script), passed in ``PY
   characters), whatever the run's ``junit_logging``: an exception a test printed before a
   bare ``assert code == 0`` is the cause errorline looks for (issue 18), and pytest's default
   ``junit_logging=no`` would leave it only in the suite's log.
-- ``DEPLOYLOOP_SELECT``: a file of node ids, one a line; every other collected test is
-  deselected, so a run line naming a path reruns only these (issue 15 item 10). The
+- ``DEPLOYLOOP_SELECT``: a file of node ids, one a line (a bare file, and ids holding the
+  redaction mask in ``DEPLOYLOOP_SELECT_MASK``: see ``_Selection``); every other collected
+  test is deselected, so a run line naming a path reruns only these (issue 15 item 10). The
   ``@group`` suffix pytest-xdist's ``--dist loadgroup`` adds to ids (pytest-xdist#992) is
   ignored on both sides. Files holding none of them are not even collected, when every file
   the ids name exists under pytest's rootdir, and in those files only the functions and
@@ -82,20 +83,59 @@ def _append_output(nodes: list[Any], report: Any) -> None:
         )
 
 
-def _wanted() -> set[str] | None:
-    listing = os.environ.get("DEPLOYLOOP_SELECT")
-    if not listing:
-        return None
-    with open(listing, encoding="utf-8") as handle:
-        return {plain_id(line.rstrip("\n")) for line in handle if line.strip()}
+class _Selection:
+    """The node ids a rerun asks for, read from the ``DEPLOYLOOP_SELECT`` file: whole ids; a
+    bare file (``a/test_b.py``: the id deployloop gives a module that failed to collect) selects
+    all of that file; an id holding ``DEPLOYLOOP_SELECT_MASK`` (deployloop.redact's mask: a
+    secret in a parametrize id is masked before any id is kept) matches the whole node id with
+    the mask standing for any text and the rest literal. Such an id may select a sibling whose
+    id masks to the same: deployloop ignores results it did not ask for."""
+
+    def __init__(self, ids: set[str], mask: str) -> None:
+        masked = {i for i in ids if mask and mask in i}
+        self.files = {i for i in ids - masked if "::" not in i}
+        self.exact = ids - masked - self.files
+        alternatives = ("(?:" + ".+".join(map(re.escape, i.split(mask))) + ")" for i in masked)
+        self.pattern = re.compile("|".join(alternatives), re.DOTALL) if masked else None
+        self.names: dict[str, set[str] | None] = {}  # file -> names selected in it; None: all
+        for node_id in ids:
+            path, _, rest = node_id.partition("::")
+            name = rest.split("[", 1)[0].split("::", 1)[0]
+            known = self.names.setdefault(path, set())
+            if known is not None and name and not (mask and mask in name):
+                known.add(name)
+            else:  # a whole file, or a name the mask hides: every name in the file
+                self.names[path] = None
+
+    def __contains__(self, node_id: object) -> bool:
+        if not isinstance(node_id, str):
+            return False
+        return (
+            node_id in self.exact
+            or node_id.partition("::")[0] in self.files
+            or (self.pattern is not None and self.pattern.fullmatch(node_id) is not None)
+        )
+
+
+def _wanted(config: Any) -> _Selection | None:
+    """The rerun's selection (read once per run), or None when there is none."""
+    if not hasattr(config, "_deployloop_wanted"):
+        listing = os.environ.get("DEPLOYLOOP_SELECT")
+        selection = None
+        if listing:
+            with open(listing, encoding="utf-8") as handle:
+                ids = {plain_id(line.rstrip("\n")) for line in handle if line.strip()}
+            selection = _Selection(ids, os.environ.get("DEPLOYLOOP_SELECT_MASK", ""))
+        config._deployloop_wanted = selection
+    return config._deployloop_wanted  # type: ignore[no-any-return]
 
 
 def _files(config: Any) -> set[str] | None:
     """Paths (relative to the rootdir) of the files the selected ids are in; None when there
     is no selection, or an id names a file that is not there (collect everything then)."""
     if not hasattr(config, "_deployloop_files"):
-        wanted = _wanted()
-        files = None if wanted is None else {i.partition("::")[0] for i in wanted}
+        wanted = _wanted(config)
+        files = None if wanted is None else set(wanted.names)
         root = config.rootpath
         if files is not None and not all((root / f).is_file() for f in files):
             files = None
@@ -129,36 +169,28 @@ def _shard_of(ids: list[str]) -> set[str] | None:
     return {i for i in ids if plan.get(i, dealt.get(i)) == index}
 
 
-def _names(config: Any) -> dict[str, set[str]]:
-    """File -> the names (top-level functions or classes) the selected ids name in it."""
-    if not hasattr(config, "_deployloop_names"):
-        names: dict[str, set[str]] = {}
-        for node_id in _wanted() or ():
-            path, _, rest = node_id.partition("::")
-            names.setdefault(path, set()).add(rest.split("[", 1)[0].split("::", 1)[0])
-        config._deployloop_names = names
-    return config._deployloop_names  # type: ignore[no-any-return]
-
-
 def pytest_pycollect_makeitem(collector: Any, name: str, obj: Any) -> list[Any] | None:
     """No item for what no selected id names, in a module the selection restricts (pytest's
     own collector makes the rest; deselection below stays the rule for anything else)."""
     files = _files(collector.config)
     if files is None or collector.nodeid not in files:
         return None
-    return None if name in _names(collector.config).get(collector.nodeid, ()) else []
+    names = _wanted(collector.config).names[collector.nodeid]  # type: ignore[union-attr]
+    return None if names is None or name in names else []
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
-    selected = _wanted()
+    selected = _wanted(config)
     sharded = _shard_of([plain_id(item.nodeid) for item in items])
     if selected is None and sharded is None:
         return
-    wanted = (selected or set()) | (sharded or set())
-    if selected is not None and sharded is not None:
-        wanted = selected & sharded
-    keep = [item for item in items if plain_id(item.nodeid) in wanted]
-    dropped = [item for item in items if plain_id(item.nodeid) not in wanted]
+    wanted = [
+        (selected is None or plain_id(i.nodeid) in selected)
+        and (sharded is None or plain_id(i.nodeid) in sharded)
+        for i in items
+    ]
+    keep = [item for item, want in zip(items, wanted, strict=True) if want]
+    dropped = [item for item, want in zip(items, wanted, strict=True) if not want]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
