@@ -18,6 +18,12 @@ from pathlib import Path
 
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
 
+# A test in two shards: the shards' selection was not applied (deployloop's plugin did not run).
+UNSELECTED = (
+    "shards did not split the suite: {test} (and {more} more) ran in more than one shard; "
+    "the run line must start pytest and pass PYTEST_ADDOPTS on (tox: passenv)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Shard:
@@ -63,22 +69,26 @@ def shards_for(durations: Mapping[str, float], count: int) -> tuple[Shard, ...]:
 def merge(runs: Sequence[SuiteRun], expected_tests: int | None, log_path: Path) -> SuiteRun:
     """The suite's one result from its shards' runs (in shard order; at least one).
 
-    Every case of every shard; the suite's wall time is the longest shard's (they run side by
-    side); the first shard that did not complete decides how the suite ended, and every
-    shard's harness error is kept, prefixed ``shard i/n``. Emptiness and all-skipped are judged
-    on the merged tests (a shard may rightly get none). ``expected_tests`` (the suite's
-    ``expect_tests``) applies to the merged suite. ``log_path`` gets one line per shard naming
-    its log, so issue bodies and the report find them.
+    Every case of every shard, a test id reported by two shards once (the shards did not split
+    the suite: a harness error saying so, never a sum); the suite's wall time is the longest
+    shard's (they run side by side); the first shard that did not complete decides how the
+    suite ended, and every shard's harness error is kept, prefixed ``shard i/n``. Emptiness and
+    all-skipped are judged on the merged tests (a shard may rightly get none).
+    ``expected_tests`` (the suite's ``expect_tests``) applies to the merged suite. ``log_path``
+    gets one line per shard naming its log, so issue bodies and the report find them.
     """
     first = runs[0]
     count = len(runs)
-    cases = tuple(case for run in runs for case in run.cases)
+    cases, repeated = _folded(runs)
     errors = [
         f"shard {i}/{count}: {run.harness_error}"
         for i, run in enumerate(runs, 1)
         if run.harness_error
     ]
     ended = next((run.ended for run in runs if run.ended is not RunEnd.COMPLETED), first.ended)
+    if repeated:
+        errors.append(UNSELECTED.format(test=repeated[0], more=len(repeated) - 1))
+        ended = RunEnd.RUNNER_ERROR if ended is RunEnd.COMPLETED else ended
     if not errors and (problem := _merged_problem(cases)):
         errors, ended = [problem], RunEnd.RUNNER_ERROR
     _write_index(log_path, runs)
@@ -95,6 +105,20 @@ def merge(runs: Sequence[SuiteRun], expected_tests: int | None, log_path: Path) 
         expected_tests=expected_tests,
         ended=ended,
     )
+
+
+def _folded(runs: Sequence[SuiteRun]) -> tuple[tuple[CaseResult, ...], list[str]]:
+    """Every shard's cases, a test id some earlier shard already reported left out (one logical
+    test each: never counted twice), and those repeated ids in order."""
+    seen: set[str] = set()
+    cases: list[CaseResult] = []
+    repeated: list[str] = []
+    for run in runs:
+        ids = {case.id for case in run.cases}
+        cases.extend(case for case in run.cases if case.id not in seen)
+        repeated.extend(case.id for case in run.cases if case.id in seen)
+        seen |= ids
+    return tuple(cases), repeated
 
 
 def _merged_problem(cases: Sequence[CaseResult]) -> str | None:
