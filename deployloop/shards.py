@@ -15,7 +15,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
+from defusedxml import ElementTree as DefusedElementTree
+from defusedxml.common import DefusedXmlException
+
+from deployloop.atomic import write_atomic
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
 
 # A test in two shards: the shards' selection was not applied (deployloop's plugin did not run).
@@ -105,6 +110,36 @@ def merge(runs: Sequence[SuiteRun], expected_tests: int | None, log_path: Path) 
         expected_tests=expected_tests,
         ended=ended,
     )
+
+
+def write_users_report(note: Path, runs: Sequence[SuiteRun]) -> str | None:
+    """Write the user's own ``--junitxml`` (the path the first shard's plugin wrote to
+    ``note``, which is then removed; nothing to do without it) as one ``<testsuites>`` holding
+    every shard's ``<testsuite>`` elements, taken from the shards' kept files, so scrubbed like
+    them (issue 15 item 14). Returns a line for the suite's log when a kept file cannot be
+    read (cut past its cap, or missing: the user's file is left alone then), else None."""
+    try:
+        target = Path(note.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    note.unlink()
+    merged = ElementTree.Element("testsuites")
+    for run in runs:
+        try:
+            root = _parse(Path(run.junit_path)) if run.junit_path else None
+        except (OSError, ElementTree.ParseError, DefusedXmlException) as exc:
+            return f"your --junitxml {target} was not written: {run.junit_path}: {exc}"
+        if root is not None:
+            merged.extend(root.iter("testsuite") if root.tag == "testsuites" else [root])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, ElementTree.tostring(merged, encoding="unicode", xml_declaration=True))
+    return None
+
+
+def _parse(path: Path) -> ElementTree.Element:
+    """A kept (scrubbed) JUnit file's root, through defusedxml: the bytes are the suite's."""
+    root: ElementTree.Element = DefusedElementTree.parse(path).getroot()
+    return root
 
 
 def _folded(runs: Sequence[SuiteRun]) -> tuple[tuple[CaseResult, ...], list[str]]:

@@ -124,12 +124,15 @@ def test_users_junitxml_keeps_the_main_run_not_the_rerun(tmp_path: Path) -> None
     assert rerun.count("<testcase ") == 1 and 'name="test_broken"' in rerun
 
 
-def test_users_junitxml_is_left_alone_by_shards(tmp_path: Path) -> None:
-    """Shards (deployloop's own passes) do not write the user's --junitxml: no shard's part
-    of the suite replaces what is there."""
-    write_tests(tmp_path / "e2e", "test_e2e.py", ONE_BROKEN)
-    mine = tmp_path / "mine.xml"
-    mine.write_text("<testsuites/>", encoding="utf-8")
-    night = run_night(tmp_path, f"{PYTEST} --junitxml={mine} e2e", shards=2)
-    assert {"shard-1", "shard-2"} <= set(suite_ends(night)), suite_ends(night).keys()
-    assert mine.read_text() == "<testsuites/>"
+def test_users_junitxml_holds_the_merged_shards(tmp_path: Path) -> None:
+    """Case p8: with shards = 3 the user's --junitxml (under a reports/ not yet there) is
+    written once, after the merge: every test of the suite, scrubbed like every kept file."""
+    token = "ghp_" + "Ab12" * 9
+    tests = ONE_BROKEN.replace('"payment backend returned 503"', f'"token {token} refused"')
+    write_tests(tmp_path / "e2e", "test_e2e.py", tests)
+    night = run_night(tmp_path, f"{PYTEST} --junitxml=reports/user.xml e2e", shards=3)
+    assert {"shard-1", "shard-2", "shard-3", "full"} <= set(suite_ends(night))
+    mine = (tmp_path / "reports" / "user.xml").read_text()
+    assert mine.count("<testcase ") == 3 and 'name="test_broken"' in mine
+    assert "token " in mine and token not in mine
+    assert not list(night["dir"].glob("1/*.user-junit"))
