@@ -27,7 +27,7 @@ from deployloop.hookerrors import attach_hook_errors
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
 from deployloop.progress import collected_count
 from deployloop.pump import Pump
-from deployloop.pytestline import runs_pytest
+from deployloop.pytestline import ADDOPTS_HINT, drops_addopts, runs_pytest
 from deployloop.redact import Redactor
 from deployloop.scrub import INTERVAL_S, ScrubbingWriter, scrub_copy, scrubbed_case
 from deployloop.shards import Shard
@@ -259,7 +259,8 @@ def _read_results(job: SuiteJob, log_path: Path, started_wall: float) -> Found:
     paths = [job.junit_path] if ours else _fresh_matches(job, started_wall)
     if not paths:
         where = job.suite.junit or "no junit = set, and no pytest report was written"
-        return Found([], [], ours, f"no JUnit file written ({where})")
+        hint = f"; {ADDOPTS_HINT}" if drops_addopts(job.suite.run) else ""
+        return Found([], [], ours, f"no JUnit file written ({where}){hint}")
     cases: list[CaseResult] = []
     repairs: list[str] = []
     try:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from deployloop.pytestline import drops_addopts
 from tests.helpers import cli, write_tests
 from tests.test_verdicts_run import PYTEST, run_night, suite_ends
 
@@ -136,3 +137,36 @@ def test_users_junitxml_holds_the_merged_shards(tmp_path: Path) -> None:
     assert mine.count("<testcase ") == 3 and 'name="test_broken"' in mine
     assert "token " in mine and token not in mine
     assert not list(night["dir"].glob("1/*.user-junit"))
+
+
+@pytest.mark.parametrize(
+    ("line", "drops"),
+    [
+        ("cd . && PYTEST_ADDOPTS='--junitxml=r.xml' python -m pytest e2e", True),
+        ("export PYTEST_ADDOPTS=-x; pytest e2e", True),
+        ("env PYTEST_ADDOPTS=-x pytest e2e", True),
+        ("sh -c 'PYTEST_ADDOPTS=-x pytest e2e'", True),
+        ('PYTEST_ADDOPTS="$PYTEST_ADDOPTS -x" pytest e2e', False),
+        ("pytest e2e", False),
+        ("MY_PYTEST_ADDOPTS=-x pytest e2e", False),
+    ],
+)
+def test_a_run_line_setting_pytest_addopts_is_recognised(line: str, drops: bool) -> None:
+    """A line that assigns PYTEST_ADDOPTS without keeping $PYTEST_ADDOPTS drops deployloop's."""
+    assert drops_addopts(line) is drops
+
+
+def test_pytest_addopts_in_the_run_line_is_warned_of_and_explained(tmp_path: Path) -> None:
+    """PYTEST_ADDOPTS set inside the run line: validate warns at the run line (exit 0), and
+    the run's harness error says to move it into the suite's env = {...}."""
+    write_tests(tmp_path / "e2e", "test_e2e.py", ONE_BROKEN)
+    line = f"cd . && PYTEST_ADDOPTS='--junitxml=reports/x.xml' {PYTEST} e2e"
+    night = run_night(tmp_path, line)
+    error = suite_ends(night)["full"]["harness_error"]
+    assert error.startswith("no JUnit file written") and "env = { PYTEST_ADDOPTS" in error
+    checked = cli("validate", cwd=tmp_path)
+    text = (tmp_path / "deployloop.toml").read_text().splitlines()
+    run_line = next(n for n, row in enumerate(text, 1) if row.strip().startswith("run ="))
+    assert checked.returncode == 0, checked.stderr
+    where = f"deployloop.toml:{run_line}: phase[0].suite[0].run: warning: the run line sets "
+    assert f"{where}PYTEST_ADDOPTS" in checked.stdout
