@@ -142,7 +142,8 @@ def test_merge_folds_a_test_two_shards_ran_and_says_the_split_failed(tmp_path: P
 
 def test_validate_refuses_shards_on_a_run_line_that_is_not_pytest(tmp_path: Path) -> None:
     """Case v: shards = 2 on a line that copies a JUnit file (no pytest, no plugin) is a config
-    error at the shards key's line, exit 2; shards = true is refused, not taken as 1."""
+    error at the shards key's line, exit 2, for validate and run alike; shards = true is
+    refused, not taken as 1."""
     copy = "sh -c 'mkdir -p out && cp r.xml out/'"
     text = config_text(
         phase_block(
@@ -163,3 +164,5 @@ def test_validate_refuses_shards_on_a_run_line_that_is_not_pytest(tmp_path: Path
     assert f"deployloop.toml:{shards_lines[1]}: " in done.stderr
     assert f"deployloop.toml:{parallel_line}: " in done.stderr
     assert done.stderr.count("not true or false") == 2
+    started = cli("run", "--once", cwd=tmp_path)
+    assert started.returncode == 2 and "shards need a run line" in started.stderr
