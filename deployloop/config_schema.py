@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from deployloop.config_values import (
     MAX_COUNT,
@@ -21,6 +21,7 @@ from deployloop.config_values import (
     HeaderName,
     HeaderValue,
     HttpUrl,
+    Integer,
     Label,
     Name,
     PathOrUrl,
@@ -34,6 +35,7 @@ from deployloop.config_values import (
     WsUrl,
 )
 from deployloop.errors import UsageError
+from deployloop.pytestline import runs_pytest
 
 MAX_ITERATIONS = 1_000_000
 MAX_RULES = 1000  # merge rules, and prints per rule: far beyond what a person edits
@@ -58,7 +60,7 @@ class SessionConfig(_Model):
     name: Name = "deployloop"
     budget: Budget | None = None
     until: Clock | None = None
-    max_iterations: int = Field(100, ge=1, le=MAX_ITERATIONS)
+    max_iterations: Integer = Field(100, ge=1, le=MAX_ITERATIONS)
     logs_dir: PathText = "logs"  # relative: to the config file's directory
     interval: Wait = 60.0  # between iterations when there is no [redeploy] section
 
@@ -98,7 +100,7 @@ class TargetConfig(_Model):
 class Gates(_Model):
     pass_rate: float = Field(1.0, ge=0.0, le=1.0)
     p95_s: float | None = Field(None, gt=0, le=MAX_DURATION_S)
-    max_failures: int | None = Field(None, ge=0, le=MAX_COUNT)
+    max_failures: Integer | None = Field(None, ge=0, le=MAX_COUNT)
 
 
 class SuiteConfig(_Model):
@@ -112,11 +114,25 @@ class SuiteConfig(_Model):
     junit: PathText | None = None
     cwd: PathText | None = None
     env: dict[EnvName, Text] = Field(default_factory=dict)
-    expect_tests: int | None = Field(None, ge=1, le=MAX_COUNT)
+    expect_tests: Integer | None = Field(None, ge=1, le=MAX_COUNT)
     min_seconds: Seconds | None = None
     timeout: Wait = 1800.0
     # Split into this many pytest runs side by side, by earlier durations (deployloop/shards.py).
-    shards: int = Field(1, ge=1, le=MAX_SHARDS)
+    shards: Integer = Field(1, ge=1, le=MAX_SHARDS)
+
+    @field_validator("shards")
+    @classmethod
+    def _shards_need_pytest(cls, shards: int, info: ValidationInfo) -> int:
+        """Shards select their tests through deployloop's plugin, which only a run line that
+        starts pytest loads (``pytestline.runs_pytest``): any other would run the whole suite
+        once per shard, and the counts would add up."""
+        run = info.data.get("run")  # absent when ``run`` itself was refused
+        if shards > 1 and run is not None and not runs_pytest(run):
+            raise ValueError(
+                "shards need a run line that starts pytest (its plugin picks each shard's "
+                "tests); this one does not, so each shard would run the whole suite"
+            )
+        return shards
 
     @model_validator(mode="before")
     @classmethod
@@ -134,8 +150,8 @@ class ProbeConfig(_Model):
     # target.websocket
     url: PathOrUrl | None = None
     method: str = Field("GET", pattern=r"^[A-Za-z]+$", max_length=20)
-    expect_status: int = Field(200, ge=100, le=599)
-    samples: int = Field(1, ge=1, le=1000)
+    expect_status: Integer = Field(200, ge=100, le=599)
+    samples: Integer = Field(1, ge=1, le=1000)
     send: str | None = None
     expect_events: list[str] = Field(default_factory=list)
     event_key: str = "type"
@@ -160,7 +176,7 @@ class PhaseConfig(_Model):
     name: Name
     priority: str | None = None
     fail_fast: bool = False
-    parallel: int = Field(1, ge=1, le=MAX_PARALLEL)  # suites run side by side (dispatch.py)
+    parallel: Integer = Field(1, ge=1, le=MAX_PARALLEL)  # suites run side by side (dispatch.py)
     gates: Gates = Field(default_factory=Gates)
     suites: list[SuiteConfig] = Field(default_factory=list, alias="suite")
     probes: list[ProbeConfig] = Field(default_factory=list, alias="probe")
@@ -178,7 +194,7 @@ class IssuesConfig(_Model):
     token: HeaderValue | None = None
     api_url: HttpUrl = "https://api.github.com"
     labels: list[Label] = Field(default_factory=lambda: ["deployloop"])
-    max_new_per_iteration: int = Field(5, ge=0, le=1000)
+    max_new_per_iteration: Integer = Field(5, ge=0, le=1000)
     broken_threshold: float = Field(0.5, gt=0.0, le=1.0)
     close_on_fix: bool = True
     reopen_days: float = Field(14.0, ge=0, le=3650)
@@ -281,7 +297,7 @@ class RedeployConfig(_Model):
     settle: Duration = 60.0
     # consecutive reads (spread over ``settle``) that must all answer the new version, healthy,
     # before retesting: a gradual rollout answers old and new side by side (issue 22)
-    converge: int = Field(1, ge=1, le=100)
+    converge: Integer = Field(1, ge=1, le=100)
     timeout: Wait = 7200.0
     on_timeout: Literal["retest", "stop"] = "retest"
 
@@ -357,4 +373,4 @@ class RunLimits(_Model):
 
     budget: Budget | None = None
     until: Clock | None = None
-    max_iterations: int | None = Field(None, ge=1, le=MAX_ITERATIONS)
+    max_iterations: Integer | None = Field(None, ge=1, le=MAX_ITERATIONS)

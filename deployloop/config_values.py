@@ -20,7 +20,7 @@ import datetime as dt
 import re
 import shlex
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -53,7 +53,18 @@ Budget = Annotated[
     float, BeforeValidator(parse_duration), AfterValidator(_seconds_within(MIN_BUDGET_S))
 ]
 Seconds = Annotated[float, Field(ge=0, le=MAX_DURATION_S)]  # a plain number of seconds
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+
+
+def _not_bool(value: Any) -> Any:
+    """TOML's ``true`` is no number: pydantic's lax int would take it as 1 (``shards = true``)."""
+    if isinstance(value, bool):
+        raise ValueError("a whole number is needed here, not true or false")
+    return value
+
+
+# A whole number as a config key gives it: not a bool (a ``${NAME}`` string still converts).
+Integer = Annotated[int, BeforeValidator(_not_bool)]
+Count = Annotated[Integer, Field(ge=0, le=MAX_COUNT)]
 
 
 def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:

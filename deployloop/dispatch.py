@@ -22,6 +22,7 @@ from deployloop import shards
 from deployloop.config import PhaseConfig, SuiteConfig
 from deployloop.events import Reporter, SuiteEnd
 from deployloop.models import RunEnd, SuiteRun
+from deployloop.runner import users_report_note
 from deployloop.shards import Shard
 from deployloop.state import Store
 
@@ -93,11 +94,17 @@ class Sharded:
 
     def run(self, suite: SuiteConfig, run_shard: Callable[[Shard], SuiteRun]) -> SuiteRun:
         """The suite's merged result, stored as its ``full`` run (``partial`` when a stop cut a
-        shard short, so a resumed session runs the suite again) and reported by a SuiteEnd."""
+        shard short, so a resumed session runs the suite again) and reported by a SuiteEnd;
+        the user's own ``--junitxml``, if the run line names one, gets the merged report."""
         durations = self.store.durations(self.session_id, suite.name)
         planned = shards.shards_for(durations, suite.shards)
         ran = side_by_side(planned, len(planned), run_shard, lambda run: False)
-        merged = shards.merge(ran, suite.expect_tests, self.iteration_dir / f"{suite.name}.log")
+        log_path = self.iteration_dir / f"{suite.name}.log"
+        merged = shards.merge(ran, suite.expect_tests, log_path)
+        note = users_report_note(Path(ran[0].log_path or log_path))
+        if problem := shards.write_users_report(note, ran):
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(f"[deployloop] {problem}\n")
         record_run(self.store, self.reporter, self.session_id, self.iteration, "full", merged)
         return merged
 

@@ -21,6 +21,14 @@ WRAPPERS = frozenset(
 )
 SHELLS = frozenset({"sh", "bash", "dash", "zsh"})
 WRAPPER_ARG = re.compile(r"-|\w+=|\d+(\.\d+)?[smhd]?$")  # an option, VAR=x, a duration or number
+# PYTEST_ADDOPTS assigned by the line itself ("PYTEST_ADDOPTS=… pytest", "export …", "env …").
+ADDOPTS_SET = re.compile(r"(?:^|[\s;&|('\"])PYTEST_ADDOPTS=")
+ADDOPTS_KEPT = re.compile(r"\$\{?PYTEST_ADDOPTS\b")  # "…=\"$PYTEST_ADDOPTS -x\"" keeps ours
+ADDOPTS_HINT = (
+    "the run line sets PYTEST_ADDOPTS, which replaces the options deployloop gives pytest "
+    'there: set it in the suite\'s env = { PYTEST_ADDOPTS = "…" } instead (deployloop adds '
+    "its own to that)"
+)
 
 
 def is_pytest(argv: Sequence[str]) -> bool:
@@ -43,6 +51,13 @@ def runs_pytest(command: str | Sequence[str]) -> bool:
     if len(argv) >= 3 and os.path.basename(argv[0]) in SHELLS and argv[1] == "-c":
         return bool(PYTEST_WORD.search(argv[2]))
     return is_pytest(argv)
+
+
+def drops_addopts(command: str | Sequence[str]) -> bool:
+    """Does this run line set ``PYTEST_ADDOPTS`` itself, without ``$PYTEST_ADDOPTS`` in it?
+    pytest then never sees deployloop's plugins (``ADDOPTS_HINT`` says what to do instead)."""
+    text = command if isinstance(command, str) else " ".join(command)
+    return bool(ADDOPTS_SET.search(text)) and not ADDOPTS_KEPT.search(text)
 
 
 def _unwrapped(argv: Sequence[str]) -> list[str]:

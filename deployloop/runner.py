@@ -28,7 +28,7 @@ from deployloop.junit_fields import with_files
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
 from deployloop.progress import collected_count
 from deployloop.pump import Pump
-from deployloop.pytestline import runs_pytest
+from deployloop.pytestline import ADDOPTS_HINT, drops_addopts, runs_pytest
 from deployloop.redact import MASK, Redactor
 from deployloop.scrub import INTERVAL_S, ScrubbingWriter, scrub_copy, scrubbed_case
 from deployloop.shards import Shard
@@ -49,6 +49,7 @@ JUNIT_ENV = "DEPLOYLOOP_JUNIT"
 SELECT_ENV = "DEPLOYLOOP_SELECT"
 MASK_ENV = "DEPLOYLOOP_SELECT_MASK"  # a selected id's redaction mask matches any text (plugin)
 SHARD_ENV = "DEPLOYLOOP_SHARD"
+USERS_JUNIT_ENV = "DEPLOYLOOP_USER_JUNIT"
 NO_TESTS = 5  # pytest's exit code when it ran nothing: a shard may rightly get no test
 # xdist's --dist loadgroup writes "test_a@group" (pytest-xdist#992); "test_a[x@y.com]" is an id.
 XDIST_GROUP = re.compile(r"@[^\[\]:@]*$")
@@ -138,6 +139,13 @@ def pid_path(job: SuiteJob) -> Path:
     return job.log_path.with_suffix(".pid")
 
 
+def users_report_note(log_path: Path) -> Path:
+    """Where a sharded suite's first shard notes the path of the user's own ``--junitxml``
+    (one absolute path, written by the run plugin; absent when there is none), given the
+    shard's log path. ``shards.write_users_report`` reads it after the merge."""
+    return log_path.with_suffix(".user-junit")
+
+
 def progress_path(job: SuiteJob) -> Path:
     """Where the plugin's per-test outcomes are kept, scrubbed (one JSON object per line),
     while the suite runs: the live view tails it, and ``run_suite`` reads its collected count
@@ -149,7 +157,7 @@ def progress_path(job: SuiteJob) -> Path:
 def _prepare(job: SuiteJob) -> None:
     """No stale file from an earlier run of this job may pass for this run's results."""
     job.junit_path.parent.mkdir(parents=True, exist_ok=True)
-    for path in (job.junit_path, progress_path(job)):
+    for path in (job.junit_path, progress_path(job), users_report_note(job.log_path)):
         path.unlink(missing_ok=True)
     shutil.rmtree(_kept_dir(job), ignore_errors=True)
 
@@ -222,6 +230,8 @@ def _environment(
         env[MASK_ENV] = MASK
     if job.shard is not None:
         env[SHARD_ENV] = str(job.junit_path.with_name("shard"))
+    if job.shard is not None and job.shard.index == 1 and select is None:
+        env[USERS_JUNIT_ENV] = str(users_report_note(job.log_path))
     return env
 
 
@@ -253,7 +263,8 @@ def _read_results(job: SuiteJob, log_path: Path, started_wall: float) -> Found:
     paths = [job.junit_path] if ours else _fresh_matches(job, started_wall)
     if not paths:
         where = job.suite.junit or "no junit = set, and no pytest report was written"
-        return Found([], [], ours, f"no JUnit file written ({where})")
+        hint = f"; {ADDOPTS_HINT}" if drops_addopts(job.suite.run) else ""
+        return Found([], [], ours, f"no JUnit file written ({where}){hint}")
     cases: list[CaseResult] = []
     repairs: list[str] = []
     try:

@@ -15,8 +15,19 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
+from defusedxml import ElementTree as DefusedElementTree
+from defusedxml.common import DefusedXmlException
+
+from deployloop.atomic import write_atomic
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
+
+# A test in two shards: the shards' selection was not applied (deployloop's plugin did not run).
+UNSELECTED = (
+    "shards did not split the suite: {test} (and {more} more) ran in more than one shard; "
+    "the run line must start pytest and pass PYTEST_ADDOPTS on (tox: passenv)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,22 +74,26 @@ def shards_for(durations: Mapping[str, float], count: int) -> tuple[Shard, ...]:
 def merge(runs: Sequence[SuiteRun], expected_tests: int | None, log_path: Path) -> SuiteRun:
     """The suite's one result from its shards' runs (in shard order; at least one).
 
-    Every case of every shard; the suite's wall time is the longest shard's (they run side by
-    side); the first shard that did not complete decides how the suite ended, and every
-    shard's harness error is kept, prefixed ``shard i/n``. Emptiness and all-skipped are judged
-    on the merged tests (a shard may rightly get none). ``expected_tests`` (the suite's
-    ``expect_tests``) applies to the merged suite. ``log_path`` gets one line per shard naming
-    its log, so issue bodies and the report find them.
+    Every case of every shard, a test id reported by two shards once (the shards did not split
+    the suite: a harness error saying so, never a sum); the suite's wall time is the longest
+    shard's (they run side by side); the first shard that did not complete decides how the
+    suite ended, and every shard's harness error is kept, prefixed ``shard i/n``. Emptiness and
+    all-skipped are judged on the merged tests (a shard may rightly get none).
+    ``expected_tests`` (the suite's ``expect_tests``) applies to the merged suite. ``log_path``
+    gets one line per shard naming its log, so issue bodies and the report find them.
     """
     first = runs[0]
     count = len(runs)
-    cases = tuple(case for run in runs for case in run.cases)
+    cases, repeated = _folded(runs)
     errors = [
         f"shard {i}/{count}: {run.harness_error}"
         for i, run in enumerate(runs, 1)
         if run.harness_error
     ]
     ended = next((run.ended for run in runs if run.ended is not RunEnd.COMPLETED), first.ended)
+    if repeated:
+        errors.append(UNSELECTED.format(test=repeated[0], more=len(repeated) - 1))
+        ended = RunEnd.RUNNER_ERROR if ended is RunEnd.COMPLETED else ended
     if not errors and (problem := _merged_problem(cases)):
         errors, ended = [problem], RunEnd.RUNNER_ERROR
     _write_index(log_path, runs)
@@ -95,6 +110,50 @@ def merge(runs: Sequence[SuiteRun], expected_tests: int | None, log_path: Path) 
         expected_tests=expected_tests,
         ended=ended,
     )
+
+
+def write_users_report(note: Path, runs: Sequence[SuiteRun]) -> str | None:
+    """Write the user's own ``--junitxml`` (the path the first shard's plugin wrote to
+    ``note``, which is then removed; nothing to do without it) as one ``<testsuites>`` holding
+    every shard's ``<testsuite>`` elements, taken from the shards' kept files, so scrubbed like
+    them (issue 15 item 14). Returns a line for the suite's log when a kept file cannot be
+    read (cut past its cap, or missing: the user's file is left alone then), else None."""
+    try:
+        target = Path(note.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    note.unlink()
+    merged = ElementTree.Element("testsuites")
+    for run in runs:
+        try:
+            root = _parse(Path(run.junit_path)) if run.junit_path else None
+        except (OSError, ElementTree.ParseError, DefusedXmlException) as exc:
+            return f"your --junitxml {target} was not written: {run.junit_path}: {exc}"
+        if root is not None:
+            merged.extend(root.iter("testsuite") if root.tag == "testsuites" else [root])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, ElementTree.tostring(merged, encoding="unicode", xml_declaration=True))
+    return None
+
+
+def _parse(path: Path) -> ElementTree.Element:
+    """A kept (scrubbed) JUnit file's root, through defusedxml: the bytes are the suite's."""
+    root: ElementTree.Element = DefusedElementTree.parse(path).getroot()
+    return root
+
+
+def _folded(runs: Sequence[SuiteRun]) -> tuple[tuple[CaseResult, ...], list[str]]:
+    """Every shard's cases, a test id some earlier shard already reported left out (one logical
+    test each: never counted twice), and those repeated ids in order."""
+    seen: set[str] = set()
+    cases: list[CaseResult] = []
+    repeated: list[str] = []
+    for run in runs:
+        ids = {case.id for case in run.cases}
+        cases.extend(case for case in run.cases if case.id not in seen)
+        repeated.extend(case.id for case in run.cases if case.id in seen)
+        seen |= ids
+    return tuple(cases), repeated
 
 
 def _merged_problem(cases: Sequence[CaseResult]) -> str | None:

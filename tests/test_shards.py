@@ -13,7 +13,7 @@ from deployloop.config import PhaseConfig
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
 from deployloop.runner import SuiteJob, run_suite
 from deployloop.shards import Shard
-from tests.helpers import python_pytest, write_tests
+from tests.helpers import cli, config_text, phase_block, python_pytest, suite_block, write_tests
 
 SUITE = """
 import pytest
@@ -127,3 +127,42 @@ def test_a_remote_task_carries_the_deadline_on_the_wall_clock(tmp_path: Path) ->
     assert local.junit_path == tmp_path / "j.xml" and local.log_path == tmp_path / "j.log"
     none = TaskSpec.for_worker(dataclasses.replace(job, deadline=None), (), "s", "t", "u")
     assert none.local_job(tmp_path / "a", tmp_path / "b").deadline is None
+
+
+def test_merge_folds_a_test_two_shards_ran_and_says_the_split_failed(tmp_path: Path) -> None:
+    """Two shards that each ran the whole suite: one logical test per id, never a sum, and a
+    harness error saying the shards did not split the suite."""
+    whole = (case("a"), case("b", Outcome.FAILED), case("c"))
+    merged = shards.merge([run_of(*whole), run_of(*whole)], None, tmp_path / "s.log")
+    assert [c.id for c in merged.cases] == ["a", "b", "c"]
+    assert merged.counts["passed"] == 2 and merged.counts["failed"] == 1
+    assert merged.harness_error is not None and "did not split" in merged.harness_error
+    assert "a (and 2 more)" in merged.harness_error and merged.ended is RunEnd.RUNNER_ERROR
+
+
+def test_validate_refuses_shards_on_a_run_line_that_is_not_pytest(tmp_path: Path) -> None:
+    """Case v: shards = 2 on a line that copies a JUnit file (no pytest, no plugin) is a config
+    error at the shards key's line, exit 2, for validate and run alike; shards = true is
+    refused, not taken as 1."""
+    copy = "sh -c 'mkdir -p out && cp r.xml out/'"
+    text = config_text(
+        phase_block(
+            "p",
+            suite_block("copy", copy, junit="out/*.xml", shards=2),
+            suite_block("flag", python_pytest(str(tmp_path)), shards=True),
+            parallel=False,
+        )
+    )
+    (tmp_path / "deployloop.toml").write_text(text)
+    done = cli("validate", cwd=tmp_path)
+    at = dict(enumerate(text.splitlines(), 1))
+    shards_lines = [n for n, line in at.items() if line.strip().startswith("shards")]
+    parallel_line = next(n for n, line in at.items() if line.startswith("parallel"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"deployloop.toml:{shards_lines[0]}: " in done.stderr
+    assert "shards need a run line that starts pytest" in done.stderr
+    assert f"deployloop.toml:{shards_lines[1]}: " in done.stderr
+    assert f"deployloop.toml:{parallel_line}: " in done.stderr
+    assert done.stderr.count("not true or false") == 2
+    started = cli("run", "--once", cwd=tmp_path)
+    assert started.returncode == 2 and "shards need a run line" in started.stderr

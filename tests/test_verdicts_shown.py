@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from deployloop.pytestline import drops_addopts
 from tests.helpers import cli, write_tests
 from tests.test_verdicts_run import PYTEST, run_night, suite_ends
 
@@ -124,12 +125,48 @@ def test_users_junitxml_keeps_the_main_run_not_the_rerun(tmp_path: Path) -> None
     assert rerun.count("<testcase ") == 1 and 'name="test_broken"' in rerun
 
 
-def test_users_junitxml_is_left_alone_by_shards(tmp_path: Path) -> None:
-    """Shards (deployloop's own passes) do not write the user's --junitxml: no shard's part
-    of the suite replaces what is there."""
+def test_users_junitxml_holds_the_merged_shards(tmp_path: Path) -> None:
+    """Case p8: with shards = 3 the user's --junitxml (under a reports/ not yet there) is
+    written once, after the merge: every test of the suite, scrubbed like every kept file."""
+    token = "ghp_" + "Ab12" * 9
+    tests = ONE_BROKEN.replace('"payment backend returned 503"', f'"token {token} refused"')
+    write_tests(tmp_path / "e2e", "test_e2e.py", tests)
+    night = run_night(tmp_path, f"{PYTEST} --junitxml=reports/user.xml e2e", shards=3)
+    assert {"shard-1", "shard-2", "shard-3", "full"} <= set(suite_ends(night))
+    mine = (tmp_path / "reports" / "user.xml").read_text()
+    assert mine.count("<testcase ") == 3 and 'name="test_broken"' in mine
+    assert "token " in mine and token not in mine
+    assert not list(night["dir"].glob("1/*.user-junit"))
+
+
+@pytest.mark.parametrize(
+    ("line", "drops"),
+    [
+        ("cd . && PYTEST_ADDOPTS='--junitxml=r.xml' python -m pytest e2e", True),
+        ("export PYTEST_ADDOPTS=-x; pytest e2e", True),
+        ("env PYTEST_ADDOPTS=-x pytest e2e", True),
+        ("sh -c 'PYTEST_ADDOPTS=-x pytest e2e'", True),
+        ('PYTEST_ADDOPTS="$PYTEST_ADDOPTS -x" pytest e2e', False),
+        ("pytest e2e", False),
+        ("MY_PYTEST_ADDOPTS=-x pytest e2e", False),
+    ],
+)
+def test_a_run_line_setting_pytest_addopts_is_recognised(line: str, drops: bool) -> None:
+    """A line that assigns PYTEST_ADDOPTS without keeping $PYTEST_ADDOPTS drops deployloop's."""
+    assert drops_addopts(line) is drops
+
+
+def test_pytest_addopts_in_the_run_line_is_warned_of_and_explained(tmp_path: Path) -> None:
+    """PYTEST_ADDOPTS set inside the run line: validate warns at the run line (exit 0), and
+    the run's harness error says to move it into the suite's env = {...}."""
     write_tests(tmp_path / "e2e", "test_e2e.py", ONE_BROKEN)
-    mine = tmp_path / "mine.xml"
-    mine.write_text("<testsuites/>", encoding="utf-8")
-    night = run_night(tmp_path, f"{PYTEST} --junitxml={mine} e2e", shards=2)
-    assert {"shard-1", "shard-2"} <= set(suite_ends(night)), suite_ends(night).keys()
-    assert mine.read_text() == "<testsuites/>"
+    line = f"cd . && PYTEST_ADDOPTS='--junitxml=reports/x.xml' {PYTEST} e2e"
+    night = run_night(tmp_path, line)
+    error = suite_ends(night)["full"]["harness_error"]
+    assert error.startswith("no JUnit file written") and "env = { PYTEST_ADDOPTS" in error
+    checked = cli("validate", cwd=tmp_path)
+    text = (tmp_path / "deployloop.toml").read_text().splitlines()
+    run_line = next(n for n, row in enumerate(text, 1) if row.strip().startswith("run ="))
+    assert checked.returncode == 0, checked.stderr
+    where = f"deployloop.toml:{run_line}: phase[0].suite[0].run: warning: the run line sets "
+    assert f"{where}PYTEST_ADDOPTS" in checked.stdout

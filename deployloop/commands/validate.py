@@ -5,21 +5,23 @@ every suite ``cwd`` exists and every program a run line, trigger or version comm
 found where the run will look for it (see ``deployloop.programs``), ``logs_dir`` can be a
 directory and the metrics textfile can be written (``unusable_paths``), and apprise can use
 every ``[notify]`` URL (``unusable_urls``; apprise is imported only then). It warns (exit 0) about a
-run line whose results it could not find: one that does not start pytest and sets no ``junit``.
+run line whose results it could not find: one that does not start pytest and sets no ``junit``,
+or one that sets ``PYTEST_ADDOPTS`` itself (over deployloop's own options).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from deployloop import config as config_module
-from deployloop.config import Config
+from deployloop.config import Config, SuiteConfig
 from deployloop.config_text import Loc, locate_keys, located, problem_at
 from deployloop.console import Console
 from deployloop.errors import ConfigError
 from deployloop.programs import Finding, missing_programs
-from deployloop.pytestline import runs_pytest
+from deployloop.pytestline import ADDOPTS_HINT, drops_addopts, runs_pytest
 
 UNREADABLE = (
     "warning: this run line does not start pytest and sets no junit = : "
@@ -41,9 +43,9 @@ def run(config_path: Path | None) -> int:
     if problems:
         raise ConfigError(located(str(path), problems))
     console = Console()
-    for warning in located(
-        str(path), [problem_at(loc, UNREADABLE, lines) for loc in _blind(config)]
-    ):
+    warnings = [problem_at(loc, UNREADABLE, lines) for loc in _blind(config)]
+    warnings += [problem_at(loc, f"warning: {ADDOPTS_HINT}", lines) for loc in _own_addopts(config)]
+    for warning in located(str(path), sorted(warnings)):
         console.line(warning)
     suites = sum(len(p.suites) for p in config.phases)
     probes = sum(len(p.probes) for p in config.phases)
@@ -92,9 +94,18 @@ def unusable_urls(config: Config) -> list[Finding]:
 
 def _blind(config: Config) -> list[Loc]:
     """The run lines whose results a run would not find (issue 15 item 7)."""
+    return _run_lines(config, lambda suite: not suite.junit and not runs_pytest(suite.run))
+
+
+def _own_addopts(config: Config) -> list[Loc]:
+    """The run lines that set PYTEST_ADDOPTS over deployloop's own options."""
+    return _run_lines(config, lambda suite: drops_addopts(suite.run))
+
+
+def _run_lines(config: Config, flagged: Callable[[SuiteConfig], bool]) -> list[Loc]:
     return [
         ("phase", i, "suite", j, "run")
         for i, phase in enumerate(config.phases)
         for j, suite in enumerate(phase.suites)
-        if not suite.junit and not runs_pytest(suite.run)
+        if flagged(suite)
     ]

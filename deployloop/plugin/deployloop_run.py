@@ -8,7 +8,9 @@ starts pytest (``cd e2e && VAR=x pytest …``, a wrapper script), passed in ``PY
   (``_pytest.junitxml.LogXML``) registered a second time, so a ``--junitxml`` the user asked
   for is written too, untouched (issue 15 item 14), by the main pass only: a pass of
   deployloop's own (a selection or a shard, below) writes just deployloop's file, so the
-  user's keeps the main run's whole report instead of a rerun's few tests. A broken test's
+  user's keeps the main run's whole report instead of a rerun's few tests. A sharded suite's
+  first shard notes the user's path in the file ``DEPLOYLOOP_USER_JUNIT`` names, and
+  deployloop writes the merged shards' report there (shards.write_users_report). A broken test's
   failure/error text ends with the tail of its captured output (at most ``OUTPUT_TAIL``
   characters), whatever the run's ``junit_logging``: an exception a test printed before a
   bare ``assert code == 0`` is the cause errorline looks for (issue 18), and pytest's default
@@ -51,6 +53,7 @@ def plain_id(node_id: str) -> str:
 @pytest.hookimpl(tryfirst=True)  # before pytest's junitxml plugin reads --junitxml
 def pytest_configure(config: Any) -> None:
     if os.environ.get("DEPLOYLOOP_SELECT") or os.environ.get("DEPLOYLOOP_SHARD"):
+        _note_users_report(config)
         config.option.xmlpath = None  # deployloop's own pass: the user's report is left alone
     path = os.environ.get("DEPLOYLOOP_JUNIT")
     if not path or hasattr(config, "workerinput"):  # xdist workers report through the controller
@@ -68,6 +71,17 @@ def pytest_configure(config: Any) -> None:
     report = Report(path, None, family="xunit1")
     setattr(config, _KEY, report)
     config.pluginmanager.register(report, _KEY)
+
+
+def _note_users_report(config: Any) -> None:
+    """Write the absolute path of the user's ``--junitxml`` (resolved as pytest's LogXML does)
+    to the file ``DEPLOYLOOP_USER_JUNIT`` names: deployloop writes the merged shards there."""
+    note = os.environ.get("DEPLOYLOOP_USER_JUNIT")
+    xmlpath = getattr(config.option, "xmlpath", None)
+    if note and xmlpath and not hasattr(config, "workerinput"):
+        path = os.path.expanduser(os.path.expandvars(xmlpath))
+        with open(note, "w", encoding="utf-8") as handle:
+            handle.write(os.path.normpath(os.path.abspath(path)))
 
 
 def _append_output(nodes: list[Any], report: Any) -> None:
