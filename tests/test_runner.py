@@ -131,6 +131,19 @@ def test_shrunken_collection_fails_expect_tests(tmp_path: Path) -> None:
     assert not verdict.passed and verdict.reason == "collection shrank from 25 to 1"
 
 
+def test_stopped_early_keeps_the_collection_and_says_what_did_not_run(tmp_path: Path) -> None:
+    """-x with expect_tests = 5: the tests gate sees the 5 collected (no "shrank"), the
+    harness verdict says 4 of 5 did not run."""
+    source = "def test_a():\n    assert False\n" + "".join(
+        f"def test_{n}():\n    pass\n" for n in "bcde"
+    )
+    job, run = run_in(tmp_path, source, "-x", expect_tests=5)
+    verdicts = {v.gate: v for v in gates.judge(job.phase, [run], []).verdicts}
+    assert (verdicts["s: tests"].passed, verdicts["s: tests"].measured) == (True, "5")
+    assert "shrank" not in verdicts["s: tests"].reason
+    assert verdicts["s: harness"].measured == "stopped early: 4 of 5 tests did not run"
+
+
 def test_missing_junit_from_other_runner(tmp_path: Path) -> None:
     """A non-pytest runner whose junit glob matches nothing is a harness error."""
     job = make_job(tmp_path, f"{sys.executable} -c pass", junit="reports/*.xml")

@@ -246,6 +246,19 @@ def test_case23_behave_untested_scenarios_are_errors() -> None:
     assert "expected 200, got 500" in messages
 
 
+def test_p95_with_untimed_tests_still_gives_the_timed_p95() -> None:
+    """Three tests timed at 5 s and one untimed: the p95 gate fails naming the 5.0 s the
+    timed ones measure against 2 s, and the one untimed test in the singular."""
+    timed = [CaseResult(f"t{n}", f"t{n}", "", Outcome.PASSED, 5.0) for n in range(3)]
+    untimed = CaseResult("u", "u", "", Outcome.PASSED, None)
+    assert judged([*timed, untimed], p95_s=2.0)["p95_s"] == (
+        False,
+        "p95 5.0 s over 3 timed tests > 2 s; no timing data for 1 test",
+    )
+    one = judged([timed[0], untimed, untimed], p95_s=9.0)["p95_s"]
+    assert one == (False, "p95 5.0 s over 1 timed test ≤ 9 s; no timing data for 2 tests")
+
+
 def test_case25_times_with_units_fail_the_p95_gate() -> None:
     """Case 25: kotest's "3.412s" times give p95 5.77 s (the gate fails); k6's missing times
     fail it with "no timing data", never a p95 of 0."""
