@@ -22,6 +22,7 @@ from deployloop.events import (
     IssueDone,
     IterationEnd,
     IterationStart,
+    JUnitRepaired,
     MetricsFailed,
     Mixed,
     Muted,
@@ -82,7 +83,7 @@ def _run_line(event: RunEvent) -> str:
             return f"phase {event.phase}: {'PASSED' if event.passed else 'FAILED'}"
         case SkippedPhases():
             return f"phases not run: {', '.join(event.phases)} ({event.reason})"
-        case NoTime():
+        case NoTime() | JUnitRepaired():
             return event.describe()
         case FailedFirst() | FailedFirstSuite():
             return _failed_first(event)
