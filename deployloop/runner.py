@@ -389,7 +389,7 @@ def _suspicious_results(
     if whole and not cases:
         return "zero tests collected"
     if whole and all(c.outcome is Outcome.SKIPPED for c in cases):
-        return f"all {len(cases)} tests skipped"
+        return f"all {len(cases)} tests skipped" if len(cases) > 1 else "its only test skipped"
     if done.returncode != 0 and not any(c.broken for c in cases):
         return f"runner exited {done.returncode} but its JUnit file reports no failure"
     return None

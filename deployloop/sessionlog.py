@@ -50,6 +50,7 @@ from deployloop.events import (
     WriteEvent,
 )
 from deployloop.events.caps import capped
+from deployloop.gates import plural
 from deployloop.logical import describe_counts
 from deployloop.session import status_words
 
@@ -284,7 +285,7 @@ def _phase_block(stamp: str, event: PhaseEnd) -> str:
     if event.flaky:
         lines.append(f"- flaky (passed on rerun): {', '.join(event.flaky)}")
     for cluster in event.clusters:
-        head = f"failing cluster `{cluster.fingerprint}` ({cluster.count} tests)"
+        head = f"failing cluster `{cluster.fingerprint}` ({plural(cluster.count, 'test')})"
         lines.append(_item(f"{head}: {cluster.message}"))
         shown = cluster.tests[:20]
         lines += [f"  - {test}" for test in shown]

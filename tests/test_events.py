@@ -241,7 +241,7 @@ def test_session_log_indents_multi_line_messages(tmp_path: Path) -> None:
     log = tmp_path / "session.md"
     SessionLog(log)(event)
     text = log.read_text()
-    assert "(1 tests): AssertionError: assert 500 == 200\n\n  ```\n  + where 500" in text
+    assert "(1 test): AssertionError: assert 500 == 200\n\n  ```\n  + where 500" in text
     assert "\n+ where" not in text
 
 
