@@ -32,10 +32,12 @@ _SUSPECT_REFERENCE = re.compile(
 _ENTITY = re.compile(rb"&([A-Za-z_][A-Za-z0-9._-]{0,31});")
 # An ``&`` that starts no reference: a character reference, or a name _ENTITY would take.
 _BARE_AMP = re.compile(rb"&(?!#[0-9]+;|#[xX][0-9a-fA-F]+;|[A-Za-z_][A-Za-z0-9._-]{0,31};)")
-# ESC as a raw byte or a reference, and the sequences it starts (ECMA-48 §5.4 CSI: parameter
-# bytes 0x30-0x3F, intermediates 0x20-0x2F, a final 0x40-0x7E; OSC: up to BEL or ESC \).
-# Markup (< " ' &) never counts as a sequence's byte: a stray ESC must not eat a closing tag.
-_ESC = rb"(?:\x1b|&#[xX]0*1[bB];|&#0*27;)"
+# ESC as a raw byte, a reference, or as pytest writes it (``#x1B``: bin_xml_escape in
+# _pytest/junitxml.py spells so each character XML refuses), and the sequences it starts
+# (ECMA-48 §5.4 CSI: parameter bytes 0x30-0x3F, intermediates 0x20-0x2F, a final 0x40-0x7E;
+# OSC: up to BEL or ESC \). Markup (< " ' &) never counts as a sequence's byte: a stray ESC
+# must not eat a closing tag.
+_ESC = rb"(?:\x1b|&#[xX]0*1[bB];|&#0*27;|#x1B)"
 _ESC_AT = re.compile(_ESC)
 _CSI = rb"\[[0-;=>?]*[ !#-%(-/]*[@-~]"
 _OSC = rb"\](?:[^<&\"'\x07\x1b]|&amp;){0,512}(?:\x07|&#[xX]0*7;|&#0*7;|" + _ESC + rb"\\)"
@@ -97,7 +99,7 @@ class Repairer:
         data = self.pending + chunk
         cut = len(data) if final else _safe_end(data)
         data, self.pending = data[:cut], data[cut:]
-        if b"\x1b" in data or b"&#" in data:
+        if b"\x1b" in data or b"&#" in data or b"#x1B" in data:
             data = _ANSI.sub(self._escape, data)
         kept = data.translate(None, CONTROL_BYTES)
         self.counts["controls"] += len(data) - len(kept)

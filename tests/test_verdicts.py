@@ -142,6 +142,15 @@ def test_stopped_early_counts_what_ran(tmp_path: Path) -> None:
     assert categories(cases) == own == {"failed": 1}
 
 
+def test_coloured_assertion_reads_without_its_escapes(tmp_path: Path) -> None:
+    """A message coloured with ANSI escapes, as real pytest writes it to JUnit (``#x1B[31m``),
+    reads "red failure": no ``[31m`` left in the message a title is made of (item 5)."""
+    source = 'def test_red():\n    assert False, "\\x1b[31mred failure\\x1b[0m"\n'
+    cases, _ = run_pytest(tmp_path, source)
+    assert cases[0].message.startswith("AssertionError: red failure")
+    assert "E       AssertionError: red failure\n" in cases[0].details
+
+
 def test_teardown_record_and_subtests_count_once(tmp_path: Path) -> None:
     """Case 02: fail + teardown error is one failed test with both texts; subtests one test
     with every failure text; so expect_tests sees 5 tests, not 6 records."""
