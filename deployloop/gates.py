@@ -73,12 +73,7 @@ def suite_verdicts(phase: PhaseConfig, run: SuiteRun) -> list[Verdict]:
     if run.harness_error:
         out.append(Verdict(f"{run.suite}: harness", False, run.harness_error, "a clean run"))
     if run.expected_tests is not None and run.cases:
-        got = len(run.cases)
-        shrank = got < run.expected_tests
-        reason = f"collection shrank from {run.expected_tests} to {got}" if shrank else ""
-        out.append(
-            Verdict(f"{run.suite}: tests", not shrank, str(got), f"≥ {run.expected_tests}", reason)
-        )
+        out.append(_collection_verdict(run, run.expected_tests))
     if suite.min_seconds is not None and not run.harness_error:
         fast = run.wall_s < suite.min_seconds
         measured = format_duration(run.wall_s)
@@ -89,6 +84,16 @@ def suite_verdicts(phase: PhaseConfig, run: SuiteRun) -> list[Verdict]:
             )
         )
     return out
+
+
+def _collection_verdict(run: SuiteRun, expected: int) -> Verdict:
+    """What was collected against ``expect_tests``: a run stopped early (``-x``) collected
+    them all, and its harness verdict says how many did not run; only a smaller collection
+    shrank. Without the plugin's count, the tests that reported stand for the collection."""
+    got = run.collected if run.collected is not None else len(run.cases)
+    shrank = got < expected
+    reason = f"collection shrank from {expected} to {got}" if shrank else ""
+    return Verdict(f"{run.suite}: tests", not shrank, str(got), f"≥ {expected}", reason)
 
 
 def pass_rate_verdict(threshold: float, counts: Tally, flaky_passes: bool) -> Verdict:
@@ -112,19 +117,38 @@ def p95_verdicts(
 ) -> list[Verdict]:
     """p95 of the tests' and probes' latencies (seconds) against ``limit_s``.
 
-    A test that ran without a readable time fails the gate ("no timing data for N tests"):
-    a p95 over the others, or over zeros, could pass a suite whose tests took seconds.
+    A test that ran without a readable time fails the gate: a p95 over the others, or over
+    zeros, could pass a suite whose tests took seconds. Its message still gives the p95 the
+    timed ones measure ("p95 5.0 s over 3 timed tests > 2 s; no timing data for 1 test").
     No verdict when there is nothing to time at all.
     """
     from deployloop.summary import needs_time, percentile, timing_of
 
     threshold = f"< {limit_s:g} s"
     untimed = sum(1 for c in cases if needs_time(c))
-    if untimed:
-        return [Verdict("p95_s", False, f"no timing data for {untimed} tests", threshold)]
-    latencies = [t for t in map(timing_of, cases) if t is not None]
-    latencies += [t for p in probes for t in p.latencies_s]
-    if not latencies:
+    timed = [t for t in map(timing_of, cases) if t is not None]
+    latencies = timed + [t for p in probes for t in p.latencies_s]
+    if not latencies and not untimed:
         return []
+    if not untimed:
+        p95 = percentile(latencies, 95)
+        return [Verdict("p95_s", p95 < limit_s, f"{p95:.2f} s", threshold)]
+    missing = f"no timing data for {plural(untimed, 'test')}"
+    if not latencies:
+        return [Verdict("p95_s", False, missing, threshold)]
     p95 = percentile(latencies, 95)
-    return [Verdict("p95_s", p95 < limit_s, f"{p95:.2f} s", threshold)]
+    over = ">" if p95 >= limit_s else "≤"
+    measured = f"p95 {p95:.1f} s over {_timed(len(timed), len(latencies))} {over} {limit_s:g} s"
+    return [Verdict("p95_s", False, f"{measured}; {missing}", threshold)]
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 test``, ``3 tests``: a count with its noun in the right number (English ``-s``)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _timed(tests: int, latencies: int) -> str:
+    """What the p95 was taken over: the timed tests, and the probes' latencies if any."""
+    words = plural(tests, "timed test")
+    probes = latencies - tests
+    return words if not probes else f"{words} and {plural(probes, 'probe latency')}"

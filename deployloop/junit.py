@@ -49,6 +49,8 @@ TRUNCATION_ERRORS = frozenset(
     )
 )
 
+JUNK_AFTER_ROOT = expat.errors.codes[expat.errors.XML_ERROR_JUNK_AFTER_DOC_ELEMENT]
+
 
 def collect_files(paths: Iterable[Path]) -> list[Path]:
     """The JUnit files named: files as given, directories searched for ``*.xml`` recursively."""
@@ -103,6 +105,8 @@ class _Reader:
         self.parser.ExternalEntityRefHandler = _refuse_external
         self.ready: list[CaseResult] = []
         self.root_seen = _attach(self.parser, path, self.ready)
+        self.fed = 0  # bytes given to the parser, repaired
+        self.trailing = 0  # bytes after the root element closed: counted, never parsed
 
     def read(self, stream: IO[bytes], repairs: list[str] | None) -> Iterator[CaseResult]:
         head = stream.read(CHUNK)
@@ -119,12 +123,24 @@ class _Reader:
         self._feed(repair.feed(b"", True), True, head)
         yield from self.ready
         if repairs is not None:
-            repairs.extend(f"{self.path}: {note}" for note in repair.notes())
+            notes = repair.notes()
+            if self.trailing:
+                notes.append(f"{self.trailing} trailing byte(s) after the root element dropped")
+            repairs.extend(f"{self.path}: {note}" for note in notes)
 
     def _feed(self, data: bytes, final: bool, head: bytes) -> None:
+        """Parse ``data``; past the root element's end, bytes are only counted (``trailing``):
+        a runner that appends a line after ``</testsuites>`` loses no record for it."""
+        if self.trailing:
+            self.trailing += len(data)
+            return
+        self.fed += len(data)
         try:
             self.parser.Parse(data, final)
         except expat.ExpatError as exc:
+            if exc.code == JUNK_AFTER_ROOT:
+                self.trailing = max(1, self.fed - self.parser.ErrorByteIndex)
+                return
             raise JUnitError(self.path, self._describe(exc, final, head)) from None
         except DefusedXmlException as exc:
             raise JUnitError(self.path, _describe_refusal(exc)) from None

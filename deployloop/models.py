@@ -77,6 +77,8 @@ class SuiteRun:
     log_path: str | None = None
     expected_tests: int | None = None
     ended: RunEnd = RunEnd.COMPLETED  # what the loop decides on; harness_error says it in words
+    collected: int | None = None  # tests the runner collected, when its plugin said (-x: > ran)
+    repairs: tuple[str, ...] = ()  # "FILE: what was repaired" notes on its JUnit files (bounded)
 
     @property
     def counts(self) -> dict[str, int]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from deployloop.config import PhaseConfig, SuiteConfig
 from deployloop.dispatch import record_run
-from deployloop.events import Mixed, Reporter, SuiteStart
+from deployloop.events import JUnitRepaired, Mixed, Reporter, SuiteStart
 from deployloop.iteration import IterationResult, Services, Session
 from deployloop.models import RunEnd, SuiteRun
 from deployloop.runner import SuiteJob, progress_path
@@ -106,6 +106,8 @@ class Passes:
         with contextlib.nullcontext() if watch is None else watch(progress_path(job)):
             run = self.services.run_suite(job)
         record_run(self.store, self.reporter, self.session.id, self.n, pass_name, run)
+        if run.repairs:  # told in the run's story, not only in the suite's log
+            self.reporter.emit(JUnitRepaired(phase=phase.name, suite=suite.name, notes=run.repairs))
         return run
 
     def _deadline(self) -> float | None:

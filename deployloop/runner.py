@@ -114,11 +114,14 @@ def run_suite(
     cases = attach_hook_errors(found.cases, job.log_path)
     if redactor is not None:  # first: a selection's masked ids are found among scrubbed ones
         cases = [scrubbed_case(case, redactor) for case in cases]
+    repairs = found.repairs
     ended, reason = how_it_ended(job, done, cases, found, by_deadline)
+    collected = collected_count(progress_path(job)) if found.ours else None
     # Read (the collected count): a 64k-test suite's would keep 20 MB an iteration (issue 19).
     progress_path(job).unlink(missing_ok=True)
     if redactor is not None:
         reason = None if reason is None else redactor.redact(reason)
+        repairs = tuple(redactor.redact(note) for note in found.repairs)
     return SuiteRun(
         phase=job.phase.name,
         suite=job.suite.name,
@@ -131,6 +134,8 @@ def run_suite(
         log_path=str(job.log_path),
         expected_tests=None if job.select or job.shard else job.suite.expect_tests,
         ended=ended,
+        collected=collected,
+        repairs=repairs,
     )
 
 
@@ -246,17 +251,23 @@ def _timeout(job: SuiteJob) -> tuple[float, bool]:
 @dataclass(frozen=True, slots=True)
 class Found:
     """What a run left to read: its tests, the files they came from, whether pytest wrote them
-    through deployloop's plugin (``ours``), and why they cannot be read (``error``)."""
+    through deployloop's plugin (``ours``), why they cannot be read (``error``), and what was
+    repaired to read them (``repairs``: "FILE: what" notes, at most ``MAX_REPAIR_NOTES``)."""
 
     cases: list[CaseResult]
     files: list[Path]
     ours: bool
     error: str | None = None
+    repairs: tuple[str, ...] = ()
+
+
+MAX_REPAIR_NOTES = 10  # notes kept for the run's story; the rest counted in one more line
 
 
 def _read_results(job: SuiteJob, log_path: Path, started_wall: float) -> Found:
     """Every result file of the run: the report deployloop's plugin had pytest write, else
-    each fresh file matching ``junit``. Repairs of bad characters are noted in the suite's log."""
+    each fresh file matching ``junit``. Repairs are noted in the suite's log and kept (bounded)
+    for the run's story; an unreadable file among several is named in the error."""
     from deployloop import junit
 
     ours = job.junit_path.exists()
@@ -269,12 +280,37 @@ def _read_results(job: SuiteJob, log_path: Path, started_wall: float) -> Found:
     repairs: list[str] = []
     try:
         for path in paths:
-            cases.extend(junit.read_cases(path, repairs))
+            notes: list[str] = []
+            try:
+                cases.extend(junit.read_cases(path, notes))
+            finally:
+                repairs.extend(f"{_shown(job, path)}: {n.split(': ', 1)[1]}" for n in notes)
     except JUnitError as exc:
-        return Found(cases, paths, ours, f"JUnit file unreadable: {exc.problem}")
+        named = f"{_shown(job, path)}: " if len(paths) > 1 else ""
+        error = f"JUnit file unreadable: {named}{exc.problem}"
+        return Found(cases, paths, ours, error, _bounded(repairs))
     finally:
         _note(log_path, [f"JUnit repaired: {note}" for note in repairs])
-    return Found(cases, paths, ours)
+    return Found(cases, paths, ours, repairs=_bounded(repairs))
+
+
+def _shown(job: SuiteJob, path: Path) -> str:
+    """A result file as people know it: the plugin's report by its kept name, a matched file
+    relative to the suite's directory (never deployloop's private scratch path)."""
+    if path == job.junit_path:
+        return path.name
+    try:
+        return str(path.relative_to(Path(job.suite.cwd or ".")))
+    except ValueError:
+        return str(path)
+
+
+def _bounded(notes: Sequence[str]) -> tuple[str, ...]:
+    """At most ``MAX_REPAIR_NOTES`` notes, and a line counting those left out."""
+    if len(notes) <= MAX_REPAIR_NOTES:
+        return tuple(notes)
+    left = len(notes) - MAX_REPAIR_NOTES
+    return (*notes[:MAX_REPAIR_NOTES], f"{left} more repair note(s) in the suite's log")
 
 
 def _note(log_path: Path, lines: Sequence[str]) -> None:
@@ -368,7 +404,7 @@ def _suspicious_results(
     if whole and not cases:
         return "zero tests collected"
     if whole and all(c.outcome is Outcome.SKIPPED for c in cases):
-        return f"all {len(cases)} tests skipped"
+        return f"all {len(cases)} tests skipped" if len(cases) > 1 else "its only test skipped"
     if done.returncode != 0 and not any(c.broken for c in cases):
         return f"runner exited {done.returncode} but its JUnit file reports no failure"
     return None

@@ -22,6 +22,7 @@ from deployloop.events import (
     IssueDone,
     IterationEnd,
     IterationStart,
+    JUnitRepaired,
     MetricsFailed,
     Mixed,
     Muted,
@@ -49,6 +50,7 @@ from deployloop.events import (
     WriteEvent,
 )
 from deployloop.events.caps import capped
+from deployloop.gates import plural
 from deployloop.logical import describe_counts
 from deployloop.session import status_words
 
@@ -82,7 +84,7 @@ def _run_line(event: RunEvent) -> str:
             return f"phase {event.phase}: {'PASSED' if event.passed else 'FAILED'}"
         case SkippedPhases():
             return f"phases not run: {', '.join(event.phases)} ({event.reason})"
-        case NoTime():
+        case NoTime() | JUnitRepaired():
             return event.describe()
         case FailedFirst() | FailedFirstSuite():
             return _failed_first(event)
@@ -283,7 +285,7 @@ def _phase_block(stamp: str, event: PhaseEnd) -> str:
     if event.flaky:
         lines.append(f"- flaky (passed on rerun): {', '.join(event.flaky)}")
     for cluster in event.clusters:
-        head = f"failing cluster `{cluster.fingerprint}` ({cluster.count} tests)"
+        head = f"failing cluster `{cluster.fingerprint}` ({plural(cluster.count, 'test')})"
         lines.append(_item(f"{head}: {cluster.message}"))
         shown = cluster.tests[:20]
         lines += [f"  - {test}" for test in shown]

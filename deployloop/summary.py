@@ -24,10 +24,11 @@ class Cluster:
     fingerprint: str
     message: str  # an example: the first failure's message
     error_type: str
-    tests: tuple[str, ...]  # test ids in the order they failed; a rerun may repeat one
+    tests: tuple[str, ...]  # distinct test ids, in the order they first failed
 
     @property
     def count(self) -> int:
+        """Distinct tests: one id failing in several files or suites is one, as issues count."""
         return len(self.tests)
 
     def to_json(self) -> dict[str, Any]:
@@ -191,9 +192,10 @@ def needs_time(case: CaseResult) -> bool:
 def cluster_list(groups: dict[str, tuple[CaseResult, str, list[str]]]) -> tuple[Cluster, ...]:
     """Clusters largest first; ties in the order their first failure was seen.
 
-    ``groups``: key -> (its first failure, that failure's Explanation.source, test ids)."""
+    ``groups``: key -> (its first failure, that failure's Explanation.source, test ids, an id
+    repeated when it failed in several files or suites: kept once)."""
     clusters = [
-        Cluster(key, line, first.error_type, tuple(ids))
+        Cluster(key, line, first.error_type, tuple(dict.fromkeys(ids)))
         for key, (first, line, ids) in groups.items()
     ]
     return tuple(sorted(clusters, key=lambda c: -c.count))

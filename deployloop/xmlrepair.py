@@ -4,11 +4,14 @@ Test output leaks into JUnit files in shapes XML 1.0 forbids (issue 15 item 8): 
 bytes from coloured output (pytest-dev/pytest#404), the same escapes written as character
 references ``&#x1B;`` (TOPdesk/dart-junitreport#43), references to what is no character
 (``&#xD800;``, ``&#55296;``, ``&#x110000;``), HTML entities XML does not define (``&nbsp;``),
-raw U+FFFE/U+FFFF, and one Latin-1 byte in a file declared UTF-8. Each such character would make
-expat refuse the whole file; here controls are dropped, HTML entities become their character,
-other non-characters U+FFFD, and stray bytes are read as Latin-1, chunk by chunk, and counted
-for the caller's log. Which characters XML 1.0 allows: its ``Char`` production (XML 1.0 §2.2).
-Only truly broken XML (truncated, not JUnit) is left for the reader to refuse.
+raw U+FFFE/U+FFFF, one Latin-1 byte in a file declared UTF-8, and a bare ``&`` (anywhere) or
+``<`` (in an attribute value) that a writer forgot to escape. Each would make expat refuse the
+whole file; here colour escapes go whole (ESC raw or as a reference, with its ``[31m``: ECMA-48
+CSI and OSC), other controls are dropped, HTML entities become their character, other
+non-characters U+FFFD, bare ``&``/``<`` are escaped, and stray bytes are read as Latin-1, chunk
+by chunk, and counted for the caller's log. Which characters XML 1.0 allows: its ``Char``
+production (XML 1.0 §2.2). Only truly broken XML (truncated, not JUnit) is left for the reader
+to refuse.
 """
 
 from __future__ import annotations
@@ -27,6 +30,26 @@ _SUSPECT_REFERENCE = re.compile(
     rb"|0*(?:[0-8]|1[124-9]|2[0-9]|3[01]|[1-9][0-9]{4,}));"
 )
 _ENTITY = re.compile(rb"&([A-Za-z_][A-Za-z0-9._-]{0,31});")
+# An ``&`` that starts no reference: a character reference, or a name _ENTITY would take.
+_BARE_AMP = re.compile(rb"&(?!#[0-9]+;|#[xX][0-9a-fA-F]+;|[A-Za-z_][A-Za-z0-9._-]{0,31};)")
+# ESC as a raw byte, a reference, or as pytest writes it (``#x1B``: bin_xml_escape in
+# _pytest/junitxml.py spells so each character XML refuses), and the sequences it starts
+# (ECMA-48 §5.4 CSI: parameter bytes 0x30-0x3F, intermediates 0x20-0x2F, a final 0x40-0x7E;
+# OSC: up to BEL or ESC \). Markup (< " ' &) never counts as a sequence's byte: a stray ESC
+# must not eat a closing tag.
+_ESC = rb"(?:\x1b|&#[xX]0*1[bB];|&#0*27;|#x1B)"
+_ESC_AT = re.compile(_ESC)
+_CSI = rb"\[[0-;=>?]*[ !#-%(-/]*[@-~]"
+_OSC = rb"\](?:[^<&\"'\x07\x1b]|&amp;){0,512}(?:\x07|&#[xX]0*7;|&#0*7;|" + _ESC + rb"\\)"
+_ANSI = re.compile(_ESC + rb"(?:" + _CSI + rb"|" + _OSC + rb")")
+_LONGEST_ESCAPE = 600  # an OSC's 512 bytes, its ESC and terminator as references
+# A start tag, its quoted attribute values whole; _LT_IN_VALUE is the cheap hint that one
+# holds a ``<`` (a start tag can hold no other).
+_START_TAG = re.compile(
+    rb"<[A-Za-z_][\w:.-]*(?:\s+[A-Za-z_][\w:.-]*\s*=\s*(?:\"[^\"]*\"|'[^']*'))*\s*/?>"
+)
+_LT_IN_VALUE = re.compile(rb"=\s*(?:\"[^\"<]*<|'[^'<]*<)")
+_LONGEST_TAG = 4096  # a start tag cut by a chunk's end waits for its ``>`` up to this long
 _XML_ENTITIES = frozenset((b"amp", b"lt", b"gt", b"quot", b"apos"))
 _NON_CHARACTERS = (b"\xef\xbf\xbe", b"\xef\xbf\xbf")  # U+FFFE, U+FFFF in UTF-8
 _REPLACEMENT = b"&#xFFFD;"  # a reference: right whatever the file's declared encoding
@@ -38,12 +61,15 @@ WIDE_STARTS = (b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<")  # UTF-16 with or w
 
 # What a note says of each kind of repair, after its count.
 _KINDS = {
+    "escapes": "terminal escape sequence(s) removed",
     "controls": "raw control character(s) dropped",
     "control references": "reference(s) to control characters dropped",
     "non-character references": "reference(s) to non-characters replaced by U+FFFD",
     "entities": "entity reference(s) undefined in XML replaced (HTML ones by their character)",
     "non-characters": "raw U+FFFE/U+FFFF replaced by U+FFFD",
     "bytes": "byte(s) not valid UTF-8 read as Latin-1",
+    "ampersands": "bare & escaped",
+    "less-thans": "bare < in attribute values escaped",
 }
 
 
@@ -73,11 +99,17 @@ class Repairer:
         data = self.pending + chunk
         cut = len(data) if final else _safe_end(data)
         data, self.pending = data[:cut], data[cut:]
+        if b"\x1b" in data or b"&#" in data or b"#x1B" in data:
+            data = _ANSI.sub(self._escape, data)
         kept = data.translate(None, CONTROL_BYTES)
         self.counts["controls"] += len(data) - len(kept)
         if b"&" in kept:
             kept = _SUSPECT_REFERENCE.sub(self._reference, kept)
             kept = _ENTITY.sub(self._entity, kept)
+            kept, bare = _BARE_AMP.subn(b"&amp;", kept)
+            self.counts["ampersands"] += bare
+        if _LT_IN_VALUE.search(kept):
+            kept = _START_TAG.sub(self._start_tag, kept)
         if self.utf8 and not kept.isascii():
             kept = self._recode(kept)
         return kept
@@ -103,6 +135,21 @@ class Repairer:
         char = html5.get(name.decode("ascii") + ";")
         into = "".join(f"&#x{ord(c):X};" for c in char).encode() if char else _REPLACEMENT
         return self._saw("entities", match.group(), into)
+
+    def _escape(self, match: re.Match[bytes]) -> bytes:
+        """A terminal escape sequence, removed whole; its form named with ESC spelt out."""
+        form = _ESC_AT.sub(b"ESC", match.group(), count=1)
+        return self._saw("escapes", form, b"")
+
+    def _start_tag(self, match: re.Match[bytes]) -> bytes:
+        """A start tag with each ``<`` inside its attribute values escaped (only its first
+        ``<`` is markup)."""
+        tag = match.group()
+        inner = tag[1:].count(b"<")
+        if not inner:
+            return tag
+        self.counts["less-thans"] += inner
+        return b"<" + tag[1:].replace(b"<", b"&lt;")
 
     def _saw(self, kind: str, found: bytes, into: bytes) -> bytes:
         """Count one repair of ``kind``, keep its form as an example; ``into`` replaces it."""
@@ -142,12 +189,31 @@ def _as_latin1(match: re.Match[str]) -> str:
     return match.group().encode("utf-8", "surrogateescape").decode("latin-1")
 
 
+def _open_escape(data: bytes, cut: int) -> int:
+    """Where the first ESC near ``cut`` starts that does not start a whole sequence before it
+    (it may continue in the next chunk); ``cut`` when every one does."""
+    done = 0
+    for esc in _ESC_AT.finditer(data, max(0, cut - _LONGEST_ESCAPE), cut):
+        if esc.start() < done:
+            continue  # an OSC's own terminator
+        whole = _ANSI.match(data, esc.start(), cut)
+        if whole is None:
+            return esc.start()
+        done = whole.end()
+    return cut
+
+
 def _safe_end(data: bytes) -> int:
-    """Where ``data`` can be cut without splitting a UTF-8 sequence or a character reference."""
+    """Where ``data`` can be cut without splitting a UTF-8 sequence, a character reference,
+    a terminal escape sequence or a start tag (each waits for the next chunk, when short)."""
     cut = len(data)
-    amp = data.rfind(b"&", max(0, cut - _LONGEST_REFERENCE))
-    if amp >= 0 and b";" not in data[amp:]:
+    cut = _open_escape(data, cut)
+    amp = data.rfind(b"&", max(0, cut - _LONGEST_REFERENCE), cut)
+    if amp >= 0 and b";" not in data[amp:cut]:
         cut = amp
+    tag = data.find(b"<", data.rfind(b">", 0, cut) + 1, cut)
+    if tag >= 0 and cut - tag <= _LONGEST_TAG:
+        cut = tag  # last: a start tag holds the cuts above, so it waits whole
     for back in range(1, min(4, cut) + 1):
         byte = data[cut - back]
         if byte & 0xC0 == 0x80:

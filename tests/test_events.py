@@ -29,6 +29,7 @@ from deployloop.events import (
     IterationEnd,
     IterationStart,
     Journal,
+    JUnitRepaired,
     MetricsFailed,
     Mixed,
     Muted,
@@ -75,6 +76,8 @@ SAMPLES: dict[str, Event] = {
                    pass_name="failed-first", ts=TS),
         SuiteEnd(phase="api", suite="smoke", counts={"passed": 1, "failed": 1}, wall_s=2.0,
                  harness_error="deadline reached", exit_code=None, pass_name="rerun", ts=TS),
+        JUnitRepaired(phase="api", suite="smoke", notes=("out/a.xml: 1 trailing byte(s) after "
+                      "the root element dropped",), ts=TS),
         PhaseEnd(phase="api", passed=False, verdicts=(GATE.describe(),), gates=(GATE,),
                  clusters=(CLUSTER,), flaky=("t::c",), ts=TS),
         SkippedPhases(phases=("journeys", "agents"), reason="api failed (fail_fast)", ts=TS),
@@ -238,7 +241,7 @@ def test_session_log_indents_multi_line_messages(tmp_path: Path) -> None:
     log = tmp_path / "session.md"
     SessionLog(log)(event)
     text = log.read_text()
-    assert "(1 tests): AssertionError: assert 500 == 200\n\n  ```\n  + where 500" in text
+    assert "(1 test): AssertionError: assert 500 == 200\n\n  ```\n  + where 500" in text
     assert "\n+ where" not in text
 
 

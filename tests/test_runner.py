@@ -114,7 +114,7 @@ def test_all_skipped_fails_the_gate(tmp_path: Path) -> None:
     """A suite whose every test skipped proves nothing about staging."""
     source = "import pytest\n@pytest.mark.skip\ndef test_a():\n    pass\n"
     _, run = run_in(tmp_path, source)
-    assert run.harness_error == "all 1 tests skipped"
+    assert run.harness_error == "its only test skipped"  # never "1 tests"
 
 
 def test_too_fast_suite_fails_min_seconds(tmp_path: Path) -> None:
@@ -129,6 +129,19 @@ def test_shrunken_collection_fails_expect_tests(tmp_path: Path) -> None:
     job, run = run_in(tmp_path, "def test_a():\n    pass\n", expect_tests=25)
     verdict = next(v for v in gates.judge(job.phase, [run], []).verdicts if v.gate == "s: tests")
     assert not verdict.passed and verdict.reason == "collection shrank from 25 to 1"
+
+
+def test_stopped_early_keeps_the_collection_and_says_what_did_not_run(tmp_path: Path) -> None:
+    """-x with expect_tests = 5: the tests gate sees the 5 collected (no "shrank"), the
+    harness verdict says 4 of 5 did not run."""
+    source = "def test_a():\n    assert False\n" + "".join(
+        f"def test_{n}():\n    pass\n" for n in "bcde"
+    )
+    job, run = run_in(tmp_path, source, "-x", expect_tests=5)
+    verdicts = {v.gate: v for v in gates.judge(job.phase, [run], []).verdicts}
+    assert (verdicts["s: tests"].passed, verdicts["s: tests"].measured) == (True, "5")
+    assert "shrank" not in verdicts["s: tests"].reason
+    assert verdicts["s: harness"].measured == "stopped early: 4 of 5 tests did not run"
 
 
 def test_missing_junit_from_other_runner(tmp_path: Path) -> None:

@@ -99,9 +99,13 @@ def test_extra_masks_merge_clusters() -> None:
     assert len(summarize(cases, extra_masks=[r"acme-\w+"]).clusters) == 1
 
 
-def test_cluster_count_is_its_tests() -> None:
-    """A cluster's count is the number of failing testcases in it, repeats included."""
-    assert Cluster("v1-x", "m", "E", ("a", "a", "b")).count == 3
+def test_cluster_count_is_its_distinct_tests() -> None:
+    """A cluster counts the distinct test ids failing in it, as the issue title does: the same
+    id failing in three files or suites of a phase is one test (item 6), listed once."""
+    failing = [case(i, Outcome.FAILED, message="500 from /api") for i in ("a", "a", "b", "a")]
+    (cluster,) = summarize(failing).clusters
+    assert (cluster.count, cluster.tests) == (2, ("a", "b"))
+    assert Cluster("v1-x", "m", "E", ("a", "b")).count == 2
 
 
 @pytest.mark.parametrize(

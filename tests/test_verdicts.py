@@ -142,6 +142,15 @@ def test_stopped_early_counts_what_ran(tmp_path: Path) -> None:
     assert categories(cases) == own == {"failed": 1}
 
 
+def test_coloured_assertion_reads_without_its_escapes(tmp_path: Path) -> None:
+    """A message coloured with ANSI escapes, as real pytest writes it to JUnit (``#x1B[31m``),
+    reads "red failure": no ``[31m`` left in the message a title is made of (item 5)."""
+    source = 'def test_red():\n    assert False, "\\x1b[31mred failure\\x1b[0m"\n'
+    cases, _ = run_pytest(tmp_path, source)
+    assert cases[0].message.startswith("AssertionError: red failure")
+    assert "E       AssertionError: red failure\n" in cases[0].details
+
+
 def test_teardown_record_and_subtests_count_once(tmp_path: Path) -> None:
     """Case 02: fail + teardown error is one failed test with both texts; subtests one test
     with every failure text; so expect_tests sees 5 tests, not 6 records."""
@@ -244,6 +253,19 @@ def test_case23_behave_untested_scenarios_are_errors() -> None:
     messages = {c.message for c in summary.clusters}
     assert junit_cases.UNTESTED_MESSAGE in messages
     assert "expected 200, got 500" in messages
+
+
+def test_p95_with_untimed_tests_still_gives_the_timed_p95() -> None:
+    """Three tests timed at 5 s and one untimed: the p95 gate fails naming the 5.0 s the
+    timed ones measure against 2 s, and the one untimed test in the singular."""
+    timed = [CaseResult(f"t{n}", f"t{n}", "", Outcome.PASSED, 5.0) for n in range(3)]
+    untimed = CaseResult("u", "u", "", Outcome.PASSED, None)
+    assert judged([*timed, untimed], p95_s=2.0)["p95_s"] == (
+        False,
+        "p95 5.0 s over 3 timed tests > 2 s; no timing data for 1 test",
+    )
+    one = judged([timed[0], untimed, untimed], p95_s=9.0)["p95_s"]
+    assert one == (False, "p95 5.0 s over 1 timed test ≤ 9 s; no timing data for 2 tests")
 
 
 def test_case25_times_with_units_fail_the_p95_gate() -> None:

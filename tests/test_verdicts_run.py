@@ -243,3 +243,36 @@ def test_exceptions_in_captured_output_split_a_bare_assert(tmp_path: Path) -> No
     assert len(clusters) == 2, clusters
     assert [count for count, _ in clusters] == [3, 3]
     assert sorted(m.split(":")[0] for _, m in clusters) == ["KeyError", "OSError"]
+
+
+WRITE_JUNIT = """
+import pathlib, sys
+out = pathlib.Path("out")
+out.mkdir(exist_ok=True)
+head = b'<testsuite name="s"><testcase classname="t" name="a" time="0.1"/>'
+(out / "a.xml").write_bytes(head + b'<testcase classname="t" name="b" time="0.1"/>'
+                            b"</testsuite>" + sys.argv[1].encode())
+if len(sys.argv) > 2:
+    (out / "b.xml").write_bytes(head)
+"""
+
+
+def test_junit_repairs_are_told_in_the_runs_story(tmp_path: Path) -> None:
+    """A JUnit file with trailing garbage is read whole, and its repair is an event in
+    events.jsonl, a line in session.md and on the console, naming the file (item 3)."""
+    (tmp_path / "write.py").write_text(WRITE_JUNIT, encoding="utf-8")
+    night = run_night(tmp_path, f"{sys.executable} write.py JUNK", junit="out/*.xml")
+    (repaired,) = [e for e in night["events"] if e["event"] == "junit_repaired"]
+    note = "out/a.xml: 4 trailing byte(s) after the root element dropped"
+    assert repaired["notes"] == [note]
+    assert suite_ends(night)["full"]["counts"]["passed"] == 2
+    assert note in (night["dir"] / "session.md").read_text(encoding="utf-8")
+    assert note in night["out"]
+
+
+def test_a_truncated_file_among_several_is_named(tmp_path: Path) -> None:
+    """With junit = "out/*.xml", the harness error of a truncated file names it (item 3)."""
+    (tmp_path / "write.py").write_text(WRITE_JUNIT, encoding="utf-8")
+    night = run_night(tmp_path, f"{sys.executable} write.py '' cut", junit="out/*.xml")
+    harness = suite_ends(night)["full"]["harness_error"]
+    assert harness.startswith("JUnit file unreadable: out/b.xml: truncated XML")

@@ -85,9 +85,59 @@ def test_an_entity_split_across_chunks_is_repaired_whole() -> None:
     assert first + rest == b"<a>x &#x2233; y</a>"
 
 
+def test_bare_amp_and_lt_in_attributes_keep_every_record(tmp_path: Path) -> None:
+    """A bare ``&`` and ``<`` in an attribute value (and ``&`` in a text) are escaped and
+    noted: the file reads whole instead of being thrown out (item 4)."""
+    repairs: list[str] = []
+    cases = junit.read_cases(report(tmp_path, b"a & b < c", b"x & y"), repairs)
+    assert [c.name for c in cases] == ["first", "second"]
+    assert (cases[0].message, cases[0].details) == ("boom a & b < c", "at x & y")
+    assert [r.split(": ", 1)[1] for r in repairs] == [
+        "2 bare & escaped",
+        "1 bare < in attribute values escaped",
+    ]
+
+
+def test_trailing_garbage_after_the_root_is_dropped_and_noted(tmp_path: Path) -> None:
+    """Bytes after the root element closes are dropped and counted, every record kept; a
+    file cut before its root closes is still refused as truncated (item 4)."""
+    path = report(tmp_path, b"ok", b"x")
+    path.write_bytes(path.read_bytes() + b"garbage <x>")
+    repairs: list[str] = []
+    assert [c.name for c in junit.read_cases(path, repairs)] == ["first", "second"]
+    assert repairs == [f"{path}: 11 trailing byte(s) after the root element dropped"]
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(JUnitError, match="truncated XML"):
+        junit.read_cases(path)
+
+
+@pytest.mark.parametrize(
+    "escape",
+    [b"\x1b[31m", b"&#x1B;[1;31m", b"&#27;[0m", b"\x1b]8;;http://x\x07", b"&#x1b;]0;t&#x1b;\\"],
+)
+def test_terminal_escapes_go_whole(tmp_path: Path, escape: bytes) -> None:
+    """A CSI or OSC sequence goes whole, its ESC raw or a reference, in messages and texts:
+    no ``[31m`` left behind for titles and fingerprints (item 5)."""
+    repairs: list[str] = []
+    cases = junit.read_cases(report(tmp_path, b"x" + escape + b"red", escape + b"y"), repairs)
+    assert (cases[0].message, cases[0].details) == ("boom xred", "at y")
+    (note,) = repairs
+    assert "2 terminal escape sequence(s) removed (ESC" in note
+
+
+def test_an_escape_or_tag_split_across_chunks_is_repaired_whole() -> None:
+    """An escape sequence or a start tag cut by a chunk boundary waits for its end."""
+    whole = b'<a><b m="1 < 2 \x1b[31mred">x &#x1B;[0m y</b></a>'
+    for at in range(1, len(whole)):
+        repair = Repairer(HEAD)
+        out = repair.feed(whole[:at], False) + repair.feed(whole[at:], True)
+        assert out == b'<a><b m="1 &lt; 2 red">x  y</b></a>', at
+
+
 # Random bytes, and the shapes test output really leaks (so each is tried, not left to chance).
 LEAKS = [b"\x1b[31m", b"&#x1B;", b"&#27;", b"&nbsp;", b"&#55296;", b"&#x110000;", b"\xef\xbf\xbf",
-         b"\xe9", b"\xf0\x9f", b"&#10;", b"&amp;", b"]]>", b"\r\n", b"\x00"]  # fmt: skip
+         b"\xe9", b"\xf0\x9f", b"&#10;", b"&amp;", b"]]>", b"\r\n", b"\x00", b"&", b" & ", b"<",
+         b"&#x1B;[0m", b"\x1b]8;;http://x\x07", b"\x1b["]  # fmt: skip
 INSERTED = st.lists(st.one_of(st.binary(max_size=8), st.sampled_from(LEAKS)), max_size=6).map(
     b"".join
 )
@@ -101,10 +151,11 @@ def test_any_inserted_bytes_are_repaired_or_refused_clearly(
     tmp_path: Path, attribute: bytes, text: bytes
 ) -> None:
     """Any bytes in a text or attribute: every record kept, or a JUnitError, never a traceback;
-    bytes without markup (``<``, ``&``, ``"``, ``]]>``) are always repaired."""
+    bytes are always repaired unless they hold markup no repair can place (the writer's own
+    bug): a ``"`` in the attribute, a ``<`` or ``]]>`` in the text. A bare ``&`` anywhere and
+    a ``<`` in the attribute are repaired."""
     path = report(tmp_path, attribute, text)
-    markup = (b"<", b"&", b'"', b"]]>")  # what no repair can place: the writer's own bug
-    if any(m in attribute + text for m in markup):
+    if b'"' in attribute or b"<" in text or b"]]>" in text:
         try:
             junit.read_cases(path)
         except JUnitError as exc:

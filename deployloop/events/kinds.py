@@ -89,6 +89,21 @@ class SuiteEnd(EventBase):
 
 
 @dataclass(frozen=True, slots=True)
+class JUnitRepaired(EventBase):
+    """A suite's JUnit files needed repairs to be read (``xmlrepair``, trailing bytes): its
+    ``notes`` say "FILE: what" per kind, at most ``runner.MAX_REPAIR_NOTES`` and a count."""
+
+    kind = "junit_repaired"
+    phase: str
+    suite: str
+    notes: tuple[str, ...]
+
+    def describe(self) -> str:
+        """``suite P/S: JUnit repaired: FILE: what; …``: the log's and the console's words."""
+        return f"suite {self.phase}/{self.suite}: JUnit repaired: {'; '.join(self.notes)}"
+
+
+@dataclass(frozen=True, slots=True)
 class PhaseEnd(EventBase):
     """A phase was judged: its gates, its failure clusters and its flaky tests."""
 
@@ -189,6 +204,7 @@ RunEvent: TypeAlias = (
     | PhaseStart
     | SuiteStart
     | SuiteEnd
+    | JUnitRepaired
     | PhaseEnd
     | SkippedPhases
     | NoTime

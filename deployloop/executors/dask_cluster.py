@@ -158,6 +158,8 @@ class DaskExecutor:
             log_path=str(job.log_path),
             expected_tests=run.expected_tests,
             ended=run.ended,
+            collected=run.collected,
+            repairs=tuple(self.redactor.redact(note) for note in run.repairs),
         )
 
     def health(self) -> ProbeResult | None:
