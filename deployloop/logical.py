@@ -178,3 +178,13 @@ def tally(cases: Iterable[CaseResult], forgiven: Collection[str] = ()) -> Tally:
         flaky=flaky + pardoned,
         forgiven=pardoned,
     )
+
+
+def hollow(cases: Sequence[CaseResult]) -> str | None:
+    """Why a run's tests prove nothing (none at all, or every one skipped), else None: a
+    harness error, never a pass."""
+    if not cases:
+        return "zero tests collected"
+    if all(c.outcome is Outcome.SKIPPED for c in cases):
+        return f"all {len(cases)} tests skipped" if len(cases) > 1 else "its only test skipped"
+    return None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import glob
 import os
 import re
 import shutil
@@ -19,18 +18,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from deployloop import process
+from deployloop import junit_files, process
 from deployloop.config import PhaseConfig, SuiteConfig
 from deployloop.durations import format_duration
-from deployloop.errors import JUnitError
 from deployloop.hookerrors import attach_hook_errors
 from deployloop.junit_fields import with_files
-from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
+from deployloop.logical import hollow
+from deployloop.models import CaseResult, RunEnd, SuiteRun
 from deployloop.progress import collected_count
 from deployloop.pump import Pump
-from deployloop.pytestline import ADDOPTS_HINT, drops_addopts, runs_pytest
+from deployloop.pytestline import runs_pytest
 from deployloop.redact import MASK, Redactor
-from deployloop.scrub import INTERVAL_S, ScrubbingWriter, scrub_copy, scrubbed_case
+from deployloop.scrub import INTERVAL_S, ScrubbingWriter, scrubbed_case
 from deployloop.shards import Shard
 
 INTERRUPTED = "interrupted; partial results kept"
@@ -108,8 +107,8 @@ def run_suite(
             redactor=redactor,
             scratch=raw_job.junit_path.parent,
         )
-        found = _read_results(raw_job, job.log_path, started_wall)
-        kept = _keep(job, found.files, redactor)
+        found = junit_files.read(raw_job.junit_path, job.suite, job.log_path, started_wall)
+        kept = junit_files.keep(job.junit_path, found.files, redactor)
     # After the private place: the pump has written every progress line (the collected count).
     cases = attach_hook_errors(found.cases, job.log_path)
     if redactor is not None:  # first: a selection's masked ids are found among scrubbed ones
@@ -164,7 +163,7 @@ def _prepare(job: SuiteJob) -> None:
     job.junit_path.parent.mkdir(parents=True, exist_ok=True)
     for path in (job.junit_path, progress_path(job), users_report_note(job.log_path)):
         path.unlink(missing_ok=True)
-    shutil.rmtree(_kept_dir(job), ignore_errors=True)
+    shutil.rmtree(junit_files.kept_dir(job.junit_path), ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -248,118 +247,11 @@ def _timeout(job: SuiteJob) -> tuple[float, bool]:
     return (left, True) if left < job.suite.timeout else (job.suite.timeout, False)
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
-    """What a run left to read: its tests, the files they came from, whether pytest wrote them
-    through deployloop's plugin (``ours``), why they cannot be read (``error``), and what was
-    repaired to read them (``repairs``: "FILE: what" notes, at most ``MAX_REPAIR_NOTES``)."""
-
-    cases: list[CaseResult]
-    files: list[Path]
-    ours: bool
-    error: str | None = None
-    repairs: tuple[str, ...] = ()
-
-
-MAX_REPAIR_NOTES = 10  # notes kept for the run's story; the rest counted in one more line
-
-
-def _read_results(job: SuiteJob, log_path: Path, started_wall: float) -> Found:
-    """Every result file of the run: the report deployloop's plugin had pytest write, else
-    each fresh file matching ``junit``. Repairs are noted in the suite's log and kept (bounded)
-    for the run's story; an unreadable file among several is named in the error."""
-    from deployloop import junit
-
-    ours = job.junit_path.exists()
-    paths = [job.junit_path] if ours else _fresh_matches(job, started_wall)
-    if not paths:
-        where = job.suite.junit or "no junit = set, and no pytest report was written"
-        hint = f"; {ADDOPTS_HINT}" if drops_addopts(job.suite.run) else ""
-        return Found([], [], ours, f"no JUnit file written ({where}){hint}")
-    cases: list[CaseResult] = []
-    repairs: list[str] = []
-    try:
-        for path in paths:
-            notes: list[str] = []
-            try:
-                cases.extend(junit.read_cases(path, notes))
-            finally:
-                repairs.extend(f"{_shown(job, path)}: {n.split(': ', 1)[1]}" for n in notes)
-    except JUnitError as exc:
-        named = f"{_shown(job, path)}: " if len(paths) > 1 else ""
-        error = f"JUnit file unreadable: {named}{exc.problem}"
-        return Found(cases, paths, ours, error, _bounded(repairs))
-    finally:
-        _note(log_path, [f"JUnit repaired: {note}" for note in repairs])
-    return Found(cases, paths, ours, repairs=_bounded(repairs))
-
-
-def _shown(job: SuiteJob, path: Path) -> str:
-    """A result file as people know it: the plugin's report by its kept name, a matched file
-    relative to the suite's directory (never deployloop's private scratch path)."""
-    if path == job.junit_path:
-        return path.name
-    try:
-        return str(path.relative_to(Path(job.suite.cwd or ".")))
-    except ValueError:
-        return str(path)
-
-
-def _bounded(notes: Sequence[str]) -> tuple[str, ...]:
-    """At most ``MAX_REPAIR_NOTES`` notes, and a line counting those left out."""
-    if len(notes) <= MAX_REPAIR_NOTES:
-        return tuple(notes)
-    left = len(notes) - MAX_REPAIR_NOTES
-    return (*notes[:MAX_REPAIR_NOTES], f"{left} more repair note(s) in the suite's log")
-
-
-def _note(log_path: Path, lines: Sequence[str]) -> None:
-    """Append deployloop's own notes to a suite's log, marked as such."""
-    if lines:
-        with open(log_path, "a", encoding="utf-8") as log:
-            log.writelines(f"[deployloop] {line}\n" for line in lines)
-
-
-def _kept_dir(job: SuiteJob) -> Path:
-    return job.junit_path.with_suffix(".junit")
-
-
-def _keep(job: SuiteJob, files: Sequence[Path], redactor: Redactor | None) -> Path | None:
-    """Keep the run's result files beside its log, scrubbed: one file as ``<suite>.xml``,
-    several all together in ``<suite>.junit/`` (``deployloop results`` reads either)."""
-    if len(files) <= 1:
-        if files:
-            _keep_one(files[0], job.junit_path, redactor)
-        return job.junit_path if files else None
-    folder = _kept_dir(job)
-    folder.mkdir()
-    for index, path in enumerate(files):
-        _keep_one(path, folder / f"{index:03d}-{path.name}", redactor)
-    return folder
-
-
-def _keep_one(raw: Path, kept: Path, redactor: Redactor | None) -> None:
-    """A scrubbed copy, cut to head and tail past ``junit_caps.MAX_KEPT_BYTES`` (read first)."""
-    from deployloop.junit_caps import cap_kept
-
-    scrub_copy(raw, kept, redactor, xml=True)
-    cap_kept(kept)
-
-
-def _fresh_matches(job: SuiteJob, started_wall: float) -> list[Path]:
-    """Files matching ``junit`` written by this run (a stale file from last night is no result)."""
-    if not job.suite.junit:
-        return []
-    base = Path(job.suite.cwd or ".")
-    matches = sorted(Path(p) for p in glob.glob(str(base / job.suite.junit), recursive=True))
-    return [p for p in matches if p.is_file() and p.stat().st_mtime >= started_wall - 1.0]
-
-
 def how_it_ended(
     job: SuiteJob,
     done: process.Completed,
     cases: Sequence[CaseResult],
-    found: Found,
+    found: junit_files.Found,
     by_deadline: bool,
 ) -> tuple[RunEnd, str | None]:
     """How the run ended, and in words why it cannot be trusted as a verdict on staging.
@@ -382,7 +274,7 @@ def how_it_ended(
 
 
 def _runner_error(
-    job: SuiteJob, done: process.Completed, cases: Sequence[CaseResult], found: Found
+    job: SuiteJob, done: process.Completed, cases: Sequence[CaseResult], found: junit_files.Found
 ) -> str | None:
     """Why a runner that exited by itself produced no full result (pytest's exit codes first)."""
     pytest = found.ours or runs_pytest(job.suite.run)
@@ -401,10 +293,8 @@ def _runner_error(
 def _suspicious_results(
     done: process.Completed, cases: Sequence[CaseResult], whole: bool = True
 ) -> str | None:
-    if whole and not cases:
-        return "zero tests collected"
-    if whole and all(c.outcome is Outcome.SKIPPED for c in cases):
-        return f"all {len(cases)} tests skipped" if len(cases) > 1 else "its only test skipped"
+    if whole and (problem := hollow(cases)):
+        return problem
     if done.returncode != 0 and not any(c.broken for c in cases):
         return f"runner exited {done.returncode} but its JUnit file reports no failure"
     return None

@@ -21,7 +21,8 @@ from defusedxml import ElementTree as DefusedElementTree
 from defusedxml.common import DefusedXmlException
 
 from deployloop.atomic import write_atomic
-from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
+from deployloop.logical import hollow
+from deployloop.models import CaseResult, RunEnd, SuiteRun
 
 # A test in two shards: the shards' selection was not applied (deployloop's plugin did not run).
 UNSELECTED = (
@@ -79,7 +80,8 @@ def merge(runs: Sequence[SuiteRun], expected_tests: int | None, log_path: Path) 
     shard's (they run side by side); the first shard that did not complete decides how the
     suite ended, and every shard's harness error is kept, prefixed ``shard i/n``. Emptiness and
     all-skipped are judged on the merged tests (a shard may rightly get none).
-    ``expected_tests`` (the suite's ``expect_tests``) applies to the merged suite. ``log_path``
+    ``expected_tests`` (the suite's ``expect_tests``) applies to the merged suite, as do the
+    shards' collected counts (summed) and JUnit repair notes (all kept). ``log_path``
     gets one line per shard naming its log, so issue bodies and the report find them.
     """
     first = runs[0]
@@ -94,7 +96,7 @@ def merge(runs: Sequence[SuiteRun], expected_tests: int | None, log_path: Path) 
     if repeated:
         errors.append(UNSELECTED.format(test=repeated[0], more=len(repeated) - 1))
         ended = RunEnd.RUNNER_ERROR if ended is RunEnd.COMPLETED else ended
-    if not errors and (problem := _merged_problem(cases)):
+    if not errors and (problem := hollow(cases)):
         errors, ended = [problem], RunEnd.RUNNER_ERROR
     _write_index(log_path, runs)
     return SuiteRun(
@@ -109,7 +111,15 @@ def merge(runs: Sequence[SuiteRun], expected_tests: int | None, log_path: Path) 
         log_path=str(log_path),
         expected_tests=expected_tests,
         ended=ended,
+        collected=_collected(runs),
+        repairs=tuple(note for run in runs for note in run.repairs),
     )
+
+
+def _collected(runs: Sequence[SuiteRun]) -> int | None:
+    """The shards' collected tests together (each collects its own share), when all said."""
+    counts = [run.collected for run in runs]
+    return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
 
 
 def write_users_report(note: Path, runs: Sequence[SuiteRun]) -> str | None:
@@ -154,15 +164,6 @@ def _folded(runs: Sequence[SuiteRun]) -> tuple[tuple[CaseResult, ...], list[str]
         repeated.extend(case.id for case in run.cases if case.id in seen)
         seen |= ids
     return tuple(cases), repeated
-
-
-def _merged_problem(cases: Sequence[CaseResult]) -> str | None:
-    """What the runner says of one run's tests, said of the merged suite's instead."""
-    if not cases:
-        return "zero tests collected"
-    if all(c.outcome is Outcome.SKIPPED for c in cases):
-        return f"all {len(cases)} tests skipped"
-    return None
 
 
 def _write_index(log_path: Path, runs: Sequence[SuiteRun]) -> None:
