@@ -174,10 +174,11 @@ def _case(entry: Mapping[str, Any]) -> CaseResult:
 
 def run_from_parts(fields: Mapping[str, Any], cases: tuple[CaseResult, ...]) -> SuiteRun:
     """A stored run from its fields and cases; rows written before ``ended`` existed get it
-    from their wording."""
+    from their wording. JSON gives lists: ``repairs`` is a tuple again."""
     ended = fields.get("ended")
     run_end = legacy_end(fields.get("harness_error")) if ended is None else RunEnd(ended)
-    return SuiteRun(**{**fields, "cases": cases, "ended": run_end})
+    repairs = tuple(fields.get("repairs", ()))
+    return SuiteRun(**{**fields, "cases": cases, "ended": run_end, "repairs": repairs})
 
 
 # How runner.how_it_ended worded each end before runs stored it; anything else was the runner's.
