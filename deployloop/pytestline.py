@@ -9,15 +9,33 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Sequence
 
 from deployloop import process
 
 # pytest behind a shell line: "cd e2e && VAR=x pytest …", "venv/bin/py.test", "python3 -m pytest".
-PYTEST_WORD = re.compile(r"(?:^|[\s;&|(/])(?:py\.test|pytest)(?=$|[\s;&|)])|-m\s+pytest\b")
+# Where one command of a shell line ends and the next begins (``&&``, ``||``, ``;``, a pipe,
+# ``&``, a newline, a subshell's parentheses): a best-effort split, quotes not honoured.
+COMMAND_BREAK = re.compile(r"&&|\|\||[;|&\n()]")
+ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")  # "VAR=x" before a command
+# Project runners that run the rest of the line in the project's environment ("uv run pytest").
+RUNNERS = frozenset({"uv", "poetry", "pipenv", "pdm", "hatch", "rye"})
 # Programs that run their arguments as a command, and shells that run a ``-c`` line.
 WRAPPERS = frozenset(
-    {"timeout", "env", "nice", "ionice", "nohup", "stdbuf", "time", "setsid", "xvfb-run", "chrt"}
+    {
+        "timeout",
+        "env",
+        "nice",
+        "ionice",
+        "nohup",
+        "stdbuf",
+        "time",
+        "setsid",
+        "xvfb-run",
+        "chrt",
+        "exec",
+    }
 )
 SHELLS = frozenset({"sh", "bash", "dash", "zsh"})
 WRAPPER_ARG = re.compile(r"-|\w+=|\d+(\.\d+)?[smhd]?$")  # an option, VAR=x, a duration or number
@@ -32,13 +50,19 @@ ADDOPTS_HINT = (
 
 
 def is_pytest(argv: Sequence[str]) -> bool:
-    """``pytest …``, ``py.test …`` or ``python -m pytest …``."""
+    """``pytest …``, ``py.test …`` or ``python [options] -m pytest …`` (``-X dev``, ``-W x``:
+    the interpreter's options before ``-m``)."""
     if not argv:
         return False
     exe = os.path.basename(argv[0])
     if exe in ("pytest", "py.test"):
         return True
-    return exe.startswith("python") and list(argv[1:3]) == ["-m", "pytest"]
+    if not exe.startswith("python"):
+        return False
+    at = 1
+    while at < len(argv) and argv[at].startswith("-") and argv[at] != "-m":
+        at += 2 if argv[at] in ("-X", "-W", "-c") else 1  # options that take a value
+    return list(argv[at : at + 2]) == ["-m", "pytest"]
 
 
 def runs_pytest(command: str | Sequence[str]) -> bool:
@@ -49,7 +73,26 @@ def runs_pytest(command: str | Sequence[str]) -> bool:
     """
     argv = _unwrapped(process.split_command(command))
     if len(argv) >= 3 and os.path.basename(argv[0]) in SHELLS and argv[1] == "-c":
-        return bool(PYTEST_WORD.search(argv[2]))
+        return any(_starts_pytest(part) for part in COMMAND_BREAK.split(argv[2]))
+    return _launches_pytest(argv)
+
+
+def _starts_pytest(command: str) -> bool:
+    """Does one simple shell command start pytest (after ``VAR=x`` assignments, wrappers and
+    a project runner)? A word that only mentions pytest (``pip install pytest``) does not."""
+    try:
+        words = shlex.split(command)
+    except ValueError:  # an unbalanced quote: the split cut through a quoted string
+        return False
+    while words and ASSIGNMENT.match(words[0]):
+        words = words[1:]
+    return _launches_pytest(_unwrapped(words))
+
+
+def _launches_pytest(argv: Sequence[str]) -> bool:
+    """pytest itself, or behind a project runner (``uv run pytest``, ``poetry run pytest``)."""
+    if len(argv) >= 2 and os.path.basename(argv[0]) in RUNNERS and argv[1] == "run":
+        argv = _unwrapped(argv[2:])
     return is_pytest(argv)
 
 

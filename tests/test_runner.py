@@ -50,14 +50,22 @@ def test_pytest_commands_are_recognised() -> None:
         ("env VAR=1 pytest t", True),
         ("nice -n 10 python3 -m pytest t", True),
         ("bash -c 'pytest t'", True),
+        ("python -X dev -m pytest t", True),
+        ("uv run pytest t", True),
+        ("cd e2e && exec pytest t", True),
         ("timeout 60 npx jest", False),
         ("npm test && echo pytest-free", False),
         ("cd web && npx jest", False),
+        ("sh -c 'pip install pytest && ./run_e2e.sh'", False),
+        ("cd . && pip install -q pytest && ./run_e2e.sh", False),
+        ("echo pytest; ./run_e2e.sh", False),
+        ("./run_e2e.sh --runner pytest", False),
     ],
 )
 def test_pytest_behind_shell_syntax_is_recognised(line: str, pytest_behind: bool) -> None:
     """A run line with shell syntax or a wrapper (timeout, env, nice, bash -c) still counts as
-    pytest when it starts pytest (item 7): its failed tests can be rerun."""
+    pytest when it starts pytest (item 7): its failed tests can be rerun. A line that only
+    mentions pytest (installs it, echoes it, passes it as a word) does not."""
     assert runs_pytest(line) is pytest_behind
 
 
