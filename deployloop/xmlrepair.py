@@ -43,6 +43,11 @@ _CSI = rb"\[[0-;=>?]*[ !#-%(-/]*[@-~]"
 _OSC = rb"\](?:[^<&\"'\x07\x1b]|&amp;){0,512}(?:\x07|&#[xX]0*7;|&#0*7;|" + _ESC + rb"\\)"
 _ANSI = re.compile(_ESC + rb"(?:" + _CSI + rb"|" + _OSC + rb")")
 _LONGEST_ESCAPE = 600  # an OSC's 512 bytes, its ESC and terminator as references
+# What may follow an ESC at a chunk's end when the sequence goes on in the next chunk: the
+# start of a CSI or an OSC. Anything else (a quote, a tag) means it never will: no wait.
+_ESCAPE_PREFIX = re.compile(
+    rb"(?:\[[0-;=>?]*[ !#-%(-/]*|\](?:[^<&\"'\x07\x1b]|&amp;){0,512}(?:&[#\w]{0,6})?)?\Z"
+)
 # A start tag, its quoted attribute values whole; _LT_IN_VALUE is the cheap hint that one
 # holds a ``<`` (a start tag can hold no other).
 _START_TAG = re.compile(
@@ -190,16 +195,17 @@ def _as_latin1(match: re.Match[str]) -> str:
 
 
 def _open_escape(data: bytes, cut: int) -> int:
-    """Where the first ESC near ``cut`` starts that does not start a whole sequence before it
-    (it may continue in the next chunk); ``cut`` when every one does."""
+    """Where the first ESC near ``cut`` starts whose sequence may go on past ``cut`` (what
+    follows it is a sequence's start); ``cut`` when none does."""
     done = 0
     for esc in _ESC_AT.finditer(data, max(0, cut - _LONGEST_ESCAPE), cut):
         if esc.start() < done:
             continue  # an OSC's own terminator
         whole = _ANSI.match(data, esc.start(), cut)
-        if whole is None:
-            return esc.start()
-        done = whole.end()
+        if whole is not None:
+            done = whole.end()
+        elif _ESCAPE_PREFIX.match(data, esc.end(), cut):
+            return esc.start()  # may go on in the next chunk
     return cut
 
 
