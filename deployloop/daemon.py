@@ -46,7 +46,7 @@ from deployloop.session import (
 )
 from deployloop.sessionlog import SessionLog
 from deployloop.signals import StopSignal, capture_signals
-from deployloop.state import SessionRow, Store, make_directory, state_dir
+from deployloop.state import SessionRow, Store, id_key, make_directory, state_dir
 from deployloop.statesinks import LiveStatus, StoryRecorder
 from deployloop.tell import make_tellers
 from deployloop.wait import IntervalWaiter, RedeployWaiter, WaitResult
@@ -76,12 +76,15 @@ def run(config: Config, plan: Plan, options: RunOptions, sinks: list[Sink]) -> R
     # The lock first: a second run must not even open (or move aside) the state.
     with InstanceLock(lock_path(config_key(config)), config.path), capture_signals(stop):
         # Before the session opens: an unreachable scheduler is one line and exit 3.
+        directory = state_dir(config.session.logs_dir)
+        # The state's key: a secret in a test id gets the same tag in every run of this state.
+        redactor = redactor_for(config).with_id_key(id_key(directory))
         executor = make_executor(
-            config.executor, stop.event, stop.force, redactor_for(config), config_secrets(config)
+            config.executor, stop.event, stop.force, redactor, config_secrets(config)
         )
-        store = Store(state_dir(config.session.logs_dir))
+        store = Store(directory)
         try:
-            return _run_locked(config, plan, options, sinks, store, stop, executor)
+            return _run_locked(config, plan, options, sinks, store, stop, executor, redactor)
         finally:
             store.close()
             executor.close()
@@ -95,8 +98,8 @@ def _run_locked(
     store: Store,
     stop: StopSignal,
     executor: Executor,
+    redactor: Redactor,
 ) -> RunOutcome:
-    redactor = redactor_for(config)
     stale = end_stale(store, config, time.time())
     row, resumed = open_session(store, config, options, redactor)
     make_directory(row.directory)  # a logs_dir that cannot be one: exit 2, not a crash

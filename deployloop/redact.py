@@ -28,6 +28,8 @@ as the pure-Python path (``fast=False``, or no wheel), which ``tests/test_screen
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from bisect import bisect_right
@@ -42,6 +44,8 @@ from deployloop.secret_shapes import RULES, Rule
 
 MASK = "[REDACTED]"
 MASK_BYTES = MASK.encode()
+ID_TAG_HEX = 6  # hex digits of a test id's mask tag: ``[REDACTED:0a1b2c]``
+ID_KEY_BYTES = 32  # HMAC-SHA256 key size (RFC 2104 §3: at least the hash's output length)
 Cut = TypeVar("Cut", str, bytes, memoryview)
 BODY_LIMIT = 65_000  # GitHub refuses bodies over 65,536 characters
 SECRET_NAME = re.compile(r"TOKEN|SECRET|KEY|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
@@ -58,11 +62,16 @@ class Redactor:
     ``redact(text)`` returns the text with each secret replaced by ``MASK``; ``spans(text)``
     says where, for callers that cut text into pieces, and ``byte_spans(data)`` the same for
     UTF-8 bytes (the streaming scrubber). ``fast=False`` never uses the Hyperscan screen.
+    ``id_key`` (``ID_KEY_BYTES`` secret bytes, one per state directory) lets ``redact_id``
+    give each secret in a test id its own tag; None masks ids plainly.
     """
 
-    def __init__(self, secrets: Iterable[str] = (), *, fast: bool = True) -> None:
+    def __init__(
+        self, secrets: Iterable[str] = (), *, fast: bool = True, id_key: bytes | None = None
+    ) -> None:
         kept = {s for s in secrets if len(s) >= MIN_SECRET and s not in MASK}
         self.fast = fast
+        self.id_key = id_key
         self.secrets = tuple(sorted(kept, key=len, reverse=True))
         self._literals = tuple(sorted({v for s in self.secrets for v in _spellings(s)}))
         self._split = tuple((s, _split_pattern(s)) for s in self.secrets)
@@ -77,7 +86,32 @@ class Redactor:
 
     def with_secrets(self, extra: Iterable[str | None]) -> Redactor:
         """A Redactor that also masks ``extra`` (e.g. a token read from the config)."""
-        return Redactor([*self.secrets, *(v for v in extra if v)], fast=self.fast)
+        return Redactor(
+            [*self.secrets, *(v for v in extra if v)], fast=self.fast, id_key=self.id_key
+        )
+
+    def with_id_key(self, id_key: bytes | None) -> Redactor:
+        """This Redactor with ``id_key`` for ``redact_id`` (the state directory's key)."""
+        return Redactor(self.secrets, fast=self.fast, id_key=id_key)
+
+    def redact_id(self, test_id: str) -> str:
+        """``test_id`` with each secret replaced by ``[REDACTED:xxxxxx]``: xxxxxx the first
+        ``ID_TAG_HEX`` hex digits of HMAC-SHA256(``id_key``, the secret's text) (RFC 2104), so
+        two tests whose ids differ only in their secrets keep distinct ids, the same secret
+        gives the same tag in every run sharing the key, and the tag tells nothing of the
+        secret without the key. Without ``id_key``: ``redact``."""
+        if self.id_key is None:
+            return self.redact(test_id)
+        spans = self.spans(test_id)
+        parts = masked_parts(test_id, spans, MASK)
+        for i, (_, start, end) in enumerate(spans):
+            parts[2 * i + 1] = self._tagged(test_id[start:end])
+        return "".join(parts)
+
+    def _tagged(self, secret: str) -> str:
+        key = self.id_key or b""
+        digest = hmac.new(key, secret.encode("utf-8", "surrogatepass"), hashlib.sha256)
+        return f"{MASK[:-1]}:{digest.hexdigest()[:ID_TAG_HEX]}{MASK[-1]}"
 
     def redact(self, text: str) -> str:
         """``text`` with every secret replaced by ``MASK``; overlapping finds become one mask."""

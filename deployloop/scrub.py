@@ -290,13 +290,14 @@ def scrub_file(path: Path, redactor: Redactor, *, xml: bool = False) -> int:
 
 
 def scrubbed_case(case: CaseResult, redactor: Redactor) -> CaseResult:
-    """The case with every text a test controls scrubbed: its id and names too. The case
-    itself when nothing was found: 100,000 results are not kept twice for nothing."""
+    """The case with every text a test controls scrubbed: its id and names too, each secret
+    in those tagged (``Redactor.redact_id``) so tests differing only in a secret keep distinct
+    ids. The case itself when nothing was found: 100,000 results are not kept twice for nothing."""
     clean = redactor.redact
     scrubbed = dataclasses.replace(
         case,
-        id=clean(case.id),
-        name=clean(case.name),
+        id=redactor.redact_id(case.id),
+        name=redactor.redact_id(case.name),
         classname=clean(case.classname),
         message=clean(case.message),
         error_type=clean(case.error_type),

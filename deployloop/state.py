@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 from deployloop.errors import machine_error, not_a_directory
 from deployloop.events import EventBase
 from deployloop.models import CaseResult, SuiteRun
+from deployloop.redact import ID_KEY_BYTES
 from deployloop.statepack import (
     iter_cases,
     pack_cases,
@@ -32,6 +34,7 @@ from deployloop.statepack import (
 from deployloop.stateschema import DB_NAME, bring_up_to_date, broken_because, move_aside
 
 STATE_ENV = "DEPLOYLOOP_STATE_DIR"
+ID_KEY_NAME = "id.key"  # beside state.db: the key of test ids' secret tags (``id_key``)
 E = TypeVar("E", bound=EventBase)
 
 
@@ -49,6 +52,44 @@ def make_directory(path: Path) -> None:
 
 def state_dir(logs_dir: str | Path) -> Path:
     return Path(os.environ.get(STATE_ENV) or Path(logs_dir) / ".state")
+
+
+def id_key(directory: Path) -> bytes:
+    """The state directory's key for tagging secrets in test ids (``Redactor.redact_id``):
+    ``ID_KEY_BYTES`` random bytes in ``directory/ID_KEY_NAME`` (mode 0600), made on first use
+    and kept, so a secret's tag is the same across iterations and restarts. A key file of the
+    wrong size (cut short) is replaced: tags change, nothing leaks. Raises MachineError
+    (one line naming the path) when the disk refuses it."""
+    path = directory / ID_KEY_NAME
+    make_directory(directory)
+    try:
+        key = path.read_bytes() if path.is_file() else b""
+        if len(key) != ID_KEY_BYTES:
+            _write_key(path, replace=bool(key))
+            key = path.read_bytes()
+    except OSError as exc:
+        machine = machine_error(exc, path)
+        if machine is None:
+            raise
+        raise machine from exc
+    return key
+
+
+def _write_key(path: Path, *, replace: bool) -> None:
+    """A new key at ``path``, written whole to a 0600 file first; a new key is linked in, so
+    of two runs making it at once both keep the first (a bad one is replaced)."""
+    temp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(ID_KEY_BYTES))
+        if replace:
+            os.replace(temp, path)
+        else:
+            with suppress(FileExistsError):
+                os.link(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True, slots=True)

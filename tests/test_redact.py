@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from deployloop.issues.tracker import marker
@@ -201,3 +203,23 @@ def test_cookie_names_stay_readable_and_masking_is_idempotent() -> None:
     out = Redactor().redact("Set-Cookie: auth=AuthC00kie55; Path=/")
     assert out == f"Set-Cookie: {MASK}"
     assert Redactor().redact(out) == out
+
+
+def test_redact_id_tags_each_secret_by_its_keyed_hash() -> None:
+    """redact_id: distinct secrets get distinct stable tags, keyed, idempotent; texts stay plain."""
+    one, two = "ghp_" + "a1" * 18, "AKIA" + "Q7" * 8
+    tagged = Redactor(id_key=b"k" * 32)
+    ids = [tagged.redact_id(f"t.py::test_token[{s}]") for s in (one, two)]
+    assert all(re.fullmatch(r"t\.py::test_token\[\[REDACTED:[0-9a-f]{6}\]\]", i) for i in ids)
+    assert ids[0] != ids[1] and ids[0] == tagged.redact_id(f"t.py::test_token[{one}]")
+    assert tagged.redact_id(f"x[{one}]") != Redactor(id_key=b"j" * 32).redact_id(f"x[{one}]")
+    assert tagged.with_secrets(["other-value"]).redact_id(ids[0]) == ids[0]
+    assert tagged.redact(ids[1]) == ids[1]
+    keyed = tagged.redact_id("t[password=hunter2x9]")
+    assert (
+        re.fullmatch(r"t\[password=\[REDACTED:[0-9a-f]{6}\]\]", keyed)
+        and tagged.redact(keyed) == keyed
+    )
+    assert tagged.redact(f"[{one}]") == f"[{MASK}]"
+    assert Redactor().redact_id(f"[{one}]") == f"[{MASK}]"
+    assert not any(s in "".join(ids) for s in (one, two))

@@ -4,6 +4,7 @@ and a parametrize id holding a secret (kept masked, matched by the plugin as a w
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -65,6 +66,18 @@ def test_rejects_expired(tok):
         assert n > 0, "flaky: gateway 502"
 
 def test_ok(): pass
+"""
+
+# Both parametrized tests fail on their first run and pass on deployloop's rerun.
+BOTH_FLAKY = """
+import pathlib, pytest
+
+@pytest.mark.parametrize("tok", [{first!r}, {second!r}])
+def test_token(tok):
+    seen = pathlib.Path(__file__).parent.parent / ("n1" if tok == {first!r} else "n2")
+    first = not seen.exists()
+    seen.write_text("x")
+    assert not first, "flaky: gateway 502"
 """
 
 
@@ -147,6 +160,41 @@ def test_masked_parametrize_id_reruns_and_is_flaky(tmp_path: Path) -> None:
     log = (session_dirs(tmp_path / "logs")[0] / "session.md").read_text()
     # the masked id selected both parametrized tests; the one not asked for is ignored
     assert "suite p/j [rerun]: 2 passed in" in log and "HARNESS ERROR" not in log
-    assert "flaky (passed on rerun): suite/test_j.py::test_rejects_expired[[REDACTED]]" in log
+    flaky = "flaky (passed on rerun): suite/test_j.py::test_rejects_expired"
+    assert re.search(re.escape(flaky) + r"\[\[REDACTED:[0-9a-f]{6}\]\]", log), log[-2000:]
+    leaks = [path for path, text in kept_files(tmp_path) if any(s in text for s in SECRETS)]
+    assert not leaks, leaks
+
+
+def _flaky_ids(tmp_path: Path) -> list[str]:
+    """The newest session's phase_end flaky list (session directories sort by start)."""
+    session = session_dirs(tmp_path / "logs")[-1]
+    found = [json.loads(line) for line in (session / "events.jsonl").read_text().splitlines()]
+    (end,) = [e for e in found if e["event"] == "phase_end"]
+    assert end["passed"], end
+    return sorted(end["flaky"])
+
+
+@pytest.mark.slow
+def test_two_secret_ids_stay_two_flaky_tests_with_stable_tags(tmp_path: Path) -> None:
+    """Two secret parametrize ids failing once: two distinct tagged flaky ids, the same on a
+    second run over the same state, and no raw secret in any file or row deployloop kept."""
+    first, second = SECRETS
+    write_tests(tmp_path / "suite", "test_t.py", BOTH_FLAKY.format(first=first, second=second))
+    suite = suite_block("t", python_pytest("suite"))
+    extra = '[issues]\ntracker = "local"\n'
+    text = config_text(phase_block("p", suite), session="max_iterations = 1", extra=extra)
+    (tmp_path / "deployloop.toml").write_text(text)
+    runs = []
+    for _ in range(2):
+        for mark in tmp_path.glob("n?"):
+            mark.unlink()
+        done = cli("run", "--once", "--new", cwd=tmp_path, timeout=120)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        runs.append(_flaky_ids(tmp_path))
+    tagged = r"suite/test_t\.py::test_token\[\[REDACTED:[0-9a-f]{6}\]\]"
+    assert len(set(runs[0])) == 2 and all(re.fullmatch(tagged, i) for i in runs[0]), runs
+    assert runs[1] == runs[0], runs
+    assert len(session_dirs(tmp_path / "logs")) == 2
     leaks = [path for path, text in kept_files(tmp_path) if any(s in text for s in SECRETS)]
     assert not leaks, leaks

@@ -12,7 +12,7 @@ import pytest
 
 from deployloop.errors import SchemaTooNew
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
-from deployloop.state import SessionRow, Store
+from deployloop.state import ID_KEY_NAME, SessionRow, Store, id_key
 from deployloop.statepack import run_fields
 from deployloop.stateschema import SCHEMA_VERSION, run_from_json
 
@@ -211,3 +211,17 @@ def test_unpack_reads_full_entries_one_by_one_and_refuses_a_foreign_blob() -> No
     assert unpack_cases(pack_cases(())) == ()
     with pytest.raises(ValueError, match="not a packed run"):
         unpack_cases(zlib.compress(b'{"full":[],"plain":{}}'))
+
+
+def test_id_key_is_made_once_private_and_kept(tmp_path: Path) -> None:
+    """id_key: 32 random bytes in a 0600 file beside state.db, the same on every call; a
+    short (damaged) key file is replaced by a whole one."""
+    key = id_key(tmp_path / "state")
+    path = tmp_path / "state" / ID_KEY_NAME
+    assert len(key) == 32 and path.read_bytes() == key
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert id_key(tmp_path / "state") == key
+    path.write_bytes(b"cut")
+    fresh = id_key(tmp_path / "state")
+    assert len(fresh) == 32 and fresh != key and path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in (tmp_path / "state").iterdir()] == [ID_KEY_NAME]

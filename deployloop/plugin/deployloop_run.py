@@ -102,21 +102,25 @@ class _Selection:
     bare file (``a/test_b.py``: the id deployloop gives a module that failed to collect) selects
     all of that file; an id holding ``DEPLOYLOOP_SELECT_MASK`` (deployloop.redact's mask: a
     secret in a parametrize id is masked before any id is kept) matches the whole node id with
-    the mask standing for any text and the rest literal. Such an id may select a sibling whose
-    id masks to the same: deployloop ignores results it did not ask for."""
+    the mask (plain, or tagged: ``_mask_pattern``) standing for any text and the rest literal.
+    Such an id may select a sibling whose id masks alike: deployloop ignores results it did not
+    ask for (a sibling's tag differs)."""
 
     def __init__(self, ids: set[str], mask: str) -> None:
-        masked = {i for i in ids if mask and mask in i}
+        found = _mask_pattern(mask)
+        masked = {i for i in ids if found and found.search(i)}
         self.files = {i for i in ids - masked if "::" not in i}
         self.exact = ids - masked - self.files
-        alternatives = ("(?:" + ".+".join(map(re.escape, i.split(mask))) + ")" for i in masked)
+        alternatives = (
+            "(?:" + ".+".join(map(re.escape, found.split(i))) + ")" for i in masked if found
+        )
         self.pattern = re.compile("|".join(alternatives), re.DOTALL) if masked else None
         self.names: dict[str, set[str] | None] = {}  # file -> names selected in it; None: all
         for node_id in ids:
             path, _, rest = node_id.partition("::")
             name = rest.split("[", 1)[0].split("::", 1)[0]
             known = self.names.setdefault(path, set())
-            if known is not None and name and not (mask and mask in name):
+            if known is not None and name and not (found and found.search(name)):
                 known.add(name)
             else:  # a whole file, or a name the mask hides: every name in the file
                 self.names[path] = None
@@ -129,6 +133,15 @@ class _Selection:
             or node_id.partition("::")[0] in self.files
             or (self.pattern is not None and self.pattern.fullmatch(node_id) is not None)
         )
+
+
+def _mask_pattern(mask: str) -> re.Pattern[str] | None:
+    """The mask as it appears in a selected id: plain (``[REDACTED]``) or tagged by
+    deployloop.redact's ``redact_id`` (``[REDACTED:0a1b2c]``, six hex digits before the mask's
+    last character); None for no mask."""
+    if not mask:
+        return None
+    return re.compile(re.escape(mask[:-1]) + "(?::[0-9a-f]{6})?" + re.escape(mask[-1]))
 
 
 def _wanted(config: Any) -> _Selection | None:
