@@ -67,6 +67,21 @@ class SuiteJob:
     version: str | None = None
     shard: Shard | None = None  # run only this shard of the suite's tests (shards.py)
 
+    def not_run(self, reason: str, ended: RunEnd, log_path: Path | None = None) -> SuiteRun:
+        """The job's run when it never ran to an end (``reason``, a harness error): no test
+        counted, so it proves nothing about staging. ``log_path``: where its log is, if here."""
+        return SuiteRun(
+            phase=self.phase.name,
+            suite=self.suite.name,
+            cases=(),
+            wall_s=0.0,
+            exit_code=None,
+            harness_error=reason,
+            version=self.version,
+            log_path=None if log_path is None else str(log_path),
+            ended=ended,
+        )
+
 
 def plain_id(node_id: str) -> str:
     """A JUnit test id as pytest selects it: without the ``@group`` suffix of xdist loadgroup."""

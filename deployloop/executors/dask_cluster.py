@@ -28,7 +28,7 @@ from deployloop.executors.remote import TaskResult, TaskSpec, run_task
 from deployloop.models import ProbeResult, RunEnd, SuiteRun
 from deployloop.process import GRACE_S
 from deployloop.redact import Redactor
-from deployloop.runner import progress_path
+from deployloop.runner import SuiteJob, progress_path
 from deployloop.scrub import ScrubbingWriter, scrubbed_case
 
 CONNECT_S = 10.0  # for the scheduler to answer at start
@@ -183,20 +183,10 @@ def _write_scrubbed(path: Path, data: bytes, redactor: Redactor, *, xml: bool) -
         writer.write(data)
 
 
-def _failed(job: Any, reason: str) -> SuiteRun:
+def _failed(job: SuiteJob, reason: str) -> SuiteRun:
     """A harness error for a job the cluster could not run to its end: no test counted."""
     ended = RunEnd.INTERRUPTED if reason.startswith("interrupted") else RunEnd.RUNNER_ERROR
     job.log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(job.log_path, "a", encoding="utf-8") as log:
         log.write(f"[deployloop] {reason}\n")
-    return SuiteRun(
-        phase=job.phase.name,
-        suite=job.suite.name,
-        cases=(),
-        wall_s=0.0,
-        exit_code=None,
-        harness_error=reason,
-        version=job.version,
-        log_path=str(job.log_path),
-        ended=ended,
-    )
+    return job.not_run(reason, ended, job.log_path)

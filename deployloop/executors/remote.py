@@ -239,14 +239,5 @@ def _alive(pid: int) -> bool:
 def _given_up(job: SuiteJob, worker: str, lost: tuple[str, ...]) -> TaskResult:
     """A harness error for a job whose workers kept dying: it proves nothing about staging."""
     reason = f"workers lost mid-run: {', '.join(lost)} (retried once; not run again)"
-    run = SuiteRun(
-        phase=job.phase.name,
-        suite=job.suite.name,
-        cases=(),
-        wall_s=0.0,
-        exit_code=None,
-        harness_error=reason,
-        version=job.version,
-        ended=RunEnd.RUNNER_ERROR,
-    )
+    run = job.not_run(reason, RunEnd.RUNNER_ERROR)
     return TaskResult(run, None, f"[deployloop] {reason}\n".encode(), worker, lost)
