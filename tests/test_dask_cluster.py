@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -104,6 +106,22 @@ def blocking_suite(directory: Path, cluster: Cluster, shards: int) -> Path:
     return on_dask(directory, cluster)
 
 
+@contextmanager
+def blocked_run(
+    directory: Path, cluster: Cluster, shards: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``run --once`` of ``blocking_suite`` in the background; at the end its tests are let go
+    and the CLI, if it still runs, killed."""
+    proc = start_cli("run", "--once", cwd=blocking_suite(directory, cluster, shards))
+    try:
+        yield proc
+    finally:
+        (directory / "go").touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def gone(pid: int) -> bool:
     """Not running: no such process, or a zombie waiting for a parent to reap it."""
     try:
@@ -122,8 +140,7 @@ def test_worker_killed_mid_shard_is_retried_elsewhere(tmp_path: Path, cluster: C
     """SIGKILL to the worker running the shard: its attempt counts no pass, the shard runs
     again on the other worker, and the suite's log names the lost worker."""
     cluster.ensure_workers(2)
-    proc = start_cli("run", "--once", cwd=blocking_suite(tmp_path, cluster, 1))
-    try:
+    with blocked_run(tmp_path, cluster, 1) as proc:
         (pid, worker), *_ = wait_for(lambda: marks(tmp_path), 60)
         os.kill(worker, signal.SIGKILL)
         wait_for(lambda: len(marks(tmp_path)) >= 2, 60)
@@ -131,11 +148,6 @@ def test_worker_killed_mid_shard_is_retried_elsewhere(tmp_path: Path, cluster: C
         wait_for(lambda: gone(pid), 15)  # the orphan's group was stopped
         (tmp_path / "go").touch()
         assert proc.wait(timeout=60) == 0
-    finally:
-        (tmp_path / "go").touch()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     (log,) = (tmp_path / "logs").glob("*/1/s.log")
     assert "lost mid-run; retried on tcp://127.0.0.1:" in log.read_text()
     events = (tmp_path / "logs").glob("*/events.jsonl")
@@ -152,18 +164,12 @@ def test_sigterm_leaves_no_process_on_any_worker(tmp_path: Path, cluster: Cluste
         "test_more.py",
         "def test_more():\n    from test_block import test_block; test_block()\n",
     )
-    proc = start_cli("run", "--once", cwd=blocking_suite(tmp_path, cluster, 2))
-    try:
+    with blocked_run(tmp_path, cluster, 2) as proc:
         wait_for(lambda: len(marks(tmp_path)) >= 2, 60)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 143
         pids = [pid for pid, _ in marks(tmp_path)]
         wait_for(lambda: all(gone(p) for p in pids), 15)
-    finally:
-        (tmp_path / "go").touch()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def progress_lines(directory: Path) -> list[dict[str, object]]:
@@ -180,8 +186,7 @@ def test_progress_streams_from_workers_while_the_suite_runs(
     view and status tail) while the suite still runs; the file is dropped when it ends."""
     cluster.ensure_workers(2)
     write_tests(tmp_path / "e2e", "test_a_quick.py", "def test_quick():\n    pass\n")
-    proc = start_cli("run", "--once", cwd=blocking_suite(tmp_path, cluster, 1))
-    try:
+    with blocked_run(tmp_path, cluster, 1) as proc:
         finished = wait_for(
             lambda: [r for r in progress_lines(tmp_path) if r["event"] == "test"], 60
         )
@@ -192,11 +197,6 @@ def test_progress_streams_from_workers_while_the_suite_runs(
         assert progress_lines(tmp_path)[0]["count"] == 2  # the collected count came first
         (tmp_path / "go").touch()
         assert proc.wait(timeout=60) == 0
-    finally:
-        (tmp_path / "go").touch()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert not list((tmp_path / "logs").glob("*/1/s.progress.jsonl"))
 
 
