@@ -39,7 +39,14 @@ from deployloop.models import SuiteRun
 from deployloop.runner import SuiteJob, progress_path, run_suite
 from deployloop.simulator import Simulator
 from deployloop.wait import RedeployWaiter
-from tests.bench.common import interleaved, median, pytest_command, set_bug, write_suite
+from tests.bench.common import (
+    REQUEST_CONFTEST,
+    interleaved,
+    median,
+    pytest_command,
+    set_bug,
+    write_suite,
+)
 
 GOALS = {"detect_latency_s": ("<=", 1.5), "time_to_first_verdict_ratio": ("<=", 0.2)}
 
@@ -48,19 +55,6 @@ FLIPS = 7
 TESTS = 1000
 FAILING = 10
 ROUNDS = 5
-# Every test asks staging once: an autouse fixture, so the generated tests stay as they are.
-REQUEST_CONFTEST = """\
-import os
-import urllib.request
-
-import pytest
-
-
-@pytest.fixture(autouse=True)
-def _touch_staging():
-    with urllib.request.urlopen(os.environ["STAGING_URL"] + "/health", timeout=10) as reply:
-        reply.read()
-"""
 
 
 def measure() -> dict[str, float]:

@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from deployloop.testing.cluster import LoopbackCluster
-from tests.bench.common import bench_env, median, pytest_command, write_suite
+from tests.bench.common import REQUEST_CONFTEST, bench_env, median, pytest_command, write_suite
 
 GOALS = {
     "shard_speedup_local": (">=", 6.0),
@@ -49,18 +49,6 @@ WAIT_S = 0.1
 SHARDS = 8
 ITERATIONS = 5
 TESTS = 1000
-REQUEST_CONFTEST = """\
-import os
-import urllib.request
-
-import pytest
-
-
-@pytest.fixture(autouse=True)
-def _ask_staging():
-    with urllib.request.urlopen(os.environ["STAGING_URL"], timeout=30) as reply:
-        reply.read()
-"""
 CONFIG = """\
 [session]
 name = "bench"
@@ -105,7 +93,7 @@ def slow_staging() -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -25,6 +25,21 @@ import os
 # Read once per module, as an e2e suite reads its target: staging has the bug or it has not.
 BUG = os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)), "{flag}"))
 """
+# Every test asks staging once (an e2e test touches its target at least that much): an autouse
+# fixture, so the generated tests stay as they are. The suite's conftest.py; $STAGING_URL is
+# the target's base URL.
+REQUEST_CONFTEST = """\
+import os
+import urllib.request
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _touch_staging():
+    with urllib.request.urlopen(os.environ["STAGING_URL"] + "/health", timeout=30) as reply:
+        reply.read()
+"""
 _PASSING = "\n\ndef test_{f}_{i}():\n    assert {i} + 1 == {j}\n"
 _FAILING = (
     "\n\ndef test_{f}_{i}():\n"
