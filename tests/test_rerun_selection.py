@@ -140,15 +140,21 @@ def test_collection_error_fixed_on_next_version_is_closed(tmp_path: Path) -> Non
     assert "`suite/test_imp.py`" in body
 
 
-@pytest.mark.slow
-def test_masked_parametrize_id_reruns_and_is_flaky(tmp_path: Path) -> None:
-    """Case p13: a secret in a failing id: its masked id reruns it, green, flaky, nothing leaks."""
+def secret_project(tmp_path: Path, name: str, template: str) -> None:
+    """One phase with suite ``name``: ``template`` (SECRETS as ``{first}``/``{second}``) as
+    ``suite/test_<name>.py``, one iteration, the local tracker."""
     first, second = SECRETS
-    write_tests(tmp_path / "suite", "test_j.py", SECRET_IDS.format(first=first, second=second))
-    suite = suite_block("j", python_pytest("suite"))
+    write_tests(tmp_path / "suite", f"test_{name}.py", template.format(first=first, second=second))
+    suite = suite_block(name, python_pytest("suite"))
     extra = '[issues]\ntracker = "local"\n'
     text = config_text(phase_block("p", suite), session="max_iterations = 1", extra=extra)
     (tmp_path / "deployloop.toml").write_text(text)
+
+
+@pytest.mark.slow
+def test_masked_parametrize_id_reruns_and_is_flaky(tmp_path: Path) -> None:
+    """Case p13: a secret in a failing id: its masked id reruns it, green, flaky, nothing leaks."""
+    secret_project(tmp_path, "j", SECRET_IDS)
     done = cli("run", "--once", cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     found = events(tmp_path)
@@ -179,12 +185,7 @@ def _flaky_ids(tmp_path: Path) -> list[str]:
 def test_two_secret_ids_stay_two_flaky_tests_with_stable_tags(tmp_path: Path) -> None:
     """Two secret parametrize ids failing once: two distinct tagged flaky ids, the same on a
     second run over the same state, and no raw secret in any file or row deployloop kept."""
-    first, second = SECRETS
-    write_tests(tmp_path / "suite", "test_t.py", BOTH_FLAKY.format(first=first, second=second))
-    suite = suite_block("t", python_pytest("suite"))
-    extra = '[issues]\ntracker = "local"\n'
-    text = config_text(phase_block("p", suite), session="max_iterations = 1", extra=extra)
-    (tmp_path / "deployloop.toml").write_text(text)
+    secret_project(tmp_path, "t", BOTH_FLAKY)
     runs = []
     for _ in range(2):
         for mark in tmp_path.glob("n?"):
