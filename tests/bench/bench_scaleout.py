@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,7 +35,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from deployloop.testing.cluster import LoopbackCluster
-from tests.bench.common import REQUEST_CONFTEST, bench_env, median, pytest_command, write_suite
+from tests.bench.common import (
+    REQUEST_CONFTEST,
+    bench_env,
+    median,
+    pytest_command,
+    run_quiet,
+    timed,
+    write_suite,
+)
 
 GOALS = {
     "shard_speedup_local": (">=", 6.0),
@@ -179,11 +186,7 @@ def _timed_run(
 ) -> float:
     """Wall seconds of a run that exits with one of ``ok``: by default it may fail its tests
     (exit 1), never its harness."""
-    started = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=600, check=False)
-    if done.returncode not in ok:
-        raise RuntimeError(f"{argv[:4]} exited {done.returncode}: {done.stderr[-2000:]!r}")
-    return time.perf_counter() - started
+    return timed(lambda: run_quiet(argv, cwd, env, ok))
 
 
 def measure() -> dict[str, float]:

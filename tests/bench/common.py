@@ -119,8 +119,14 @@ def paired_ratio(subject: Sequence[float], baseline: Sequence[float]) -> float:
     return median([s / b for s, b in zip(subject, baseline, strict=True)])
 
 
-def run_quiet(argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> None:
-    """Run a command to completion, output discarded; a failure to run is a broken bench."""
+def run_quiet(
+    argv: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    ok: Collection[int] = (0,),
+) -> None:
+    """Run a command to completion, output discarded; an exit code not in ``ok`` (a run that
+    may fail its tests allows 1, never a harness error) is a broken bench."""
     done = subprocess.run(
         list(argv),
         cwd=cwd,
@@ -131,7 +137,7 @@ def run_quiet(argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None = No
         timeout=300,
         check=False,
     )
-    if done.returncode != 0:
+    if done.returncode not in ok:
         raise RuntimeError(f"{argv[:4]} exited {done.returncode}: {done.stderr[-2000:]!r}")
 
 
