@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -198,6 +199,43 @@ def test_progress_streams_from_workers_while_the_suite_runs(
         (tmp_path / "go").touch()
         assert proc.wait(timeout=60) == 0
     assert not list((tmp_path / "logs").glob("*/1/s.progress.jsonl"))
+
+
+def test_ids_differing_only_by_a_secret_stay_two_tests(tmp_path: Path, cluster: Cluster) -> None:
+    """A worker tags each secret in a test id with the state's key, as this machine does: two
+    failing tests whose ids differ only in their secret stay two tests, with the same tags as a
+    local run on the same state, and no raw secret reaches a kept file."""
+    write_tests(tmp_path / "e2e", "test_t.py", SECRET_IDS.format(*SECRETS))
+    run = python_pytest(str(tmp_path / "e2e"))
+    text = config_text(phase_block("p", suite_block("s", run, shards=2)))
+    (tmp_path / "deployloop.toml").write_text(text + "\n[retest]\nrerun_failed = false\n")
+    assert cli("run", "--once", cwd=tmp_path).returncode == 1  # local first: the state's key
+    local = failing_ids(tmp_path)
+    on_dask(tmp_path, cluster)
+    done = cli("run", "--once", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    remote = failing_ids(tmp_path)
+    assert len(local) == 2 and remote == local, (local, remote)
+    assert all(re.fullmatch(r".*test_token\[\[REDACTED:[0-9a-f]{6}\]\]", i) for i in remote)
+    kept = [p for p in (tmp_path / "logs").rglob("*") if p.is_file() and p.name != "state.db"]
+    assert not [p for p in kept if any(s.encode() in p.read_bytes() for s in SECRETS)]
+
+
+SECRETS = ("ghp_" + "0123456789abcdefghijklmnopqrstuvwxyzAB", "AKIA" + "Q3EGRZPRT2JZXKVB")
+SECRET_IDS = """
+import pytest
+@pytest.mark.parametrize("tok", [{0!r}, {1!r}])
+def test_token(tok):
+    assert tok == "expected"
+"""
+
+
+def failing_ids(directory: Path) -> list[str]:
+    """The failing test ids of the newest session's phase, from its clusters."""
+    newest = sorted((directory / "logs").glob("*/events.jsonl"))[-1]
+    records = [json.loads(line) for line in newest.read_text().splitlines()]
+    (end,) = [r for r in records if r["event"] == "phase_end"]
+    return sorted(t for c in end["clusters"] for t in c["tests"])
 
 
 def test_scheduler_unreachable_is_target_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:

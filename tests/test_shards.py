@@ -119,13 +119,13 @@ def test_a_remote_task_carries_the_deadline_on_the_wall_clock(tmp_path: Path) ->
 
     job = shard_job(tmp_path, Shard(1, 2), "pytest")
     job = dataclasses.replace(job, deadline=time.monotonic() + 100.0)
-    spec = TaskSpec.for_worker(job, (), "stop", "starts", "topic")
+    spec = TaskSpec.for_worker(job, (), ("stop", "starts", "topic"), None)
     assert spec.job.deadline is None  # nothing monotonic travels
     assert spec.deadline is not None and abs(spec.deadline - (time.time() + 100.0)) < 1.0
     local = spec.local_job(tmp_path / "j.xml", tmp_path / "j.log")
     assert local.deadline is not None and abs(local.deadline - (time.monotonic() + 100.0)) < 1.0
     assert local.junit_path == tmp_path / "j.xml" and local.log_path == tmp_path / "j.log"
-    none = TaskSpec.for_worker(dataclasses.replace(job, deadline=None), (), "s", "t", "u")
+    none = TaskSpec.for_worker(dataclasses.replace(job, deadline=None), (), ("s", "t", "u"), None)
     assert none.local_job(tmp_path / "a", tmp_path / "b").deadline is None
 
 

@@ -95,7 +95,8 @@ class DaskExecutor:
         try:
             self.relay.open(starts, progress_path(job))
             Variable(starts, client=self.client).set([])
-            spec = TaskSpec.for_worker(job, self.secrets, self.stop_name, starts, self.topic)
+            names = (self.stop_name, starts, self.topic)
+            spec = TaskSpec.for_worker(job, self.secrets, names, self.redactor.id_key)
             future = self.client.submit(run_task, spec, key=starts, pure=False, retries=0)
             result = self._wait(future)
         except Exception as exc:  # every way a cluster fails is a harness error, never a pass

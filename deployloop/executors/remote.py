@@ -50,6 +50,8 @@ class TaskSpec:
     ``stop_name``/``starts_name``: the session's stop Event and this task's start list (also
     the task's key); ``progress_topic``: where its live progress goes (``relay``).
     ``deadline``: the session's end in wall-clock seconds since the epoch (None: no deadline).
+    ``id_key``: the state directory's key for tagging secrets in test ids (``Redactor.redact_id``),
+    so a worker tags them as this machine does: two ids that differ only in a secret stay two.
     ``job.deadline`` is on the coordinator's monotonic clock, which means nothing on another
     machine, so it travels as ``deadline`` (see ``for_worker``) and the worker puts it back on
     its own monotonic clock; hosts' wall clocks agree (NTP) where monotonic ones never do."""
@@ -60,15 +62,21 @@ class TaskSpec:
     starts_name: str
     progress_topic: str
     deadline: float | None = None
+    id_key: bytes | None = None
 
     @classmethod
     def for_worker(
-        cls, job: SuiteJob, secrets: tuple[str, ...], stop: str, starts: str, topic: str
+        cls,
+        job: SuiteJob,
+        secrets: tuple[str, ...],
+        names: tuple[str, str, str],
+        id_key: bytes | None,
     ) -> TaskSpec:
-        """The spec of ``job`` with its deadline moved to the wall clock."""
+        """The spec of ``job`` with its deadline moved to the wall clock; ``names``: the stop
+        Event's, the start list's and the progress topic's."""
         wall = None if job.deadline is None else time.time() + job.deadline - time.monotonic()
         moved = dataclasses.replace(job, deadline=None)
-        return cls(moved, secrets, stop, starts, topic, wall)
+        return cls(moved, secrets, *names, wall, id_key)
 
     def local_job(self, junit_path: Path, log_path: Path) -> SuiteJob:
         """The job as this worker runs it: its files in ``junit_path``/``log_path``, its
@@ -139,7 +147,7 @@ def _run_here(
     scratch = Path(tempfile.mkdtemp(prefix="task-", dir=base))
     try:
         local = spec.local_job(scratch / job.junit_path.name, scratch / job.log_path.name)
-        redactor = Redactor.from_env(os.environ, extra=spec.secrets)
+        redactor = Redactor.from_env(os.environ, extra=spec.secrets).with_id_key(spec.id_key)
         with forwarding(progress_path(local), send):
             run = run_suite(local, stop, redactor=redactor)
         junit = local.junit_path.read_bytes() if local.junit_path.is_file() else None
