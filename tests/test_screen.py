@@ -174,3 +174,21 @@ def test_random_texts_mask_the_same(pieces: list[str]) -> None:
     """Texts made of secret fragments, markers and noise: both paths give the same bytes."""
     data = "".join(pieces).encode("utf-8", "surrogateescape")
     assert FAST.byte_spans(data) == PYTHON.byte_spans(data)
+
+
+KEYED = (Redactor(KNOWN, id_key=b"k" * 32), Redactor(KNOWN, fast=False, id_key=b"k" * 32))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(FRAGMENTS), st.text(alphabet="aZ9_-=:/.[] \n", max_size=12)),
+        max_size=16,
+    )
+)
+def test_random_test_ids_tag_the_same(pieces: list[str]) -> None:
+    """A test id (tagged masks, issue 15): the screen's quick "nothing here" and its line
+    search give what the rules give on the whole id, lone surrogates and non-ASCII included."""
+    test_id = "t.py::test_x[" + "".join(pieces) + "]"
+    fast, python = KEYED
+    assert fast.redact_id(test_id) == python.redact_id(test_id)
