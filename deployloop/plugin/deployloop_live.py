@@ -10,6 +10,11 @@ A failed-first pass reads its verdict from these before pytest exits (``retest.F
 Under pytest-xdist the controller collects nothing itself: its count is the first worker's
 collection as reported back to it (every worker collects the same tests, or xdist stops).
 
+Lines are flushed when a test starts (taking along the last test's ``test`` and ``done``),
+when the collection is counted and when the run loop ends, not once each: a third of the
+writes, and the reader still sees the running test at once and a pass's last outcome before
+pytest's own shutdown.
+
 deployloop points $DEPLOYLOOP_PROGRESS at a FIFO it reads and scrubs into the kept
 ``.progress.jsonl`` (test ids may hold secrets). Progress is a convenience: when nobody reads
 the FIFO (deployloop was killed) or a write fails, the plugin falls silent and the suite runs on.
@@ -18,14 +23,15 @@ the FIFO (deployloop was killed) or a write fails, the plugin falls silent and t
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import select
 import time
+from json.encoder import encode_basestring_ascii as _quoted  # C: a JSON string
 from typing import Any
 
 import pytest
 
-_handle: Any = None
+_stream: _Stream | None = None
 _counted = False  # the collected count is written once, by pytest itself or xdist's first node
 # Worst last: a test's attempt ends with the worst outcome any of its reports had.
 FINAL_RANK = ("passed", "xpassed", "xfailed", "skipped", "failed", "error", "rerun")
@@ -33,39 +39,77 @@ FINAL_RANK = ("passed", "xpassed", "xfailed", "skipped", "failed", "error", "rer
 _attempts: dict[str, str] = {}
 
 
-def _write(record: dict[str, Any]) -> None:
-    if _handle is None:
+class _Stream:
+    """The progress stream: whole lines, written in batches of at most ``select.PIPE_BUF``
+    bytes (one line alone when longer), so that a write to the FIFO is atomic (pipe(7)) and
+    two pytest runs of one command never interleave inside a line."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pending: list[bytes] = []
+        self.size = 0
+
+    def add(self, line: bytes) -> None:
+        if self.pending and self.size + len(line) > select.PIPE_BUF:
+            self.flush()
+        self.pending.append(line)
+        self.size += len(line)
+
+    def flush(self) -> None:
+        data = memoryview(b"".join(self.pending))
+        self.pending, self.size = [], 0
+        while data:  # a blocking pipe takes a long line in parts
+            data = data[os.write(self.fd, data) :]
+
+
+def _write(fields: str, flush: bool = False) -> None:
+    """One record, ``{fields, "ts": now}``: ``fields`` are JSON object members, written by hand
+    (``json.dumps`` of a dict would cost more per test than the rest of the plugin)."""
+    if _stream is not None:
+        _stream.add(f'{{{fields}, "ts": {time.time()!r}}}\n'.encode())
+        if flush:
+            _flush()
+
+
+def _test(event: str, test_id: str, outcome: str | None = None) -> str:
+    """The members of a per-test record."""
+    fields = f'"event": "{event}", "id": {_quoted(test_id)}'
+    return fields if outcome is None else f'{fields}, "outcome": {_quoted(outcome)}'
+
+
+def _flush() -> None:
+    if _stream is None:
         return
     try:
-        _handle.write(json.dumps(record) + "\n")
-        _handle.flush()
+        _stream.flush()
     except OSError:  # the reader is gone (EPIPE): progress is not worth failing a suite for
         _close()
 
 
-def _open(path: str) -> Any:
+def _open(path: str) -> _Stream | None:
     """The progress stream; None when it is a FIFO nobody reads (opening would block)."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
     except OSError:
         return None
     os.set_blocking(fd, True)  # a full pipe waits for the reader, it does not drop lines
-    return os.fdopen(fd, "a", encoding="utf-8")
+    return _Stream(fd)
 
 
 def _close() -> None:
-    global _handle
-    handle, _handle = _handle, None
-    if handle is not None:
+    global _stream
+    stream, _stream = _stream, None
+    if stream is not None:
         with contextlib.suppress(OSError):  # the last flush can meet a gone reader too
-            handle.close()
+            stream.flush()
+        os.close(stream.fd)
 
 
 def pytest_configure(config: Any) -> None:
-    global _handle
+    global _stream
     path = os.environ.get("DEPLOYLOOP_PROGRESS")
     if path and not hasattr(config, "workerinput"):  # xdist workers report through the controller
-        _handle = _open(path)
+        _stream = _open(path)
 
 
 def pytest_collection_finish(session: Any) -> None:
@@ -82,21 +126,25 @@ def _collected(count: int) -> None:
     global _counted
     if not _counted:
         _counted = True
-        _write({"event": "collected", "count": count, "ts": time.time()})
+        _write(f'"event": "collected", "count": {int(count)}', flush=True)
 
 
 def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
+    if _stream is None:
+        return
     # The live view names the test that is running now, not only the last one that finished.
     _attempts[nodeid] = "passed"
-    _write({"event": "start", "id": nodeid, "ts": time.time()})
+    _write(_test("start", nodeid), flush=True)
 
 
 def pytest_runtest_logreport(report: Any) -> None:
+    if _stream is None:
+        return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         outcome = (
             report.outcome if report.when == "call" else ("error" if report.failed else "skipped")
         )
-        _write({"event": "test", "id": report.nodeid, "outcome": outcome, "ts": time.time()})
+        _write(_test("test", report.nodeid, outcome))
     if report.nodeid in _attempts:
         _attempts[report.nodeid] = max(
             _attempts[report.nodeid], _final(report), key=FINAL_RANK.index
@@ -117,7 +165,14 @@ def _final(report: Any) -> str:
 def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
     outcome = _attempts.pop(nodeid, None)
     if outcome is not None:
-        _write({"event": "done", "id": nodeid, "outcome": outcome, "ts": time.time()})
+        _write(_test("done", nodeid, outcome))
+
+
+@pytest.hookimpl(hookwrapper=True)  # old style: the suite's pytest may predate wrapper=True
+def pytest_runtestloop(session: Any) -> Any:
+    """After the last test: its outcome is out before pytest's summary and exit."""
+    yield
+    _flush()
 
 
 def pytest_unconfigure(config: Any) -> None:
