@@ -10,22 +10,33 @@ sharded one, deployloop's start-up included in all three. The tests find staging
 suite's own ``env`` (as a worker's tests must), and every run must pass all 400 tests: a
 broken run is quick and would read as a speed-up.
 
+The suite runs as a team's e2e environment would run it: pytest loads the plugins the run line
+names, not every plugin of deployloop's own dev venv (``SUITE_ENV``). Those autoloaded plugins
+(hypothesis, xdist, rerunfailures, timeout, anyio) cost each pytest process CPU that no e2e
+suite of this shape pays, once per shard; ``pytest_autoload_cpu_s`` keeps what they cost a
+process here (``pytest --collect-only`` of the 400 tests, with them less without).
+
 ``iteration_overhead_ratio``: the 1000-test suite of the overhead bench (one test failing, so
-the session keeps iterating) run by one session for ITERATIONS iterations back to back
-(``interval`` 0.1 s); the median iteration (its ``iteration_end`` duration: suites, JUnit,
-gates, clusters, issues) over the same pytest work done by hand: an iteration after the first
-runs the failed test first (the target has no version, so every iteration may be a new one)
-and then the whole suite, so the plain figure is the median ``pytest --junitxml`` of the suite
-plus the median one of the failed test alone (the first iteration, which has no failed-first
-pass, is left out). Plain runs are timed before and after the session, so a change of load
-while it runs skews the figure: run it on a quiet machine. The session's start-up is paid
-once a night and is measured by the start-up bench, not here.
+the session keeps iterating) run by one session for ITERATIONS iterations; each iteration (its
+``iteration_end`` duration: suites, JUnit, gates, clusters, issues) over the same pytest work
+done by hand: an iteration after the first runs the failed test first (the target has no
+version, so every iteration may be a new one) and then the whole suite, so its plain figure is
+one ``pytest --junitxml`` of the suite plus one of the failed test alone, in the same
+``SUITE_ENV``, timed in the session's wait just before the iteration (``PAUSE_S``: the session
+sleeps, and each pair must end before the next iteration starts). Pairing each iteration with
+plain runs of the same minute keeps the machine's drift out of the figure: these machines run
+a pass 0.55 s one minute and 0.72 s the next. The median of the per-iteration ratios; the first
+iteration, which has no failed-first pass, is left out. ``iteration_overhead_per_test_us`` is
+the same difference per test: what a test's own duration must exceed for the ratio to hold.
+The session's start-up is paid once a night and is measured by the start-up bench, not here.
 """
 
 from __future__ import annotations
 
 import http.server
 import json
+import resource
+import subprocess
 import sys
 import tempfile
 import threading
@@ -33,6 +44,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from deployloop.testing.cluster import LoopbackCluster
 from tests.bench.common import (
@@ -54,13 +66,16 @@ GOALS = {
 SLOW_TESTS = 400
 WAIT_S = 0.1
 SHARDS = 8
-ITERATIONS = 5
+ITERATIONS = 6
 TESTS = 1000
+PAUSE_S = 3.0  # the session's wait between iterations, where the plain runs are timed
+# The suite's environment in every run, deployloop's and plain pytest's alike (see above).
+SUITE_ENV = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 CONFIG = """\
 [session]
 name = "bench"
 logs_dir = "{logs}"
-interval = 0.1
+interval = {interval}
 
 [target]
 base_url = "{url}"
@@ -72,7 +87,7 @@ name = "all"
   run = "{run}"
   cwd = "{cwd}"
   shards = {shards}
-  env = {{ STAGING_URL = "{url}" }}
+  env = {{ STAGING_URL = "{url}", {suite_env} }}
 
 [retest]
 rerun_failed = false
@@ -106,7 +121,9 @@ def slow_staging() -> Iterator[str]:
         server.server_close()
 
 
-def run_config(root: Path, name: str, url: str, suite: Path, shards: int, executor: str) -> Path:
+def run_config(
+    root: Path, name: str, url: str, suite: Path, shards: int, executor: str, interval: float = 0.1
+) -> Path:
     directory = root / name
     directory.mkdir()
     text = CONFIG.format(
@@ -116,6 +133,8 @@ def run_config(root: Path, name: str, url: str, suite: Path, shards: int, execut
         cwd=suite,
         shards=shards,
         executor=executor,
+        interval=interval,
+        suite_env=", ".join(f'{k} = "{v}"' for k, v in SUITE_ENV.items()),
     )
     (directory / "deployloop.toml").write_text(text, encoding="utf-8")
     return directory / "deployloop.toml"
@@ -129,22 +148,25 @@ def shard_speedups(root: Path) -> dict[str, float]:
     suite = root / "slow"
     write_suite(suite, SLOW_TESTS)
     (suite / "conftest.py").write_text(REQUEST_CONFTEST, encoding="utf-8")
-    with slow_staging() as url, LoopbackCluster(root) as cluster:
-        cluster.ensure_workers(2)
-        env = bench_env()  # the suite's own `env` gives its tests STAGING_URL, workers too
-        dask = f'[executor]\nkind = "dask"\nscheduler = "{cluster.address}"\n'
-        configs = {
-            "sequential": run_config(root, "sequential", url, suite, 1, ""),
-            "local": run_config(root, "local", url, suite, SHARDS, ""),
-            "dask": run_config(root, "dask", url, suite, SHARDS, dask),
-        }
-        # Every run must pass all its tests: a run that broke (a worker without the suite's
-        # variables, say) is fast and would read as a speed-up.
+    env = bench_env()  # the suite's own `env` gives its tests STAGING_URL, workers too
+    # Every run must pass all its tests: a run that broke (a worker without the suite's
+    # variables, say) is fast and would read as a speed-up.
+    with slow_staging() as url:
         times = {
-            name: _timed_run(deployloop(c, "--once"), root, env, ok=(0,))
-            for name, c in configs.items()
+            name: _timed_run(deployloop(config, "--once"), root, env, ok=(0,))
+            for name, config in (
+                ("sequential", run_config(root, "sequential", url, suite, 1, "")),
+                ("local", run_config(root, "local", url, suite, SHARDS, "")),
+            )
         }
+        # The cluster only now: its idle scheduler and workers take CPU the local runs need.
+        with LoopbackCluster(root) as cluster:
+            cluster.ensure_workers(2)
+            dask = f'[executor]\nkind = "dask"\nscheduler = "{cluster.address}"\n'
+            config = run_config(root, "dask", url, suite, SHARDS, dask)
+            times["dask"] = _timed_run(deployloop(config, "--once"), root, env, ok=(0,))
     return {
+        "pytest_autoload_cpu_s": autoload_cpu_s(suite),
         "shard_speedup_local": times["sequential"] / times["local"],
         "shard_speedup_dask": times["sequential"] / times["dask"],
         "shard_sequential_s": times["sequential"],
@@ -153,32 +175,81 @@ def shard_speedups(root: Path) -> dict[str, float]:
     }
 
 
+def autoload_cpu_s(suite: Path) -> float:
+    """CPU seconds a pytest process of ``suite`` spends on the plugins this venv autoloads:
+    the median ``--collect-only`` with them less the median without (3 runs each)."""
+
+    def cpu_s(env: dict[str, str]) -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(
+            [*pytest_command(), "--collect-only"],
+            cwd=suite,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+    env = bench_env()
+    loaded = median([cpu_s(env) for _ in range(3)])
+    return loaded - median([cpu_s({**env, **SUITE_ENV}) for _ in range(3)])
+
+
 def iteration_overhead(root: Path) -> dict[str, float]:
     suite = root / "thousand"
     ids = write_suite(suite, TESTS, failing={7})
     (suite / "bug.flag").touch()  # test 7 fails every iteration: the session goes on
-    env = bench_env()
-    config = run_config(root, "session", "http://127.0.0.1:9", suite, 1, "")
+    env = {**bench_env(), **SUITE_ENV}
+    config = run_config(root, "session", "http://127.0.0.1:9", suite, 1, "", PAUSE_S)
     full = [*pytest_command(), f"--junitxml={root / 'x.xml'}"]
     failed = [*full, ids[7]]
     _timed_run(full, suite, env)  # warm-up, untimed: bytecode written, the machine settled
-    before = [(_timed_run(full, suite, env), _timed_run(failed, suite, env)) for _ in range(3)]
-    _timed_run(deployloop(config, "--max-iterations", str(ITERATIONS)), root, env)
-    after = [(_timed_run(full, suite, env), _timed_run(failed, suite, env)) for _ in range(3)]
-    (events,) = (config.parent / "logs").glob("*/events.jsonl")
-    iterations = [
-        record["duration_s"]
-        for record in map(json.loads, events.read_text().splitlines())
-        if record["event"] == "iteration_end" and record["iteration"] > 1
-    ]
-    full_s = median([f for f, _ in before + after])
-    failed_s = median([f for _, f in before + after])
+    plain: list[tuple[float, float, float]] = []  # (full s, failed s, when they ended)
+    argv = deployloop(config, "--max-iterations", str(ITERATIONS))
+    session = subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.DEVNULL)
+    try:
+        for n in range(1, ITERATIONS):
+            _await_waiting(config.parent / "logs", n, session)
+            pair = (_timed_run(full, suite, env), _timed_run(failed, suite, env))
+            plain.append((*pair, time.time()))
+        if session.wait(timeout=300) not in (0, 1):
+            raise RuntimeError(f"the session exited {session.returncode}")
+    finally:
+        if session.poll() is None:
+            session.kill()
+            session.wait()
+    records = _events(config.parent / "logs")
+    starts = [r["ts"] for r in records if r["event"] == "iteration_start"]
+    if any(ended > starts[n] for n, (_, _, ended) in enumerate(plain, 1)):
+        raise RuntimeError(f"plain runs overlapped an iteration: raise PAUSE_S ({PAUSE_S} s)")
+    iterations = [r["duration_s"] for r in records if r["event"] == "iteration_end"][1:]
+    pairs = [f + ff for f, ff, _ in plain]
     return {
-        "iteration_overhead_ratio": median(iterations) / (full_s + failed_s),
+        "iteration_overhead_ratio": median([i / p for i, p in zip(iterations, pairs, strict=True)]),
         "iteration_s": median(iterations),
-        "iteration_plain_pytest_s": full_s,
-        "iteration_plain_failed_first_s": failed_s,
+        "iteration_plain_pytest_s": median([f for f, _, _ in plain]),
+        "iteration_plain_failed_first_s": median([ff for _, ff, _ in plain]),
+        "iteration_overhead_per_test_us": (median(iterations) - median(pairs)) / TESTS * 1e6,
     }
+
+
+def _await_waiting(logs: Path, count: int, session: subprocess.Popen[bytes]) -> None:
+    """Until the session has begun its ``count``-th wait between iterations (``PAUSE_S`` long:
+    the plain runs go there, so that both are timed under the same load)."""
+    deadline = time.monotonic() + 120
+    while sum(r["event"] == "waiting" for r in _events(logs)) < count:
+        if session.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the session never reached its wait {count}")
+        time.sleep(0.01)
+
+
+def _events(logs: Path) -> list[dict[str, Any]]:
+    """The session's events so far (none before its file exists); a last line still being
+    written is left for the next read."""
+    paths = list(logs.glob("*/events.jsonl"))
+    lines = paths[0].read_text().split("\n")[:-1] if paths else []
+    return [json.loads(line) for line in lines]
 
 
 def _timed_run(
