@@ -132,6 +132,16 @@ def test_too_fast_suite_fails_min_seconds(tmp_path: Path) -> None:
     assert not verdict.passed and "not against real services?" in verdict.reason
 
 
+def test_plugins_load_with_autoload_off(tmp_path: Path) -> None:
+    """PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 in a suite's env (the README's advice for many shards):
+    deployloop's plugins are named with -p, so the JUnit report and the progress stream (its
+    collected count) still come."""
+    source = "def test_a():\n    pass\ndef test_b():\n    assert 0\n"
+    _, run = run_in(tmp_path, source, env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert run.harness_error is None and run.collected == 2
+    assert [c.outcome for c in run.cases] == [Outcome.PASSED, Outcome.FAILED]
+
+
 def test_shrunken_collection_fails_expect_tests(tmp_path: Path) -> None:
     """Fewer tests than expect_tests says the collection shrank, from what to what."""
     job, run = run_in(tmp_path, "def test_a():\n    pass\n", expect_tests=25)
