@@ -10,10 +10,10 @@ A failed-first pass reads its verdict from these before pytest exits (``retest.F
 Under pytest-xdist the controller collects nothing itself: its count is the first worker's
 collection as reported back to it (every worker collects the same tests, or xdist stops).
 
-Lines are flushed when a test starts (taking along the last test's ``test`` and ``done``),
-when the collection is counted and when the run loop ends, not once each: a third of the
-writes, and the reader still sees the running test at once and a pass's last outcome before
-pytest's own shutdown.
+Lines go out when a test starts and when its attempt ends (its ``test`` record with its
+``done``, or at once when the call failed: a slow teardown must not hide a failure), and when
+the collection is counted: two writes a test, and the reader sees the running test and every
+outcome as they happen, under pytest-xdist too.
 
 deployloop points $DEPLOYLOOP_PROGRESS at a FIFO it reads and scrubs into the kept
 ``.progress.jsonl`` (test ids may hold secrets). Progress is a convenience: when nobody reads
@@ -41,8 +41,9 @@ _attempts: dict[str, str] = {}
 
 class _Stream:
     """The progress stream: whole lines, written in batches of at most ``select.PIPE_BUF``
-    bytes (one line alone when longer), so that a write to the FIFO is atomic (pipe(7)) and
-    two pytest runs of one command never interleave inside a line."""
+    bytes (one line alone when longer), so that a write to the FIFO is atomic (pipe(7)): two
+    pytest runs of one command never tear each other's lines of up to ``PIPE_BUF`` bytes (a
+    longer one may be torn; readers skip a line that does not parse)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -144,7 +145,7 @@ def pytest_runtest_logreport(report: Any) -> None:
         outcome = (
             report.outcome if report.when == "call" else ("error" if report.failed else "skipped")
         )
-        _write(_test("test", report.nodeid, outcome))
+        _write(_test("test", report.nodeid, outcome), flush=outcome in ("failed", "error"))
     if report.nodeid in _attempts:
         _attempts[report.nodeid] = max(
             _attempts[report.nodeid], _final(report), key=FINAL_RANK.index
@@ -165,14 +166,7 @@ def _final(report: Any) -> str:
 def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
     outcome = _attempts.pop(nodeid, None)
     if outcome is not None:
-        _write(_test("done", nodeid, outcome))
-
-
-@pytest.hookimpl(hookwrapper=True)  # old style: the suite's pytest may predate wrapper=True
-def pytest_runtestloop(session: Any) -> Any:
-    """After the last test: its outcome is out before pytest's summary and exit."""
-    yield
-    _flush()
+        _write(_test("done", nodeid, outcome), flush=True)
 
 
 def pytest_unconfigure(config: Any) -> None:

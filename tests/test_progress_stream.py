@@ -1,0 +1,103 @@
+"""The live plugin's records reach the kept progress file as they happen (issue 21): the
+plugin writes in batches, and no record may wait in its buffer behind a slow step.
+
+Each suite blocks (at most WAIT_S) until the test has seen the record it waits for in the kept
+progress file, then writes "released" or "timed out" to a marker: a record held back in the
+plugin's buffer shows as "timed out" (and as a run WAIT_S longer), never as a hang.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from deployloop.config import PhaseConfig, SuiteConfig
+from deployloop.runner import SuiteJob, progress_path, run_suite
+from tests.test_first_verdict import suite_dir
+
+WAIT_S = 10
+WAIT = f"""
+import os, time
+
+def wait_for_release(name):
+    here = os.path.dirname(os.path.abspath(__file__))
+    deadline = time.monotonic() + {WAIT_S}
+    while not os.path.exists(os.path.join(here, "release.flag")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with open(os.path.join(here, name + ".marker"), "w") as out:
+        out.write("released" if os.path.exists(os.path.join(here, "release.flag")) else "timed out")
+"""
+
+
+def waiting_suite(tmp_path: Path, tests: str) -> Path:
+    """``suite_dir`` with ``wait_for_release`` in its conftest, for its tests to call."""
+    return suite_dir(tmp_path, "from conftest import wait_for_release\n" + tests, WAIT)
+
+
+def run_watching(where: Path, args: str, seen: Callable[[dict[str, Any]], bool]) -> None:
+    """Run the suite through the runner; release it once ``seen(record)`` holds for a record
+    of the kept progress file."""
+    run_line = f"{sys.executable} -m pytest -q -p no:cacheprovider {args} {where}"
+    suite = SuiteConfig(name="e2e", run=run_line, cwd=str(where))
+    phase = PhaseConfig.model_validate({"name": "api", "suite": [suite]})
+    job = SuiteJob(
+        phase, suite, where.parent / "logs" / "e2e.xml", where.parent / "logs" / "e2e.log"
+    )
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.02):
+            try:
+                lines = progress_path(job).read_text().splitlines()
+            except FileNotFoundError:
+                continue
+            if any(seen(json.loads(line)) for line in lines):
+                (where / "release.flag").touch()
+                return
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    try:
+        run_suite(job, threading.Event())
+    finally:
+        done.set()
+        thread.join()
+
+
+def test_a_failure_shows_while_its_teardown_runs(tmp_path: Path) -> None:
+    """A failed call is a failure in the live view at once, not after its (slow) teardown."""
+    tests = """
+import pytest
+
+@pytest.fixture
+def slow_cleanup():
+    yield
+    wait_for_release("teardown")
+
+def test_broken(slow_cleanup):
+    assert False
+"""
+    where = waiting_suite(tmp_path, tests)
+    run_watching(where, "", lambda r: r.get("event") == "test" and r.get("outcome") == "failed")
+    assert (where / "teardown.marker").read_text() == "released"
+
+
+def test_xdist_a_finished_test_shows_while_another_worker_runs(tmp_path: Path) -> None:
+    """Under xdist a test that ended on one worker is done in the live view while a long test
+    goes on on the other: no other test starts to take its records along."""
+    tests = """
+def test_long():
+    wait_for_release("long")
+
+def test_quick():
+    assert False
+"""
+    where = waiting_suite(tmp_path, tests)
+    run_watching(
+        where, "-n 2", lambda r: r.get("event") == "done" and r["id"].endswith("test_quick")
+    )
+    assert (where / "long.marker").read_text() == "released"
