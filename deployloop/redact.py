@@ -107,15 +107,16 @@ class Redactor:
             return test_id
         parts = masked_parts(test_id, spans, MASK)
         for i, (_, start, end) in enumerate(spans):
-            parts[2 * i + 1] = self._tagged(test_id[start:end])
+            parts[2 * i + 1] = self.tag(test_id[start:end])
         return "".join(parts)
 
     def _char_spans(self, text: str) -> list[Span]:
         """``spans(text)``, with the screen deciding first where it can: most texts (a suite's
         thousands of test ids) hold no secret, and the screen says so far faster than the
         rules. Byte offsets are character offsets in ASCII; other text with a find takes the
-        rules' own path."""
-        if self._screen is not None:
+        rules' own path, as does text with a line break (where the screen may see less than
+        the rules: see ``screen``), so an id is tagged exactly as the rules alone tag it."""
+        if self._screen is not None and "\n" not in text:
             try:
                 found = self.byte_spans(text.encode("utf-8"))
             except UnicodeEncodeError:  # lone surrogates: the rules read the text itself
@@ -124,7 +125,8 @@ class Redactor:
                 return found
         return self.spans(text)
 
-    def _tagged(self, secret: str) -> str:
+    def tag(self, secret: str) -> str:
+        """The tagged mask of ``secret`` (see ``redact_id``)."""
         key = self.id_key or b""
         digest = hmac.new(key, secret.encode("utf-8", "surrogatepass"), hashlib.sha256)
         return f"{MASK[:-1]}:{digest.hexdigest()[:ID_TAG_HEX]}{MASK[-1]}"
