@@ -219,9 +219,12 @@ def _private_place(
 def _progress_writer(job: SuiteJob, redactor: Redactor | None) -> ScrubbingWriter:
     """The kept progress file's writer: a selection's lines (a rerun's few tests, whose
     final outcomes failed-first waits on: ``retest.FirstVerdict``) are written as they come,
-    a whole suite's in batches."""
+    a whole suite's in batches; a secret in an id is tagged as the results tag it, so a
+    test is found by its id there too."""
     interval_s = 0.0 if job.select else INTERVAL_S
-    return ScrubbingWriter(progress_path(job), redactor, lines=True, interval_s=interval_s)
+    return ScrubbingWriter(
+        progress_path(job), redactor, lines=True, interval_s=interval_s, tags=True
+    )
 
 
 def _select_file(job: SuiteJob, scratch: Path) -> Path | None:

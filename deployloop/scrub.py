@@ -72,8 +72,10 @@ class ScrubbingWriter:
     lines): only the unfinished line is held back. ``hold`` bounds memory; ``cap`` the file.
     ``interval_s``: complete lines wait at most this long (else until ``BATCH`` bytes) before
     they are scanned and written; 0 writes them as they come (a stream someone waits on).
-    ``masked`` counts masks written; ``written`` counts bytes written. Raises ``OSError`` when
-    the file cannot be written.
+    ``tags=True`` is for lines whose secrets are in test ids (the progress stream): each mask
+    is tagged as ``Redactor.redact_id`` tags it (when the redactor has an id key), so a line
+    names a test by the id its results carry. ``masked`` counts masks written; ``written``
+    counts bytes written. Raises ``OSError`` when the file cannot be written.
     """
 
     def __init__(
@@ -86,8 +88,10 @@ class ScrubbingWriter:
         lines: bool = False,
         cap: Cap | None = None,
         interval_s: float = INTERVAL_S,
+        tags: bool = False,
     ) -> None:
         self.redactor = redactor
+        self.tags = tags and redactor is not None and redactor.id_key is not None
         self.interval_s = interval_s
         self.xml = xml
         self.lines = lines
@@ -139,10 +143,20 @@ class ScrubbingWriter:
         # Past the hold a match can be cut through (a key block over 1 MiB): mask up to the cut.
         done = [(start, mask, min(end, cut)) for start, mask, end in spans if mask < cut]
         with memoryview(pending) as view:
-            self._append(masked_parts(view[:cut], done, memoryview(MASK_BYTES)))
+            self._append(self._masked(view[:cut], done))
         del pending[:cut]  # every view released: the buffer may change size again
         self.masked += len(done)
         self._last_emit = time.monotonic()
+
+    def _masked(self, text: memoryview, spans: list[Span]) -> list[memoryview]:
+        """``text``'s pieces with a mask for each span: tagged with ``tags``, else plain."""
+        parts = masked_parts(text, spans, memoryview(MASK_BYTES))
+        if self.tags and self.redactor is not None:
+            found = (
+                bytes(text[mask:end]).decode("utf-8", "surrogateescape") for _, mask, end in spans
+            )
+            parts[1::2] = [memoryview(utf8(self.redactor.tag(secret))) for secret in found]
+        return parts
 
     def _spans(self, pending: bytearray) -> list[Span]:
         if self.redactor is None:

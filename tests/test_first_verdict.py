@@ -16,6 +16,7 @@ from deployloop.config import PhaseConfig, SuiteConfig
 from deployloop.events import Event, FailedFirstSuite, Reporter
 from deployloop.models import CaseResult, Outcome, RunEnd, SuiteRun
 from deployloop.progress import FinalOutcomes
+from deployloop.redact import Redactor
 from deployloop.runner import SuiteJob, plain_id, progress_path, run_suite
 from deployloop.sessionlog import describe
 
@@ -77,10 +78,14 @@ def suite_dir(tmp_path: Path, tests: str = TESTS, conftest: str = "") -> Path:
 
 
 def failed_first(
-    where: Path, told: Told, args: str = "", ids: Sequence[str] = SELECTED
+    where: Path,
+    told: Told,
+    args: str = "",
+    ids: Sequence[str] = SELECTED,
+    redactor: Redactor | None = None,
 ) -> tuple[int, int]:
     """Run failed-first over ``ids`` of the suite in ``where`` through the real runner, as the
-    loop does (``retest.failed_first`` around ``runner.run_suite``)."""
+    loop does (``retest.failed_first`` around ``runner.run_suite``, with ``redactor``)."""
     run_line = f"{sys.executable} -m pytest -q -p no:cacheprovider {args} {where}"
     suite = SuiteConfig(name="e2e", run=run_line, cwd=str(where))
     phase = PhaseConfig.model_validate({"name": "api", "suite": [suite]})
@@ -99,7 +104,7 @@ def failed_first(
     ) -> SuiteRun:
         job = SuiteJob(phase, suite, logs / "e2e.xml", logs / "e2e.log", tuple(select))
         with watch(progress_path(job)):
-            return run_suite(job, stop)
+            return run_suite(job, stop, redactor=redactor)
 
     return retest.failed_first([phase], [before], stop, run, Reporter(told), "v2")
 
@@ -131,6 +136,46 @@ def test_early_verdict_arrives_while_pytest_still_runs(tmp_path: Path, args: str
     assert failed_first(where, told, args) == (2, 3)
     assert (where / "end.marker").read_text() == "released"
     assert [fields(e) for e in told.events] == [verdict(2, 3, early=True)]  # no correction
+
+
+# Each xdist worker's session end (a team's cleanup) waits for the early verdict.
+WORKERS_END = WAIT_FOR_RELEASE.replace(
+    '"end.marker"', 'os.environ["PYTEST_XDIST_WORKER"] + ".marker"'
+)
+WORKERS_END += """
+def pytest_sessionfinish(session):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        wait_for_release()
+"""
+
+
+def test_xdist_early_verdict_comes_before_the_workers_sessions_end(tmp_path: Path) -> None:
+    """Under xdist the controller's run loop ends only after every worker's session has; the
+    early verdict must not wait for that: each worker's end is released by it."""
+    where = suite_dir(tmp_path, conftest=WORKERS_END)
+    told = Told(on_early=where / RELEASE)
+    assert failed_first(where, told, "-n 2") == (2, 3)
+    markers = {p.name: p.read_text() for p in where.glob("gw*.marker")}
+    assert markers == {"gw0.marker": "released", "gw1.marker": "released"}, markers
+    assert [fields(e) for e in told.events] == [verdict(2, 3, early=True)]
+
+
+def test_early_verdict_for_ids_holding_a_secret(tmp_path: Path) -> None:
+    """Rerun tests whose ids hold a secret (tagged ``[REDACTED:xxxxxx]`` in the results): the
+    kept progress lines tag them alike, so the early verdict finds them, two distinct tests."""
+    first, second = ("ghp_" + "0123456789abcdefghijklmnopqrstuvwxyzAB", "ghp_" + "Zx8" * 12)
+    tests = (
+        f"import pytest\n@pytest.mark.parametrize('tok', [{first!r}, {second!r}])\n"
+        f"def test_tok(tok):\n    assert tok == {first!r}\n"
+    )
+    where = suite_dir(tmp_path, tests, BLOCKING_END)
+    redactor = Redactor().with_id_key(b"k" * 32)
+    ids = [redactor.redact_id(f"test_it.py::test_tok[{tok}]") for tok in (first, second)]
+    assert len(set(ids)) == 2
+    told = Told(on_early=where / RELEASE)
+    assert failed_first(where, told, ids=ids, redactor=redactor) == (1, 2)
+    assert (where / "end.marker").read_text() == "released"
+    assert [fields(e) for e in told.events] == [verdict(1, 2, early=True)]
 
 
 # True on a test's second attempt, which takes 0.5 s: the first attempt's record is read alone.

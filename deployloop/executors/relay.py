@@ -40,7 +40,7 @@ class ProgressRelay:
         """Start ``path`` afresh for the job whose task is ``key`` (raises OSError)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
-        writer = ScrubbingWriter(path, self.redactor, lines=True)
+        writer = ScrubbingWriter(path, self.redactor, lines=True, tags=True)
         with self._lock:
             self._writers[key] = (writer, path)
 
