@@ -1,12 +1,12 @@
-"""Pipes copied into ScrubbingWriters by one thread, so a child's output is scrubbed as it comes.
+"""Pipes copied into scrubbing writers by one thread, so a child's output is scrubbed as it comes.
 
 A suite's stdout and stderr (``process.run``) and the pytest plugin's progress FIFO
-(``runner``) are read here and written through :class:`~deployloop.scrub.ScrubbingWriter`:
-what reaches the disk is already masked. Reads wait in ``poll`` with a timeout: an idle
-stream is flushed meanwhile (the live view sees a progress line soon after it was written),
-and ``close`` ends the copy even when a stray process outside the child's group still holds
-a pipe open: once the writers are done, what is left to read is drained for at most
-``DRAIN_S`` seconds.
+(``runner``) are read here and written through :class:`~deployloop.scrub.ScrubbingWriter` and
+:class:`~deployloop.scrub.ScrubbedRecords`: what reaches the disk is already masked. Reads
+wait in ``poll`` with a timeout: an idle stream is flushed meanwhile (the live view sees a
+progress line soon after it was written), and ``close`` ends the copy even when a stray process
+outside the child's group still holds a pipe open: once the writers are done, what is left to
+read is drained for at most ``DRAIN_S`` seconds.
 """
 
 from __future__ import annotations
@@ -17,12 +17,21 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-
-from deployloop.scrub import ScrubbingWriter
+from typing import Protocol
 
 IDLE_S = 0.2  # an idle stream is flushed this often
 DRAIN_S = 2.0  # after close(): how long what is still readable is copied
 CHUNK = 1 << 16
+
+
+class Writer(Protocol):
+    """Where a stream goes: ``scrub.ScrubbingWriter`` or ``scrub.ScrubbedRecords``."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Pump:
@@ -35,12 +44,12 @@ class Pump:
 
     def __init__(self, name: str) -> None:
         self.error: OSError | None = None
-        self._writers: dict[int, ScrubbingWriter] = {}
+        self._writers: dict[int, Writer] = {}
         self._broken: set[int] = set()  # streams whose writer failed: read and dropped
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def add(self, fd: int, writer: ScrubbingWriter) -> None:
+    def add(self, fd: int, writer: Writer) -> None:
         """Copy what ``fd`` (a pipe's read end, owned by the pump from now on) yields."""
         self._writers[fd] = writer
 

@@ -29,7 +29,7 @@ from deployloop.progress import collected_count
 from deployloop.pump import Pump
 from deployloop.pytestline import runs_pytest
 from deployloop.redact import MASK, Redactor
-from deployloop.scrub import INTERVAL_S, ScrubbingWriter, scrubbed_case
+from deployloop.scrub import INTERVAL_S, ScrubbedRecords, scrubbed_case
 from deployloop.shards import Shard
 
 INTERRUPTED = "interrupted; partial results kept"
@@ -216,15 +216,13 @@ def _private_place(
                 os.close(held_fd)  # the suite is gone: end of file once the pump has read it all
 
 
-def _progress_writer(job: SuiteJob, redactor: Redactor | None) -> ScrubbingWriter:
+def _progress_writer(job: SuiteJob, redactor: Redactor | None) -> ScrubbedRecords:
     """The kept progress file's writer: a selection's lines (a rerun's few tests, whose
     final outcomes failed-first waits on: ``retest.FirstVerdict``) are written as they come,
     a whole suite's in batches; a secret in an id is tagged as the results tag it, so a
     test is found by its id there too."""
     interval_s = 0.0 if job.select else INTERVAL_S
-    return ScrubbingWriter(
-        progress_path(job), redactor, lines=True, interval_s=interval_s, tags=True
-    )
+    return ScrubbedRecords(progress_path(job), redactor, interval_s=interval_s)
 
 
 def _select_file(job: SuiteJob, scratch: Path) -> Path | None:

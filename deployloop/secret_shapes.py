@@ -12,7 +12,9 @@ from dataclasses import dataclass
 _TOKEN = r"[A-Za-z0-9._~+/=-]"
 # A credential, not an English word: it has a digit or symbol, or a capital after its first letter.
 _SECRETISH = rf"{_TOKEN}*[0-9_~+/=-]|[A-Za-z]*\.[A-Za-z0-9]|[A-Za-z][a-z]*[A-Z]"
-_NOT_MASKED = r"(?!\[REDACTED(?::[0-9a-f]{6})?\])"  # plain, or a test id's tagged mask
+# Not a mask already (plain, or a test id's tagged one), in any case: rules marked folded
+# match on lower-cased text, and a mask scrubbed again must stay as it is.
+_NOT_MASKED = r"(?!\[(?i:REDACTED)(?::[0-9a-f]{6})?\])"
 # Names whose value is a secret in `name=value`, `name: value`, `"name": "value"` forms. Each
 # must end the name (so `max_tokens=5` is left alone); anything may come before (`DB_PASSWORD`).
 _SECRET_KEYS = (

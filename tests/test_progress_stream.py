@@ -9,6 +9,8 @@ plugin's buffer shows as "timed out" (and as a run WAIT_S longer), never as a ha
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -16,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from deployloop.config import PhaseConfig, SuiteConfig
-from deployloop.runner import SuiteJob, progress_path, run_suite
+from deployloop.progress import SuiteProgress
+from deployloop.runner import PLUGIN_DIR, PLUGINS, PROGRESS_ENV, SuiteJob, progress_path, run_suite
 from tests.test_first_verdict import suite_dir
 
 WAIT_S = 10
@@ -101,3 +104,23 @@ def test_quick():
         where, "-n 2", lambda r: r.get("event") == "done" and r["id"].endswith("test_quick")
     )
     assert (where / "long.marker").read_text() == "released"
+
+
+def test_a_setup_error_rerun_is_no_skip_in_the_live_counts(tmp_path: Path) -> None:
+    """``--reruns 1``: a setup error's first attempt is reported as ``rerun`` at setup; the
+    live counts took it for a skip (1 passed, 1 failed, 1 skipped of 2 tests)."""
+    where = suite_dir(
+        tmp_path,
+        "import pytest\n@pytest.fixture\ndef bad():\n    raise RuntimeError\n"
+        "def test_ok():\n    pass\ndef test_bad(bad):\n    pass\n",
+    )
+    progress = tmp_path / "p.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(PLUGIN_DIR), PROGRESS_ENV: str(progress)}
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--reruns", "1"]
+    subprocess.run(
+        [*argv, *PLUGINS.split(), str(where)], cwd=where, env=env, capture_output=True, timeout=120
+    )
+    live = SuiteProgress("api", "e2e")
+    for line in progress.read_bytes().splitlines():
+        live.apply(line)
+    assert (live.passed, live.failed, live.skipped) == (1, 1, 0)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 
 from deployloop.redact import MASK, Redactor
-from deployloop.scrub import Cap, ScrubbingWriter, scrub_file
+from deployloop.scrub import Cap, ScrubbedRecords, ScrubbingWriter, scrub_file
 
 GH = "ghp_" + "Q7w8" * 9
 KNOWN = "db-pass-from-env-77"
@@ -193,3 +195,85 @@ def test_a_mask_in_xml_stops_at_markup(tmp_path: Path) -> None:
     scrub_file(path, Redactor(), xml=True)
     out = path.read_text(encoding="utf-8")
     assert "MIIEvQIBADANBg" not in out and ElementTree.fromstring(out).find("f") is not None
+
+
+# The kept progress stream (ScrubbedRecords): live-plugin lines, spelled as the plugin spells
+# them (ids JSON-escaped by encode_basestring_ascii), scrubbed once decoded.
+KEY = b"k" * 32
+
+
+def plugin_line(test_id: str) -> bytes:
+    quoted = encode_basestring_ascii(test_id)
+    return f'{{"event": "done", "id": {quoted}, "outcome": "passed", "ts": 1.0}}\n'.encode()
+
+
+def kept_records(
+    tmp_path: Path, redactor: Redactor, data: bytes, chunk: int | None = None
+) -> bytes:
+    path = tmp_path / "e2e.progress.jsonl"
+    with ScrubbedRecords(path, redactor, interval_s=0.0) as writer:
+        step = chunk or len(data)
+        for at in range(0, len(data), step):
+            writer.write(data[at : at + step])
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("value", "test_id"),
+    [
+        ("hunter2222", 't.py::test_login[password="hunter2222"]'),
+        ("k3y8888888", 't.py::test_login[api_key="k3y8888888"]'),
+        ("hunter2222", 't.py::test_login[{"password": "hunter2222"}]'),
+    ],
+)
+def test_a_quoted_value_in_an_id_never_reaches_the_progress_file(
+    tmp_path: Path, value: str, test_id: str
+) -> None:
+    """pytest keeps a quote in a parametrize id and the plugin writes it escaped: scrubbing
+    the escaped bytes left the value raw (and broke the line); the decoded id masks it."""
+    redactor = Redactor().with_id_key(KEY)
+    kept = kept_records(tmp_path, redactor, plugin_line(test_id))
+    assert value.encode() not in kept
+    assert json.loads(kept)["id"] == redactor.redact_id(test_id)
+
+
+def test_a_known_value_with_backslashes_never_reaches_the_progress_file(tmp_path: Path) -> None:
+    """pytest escapes a backslash in an id and the plugin escapes it again: the value, which
+    the results find, is found in the decoded id too."""
+    secret = "C:\\vault\\pw1x"
+    redactor = Redactor([secret]).with_id_key(KEY)
+    node_id = "t.py::test_v[" + secret.encode("unicode_escape").decode() + "]"
+    assert "vault" not in redactor.redact_id(node_id)
+    assert b"vault" not in kept_records(tmp_path, redactor, plugin_line(node_id))
+
+
+@pytest.mark.parametrize(
+    "test_id",
+    ['t.py::test_v[tok"quoted9]', "t.py::test_v[password=p\\xe4sswort99]"],
+)
+def test_a_progress_line_names_its_test_by_the_results_id(tmp_path: Path, test_id: str) -> None:
+    """The tag is taken over the secret as the id spells it, not as JSON spells it: the
+    early verdict (retest.FirstVerdict) finds the test."""
+    redactor = Redactor(['tok"quoted9']).with_id_key(KEY)
+    kept = kept_records(tmp_path, redactor, plugin_line(test_id))
+    assert json.loads(kept)["id"] == redactor.redact_id(test_id)
+
+
+def test_no_part_of_a_value_survives_an_over_long_line(tmp_path: Path) -> None:
+    """A line past the hold is dropped whole, in whatever pieces it comes; the lines around
+    it are kept."""
+    secret = "hunter2222secretvalue"
+    redactor = Redactor([secret]).with_id_key(KEY)
+    long = b'{"event": "done", "id": "t[' + b"a" * (2 << 20) + secret.encode() + b'"}\n'
+    data = plugin_line("t.py::before") + long + plugin_line("t.py::after")
+    kept = kept_records(tmp_path, redactor, data, chunk=1 << 16)
+    assert secret[1:].encode() not in kept and b"aaaa" not in kept
+    assert [json.loads(line)["id"] for line in kept.splitlines()] == ["t.py::before", "t.py::after"]
+
+
+def test_torn_and_foreign_lines_are_dropped(tmp_path: Path) -> None:
+    """Only JSON objects are kept (a torn line could hide a secret's spelling); the rest of
+    the stream goes on, and a last line without its line break is kept when whole."""
+    data = b'{"event": "st' + b"\n[1, 2]\n\xff\xfe\n" + plugin_line("t.py::a").rstrip(b"\n")
+    kept = kept_records(tmp_path, Redactor().with_id_key(KEY), data)
+    assert [json.loads(line)["id"] for line in kept.splitlines()] == ["t.py::a"]

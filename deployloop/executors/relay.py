@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from deployloop.redact import Redactor
-from deployloop.scrub import ScrubbingWriter
+from deployloop.scrub import ScrubbedRecords
 
 MAX_MESSAGE = 256 * 1024  # bytes of progress one event may carry (the forwarder sends 64 KiB)
 
@@ -34,13 +34,13 @@ class ProgressRelay:
     def __init__(self, redactor: Redactor) -> None:
         self.redactor = redactor
         self._lock = threading.Lock()
-        self._writers: dict[str, tuple[ScrubbingWriter, Path]] = {}
+        self._writers: dict[str, tuple[ScrubbedRecords, Path]] = {}
 
     def open(self, key: str, path: Path) -> None:
         """Start ``path`` afresh for the job whose task is ``key`` (raises OSError)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
-        writer = ScrubbingWriter(path, self.redactor, lines=True, tags=True)
+        writer = ScrubbedRecords(path, self.redactor)
         with self._lock:
             self._writers[key] = (writer, path)
 
@@ -73,7 +73,7 @@ class ProgressRelay:
                 _drop(*found)
 
 
-def _drop(writer: ScrubbingWriter, path: Path) -> None:
+def _drop(writer: ScrubbedRecords, path: Path) -> None:
     with contextlib.suppress(OSError):  # a full disk: nothing more to write, nothing kept
         writer.close()
     path.unlink(missing_ok=True)

@@ -142,9 +142,9 @@ def pytest_runtest_logreport(report: Any) -> None:
     if _stream is None:
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        outcome = (
-            report.outcome if report.when == "call" else ("error" if report.failed else "skipped")
-        )
+        outcome = report.outcome  # passed, failed, skipped, or pytest-rerunfailures' rerun
+        if report.when == "setup" and outcome != "rerun":
+            outcome = "error" if report.failed else "skipped"
         _write(_test("test", report.nodeid, outcome), flush=outcome in ("failed", "error"))
     if report.nodeid in _attempts:
         _attempts[report.nodeid] = max(
