@@ -7,8 +7,8 @@ left by a killed run in place, atomically, for the next start.
 
 How it is wired: ``process.run`` gives the child a pipe for stdout and stderr, and a
 :class:`~deployloop.pump.Pump` thread copies it into a writer with the log cap (``Cap``): the
-file is never larger than the cap, at any moment. The pytest plugin's ``.progress.jsonl`` goes
-the same way through a FIFO (``runner``), written with ``lines=True``; the kept JUnit copy is
+file is never larger than the cap, at any moment. The pytest plugin's ``.progress.jsonl`` comes
+through a FIFO (``runner``) into ``ScrubbedRecords``, record by record; the kept JUnit copy is
 written by ``scrub_copy`` with ``xml=True`` from the raw file in a private place. On start-up,
 ``scrub_file`` rewrites every ``.log``, ``.progress.jsonl`` and ``.xml`` a killed run left,
 before anything reads them (``session``).
@@ -69,8 +69,7 @@ class ScrubbingWriter:
     ``redactor=None`` writes the data as it comes (output that is no one's to read but ours).
     ``xml=True`` reads the text with its references decoded (``&quot;``, ``&#x41;``), so a
     secret spelled with them is found; each mask covers the references it spans and stops
-    at markup. ``lines=True`` is for text in which no secret goes on past a line break (JSON
-    lines): only the unfinished line is held back. ``hold`` bounds memory; ``cap`` the file.
+    at markup. ``hold`` bounds memory; ``cap`` the file.
     ``interval_s``: complete lines wait at most this long (else until ``BATCH`` bytes) before
     they are scanned and written; 0 writes them as they come (a stream someone waits on).
     ``masked`` counts masks written; ``written`` counts bytes written. Raises ``OSError`` when
@@ -84,14 +83,12 @@ class ScrubbingWriter:
         *,
         xml: bool = False,
         hold: int = HOLD,
-        lines: bool = False,
         cap: Cap | None = None,
         interval_s: float = INTERVAL_S,
     ) -> None:
         self.redactor = redactor
         self.interval_s = interval_s
         self.xml = xml
-        self.lines = lines
         self.hold = max(hold, 2 * OVERLAP)
         self.cap = cap
         self.masked = 0
@@ -153,9 +150,6 @@ class ScrubbingWriter:
     def _cut(self, pending: bytearray, spans: list[Span]) -> int:
         if self.redactor is None:
             return len(pending)
-        if self.lines:  # whole lines out; an unfinished one only past the hold
-            cut = pending.rfind(b"\n") + 1
-            return cut if len(pending) - cut <= self.hold else len(pending) - OVERLAP
         return safe_cut(pending, spans, self.hold)
 
     def _append(self, parts: list[memoryview]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from deployloop.pump import DRAIN_S, Pump
 from deployloop.redact import Redactor
-from deployloop.scrub import ScrubbingWriter
+from deployloop.scrub import ScrubbedRecords, ScrubbingWriter
 from tests.helpers import wait_for
 
 TOKEN = "ghp_" + "Ab12" * 9
@@ -21,7 +21,7 @@ def test_idle_stream_is_flushed_scrubbed_while_the_writer_stays(tmp_path: Path) 
     read_fd, write_fd = os.pipe()
     path = tmp_path / "p.jsonl"
     pump = Pump("t")
-    pump.add(read_fd, ScrubbingWriter(path, Redactor(), lines=True))
+    pump.add(read_fd, ScrubbedRecords(path, Redactor()))
     with pump:
         os.write(write_fd, f'{{"id": "test_x[{TOKEN}]"}}\n'.encode())
         wait_for(lambda: path.exists() and "REDACTED" in path.read_text(), timeout=10)
