@@ -6,7 +6,12 @@ A suite's stdout and stderr (``process.run``) and the pytest plugin's progress F
 wait in ``poll`` with a timeout: an idle stream is flushed meanwhile (the live view sees a
 progress line soon after it was written), and ``close`` ends the copy even when a stray process
 outside the child's group still holds a pipe open: once the writers are done, what is left to
-read is drained for at most ``DRAIN_S`` seconds.
+read is drained for at most ``DRAIN_S`` seconds. After a read that found less than a chunk,
+the pump lets ``BATCH_S`` pass before it reads again: a suite writing a line per test (its
+dots, the progress plugin's records) then wakes it some 50 times a second instead of twice a
+test, and every wake-up takes CPU the suite and its target share (measured: 1000 tests each
+asking a loopback server once ran 0.1 s slower woken per line). A stream that fills whole
+chunks is read without pause.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Protocol
 
 IDLE_S = 0.2  # an idle stream is flushed this often
 DRAIN_S = 2.0  # after close(): how long what is still readable is copied
+BATCH_S = 0.02  # after a short read: how long more output may gather before the next one
 CHUNK = 1 << 16
 
 
@@ -89,21 +95,27 @@ class Pump:
                     return  # nothing more came for a while after the writers were done
                 for fd, writer in self._writers.items():
                     self._guarded(fd, writer.flush)
+            full = False
             for fd, _ in ready:
-                if not self._copy(fd):
+                size = self._copy(fd)
+                if size is None:
                     poller.unregister(fd)
                     live.discard(fd)
+                full = full or size == CHUNK
+            if ready and not full:
+                self._closing.wait(BATCH_S)  # cut short by close(): then drained at once
 
-    def _copy(self, fd: int) -> bool:
-        """One read from ``fd`` into its writer; False at end of file."""
+    def _copy(self, fd: int) -> int | None:
+        """One read from ``fd`` into its writer: the bytes read, None at end of file."""
         try:
             chunk = os.read(fd, CHUNK)
         except BlockingIOError:
-            return True
-        if chunk:
-            writer = self._writers[fd]
-            self._guarded(fd, lambda: writer.write(chunk))
-        return bool(chunk)
+            return 0
+        if not chunk:
+            return None
+        writer = self._writers[fd]
+        self._guarded(fd, lambda: writer.write(chunk))
+        return len(chunk)
 
     def _guarded(self, fd: int, action: Callable[[], None]) -> None:
         """``action`` on the stream's writer, unless it failed before; a failure is kept."""
