@@ -28,6 +28,9 @@ plain runs of the same minute keeps the machine's drift out of the figure: these
 a pass 0.55 s one minute and 0.72 s the next. The median of the per-iteration ratios; the first
 iteration, which has no failed-first pass, is left out. ``iteration_overhead_per_test_us`` is
 the same difference per test: what a test's own duration must exceed for the ratio to hold.
+``iteration_overhead_ratio_one_request`` is the same figure for the same tests when each first
+asks a loopback server once, answered at once (``REQUEST_CONFTEST``, ``quick_staging``: an e2e
+test touches its target at least that much), as the time-to-first-verdict bench's tests do.
 The session's start-up is paid once a night and is measured by the start-up bench, not here.
 """
 
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import resource
 import subprocess
 import sys
@@ -87,7 +91,7 @@ name = "all"
   run = "{run}"
   cwd = "{cwd}"
   shards = {shards}
-  env = {{ STAGING_URL = "{url}", {suite_env} }}
+  env = {{ STAGING_URL = "{staging}", {suite_env} }}
 
 [retest]
 rerun_failed = false
@@ -121,14 +125,48 @@ def slow_staging() -> Iterator[str]:
         server.server_close()
 
 
+@contextmanager
+def quick_staging(directory: Path) -> Iterator[str]:
+    """A loopback server answering at once (``python -m http.server``) in a process of its own:
+    in this one it would wait on the GIL while the bench polls the session's events."""
+    directory.mkdir()
+    (directory / "health").write_text("ok")
+    argv = [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1"]
+    server = subprocess.Popen(
+        [*argv, "--directory", str(directory)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        port = re.search(r" port (\d+) ", server.stdout.readline())  # "Serving HTTP on … port N (…"
+        if port is None:
+            raise RuntimeError("http.server did not say its port")
+        yield f"http://127.0.0.1:{port[1]}"
+    finally:
+        server.kill()
+        server.wait()
+
+
 def run_config(
-    root: Path, name: str, url: str, suite: Path, shards: int, executor: str, interval: float = 0.1
+    root: Path,
+    name: str,
+    url: str,
+    suite: Path,
+    shards: int,
+    executor: str,
+    interval: float = 0.1,
+    staging_url: str | None = None,
 ) -> Path:
+    """The bench's config: ``url`` is the target's, and its tests' ``STAGING_URL`` unless
+    ``staging_url`` says otherwise."""
     directory = root / name
     directory.mkdir()
     text = CONFIG.format(
         logs=directory / "logs",
         url=url,
+        staging=staging_url or url,
         run=" ".join(pytest_command()),
         cwd=suite,
         shards=shards,
@@ -196,12 +234,18 @@ def autoload_cpu_s(suite: Path) -> float:
     return loaded - median([cpu_s({**env, **SUITE_ENV}) for _ in range(3)])
 
 
-def iteration_overhead(root: Path) -> dict[str, float]:
-    suite = root / "thousand"
+def iteration_overhead(root: Path, name: str, staging_url: str | None) -> dict[str, float]:
+    """The iteration figures (see the module docstring) for the 1000 tests in ``root/name``;
+    with ``staging_url`` each test first asks that server once (``REQUEST_CONFTEST``)."""
+    suite = root / name
     ids = write_suite(suite, TESTS, failing={7})
     (suite / "bug.flag").touch()  # test 7 fails every iteration: the session goes on
-    env = {**bench_env(), **SUITE_ENV}
-    config = run_config(root, "session", "http://127.0.0.1:9", suite, 1, "", PAUSE_S)
+    if staging_url:
+        (suite / "conftest.py").write_text(REQUEST_CONFTEST, encoding="utf-8")
+    env = {**bench_env(), **SUITE_ENV, "STAGING_URL": staging_url or ""}
+    # The target has no version (every iteration may be a new one: failed-first runs).
+    target = "http://127.0.0.1:9"
+    config = run_config(root, f"{name}-session", target, suite, 1, "", PAUSE_S, staging_url)
     full = [*pytest_command(), f"--junitxml={root / 'x.xml'}"]
     failed = [*full, ids[7]]
     _timed_run(full, suite, env)  # warm-up, untimed: bytecode written, the machine settled
@@ -241,7 +285,7 @@ def _await_waiting(logs: Path, count: int, session: subprocess.Popen[bytes]) -> 
     while sum(r["event"] == "waiting" for r in _events(logs)) < count:
         if session.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"the session never reached its wait {count}")
-        time.sleep(0.01)
+        time.sleep(0.25)  # the wait is PAUSE_S long: a busier poll would load the machine
 
 
 def _events(logs: Path) -> list[dict[str, Any]]:
@@ -263,4 +307,9 @@ def _timed_run(
 def measure() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-scaleout-") as tmp:
         root = Path(tmp)
-        return {**shard_speedups(root), **iteration_overhead(root)}
+        figures = {**shard_speedups(root), **iteration_overhead(root, "thousand", None)}
+        with quick_staging(root / "staging") as url:
+            touching = iteration_overhead(root, "touching", url)
+        figures["iteration_overhead_ratio_one_request"] = touching["iteration_overhead_ratio"]
+        figures["iteration_one_request_plain_pytest_s"] = touching["iteration_plain_pytest_s"]
+        return figures
