@@ -2,7 +2,7 @@
 
 A suite's stdout and stderr (``process.run``) and the pytest plugin's progress FIFO
 (``runner``) are read here and written through :class:`~deployloop.scrub.ScrubbingWriter` and
-:class:`~deployloop.scrub.ScrubbedRecords`: what reaches the disk is already masked. Reads
+:class:`~deployloop.progress.ScrubbedRecords`: what reaches the disk is already masked. Reads
 wait in ``poll`` with a timeout: an idle stream is flushed meanwhile (the live view sees a
 progress line soon after it was written), and ``close`` ends the copy even when a stray process
 outside the child's group still holds a pipe open: once the writers are done, what is left to
@@ -31,7 +31,7 @@ CHUNK = 1 << 16
 
 
 class Writer(Protocol):
-    """Where a stream goes: ``scrub.ScrubbingWriter`` or ``scrub.ScrubbedRecords``."""
+    """Where a stream goes: ``scrub.ScrubbingWriter`` or ``progress.ScrubbedRecords``."""
 
     def write(self, data: bytes) -> None: ...
 

@@ -25,11 +25,11 @@ from deployloop.hookerrors import attach_hook_errors
 from deployloop.junit_fields import with_files
 from deployloop.logical import hollow
 from deployloop.models import CaseResult, RunEnd, SuiteRun
-from deployloop.progress import collected_count
+from deployloop.progress import ScrubbedRecords, collected_count
 from deployloop.pump import Pump
 from deployloop.pytestline import runs_pytest
 from deployloop.redact import MASK, Redactor
-from deployloop.scrub import INTERVAL_S, ScrubbedRecords, scrubbed_case
+from deployloop.scrub import INTERVAL_S, scrubbed_case
 from deployloop.shards import Shard
 
 INTERRUPTED = "interrupted; partial results kept"

@@ -7,11 +7,11 @@ left by a killed run in place, atomically, for the next start.
 
 How it is wired: ``process.run`` gives the child a pipe for stdout and stderr, and a
 :class:`~deployloop.pump.Pump` thread copies it into a writer with the log cap (``Cap``): the
-file is never larger than the cap, at any moment. The pytest plugin's ``.progress.jsonl`` comes
-through a FIFO (``runner``) into ``ScrubbedRecords``, record by record; the kept JUnit copy is
-written by ``scrub_copy`` with ``xml=True`` from the raw file in a private place. On start-up,
-``scrub_file`` rewrites every ``.log``, ``.progress.jsonl`` and ``.xml`` a killed run left,
-before anything reads them (``session``).
+file is never larger than the cap, at any moment. The pytest plugin's ``.progress.jsonl``
+comes through a FIFO (``runner``) into ``progress.ScrubbedRecords``, record by record; the kept
+JUnit copy is written by ``scrub_copy`` with ``xml=True`` from the raw file in a private place.
+On start-up, ``scrub_file`` rewrites every ``.log``, ``.progress.jsonl`` and ``.xml`` a killed
+run left, before anything reads them (``session``).
 
 Why text is held back: a secret may arrive in two pieces, or be wrapped onto the next line. The
 writer keeps the last complete line and the unfinished one (at most ``hold`` bytes, then
@@ -26,7 +26,6 @@ costs little more than copying it (``make bench``: ``redact_ratio``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import time
@@ -175,111 +174,6 @@ class ScrubbingWriter:
             left = left[sent:]
             self.written += sent
             self._size += sent
-
-
-class ScrubbedRecords:
-    """Appends JSON lines (the live plugin's progress records) to ``path``, every string in
-    them scrubbed once decoded: the ``id`` by ``Redactor.redact_id`` (tagged, so a line names
-    its test by the id its results carry: ``retest.FirstVerdict`` finds it), any other string
-    by ``Redactor.redact``. The decoded text, not the escaped bytes: a secret is found however
-    JSON spelled it (an escaped quote, backslash or ``\\u00e4``). A line that is no JSON object
-    (torn, foreign) is dropped, as its readers would drop it, and so is a line longer than
-    ``hold`` bytes: nothing goes out unread. Same calls as ``ScrubbingWriter``. ``interval_s``:
-    lines wait at most this long (or until ``BATCH`` bytes) before they are written; 0 writes
-    each as it comes. ``dropped`` counts lines dropped. Raises ``OSError`` when the file
-    cannot be written."""
-
-    def __init__(
-        self,
-        path: Path,
-        redactor: Redactor | None,
-        *,
-        interval_s: float = INTERVAL_S,
-        hold: int = HOLD,
-    ) -> None:
-        self.redactor = redactor
-        self.interval_s = interval_s
-        self.hold = hold
-        self.dropped = 0
-        self._partial = bytearray()
-        self._skipping = False  # inside a line past the hold: dropped up to its end
-        self._out: list[bytes] = []
-        self._size = 0
-        self._last_write = time.monotonic()
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-
-    def write(self, data: bytes | bytearray | memoryview | str) -> None:
-        chunk = utf8(data) if isinstance(data, str) else bytes(data)
-        if self._skipping:
-            end = chunk.find(b"\n")
-            if end < 0:
-                return
-            chunk, self._skipping = chunk[end + 1 :], False
-        self._partial += chunk
-        if b"\n" in chunk:
-            *lines, rest = self._partial.split(b"\n")
-            self._partial = rest
-            for line in lines:
-                self._take(line)
-        if len(self._partial) > self.hold:
-            self._partial, self._skipping = bytearray(), True
-            self.dropped += 1
-        if self._size >= BATCH or time.monotonic() - self._last_write >= self.interval_s:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write out the lines taken so far."""
-        data = memoryview(b"".join(self._out))
-        self._out, self._size = [], 0
-        while data:
-            data = data[os.write(self._fd, data) :]
-        self._last_write = time.monotonic()
-
-    def close(self) -> None:
-        """Take a last line that had no line break yet, write everything out, close."""
-        if self._fd < 0:
-            return
-        try:
-            if self._partial and not self._skipping:
-                self._take(self._partial)
-            self.flush()
-        finally:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self) -> ScrubbedRecords:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def _take(self, line: bytes | bytearray) -> None:
-        try:
-            record = json.loads(line)
-        except ValueError:  # undecodable bytes too (UnicodeDecodeError)
-            record = None
-        if not isinstance(record, dict):
-            self.dropped += 1
-            return
-        out = (json.dumps(_scrubbed(record, self.redactor)) + "\n").encode()
-        self._out.append(out)
-        self._size += len(out)
-
-
-def _scrubbed(value: object, redactor: Redactor | None, key: object = None) -> object:
-    """``value`` (decoded JSON) with every string in it, keys too, scrubbed; an ``id`` as a
-    test id (tagged)."""
-    if redactor is None:
-        return value
-    if isinstance(value, str):
-        return redactor.redact_id(value) if key == "id" else redactor.redact(value)
-    if isinstance(value, dict):
-        return {redactor.redact(k): _scrubbed(v, redactor, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrubbed(item, redactor) for item in value]
-    return value
 
 
 def safe_cut(text: bytes | bytearray, spans: list[Span], hold: int) -> int:

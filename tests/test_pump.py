@@ -8,9 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+from deployloop.progress import ScrubbedRecords
 from deployloop.pump import DRAIN_S, Pump
 from deployloop.redact import Redactor
-from deployloop.scrub import ScrubbedRecords, ScrubbingWriter
+from deployloop.scrub import ScrubbingWriter
 from tests.helpers import wait_for
 
 TOKEN = "ghp_" + "Ab12" * 9

@@ -15,8 +15,9 @@ from xml.etree import ElementTree
 
 import pytest
 
+from deployloop.progress import ScrubbedRecords
 from deployloop.redact import MASK, Redactor
-from deployloop.scrub import Cap, ScrubbedRecords, ScrubbingWriter, scrub_file
+from deployloop.scrub import Cap, ScrubbingWriter, scrub_file
 
 GH = "ghp_" + "Q7w8" * 9
 KNOWN = "db-pass-from-env-77"

@@ -21,8 +21,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from deployloop.progress import ScrubbedRecords
 from deployloop.redact import Redactor
-from deployloop.scrub import ScrubbedRecords
 
 MAX_MESSAGE = 256 * 1024  # bytes of progress one event may carry (the forwarder sends 64 KiB)
 
