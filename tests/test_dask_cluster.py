@@ -157,20 +157,33 @@ def test_worker_killed_mid_shard_is_retried_elsewhere(tmp_path: Path, cluster: C
 
 
 def test_sigterm_leaves_no_process_on_any_worker(tmp_path: Path, cluster: Cluster) -> None:
-    """SIGTERM to deployloop while two shards block on two workers: exit 143, both suites'
-    process groups gone from the workers."""
+    """SIGTERM to deployloop while two shards block on two workers: exit 143, and by then
+    both suites' process groups are gone from the workers, though each takes a second to end
+    on TERM: deployloop waits for the cluster's tasks to stop them."""
     cluster.ensure_workers(2)
     write_tests(
         tmp_path / "e2e",
         "test_more.py",
         "def test_more():\n    from test_block import test_block; test_block()\n",
     )
+    write_tests(tmp_path / "e2e", "conftest.py", SLOW_TO_END)
     with blocked_run(tmp_path, cluster, 2) as proc:
         wait_for(lambda: len(marks(tmp_path)) >= 2, 60)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 143
         pids = [pid for pid, _ in marks(tmp_path)]
-        wait_for(lambda: all(gone(p) for p in pids), 15)
+        assert all(gone(p) for p in pids), pids
+
+
+SLOW_TO_END = """
+import os, signal, time
+
+def _slow_to_end(signum, frame):
+    time.sleep(1.0)
+    os._exit(1)
+
+signal.signal(signal.SIGTERM, _slow_to_end)
+"""
 
 
 def progress_lines(directory: Path) -> list[dict[str, object]]:

@@ -108,14 +108,17 @@ class DaskExecutor:
     def _wait(self, future: Any) -> TaskResult:
         """The task's result; after a stop, the cluster is told once and waited for (bounded).
         Raises ConnectionError once the client lost the scheduler (its futures would wait on)."""
-        from distributed import Event, wait
+        from distributed import Event
 
         while not future.done():
             if self.client.status != "running":  # reconnecting or closed: the scheduler is gone
                 raise ConnectionError(f"client {self.client.status}")
             if self.stop.is_set():
                 Event(self.stop_name, client=self.client).set()
-                wait(future, timeout=STOP_WAIT_S, return_when="ALL_COMPLETED")
+                # Polled too: distributed.wait looks for a default client, and ours is none.
+                settled = time.monotonic() + STOP_WAIT_S
+                while not future.done() and time.monotonic() < settled:
+                    time.sleep(POLL_S)
                 break
             time.sleep(POLL_S)  # polling: the Future offers no wait that a stop can cut short
         if not future.done():
