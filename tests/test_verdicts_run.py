@@ -17,12 +17,8 @@ from tests.helpers import cli, config_text, phase_block, session_dirs, suite_blo
 SUMMARY = re.compile(r"(\d+) (failed|passed|skipped|xfailed|xpassed|errors?|deselected|rerun)\b")
 PYTEST = f"{sys.executable} -m pytest -q -p no:cacheprovider -o addopts="
 
-FLAKY_AND_BROKEN = """
-import os
-
-def test_payment_backend_answers():
-    assert 503 == 200, "payment backend returned 503"
-
+# Fails on its first attempt only (FLAG_DIR keeps the attempt), and a plain pass beside it.
+FLAKY_ONCE_TESTS = """
 def test_flaky_once():
     marker = os.path.join(os.environ["FLAG_DIR"], "tried")
     if not os.path.exists(marker):
@@ -32,10 +28,7 @@ def test_flaky_once():
 def test_catalog():
     pass
 """
-
-SUBTESTS_AND_XFAIL = """
-import pytest
-
+XFAIL_TESTS = """
 @pytest.mark.xfail(reason="known bug", strict=True)
 def test_known_bug():
     assert False
@@ -43,7 +36,23 @@ def test_known_bug():
 @pytest.mark.xfail(reason="fixed upstream")
 def test_fixed_upstream():
     pass
+"""
+FLAKY_AND_BROKEN = (
+    """
+import os
 
+def test_payment_backend_answers():
+    assert 503 == 200, "payment backend returned 503"
+"""
+    + FLAKY_ONCE_TESTS
+)
+
+SUBTESTS_AND_XFAIL = (
+    """
+import pytest
+"""
+    + XFAIL_TESTS
+    + """
 def test_regions(subtests):
     for region in ("eu", "us"):
         with subtests.test(region=region):
@@ -52,6 +61,7 @@ def test_regions(subtests):
 def test_health():
     pass
 """
+)
 
 
 @pytest.fixture(autouse=True)

@@ -12,29 +12,15 @@ import pytest
 
 from deployloop.pytestline import drops_addopts
 from tests.helpers import cli, write_tests
-from tests.test_verdicts_run import PYTEST, run_night, suite_ends
+from tests.test_verdicts_run import (
+    FLAKY_ONCE_TESTS,
+    PYTEST,
+    XFAIL_TESTS,
+    run_night,
+    suite_ends,
+)
 
-FLAKY_ONCE = """
-import os
-import pytest
-
-def test_flaky_once():
-    marker = os.path.join(os.environ["FLAG_DIR"], "tried")
-    if not os.path.exists(marker):
-        open(marker, "w").close()
-        raise AssertionError("first attempt fails")
-
-def test_catalog():
-    pass
-
-@pytest.mark.xfail(reason="known bug", strict=True)
-def test_known_bug():
-    assert False
-
-@pytest.mark.xfail(reason="fixed upstream")
-def test_fixed_upstream():
-    pass
-"""
+FLAKY_ONCE = "\nimport os\nimport pytest\n" + FLAKY_ONCE_TESTS + XFAIL_TESTS
 FLAKY_ID = "e2e/test_e2e.py::test_flaky_once"
 
 
