@@ -33,6 +33,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from deployloop.atomic import temp_beside
 from deployloop.models import CaseResult
@@ -291,20 +292,14 @@ def scrubbed_case(case: CaseResult, redactor: Redactor) -> CaseResult:
     def clean(text: str) -> str:
         return redactor.redact(text) if text else text  # a passed case's texts are mostly empty
 
-    names = (redactor.redact_id(case.id), redactor.redact_id(case.name))
-    texts = tuple(map(clean, (case.classname, case.message, case.error_type, case.details)))
-    file = None if case.file is None else clean(case.file)
-    before = (case.id, case.name, case.classname, case.message, case.error_type, case.details)
-    if (*names, *texts) == before and file == case.file:
-        return case
-    classname, message, error_type, details = texts
-    return dataclasses.replace(
-        case,
-        id=names[0],
-        name=names[1],
-        classname=classname,
-        message=message,
-        error_type=error_type,
-        details=details,
-        file=file,
-    )
+    found: dict[str, Any] = {
+        "id": redactor.redact_id(case.id),
+        "name": redactor.redact_id(case.name),
+        "classname": clean(case.classname),
+        "message": clean(case.message),
+        "error_type": clean(case.error_type),
+        "details": clean(case.details),
+        "file": None if case.file is None else clean(case.file),
+    }
+    changed = {field: text for field, text in found.items() if text != getattr(case, field)}
+    return dataclasses.replace(case, **changed) if changed else case
