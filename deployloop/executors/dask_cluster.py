@@ -110,17 +110,18 @@ class DaskExecutor:
         Raises ConnectionError once the client lost the scheduler (its futures would wait on)."""
         from distributed import Event
 
+        # Polling: the Future offers no wait a stop can cut short, and distributed.wait looks
+        # for a default client, which ours is not.
+        given_up_at = None  # once stopped: when the cluster's tasks have had long enough
         while not future.done():
             if self.client.status != "running":  # reconnecting or closed: the scheduler is gone
                 raise ConnectionError(f"client {self.client.status}")
-            if self.stop.is_set():
+            if self.stop.is_set() and given_up_at is None:
                 Event(self.stop_name, client=self.client).set()
-                # Polled too: distributed.wait looks for a default client, and ours is none.
-                settled = time.monotonic() + STOP_WAIT_S
-                while not future.done() and time.monotonic() < settled:
-                    time.sleep(POLL_S)
+                given_up_at = time.monotonic() + STOP_WAIT_S
+            if given_up_at is not None and time.monotonic() >= given_up_at:
                 break
-            time.sleep(POLL_S)  # polling: the Future offers no wait that a stop can cut short
+            time.sleep(POLL_S)
         if not future.done():
             future.cancel()
         return future.result(timeout=1)  # type: ignore[no-any-return]
