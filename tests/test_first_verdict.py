@@ -21,17 +21,18 @@ from deployloop.runner import SuiteJob, plain_id, progress_path, run_suite
 from deployloop.sessionlog import describe
 
 RELEASE = "release.flag"
-# The session's end waits until the test saw the early verdict (it then creates the flag), at
-# most 20 s: "released" in the marker proves the verdict came while pytest still ran.
+# A suite's conftest: ``wait_for_release(name)`` blocks until the test saw what it waits for
+# (the early verdict, a progress record: it then creates the flag), at most 20 s, and writes
+# ``<name>.marker``: "released" there proves it came while pytest still ran.
 WAIT_FOR_RELEASE = f"""
 import os, time
 
-def wait_for_release():
+def wait_for_release(name="end"):
     deadline = time.monotonic() + 20
     flag = os.path.join(os.path.dirname(__file__), "{RELEASE}")
     while not os.path.exists(flag) and time.monotonic() < deadline:
         time.sleep(0.01)
-    with open(os.path.join(os.path.dirname(__file__), "end.marker"), "w") as out:
+    with open(os.path.join(os.path.dirname(__file__), name + ".marker"), "w") as out:
         out.write("released" if os.path.exists(flag) else "timed out")
 """
 BLOCKING_END = (
@@ -139,14 +140,14 @@ def test_early_verdict_arrives_while_pytest_still_runs(tmp_path: Path, args: str
 
 
 # Each xdist worker's session end (a team's cleanup) waits for the early verdict.
-WORKERS_END = WAIT_FOR_RELEASE.replace(
-    '"end.marker"', 'os.environ["PYTEST_XDIST_WORKER"] + ".marker"'
-)
-WORKERS_END += """
+WORKERS_END = (
+    WAIT_FOR_RELEASE
+    + """
 def pytest_sessionfinish(session):
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        wait_for_release()
+        wait_for_release(os.environ["PYTEST_XDIST_WORKER"])
 """
+)
 
 
 def test_xdist_early_verdict_comes_before_the_workers_sessions_end(tmp_path: Path) -> None:

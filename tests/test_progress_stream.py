@@ -1,9 +1,9 @@
 """The live plugin's records reach the kept progress file as they happen (issue 21): the
 plugin writes in batches, and no record may wait in its buffer behind a slow step.
 
-Each suite blocks (at most WAIT_S) until the test has seen the record it waits for in the kept
-progress file, then writes "released" or "timed out" to a marker: a record held back in the
-plugin's buffer shows as "timed out" (and as a run WAIT_S longer), never as a hang.
+Each suite blocks (``WAIT_FOR_RELEASE``, at most 20 s) until the test has seen the record it
+waits for in the kept progress file, then writes "released" or "timed out" to a marker: a
+record held back in the plugin's buffer shows as "timed out", never as a hang.
 """
 
 from __future__ import annotations
@@ -20,25 +20,12 @@ from typing import Any
 from deployloop.config import PhaseConfig, SuiteConfig
 from deployloop.progress import SuiteProgress
 from deployloop.runner import PLUGIN_DIR, PLUGINS, PROGRESS_ENV, SuiteJob, progress_path, run_suite
-from tests.test_first_verdict import suite_dir
-
-WAIT_S = 10
-WAIT = f"""
-import os, time
-
-def wait_for_release(name):
-    here = os.path.dirname(os.path.abspath(__file__))
-    deadline = time.monotonic() + {WAIT_S}
-    while not os.path.exists(os.path.join(here, "release.flag")) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    with open(os.path.join(here, name + ".marker"), "w") as out:
-        out.write("released" if os.path.exists(os.path.join(here, "release.flag")) else "timed out")
-"""
+from tests.test_first_verdict import WAIT_FOR_RELEASE, suite_dir
 
 
 def waiting_suite(tmp_path: Path, tests: str) -> Path:
     """``suite_dir`` with ``wait_for_release`` in its conftest, for its tests to call."""
-    return suite_dir(tmp_path, "from conftest import wait_for_release\n" + tests, WAIT)
+    return suite_dir(tmp_path, "from conftest import wait_for_release\n" + tests, WAIT_FOR_RELEASE)
 
 
 def run_watching(where: Path, args: str, seen: Callable[[dict[str, Any]], bool]) -> None:
