@@ -34,9 +34,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
+from _pytest.junitxml import LogXML, bin_xml_escape, mangle_test_address
 
 _GROUP = re.compile(r"@[^\[\]:@]*$")  # "test_a@grp", not "test_a[x@y.com]"
 _KEY = "_deployloop_report"
@@ -58,19 +60,88 @@ def pytest_configure(config: Any) -> None:
     path = os.environ.get("DEPLOYLOOP_JUNIT")
     if not path or hasattr(config, "workerinput"):  # xdist workers report through the controller
         return
-    from _pytest.junitxml import LogXML
-
-    class Report(LogXML):
-        def pytest_runtest_logreport(self, report: Any) -> None:
-            super().pytest_runtest_logreport(report)
-            if report.when == "call" and report.passed and hasattr(report, "wasxfail"):
-                self.node_reporter(report)._add_simple("skipped", XPASS_MESSAGE)
-            elif report.failed and report.when != "teardown":  # a teardown's node is closed
-                _append_output(self.node_reporter(report).nodes, report)
-
-    report = Report(path, None, family="xunit1")
+    report = Report(path)
     setattr(config, _KEY, report)
     config.pluginmanager.register(report, _KEY)
+
+
+class Report(LogXML):
+    """deployloop's JUnit report: pytest's own writer, plus what deployloop reads (an xpass
+    marked, a broken test's output tail), with a quick path for a clean pass.
+
+    A test whose setup, call and teardown reports all passed, with no user properties and no
+    xfail mark, is most of any suite, and ``LogXML`` spends about 45 µs on each (a node
+    reporter, its elements, three duration updates): its reports are held until its teardown
+    and it becomes one ``<testcase>`` written as ``_NodeReporter`` writes a pass (xunit1), in
+    a third of the time. Any other report replays the test's held ones through ``LogXML``
+    first, so every other test (a failure, an error, a skip, a rerun, reports interleaved by
+    xdist) is written by pytest's own code, as before.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, None, family="xunit1")
+        self.held: dict[tuple[str, Any], list[Any]] = {}  # (node id, xdist node) -> reports
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        key = (report.nodeid, getattr(report, "node", None))
+        held = self.held.pop(key, [])
+        if _clean(report) and [r.when for r in held] == _BEFORE[report.when]:
+            if report.when != "teardown":
+                self.held[key] = [*held, report]
+                return
+            self.stats["passed"] += 1
+            # sessionfinish asks each entry for its element (to_xml), nothing more
+            self.node_reporters_ordered.append(_Pass(held[1], [*held, report]))  # type: ignore[arg-type]
+            return
+        for earlier in held:
+            self._write(earlier)
+        self._write(report)
+
+    def _write(self, report: Any) -> None:
+        super().pytest_runtest_logreport(report)
+        if report.when == "call" and report.passed and hasattr(report, "wasxfail"):
+            self.node_reporter(report)._add_simple("skipped", XPASS_MESSAGE)
+        elif report.failed and report.when != "teardown":  # a teardown's node is closed
+            _append_output(self.node_reporter(report).nodes, report)
+
+    def pytest_sessionfinish(self) -> None:
+        """A test cut short (the session interrupted) is written as ``LogXML`` would."""
+        for reports in self.held.values():
+            for report in reports:
+                self._write(report)
+        self.held.clear()
+        super().pytest_sessionfinish()
+
+
+_BEFORE = {"setup": [], "call": ["setup"], "teardown": ["setup", "call"]}
+
+
+def _clean(report: Any) -> bool:
+    return bool(report.passed and not report.user_properties and not hasattr(report, "wasxfail"))
+
+
+class _Pass:
+    """A clean pass's ``<testcase>``: the attributes ``_NodeReporter.record_testreport`` gives
+    the call's report (xunit1, no prefix), and the time of its three reports."""
+
+    __slots__ = ("attrs",)
+
+    def __init__(self, call: Any, reports: list[Any]) -> None:
+        names = mangle_test_address(call.nodeid)
+        file, line, _ = call.location
+        self.attrs = {
+            "classname": ".".join(names[:-1]),
+            "name": bin_xml_escape(names[-1]),
+            "file": file,
+        }
+        if line is not None:
+            self.attrs["line"] = str(line)
+        if hasattr(call, "url"):
+            self.attrs["url"] = call.url
+        self.attrs["time"] = f"{sum(getattr(r, 'duration', 0.0) for r in reports):.3f}"
+
+    def to_xml(self) -> ET.Element:
+        return ET.Element("testcase", self.attrs)
 
 
 def _note_users_report(config: Any) -> None:
@@ -87,8 +158,6 @@ def _note_users_report(config: Any) -> None:
 def _append_output(nodes: list[Any], report: Any) -> None:
     """Add the tail of ``report``'s captured output (log, stdout, stderr) to the text of the
     last failure/error element in ``nodes`` (pytest's ElementTree nodes of one testcase)."""
-    from _pytest.junitxml import bin_xml_escape
-
     broken = [node for node in nodes if node.tag in ("failure", "error")]
     output = "".join(text for text in (report.caplog, report.capstdout, report.capstderr) if text)
     if broken and output.strip():
