@@ -6,6 +6,7 @@ capped (``junit_caps``)."""
 from __future__ import annotations
 
 import glob
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +38,11 @@ class Found:
 MAX_REPAIR_NOTES = 10  # notes kept for the run's story; the rest counted in one more line
 
 
-def read(junit_path: Path, suite: SuiteConfig, log_path: Path, started_wall: float) -> Found:
+def read(junit_path: Path, suite: SuiteConfig, log_path: Path | None, started_wall: float) -> Found:
     """Every result file of the run: the report deployloop's plugin had pytest write, else
-    each fresh file matching ``junit``. Repairs are noted in the suite's log and kept (bounded)
-    for the run's story; an unreadable file among several is named in the error."""
+    each fresh file matching ``junit``. Repairs are noted in the suite's log (``log_path``;
+    None for a read that may be thrown away) and kept (bounded) for the run's story; an
+    unreadable file among several is named in the error."""
     from deployloop import junit
 
     ours = junit_path.exists()
@@ -65,7 +67,8 @@ def read(junit_path: Path, suite: SuiteConfig, log_path: Path, started_wall: flo
         error = f"JUnit file unreadable: {named}{exc.problem}"
         return Found(cases, paths, ours, error, _bounded(repairs))
     finally:
-        _note(log_path, [f"JUnit repaired: {note}" for note in repairs])
+        if log_path is not None:
+            _note(log_path, [f"JUnit repaired: {note}" for note in repairs])
     return Found(cases, paths, ours, repairs=_bounded(repairs))
 
 
@@ -102,7 +105,10 @@ def kept_dir(junit_path: Path) -> Path:
 
 def keep(junit_path: Path, files: Sequence[Path], redactor: Redactor | None) -> Path | None:
     """Keep the run's result files beside its log, scrubbed: one file as ``<suite>.xml``,
-    several all together in ``<suite>.junit/`` (``deployloop results`` reads either)."""
+    several all together in ``<suite>.junit/`` (``deployloop results`` reads either), in place
+    of what an earlier keep of the run left (a report read early, then written again)."""
+    junit_path.unlink(missing_ok=True)
+    shutil.rmtree(kept_dir(junit_path), ignore_errors=True)
     if len(files) <= 1:
         if files:
             _keep_one(files[0], junit_path, redactor)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, assert_never
 
-from deployloop import process
+from deployloop import process_groups
 from deployloop.config import Config
 from deployloop.durations import next_occurrence, parse_clock, parse_duration
 from deployloop.errors import UsageError
@@ -156,7 +156,7 @@ def stop_left_behind(row: SessionRow) -> None:
     """Stop every group a killed run of this session left (its pid files survived it): suites
     and the redeploy trigger in the iteration directories, hooks in the session's own."""
     for pid_file in [*row.directory.glob("*.pid"), *row.directory.glob("*/*.pid")]:
-        process.stop_orphan(pid_file)
+        process_groups.stop_orphan(pid_file)
 
 
 def scrub_left_behind(row: SessionRow, redactor: Redactor) -> int:

@@ -22,7 +22,7 @@ from deployloop.plugin.deployloop_run import OUTPUT_HEADER, XPASS_MESSAGE
 from deployloop.runner import JUNIT_ENV, PLUGIN_DIR
 
 # Every kind of report a test can give, beside clean passes with names that need escaping.
-SUITE = '''
+SUITE = """
 import os
 import time
 
@@ -116,7 +116,7 @@ def test_flaky_once():
     if not os.path.exists(marker):
         open(marker, "w").close()
         raise AssertionError("first attempt fails")
-'''
+"""
 
 
 def _run(tmp_path: Path, *args: str) -> tuple[ET.Element, ET.Element]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from deployloop import process
+from deployloop import process, process_groups
 from deployloop.models import RunEnd
 from tests.helpers import wait_for
 
@@ -63,7 +64,7 @@ def test_orphan_group_is_stopped_when_its_leader_is_gone(tmp_path: Path) -> None
     pid_file = tmp_path / "suite.pid"
     pid_file.write_text(f"{leader.pid}\n/bin/sh\n")
     try:
-        assert process.stop_orphan(pid_file, grace_s=5)
+        assert process_groups.stop_orphan(pid_file, grace_s=5)
         wait_for(lambda: _gone(stray), timeout=10)
         assert not pid_file.exists()
     finally:
@@ -77,7 +78,7 @@ def test_orphan_file_naming_another_program_is_left_alone(tmp_path: Path) -> Non
     pid_file = tmp_path / "suite.pid"
     pid_file.write_text(f"{other.pid}\n{sys.executable}\n")
     try:
-        assert not process.stop_orphan(pid_file)
+        assert not process_groups.stop_orphan(pid_file)
         assert other.poll() is None and not pid_file.exists()
     finally:
         other.kill()
@@ -96,7 +97,7 @@ SCRIPT_RUNNER = "#!{python}\nimport time\nopen({ready!r}, 'w').close()\ntime.sle
 DEPLOYLOOP = """
 import sys, threading
 from pathlib import Path
-from deployloop import process
+from deployloop import process, process_groups
 process.run([sys.argv[1]], log_path=Path(sys.argv[2]), timeout=600, stop=threading.Event(),
             pid_file=Path(sys.argv[3]), scratch=Path(sys.argv[4]))
 """
@@ -108,7 +109,7 @@ def _killed_run(tmp_path: Path) -> tuple[Path, Path, int]:
     ready, script = tmp_path / "ready", tmp_path / "pytest"
     script.write_text(SCRIPT_RUNNER.format(python=sys.executable, ready=str(ready)))
     script.chmod(0o755)
-    scratch = tmp_path / f"{process.SCRATCH_PREFIX}x"
+    scratch = tmp_path / f"{process_groups.SCRATCH_PREFIX}x"
     scratch.mkdir()
     (scratch / "suite.xml").write_text("<testsuite/>")
     pid_file = tmp_path / "suite.pid"
@@ -127,7 +128,7 @@ def test_orphan_of_a_shebang_script_runner_is_stopped(tmp_path: Path) -> None:
     pid_file, scratch, leader = _killed_run(tmp_path)
     try:
         assert psutil.Process(leader).cmdline()[0] != str(tmp_path / "pytest")
-        assert process.stop_orphan(pid_file, grace_s=5)
+        assert process_groups.stop_orphan(pid_file, grace_s=5)
         wait_for(lambda: _gone(leader), timeout=10)
         assert not pid_file.exists() and not scratch.exists()
     finally:
@@ -139,11 +140,11 @@ def test_orphan_file_with_another_start_time_is_left_alone(tmp_path: Path) -> No
     the very same program) is never signalled; the stale file goes."""
     other = subprocess.Popen(["sleep", "300"], start_new_session=True)
     pid_file = tmp_path / "suite.pid"
-    started = process.start_ticks(other.pid)
+    started = process_groups.start_ticks(other.pid)
     assert started is not None
-    process.PidRecord(other.pid, "sleep", started - 1).write(pid_file)
+    process_groups.PidRecord(other.pid, "sleep", started - 1).write(pid_file)
     try:
-        assert not process.stop_orphan(pid_file)
+        assert not process_groups.stop_orphan(pid_file)
         assert other.poll() is None and not pid_file.exists()
     finally:
         other.kill()
@@ -158,9 +159,43 @@ def test_finished_orphan_leaves_no_scratch(tmp_path: Path) -> None:
     wait_for(lambda: _gone(leader), timeout=10)
     keep = tmp_path / "not-scratch"
     keep.mkdir()
-    process.stop_orphan(pid_file)
+    process_groups.stop_orphan(pid_file)
     assert not scratch.exists() and not pid_file.exists()
     other = tmp_path / "other.pid"
-    process.PidRecord(leader, "pytest", None, keep).write(other)
-    process.stop_orphan(other)
+    process_groups.PidRecord(leader, "pytest", None, keep).write(other)
+    process_groups.stop_orphan(other)
     assert keep.is_dir() and not other.exists()
+
+
+def test_a_childs_exit_wakes_its_exit_descriptor() -> None:
+    """The wait sees a child's exit the moment it comes (a pidfd: this machine has them)."""
+    child = subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE)
+    assert child.stdin is not None
+    try:
+        with process._exit_fd(child.pid) as exited:
+            assert exited is not None
+            assert select.select([exited], [], [], 0)[0] == []  # running: nothing to read
+            child.stdin.close()  # input() meets end of file: the child exits
+            assert select.select([exited], [], [], 30)[0] == [exited]
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_meanwhile_is_called_while_the_child_runs(tmp_path: Path) -> None:
+    """The child exits only once ``meanwhile`` has been called (it waits for its mark)."""
+    mark = tmp_path / "called"
+    wait_for_mark = (
+        "import os, sys, time\ndeadline = time.monotonic() + 30\n"
+        f"while not os.path.exists({str(mark)!r}) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        f"sys.exit(0 if os.path.exists({str(mark)!r}) else 1)\n"
+    )
+    done = process.run(
+        [sys.executable, "-c", wait_for_mark],
+        log_path=tmp_path / "log",
+        timeout=60,
+        stop=threading.Event(),
+        meanwhile=mark.touch,
+    )
+    assert (done.ended, done.returncode) == (RunEnd.COMPLETED, 0)

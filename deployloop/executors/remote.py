@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from deployloop import process
+from deployloop import process, process_groups
 from deployloop.models import RunEnd, SuiteRun
 from deployloop.redact import Redactor
 from deployloop.runner import SuiteJob, progress_path, run_suite
@@ -230,7 +230,7 @@ def stop_orphans() -> int:
         owner = int(owned.name.split("-")[0])
         if owner == os.getpid() or _alive(owner):
             continue
-        stopped += sum(process.stop_orphan(pid) for pid in owned.glob("*/*.pid"))
+        stopped += sum(process_groups.stop_orphan(pid) for pid in owned.glob("*/*.pid"))
         shutil.rmtree(owned, ignore_errors=True)
     return stopped
 
