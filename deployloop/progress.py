@@ -24,6 +24,8 @@ from deployloop.screen import utf8
 from deployloop.scrub import BATCH, HOLD, INTERVAL_S
 
 BROKEN = frozenset({"failed", "error"})
+MEMO = 4096  # scrubbed texts a progress writer remembers (ScrubbedRecords._scrub)
+MEMO_CHARS = 512  # the longest text remembered: at most ~4 MB in all
 SuiteKey = tuple[str, str, str]
 
 
@@ -245,6 +247,7 @@ class ScrubbedRecords:
         self._out: list[bytes] = []
         self._size = 0
         self._last_write = time.monotonic()
+        self._memo: dict[tuple[bool, str], str] = {}  # (is an id, text) -> scrubbed
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def write(self, data: bytes | bytearray | memoryview | str) -> None:
@@ -302,20 +305,32 @@ class ScrubbedRecords:
         if not isinstance(record, dict):
             self.dropped += 1
             return
-        out = (json.dumps(_scrubbed(record, self.redactor)) + "\n").encode()
+        out = (json.dumps(self._scrubbed(record)) + "\n").encode()
         self._out.append(out)
         self._size += len(out)
 
-
-def _scrubbed(value: object, redactor: Redactor | None, key: object = None) -> object:
-    """``value`` (decoded JSON) with every string in it, keys too, scrubbed; an ``id`` as a
-    test id (tagged)."""
-    if redactor is None:
+    def _scrubbed(self, value: object, key: object = None) -> object:
+        """``value`` (decoded JSON) with every string in it, keys too, scrubbed; an ``id`` as a
+        test id (tagged)."""
+        if isinstance(value, str):
+            return self._scrub(value, key == "id")
+        if isinstance(value, dict):
+            return {self._scrub(k, False): self._scrubbed(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._scrubbed(item) for item in value]
         return value
-    if isinstance(value, str):
-        return redactor.redact_id(value) if key == "id" else redactor.redact(value)
-    if isinstance(value, dict):
-        return {redactor.redact(k): _scrubbed(v, redactor, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrubbed(item, redactor) for item in value]
-    return value
+
+    def _scrub(self, text: str, as_id: bool) -> str:
+        """``text`` scrubbed, each short text once: a redactor's answer never changes, and the
+        same few words (the records' keys, events, outcomes) and each test's id (three records
+        a test) come again and again. At most ``MEMO`` texts of up to ``MEMO_CHARS`` are kept."""
+        if self.redactor is None:
+            return text
+        done = self._memo.get((as_id, text))
+        if done is None:
+            done = self.redactor.redact_id(text) if as_id else self.redactor.redact(text)
+            if len(text) <= MEMO_CHARS:
+                if len(self._memo) >= MEMO:
+                    self._memo.clear()
+                self._memo[(as_id, text)] = done
+        return done
