@@ -15,6 +15,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from deployloop import progress
 from deployloop.progress import ScrubbedRecords
 from deployloop.redact import MASK, Redactor
 from deployloop.scrub import Cap, ScrubbingWriter, scrub_file
@@ -258,6 +259,27 @@ def test_a_progress_line_names_its_test_by_the_results_id(tmp_path: Path, test_i
     redactor = Redactor(['tok"quoted9']).with_id_key(KEY)
     kept = kept_records(tmp_path, redactor, plugin_line(test_id))
     assert json.loads(kept)["id"] == redactor.redact_id(test_id)
+
+
+def test_remembered_scrubs_are_the_redactors_and_stay_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each id comes three times (start, test, done) and is scrubbed once: every kept id is
+    still the redactor's own answer, past the memo's bound too, and the memo stays bounded
+    (long texts are never kept in it)."""
+    monkeypatch.setattr(progress, "MEMO", 8)
+    redactor = Redactor([KNOWN]).with_id_key(KEY)
+    ids = [f"t.py::test_{n}[{KNOWN if n % 2 else 'x'}]" for n in range(20)]
+    ids.append("t.py::test_long[" + "y" * (progress.MEMO_CHARS + 1) + KNOWN + "]")
+    path = tmp_path / "e2e.progress.jsonl"
+    with ScrubbedRecords(path, redactor, interval_s=0.0) as writer:
+        for test_id in ids:
+            for _ in range(3):
+                writer.write(plugin_line(test_id))
+            assert len(writer._memo) <= progress.MEMO
+    kept = [json.loads(line)["id"] for line in path.read_bytes().splitlines()]
+    assert kept == [redactor.redact_id(test_id) for test_id in ids for _ in range(3)]
+    assert KNOWN not in "".join(kept)
 
 
 def test_no_part_of_a_value_survives_an_over_long_line(tmp_path: Path) -> None:
