@@ -58,10 +58,11 @@ def on_dask(directory: Path, cluster: Cluster) -> Path:
     return directory
 
 
-# Known intermittent (about 1 run in 4 of this module on a machine loaded 7x over; 0 in 32 runs
-# since): a Dask run once counted fewer tests in one sharded suite than the local run. Not yet
-# understood; a failure now prints the session and shard logs. One rerun keeps CI meaningful
-# while the cause is found. Every other assertion here is strict.
+# Known intermittent (about 3 runs in 28 under load): a Dask run counted fewer tests in one
+# sharded suite than the local run, because that shard's task failed on the cluster (once with
+# "BufferError: Existing exports of data", from the task's future while the scheduler was up):
+# a harness error, never a pass. Its origin is not found yet; a failure prints the session and
+# shard logs. One rerun keeps CI meaningful while it is. Every other assertion here is strict.
 @pytest.mark.flaky(reruns=1)
 def test_dask_gives_the_local_verdicts(tmp_path: Path, cluster: Cluster) -> None:
     """Two phases of sharded suites on the cluster: the same counts, clusters and issues as the
@@ -258,6 +259,24 @@ def test_scheduler_unreachable_is_target_unreachable(monkeypatch: pytest.MonkeyP
     with pytest.raises(TargetUnreachable, match=r"tcp://127\.0\.0\.1:9 unreachable") as caught:
         dask_cluster.DaskExecutor.connect(config, threading.Event(), Redactor(), ())
     assert caught.value.exit_code == 3 and "\n" not in str(caught.value)
+
+
+def test_a_task_failing_with_its_scheduler_up_is_not_called_a_lost_scheduler(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task's own error (a BufferError came back from a worker once) while the client still
+    holds its scheduler is named as such, not as a lost scheduler."""
+    monkeypatch.setattr(dask_cluster, "LOST_S", 0.3)
+    config = ExecutorConfig(kind="dask", scheduler=cluster.address)
+    executor = dask_cluster.DaskExecutor.connect(config, threading.Event(), Redactor(), ())
+    try:
+        words = executor._words(BufferError("Existing exports of data"))
+    finally:
+        executor.close()
+    assert words == (
+        f"dask task failed on the cluster ({cluster.address}): "
+        "BufferError: Existing exports of data"
+    )
 
 
 def test_scheduler_lost_mid_iteration(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 
 Faults on a cluster are harness errors, never passes: a task whose workers died (Dask's
 ``KilledWorker``, or ``remote``'s own one-retry limit), a scheduler lost mid-run, a cancelled
-task all give a SuiteRun with no test in it and the reason in words. ``health`` tells the loop
+task, a task that failed on the cluster for a reason of its own all give a SuiteRun with no
+test in it and the reason in words. ``health`` tells the loop
 whether the scheduler answers, so a lost scheduler is waited for like an unhealthy target.
 Live progress: workers send their suites' progress lines on the session's event topic, and
 ``relay.ProgressRelay`` writes them to the jobs' progress files here, as a local suite's grow.
@@ -34,6 +35,7 @@ from deployloop.scrub import ScrubbingWriter, scrubbed_case
 CONNECT_S = 10.0  # for the scheduler to answer at start
 POLL_S = 0.1  # how often a waiting job checks the stop
 STOP_WAIT_S = GRACE_S + 10.0  # for tasks to stop their groups after a stop
+LOST_S = 2.0  # for the client to notice a lost scheduler after a task failed
 
 
 @dataclass
@@ -133,7 +135,20 @@ class DaskExecutor:
             return f"dask workers kept dying running it: {exc}"
         if self.stop.is_set():
             return "interrupted; the cluster's task was cancelled"
-        return f"dask scheduler {self.scheduler} lost mid-run: {type(exc).__name__}: {exc}"
+        what = f"{type(exc).__name__}: {exc}"
+        if self._scheduler_gone():
+            return f"dask scheduler {self.scheduler} lost mid-run: {what}"
+        return f"dask task failed on the cluster ({self.scheduler}): {what}"
+
+    def _scheduler_gone(self) -> bool:
+        """Whether the client has lost its scheduler, given ``LOST_S`` to notice: a task's
+        error can come before the client's status changes."""
+        deadline = time.monotonic() + LOST_S
+        while self.client.status == "running":
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL_S)
+        return True
 
     def _settled(self, job: Any, result: TaskResult) -> SuiteRun:
         """The worker's run at this machine's paths, its files written here, scrubbed again

@@ -27,8 +27,9 @@ sleeps, and each pair must end before the next iteration starts). Pairing each i
 plain runs of the same minute keeps the machine's drift out of the figure: these machines run
 a pass 0.55 s one minute and 0.72 s the next. The median of the per-iteration ratios; the first
 iteration, which has no failed-first pass, is left out. A single ratio still swings by ±10%
-between seconds here, so the median is taken over ITERATIONS - 1 of them. ``iteration_overhead_per_test_us`` is
-the same difference per test: what a test's own duration must exceed for the ratio to hold.
+between seconds here, so the median is taken over ITERATIONS - 1 of them.
+``iteration_overhead_per_test_us`` is the same difference per test: what a test's own
+duration must exceed for the ratio to hold.
 ``iteration_overhead_ratio_one_request`` is the same figure for the same tests when each first
 asks a loopback server once, answered at once (``REQUEST_CONFTEST``, ``quick_staging``: an e2e
 test touches its target at least that much), as the time-to-first-verdict bench's tests do.
