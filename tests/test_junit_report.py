@@ -2,8 +2,8 @@
 
 Its quick path writes a clean pass without pytest's ``LogXML`` machinery; every other test goes
 through ``LogXML``. One real pytest run writes both files from the same reports: pytest's own
-``--junitxml`` (xunit1) and deployloop's. Every testcase must match, attributes and times
-included, but for what deployloop adds on purpose: a broken test's output tail after pytest's
+``--junitxml`` (xunit1) and deployloop's. Every testcase must match, in order, attributes and
+times included, but for what deployloop adds on purpose: a broken test's output tail after pytest's
 text, and the skipped element that marks an xpass.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -34,6 +33,38 @@ def slow_setup():
     time.sleep(0.004)  # the time a testcase reports is its three phases', not the call's
     yield
     time.sleep(0.004)
+
+
+def _flag(name):
+    return os.path.join(os.environ["FLAG_DIR"], name)
+
+
+def _wait_for(name):
+    deadline = time.monotonic() + 30
+    while not os.path.exists(_flag(name)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _on(worker):
+    return os.environ.get("HANDSHAKE") and os.environ.get("PYTEST_XDIST_WORKER") == worker
+
+
+# Under --dist each (HANDSHAKE set, and CONTROLLER_CONFTEST), the controller's order of reports
+# is: test_held's setup from gw0, all of test_meanwhile from gw1, then the rest of test_held:
+# LogXML places each test where its setup report came.
+def test_held():
+    if _on("gw0"):
+        _wait_for("seen-test_meanwhile-teardown")
+
+
+@pytest.fixture
+def after_the_hold():
+    if _on("gw1"):
+        _wait_for("seen-test_held-setup")
+
+
+def test_meanwhile(after_the_hold):
+    pass
 
 
 class TestInAClass:
@@ -119,15 +150,35 @@ def test_flaky_once():
 """
 
 
-def _run(tmp_path: Path, *args: str) -> tuple[ET.Element, ET.Element]:
-    """(pytest's own report, deployloop's) of one run of SUITE with ``args``."""
+# The xdist controller notes the reports the workers of SUITE wait for (xdist sets ``node``).
+CONTROLLER_CONFTEST = """
+import os
+
+NOTED = {("gw0", "test_held", "setup"), ("gw1", "test_meanwhile", "teardown")}
+
+
+def pytest_runtest_logreport(report):
+    node = getattr(report, "node", None)
+    if node is None or not os.environ.get("HANDSHAKE"):
+        return
+    name = report.nodeid.rpartition("::")[2]
+    if (node.gateway.id, name, report.when) in NOTED:
+        open(os.path.join(os.environ["FLAG_DIR"], f"seen-{name}-{report.when}"), "w").close()
+"""
+
+
+def _run(tmp_path: Path, *args: str, handshake: bool = False) -> tuple[ET.Element, ET.Element]:
+    """(pytest's own report, deployloop's) of one run of SUITE with ``args``; ``handshake``:
+    its two xdist workers interleave test_held and test_meanwhile (see SUITE)."""
     (tmp_path / "test_kinds.py").write_text(SUITE, encoding="utf-8")
+    (tmp_path / "conftest.py").write_text(CONTROLLER_CONFTEST, encoding="utf-8")
     (tmp_path / "flags").mkdir()
     env = {
         **os.environ,
         "PYTHONPATH": str(PLUGIN_DIR),
         JUNIT_ENV: str(tmp_path / "ours.xml"),
         "FLAG_DIR": str(tmp_path / "flags"),
+        **({"HANDSHAKE": "1"} if handshake else {}),
     }
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
     argv += ["-p", "deployloop_run", "-o", "junit_family=xunit1", "--junitxml=theirs.xml"]
@@ -154,15 +205,19 @@ def _cases(root: ET.Element) -> list[ET.Element]:
     return root.findall("./testsuite/testcase")
 
 
-@pytest.mark.parametrize("args", [(), ("-p", "xdist", "-n", "2")], ids=["plain", "xdist"])
+XDIST = ("-p", "xdist", "-n", "2")
+
+
+@pytest.mark.parametrize(
+    "args", [(), XDIST, (*XDIST, "--dist", "each")], ids=["plain", "xdist", "each"]
+)
 def test_deployloops_report_says_what_pytests_says(tmp_path: Path, args: tuple[str, ...]) -> None:
-    theirs, ours = _run(tmp_path, "-p", "rerunfailures", "--reruns", "1", *args)
-    ordered = not args  # xdist interleaves its workers' reports: the order is theirs to choose
-    if ordered:
-        assert [_comparable(c) for c in _cases(ours)] == [_comparable(c) for c in _cases(theirs)]
-    assert Counter(_comparable(c) for c in _cases(ours)) == Counter(
-        _comparable(c) for c in _cases(theirs)
-    )
+    """Case by case and in pytest's order: a test is placed where its setup report came (under
+    ``--dist each`` a test's records from two workers are folded in that order)."""
+    each = "each" in args  # without reruns: pytest-rerunfailures logs a test's reports at its end
+    reruns = () if each else ("-p", "rerunfailures", "--reruns", "1")
+    theirs, ours = _run(tmp_path, *reruns, *args, handshake=each)
+    assert [_comparable(c) for c in _cases(ours)] == [_comparable(c) for c in _cases(theirs)]
     # pytest counts each result element: an xpass's mark is one more skipped, one more test
     marks = sum(c.get("message") == XPASS_MESSAGE for c in ours.iter("skipped"))
     counts = ("tests", "errors", "failures", "skipped")

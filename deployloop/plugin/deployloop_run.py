@@ -73,29 +73,44 @@ class Report(LogXML):
     xfail mark, is most of any suite, and ``LogXML`` spends about 45 µs on each (a node
     reporter, its elements, three duration updates): its reports are held until its teardown
     and it becomes one ``<testcase>`` written as ``_NodeReporter`` writes a pass (xunit1), in
-    a third of the time. Any other report replays the test's held ones through ``LogXML``
-    first, so every other test (a failure, an error, a skip, a rerun, reports interleaved by
-    xdist) is written by pytest's own code, as before.
+    a third of the time, in the place its setup report gave it, as ``LogXML`` orders tests.
+    Any other report replays the test's held ones through ``LogXML`` first, so every other
+    test (a failure, an error, a skip, a rerun, reports interleaved by xdist) is written by
+    pytest's own code, in its place, as before.
     """
 
     def __init__(self, path: str) -> None:
         super().__init__(path, None, family="xunit1")
-        self.held: dict[tuple[str, Any], list[Any]] = {}  # (node id, xdist node) -> reports
+        # (node id, xdist node) -> (the test's place in node_reporters_ordered, its reports)
+        self.held: dict[tuple[str, Any], tuple[int | None, list[Any]]] = {}
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         key = (report.nodeid, getattr(report, "node", None))
-        held = self.held.pop(key, [])
+        place, held = self.held.pop(key, (None, []))
+        ordered: list[Any] = self.node_reporters_ordered
         if _clean(report) and [r.when for r in held] == _BEFORE[report.when]:
+            if report.when == "setup":
+                # LogXML writes a test where its setup report came (xdist interleaves: the
+                # order of one test's records from two workers is what logical.fold reads)
+                place = len(ordered)
+                ordered.append(None)
             if report.when != "teardown":
-                self.held[key] = [*held, report]
+                self.held[key] = (place, [*held, report])
                 return
             self.stats["passed"] += 1
-            # sessionfinish asks each entry for its element (to_xml), nothing more
-            self.node_reporters_ordered.append(_Pass(held[1], [*held, report]))  # type: ignore[arg-type]
+            ordered[place] = _Pass(held[1], [*held, report])  # type: ignore[index]
             return
-        for earlier in held:
-            self._write(earlier)
+        self._replay(place, held)
         self._write(report)
+
+    def _replay(self, place: int | None, held: list[Any]) -> None:
+        """The held reports through ``LogXML``, the test's reporter moved to its place."""
+        ordered: list[Any] = self.node_reporters_ordered
+        made = len(ordered)
+        for report in held:
+            self._write(report)
+        if place is not None and len(ordered) > made:  # made at the setup report: always
+            ordered[place] = ordered.pop(made)
 
     def _write(self, report: Any) -> None:
         super().pytest_runtest_logreport(report)
@@ -106,10 +121,11 @@ class Report(LogXML):
 
     def pytest_sessionfinish(self) -> None:
         """A test cut short (the session interrupted) is written as ``LogXML`` would."""
-        for reports in self.held.values():
-            for report in reports:
-                self._write(report)
+        for place, reports in self.held.values():
+            self._replay(place, reports)
         self.held.clear()
+        ordered: list[Any] = self.node_reporters_ordered
+        ordered[:] = [entry for entry in ordered if entry is not None]
         super().pytest_sessionfinish()
 
 
