@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import glob
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from deployloop.errors import JUnitError
 from deployloop.models import CaseResult
@@ -35,6 +35,7 @@ class Found:
     repairs: tuple[str, ...] = ()
 
 
+R = TypeVar("R")  # what a clean early read becomes (runner: the kept copy and scrubbed cases)
 MAX_REPAIR_NOTES = 10  # notes kept for the run's story; the rest counted in one more line
 
 
@@ -135,3 +136,56 @@ def _fresh_matches(suite: SuiteConfig, started_wall: float) -> list[Path]:
     base = Path(suite.cwd or ".")
     matches = sorted(Path(p) for p in glob.glob(str(base / suite.junit), recursive=True))
     return [p for p in matches if p.is_file() and p.stat().st_mtime >= started_wall - 1.0]
+
+
+class EarlyRead(Generic[R]):
+    """The plugin's report (``path``) read while pytest still exits: ``runner.run_suite``
+    calls it as ``process.run``'s ``meanwhile``, and ``finish`` (keep it, scrub its cases:
+    ``R``) a clean read.
+
+    pytest writes the report at its session's end, then prints its summary, unconfigures its
+    plugins and tears its interpreter down: 30-70 ms for 1000 tests here, while reading,
+    keeping and scrubbing the report takes some 12 ms that the pass would otherwise wait
+    for after the exit. The early read is taken only when it was clean (deployloop's own
+    report, so no behave hook errors to attach from a log still being written; nothing
+    repaired: a report caught half written is repaired) and the file is the same one at the
+    exit (inode, size, modification time): a second pytest run of the same command, or a
+    report that changed while it was read, is read again after the exit. Only a clean read is
+    kept beside the log (``finish``): a half-written report may end inside a secret, which
+    its scrubbed copy would not mask.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        read: Callable[[], Found],
+        finish: Callable[[Found], R],
+    ) -> None:
+        self.path = path
+        self.read = read
+        self.finish = finish
+        self.tried: tuple[int, int, int] | None = None  # the file as it was when last read
+        self.results: R | None = None
+
+    def __call__(self) -> None:
+        now = _signature(self.path)
+        if self.results is not None or now is None or now == self.tried:
+            return
+        self.tried = now
+        found = self.read()  # repairs not noted: only the read after the exit notes them
+        if found.ours and found.error is None and not found.repairs:
+            self.results = self.finish(found)
+
+    def taken(self) -> R | None:
+        """The early read, when it still holds for the file at hand."""
+        if self.results is None or _signature(self.path) != self.tried:
+            return None
+        return self.results
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns

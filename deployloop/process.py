@@ -239,7 +239,7 @@ def _wait(
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     child.wait(timeout=left)
             else:
-                select.select([exited], [], [], left)
+                exited.poll(left * 1000)
             if child.poll() is not None:
                 return RunEnd.COMPLETED
             if stop.is_set():
@@ -251,17 +251,20 @@ def _wait(
 
 
 @contextlib.contextmanager
-def _exit_fd(pid: int) -> Iterator[int | None]:
-    """A descriptor that turns readable when ``pid`` exits (pidfd_open(2), Linux 5.3), so a
-    suite's end is seen the moment it comes instead of at ``Popen.wait``'s next poll (up to
-    ``POLL_S`` later); None where there is none."""
+def _exit_fd(pid: int) -> Iterator[select.poll | None]:
+    """A poll on a descriptor that turns readable when ``pid`` exits (pidfd_open(2), Linux
+    5.3), so a suite's end is seen the moment it comes instead of at ``Popen.wait``'s next
+    poll (up to ``POLL_S`` later); None where there is none. ``poll``, not ``select``: a
+    daemon running many suites may hold descriptors past ``FD_SETSIZE`` (1024)."""
     try:
         fd = os.pidfd_open(pid)
     except (AttributeError, OSError):  # not Linux, or a kernel before 5.3
         yield None
         return
     try:
-        yield fd
+        exited = select.poll()
+        exited.register(fd, select.POLLIN)
+        yield exited
     finally:
         os.close(fd)
 

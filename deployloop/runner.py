@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -112,7 +112,11 @@ def run_suite(
     started_wall = time.time()
     with _private_place(job, redactor) as (raw_job, progress, select):
         raw = raw_job.junit_path
-        early = _EarlyRead(raw, lambda: _results(job, raw, redactor, started_wall, early=True))
+        early = junit_files.EarlyRead(
+            raw,
+            lambda: junit_files.read(raw, job.suite, None, started_wall),
+            lambda found: _results(job, raw, redactor, started_wall, found),
+        )
         done = process.run(
             argv,
             log_path=job.log_path,
@@ -160,60 +164,22 @@ class _Results(NamedTuple):
 
 
 def _results(
-    job: SuiteJob, raw: Path, redactor: Redactor | None, started_wall: float, early: bool = False
+    job: SuiteJob,
+    raw: Path,
+    redactor: Redactor | None,
+    started_wall: float,
+    found: junit_files.Found | None = None,
 ) -> _Results:
-    """The run's result files (``raw``: the plugin's report, in the private place) read, kept
-    scrubbed beside the log, and their cases with hook errors attached and scrubbed. Repairs
-    are noted in the log unless ``early`` (a read that may be thrown away: ``_EarlyRead``)."""
-    found = junit_files.read(raw, job.suite, None if early else job.log_path, started_wall)
+    """The run's result files (``raw``: the plugin's report, in the private place) read
+    (unless ``found`` already), kept scrubbed beside the log, and their cases with hook
+    errors attached and scrubbed."""
+    if found is None:
+        found = junit_files.read(raw, job.suite, job.log_path, started_wall)
     kept = junit_files.keep(job.junit_path, found.files, redactor)
     cases = attach_hook_errors(found.cases, job.log_path)
     if redactor is not None:  # first: a selection's masked ids are found among scrubbed ones
         cases = [scrubbed_case(case, redactor) for case in cases]
     return _Results(found, kept, cases)
-
-
-class _EarlyRead:
-    """The plugin's report read while pytest still exits (``process.run``'s ``meanwhile``).
-
-    pytest writes the report at its session's end, then prints its summary, unconfigures its
-    plugins and tears its interpreter down: 30-70 ms for 1000 tests here, while reading,
-    keeping and scrubbing the report takes some 12 ms that the pass would otherwise wait
-    for after the exit. The early read is taken only when it was clean (deployloop's own
-    report, so no behave hook errors to attach from a log still being written; nothing
-    repaired: a report caught half written is repaired) and the file is the same one at the
-    exit (inode, size, modification time): a second pytest run of the same command, or a
-    report that changed while it was read, is read again after the exit.
-    """
-
-    def __init__(self, path: Path, read: Callable[[], _Results]) -> None:
-        self.path = path
-        self.read = read
-        self.tried: tuple[int, int, int] | None = None  # the file as it was when last read
-        self.results: _Results | None = None
-
-    def __call__(self) -> None:
-        now = _signature(self.path)
-        if self.results is not None or now is None or now == self.tried:
-            return
-        self.tried = now
-        results = self.read()
-        if results.found.ours and results.found.error is None and not results.found.repairs:
-            self.results = results
-
-    def taken(self) -> _Results | None:
-        """The early read, when it still holds for the file at hand."""
-        if self.results is None or _signature(self.path) != self.tried:
-            return None
-        return self.results
-
-
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def pid_path(job: SuiteJob) -> Path:

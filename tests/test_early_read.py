@@ -9,10 +9,13 @@ pytest twice, the second run writing the report again after deployloop read the 
 from __future__ import annotations
 
 import shlex
+import sys
 import threading
+import time
 from pathlib import Path
 
 from deployloop.models import Outcome, SuiteRun
+from deployloop.redact import Redactor
 from deployloop.runner import SuiteJob, run_suite
 from tests.helpers import python_pytest, wait_for, write_tests
 from tests.test_runner import make_job
@@ -78,3 +81,52 @@ def test_a_report_written_again_after_the_early_read_is_read_again(tmp_path: Pat
     assert run.harness_error is None
     assert sorted(c.id for c in run.cases) == ["test_two.py::test_two_a", "test_two.py::test_two_b"]
     assert "test_one" not in kept.read_text(encoding="utf-8")
+
+
+SECRET = "tok-9f8e7d6c5b4a3928"
+# A report written in two parts, the first ending inside a secret; the second only once the
+# file RELEASE exists. Run as the suite (no pytest: the file is written where the plugin's is).
+TWO_PART_REPORT = f"""
+import os, sys, time
+report = (
+    '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="s" tests="1">'
+    '<testcase classname="t" name="test_a[{SECRET}]" time="0.1"/></testsuite></testsuites>'
+)
+cut = report.index("{SECRET}") + len("{SECRET}") - 3
+with open(os.environ["DEPLOYLOOP_JUNIT"], "w") as handle:
+    handle.write(report[:cut])
+    handle.flush()
+    open(sys.argv[1] + "/PART1", "w").close()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(sys.argv[1] + "/RELEASE") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    handle.write(report[cut:])
+"""
+
+
+def test_a_half_written_report_is_never_kept(tmp_path: Path) -> None:
+    """A report read early but cut inside a secret is not copied beside the log, where its
+    scrubbed copy could not mask the secret; the whole report, read after the exit, is."""
+    (tmp_path / "report.py").write_text(TWO_PART_REPORT, encoding="utf-8")
+    run_line = f"{shlex.quote(sys.executable)} report.py {shlex.quote(str(tmp_path))}"
+    job = make_job(tmp_path, run_line, cwd=str(tmp_path))
+    runs: list[SuiteRun] = []
+    redactor = Redactor([SECRET])
+    thread = threading.Thread(
+        target=lambda: runs.append(run_suite(job, threading.Event(), redactor=redactor))
+    )
+    thread.start()
+    try:
+        wait_for((tmp_path / "PART1").exists)
+        # The run is polled every process.POLL_S: half a second is some 25 early reads.
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            assert not job.junit_path.exists()
+            time.sleep(0.02)
+    finally:
+        (tmp_path / "RELEASE").touch()
+        thread.join(timeout=60)
+    (run,) = runs
+    kept = job.junit_path.read_text(encoding="utf-8")
+    assert SECRET[:8] not in kept and "[REDACTED" in kept
+    assert [c.outcome for c in run.cases] == [Outcome.PASSED]

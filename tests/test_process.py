@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
+import resource
 import signal
 import subprocess
 import sys
@@ -174,12 +174,35 @@ def test_a_childs_exit_wakes_its_exit_descriptor() -> None:
     try:
         with process._exit_fd(child.pid) as exited:
             assert exited is not None
-            assert select.select([exited], [], [], 0)[0] == []  # running: nothing to read
+            assert exited.poll(0) == []  # running: nothing to read
             child.stdin.close()  # input() meets end of file: the child exits
-            assert select.select([exited], [], [], 30)[0] == [exited]
+            assert len(exited.poll(30_000)) == 1
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_run_works_with_descriptors_past_fd_setsize(tmp_path: Path) -> None:
+    """A daemon may hold over 1024 descriptors: its next child's pidfd is past what
+    ``select`` takes, and the run must still end normally."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1100 if hard == resource.RLIM_INFINITY else min(hard, 1100)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    held: list[int] = []
+    try:
+        while len(held) < wanted - 64:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        done = process.run(
+            [sys.executable, "-c", "pass"],
+            log_path=tmp_path / "log",
+            timeout=60,
+            stop=threading.Event(),
+        )
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert max(held) >= 1024 and (done.ended, done.returncode) == (RunEnd.COMPLETED, 0)
 
 
 def test_meanwhile_is_called_while_the_child_runs(tmp_path: Path) -> None:
