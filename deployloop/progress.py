@@ -25,7 +25,7 @@ from deployloop.scrub import BATCH, HOLD, INTERVAL_S
 
 BROKEN = frozenset({"failed", "error"})
 MEMO = 4096  # scrubbed texts a progress writer remembers (ScrubbedRecords._scrub)
-MEMO_CHARS = 512  # the longest text remembered: at most ~4 MB in all
+MEMO_CHARS = 512  # the longest text remembered: at most 2 x 4096 x 512 characters
 SuiteKey = tuple[str, str, str]
 
 

@@ -90,12 +90,13 @@ class DaskExecutor:
 
     def run(self, job: Any) -> SuiteRun:
         """Run ``job`` (a ``runner.SuiteJob``) as one task; its JUnit XML and log tail are
-        written, scrubbed, at the job's own paths. Never raises for the cluster's faults."""
+        written, scrubbed, at the job's own paths. Never raises for the cluster's faults;
+        raises OSError, as ``run_suite`` does, when the files under logs/ cannot be written."""
         from distributed import Variable
 
         starts = f"deployloop-starts-{uuid.uuid4().hex}"
+        self.relay.open(starts, progress_path(job))  # OSError: logs/ unwritable, as run_suite's
         try:
-            self.relay.open(starts, progress_path(job))
             Variable(starts, client=self.client).set([])
             names = (self.stop_name, starts, self.topic)
             spec = TaskSpec.for_worker(job, self.secrets, names, self.redactor.id_key)
