@@ -83,9 +83,13 @@ class Report(LogXML):
         super().__init__(path, None, family="xunit1")
         # (node id, xdist node) -> (the test's place in node_reporters_ordered, its reports)
         self.held: dict[tuple[str, Any], tuple[int | None, list[Any]]] = {}
+        self.given: set[tuple[str, Any]] = set()  # tests LogXML has, until their teardown
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         key = (report.nodeid, getattr(report, "node", None))
+        if key in self.given:  # a subtest's report before its setup's, say: LogXML's test
+            self._write(report)
+            return
         place, held = self.held.pop(key, (None, []))
         ordered: list[Any] = self.node_reporters_ordered
         if _clean(report) and [r.when for r in held] == _BEFORE[report.when]:
@@ -113,6 +117,11 @@ class Report(LogXML):
             ordered[place] = ordered.pop(made)
 
     def _write(self, report: Any) -> None:
+        key = (report.nodeid, getattr(report, "node", None))
+        if report.when == "teardown":
+            self.given.discard(key)
+        else:
+            self.given.add(key)
         super().pytest_runtest_logreport(report)
         if report.when == "call" and report.passed and hasattr(report, "wasxfail"):
             self.node_reporter(report)._add_simple("skipped", XPASS_MESSAGE)
@@ -120,16 +129,25 @@ class Report(LogXML):
             _append_output(self.node_reporter(report).nodes, report)
 
     def pytest_sessionfinish(self) -> None:
-        """A test cut short (the session interrupted) is written as ``LogXML`` would."""
+        """A test cut short (the session interrupted) is written as ``LogXML`` would, but for
+        one whose call never reported (``pytest.exit`` in it): ``LogXML`` writes that as a
+        ``<testcase>`` without a name or a result, which reads as a pass. Left out, it is a
+        test collected that never ran, and the run says so (``runner._not_run``)."""
         for place, reports in self.held.values():
             self._replay(place, reports)
         self.held.clear()
         ordered: list[Any] = self.node_reporters_ordered
-        ordered[:] = [entry for entry in ordered if entry is not None]
+        ordered[:] = [entry for entry in ordered if entry is not None and _named(entry)]
         super().pytest_sessionfinish()
 
 
 _BEFORE = {"setup": [], "call": ["setup"], "teardown": ["setup", "call"]}
+
+
+def _named(entry: Any) -> bool:
+    """False for a test ``LogXML`` still has open without a name (no call or error recorded:
+    its ``attrs`` are empty); a finished one keeps only its element (``finalize``)."""
+    return getattr(entry, "attrs", None) != {}
 
 
 def _clean(report: Any) -> bool:
