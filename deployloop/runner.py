@@ -133,8 +133,8 @@ def run_suite(
         found, kept, cases = early.taken() or _results(job, raw, redactor, started_wall)
     # After the private place: the pump has written every progress line (the collected count).
     repairs = found.repairs
-    ended, reason = how_it_ended(job, done, cases, found, by_deadline)
     collected = collected_count(progress_path(job)) if found.ours else None
+    ended, reason = how_it_ended(job, done, cases, found, by_deadline, collected)
     # Read (the collected count): a 64k-test suite's would keep 20 MB an iteration (issue 19).
     progress_path(job).unlink(missing_ok=True)
     if redactor is not None:
@@ -298,8 +298,10 @@ def how_it_ended(
     cases: Sequence[CaseResult],
     found: junit_files.Found,
     by_deadline: bool,
+    collected: int | None,
 ) -> tuple[RunEnd, str | None]:
     """How the run ended, and in words why it cannot be trusted as a verdict on staging.
+    ``collected``: how many tests pytest collected (the progress file's count), if it said.
 
     The words are None exactly when the end is COMPLETED.
     """
@@ -314,12 +316,16 @@ def how_it_ended(
         return done.ended, f"timed out after {limit}; process group stopped"
     if done.ended is RunEnd.KILLED_BY_SIGNAL:
         return done.ended, f"runner killed by {done.signal_name}"
-    error = _runner_error(job, done, cases, found)
+    error = _runner_error(job, done, cases, found, collected)
     return (RunEnd.COMPLETED, None) if error is None else (RunEnd.RUNNER_ERROR, error)
 
 
 def _runner_error(
-    job: SuiteJob, done: process.Completed, cases: Sequence[CaseResult], found: junit_files.Found
+    job: SuiteJob,
+    done: process.Completed,
+    cases: Sequence[CaseResult],
+    found: junit_files.Found,
+    collected: int | None,
 ) -> str | None:
     """Why a runner that exited by itself produced no full result (pytest's exit codes first)."""
     pytest = found.ours or runs_pytest(job.suite.run)
@@ -327,12 +333,12 @@ def _runner_error(
         return None  # shards.merge judges emptiness on the merged suite
     if pytest and done.returncode in PYTEST_EXIT:
         # xdist stops an -x / --maxfail run as interrupted (exit 2): what did not run is the news
-        partial = _not_run(job, cases, found.ours) if done.returncode == 2 else None
+        partial = _not_run(job, cases, collected) if done.returncode == 2 else None
         return partial or PYTEST_EXIT[done.returncode]
     if found.error:
         return found.error
     whole = job.shard is None  # a shard's emptiness and all-skipped: judged on the merged suite
-    return _suspicious_results(done, cases, whole) or _not_run(job, cases, found.ours)
+    return _suspicious_results(done, cases, whole) or _not_run(job, cases, collected)
 
 
 def _suspicious_results(
@@ -345,7 +351,7 @@ def _suspicious_results(
     return None
 
 
-def _not_run(job: SuiteJob, cases: Sequence[CaseResult], ours: bool) -> str | None:
+def _not_run(job: SuiteJob, cases: Sequence[CaseResult], collected: int | None) -> str | None:
     """Tests asked for or collected that never ran (``-x``, ``--maxfail``, a rerun whose ids
     select nothing): the run is partial, and said so, never judged as complete."""
     if job.select:
@@ -357,7 +363,6 @@ def _not_run(job: SuiteJob, cases: Sequence[CaseResult], ours: bool) -> str | No
             picked = len(job.select) - len(missing)
             return f"rerun selected {picked} of {len(job.select)} tests (not found: {missing[0]})"
         return None
-    collected = collected_count(progress_path(job)) if ours else None
     if collected is not None and collected > len(cases):
         return f"stopped early: {collected - len(cases)} of {collected} tests did not run"
     return None
