@@ -34,9 +34,16 @@ def pytest_unconfigure(config):
 """
 
 
-def _in_thread(job: SuiteJob) -> tuple[threading.Thread, list[SuiteRun]]:
+def _in_thread(
+    job: SuiteJob, redactor: Redactor | None = None
+) -> tuple[threading.Thread, list[SuiteRun]]:
+    """``run_suite(job)`` started in a thread; the list gets its run once it ends."""
     runs: list[SuiteRun] = []
-    thread = threading.Thread(target=lambda: runs.append(run_suite(job, threading.Event())))
+
+    def run() -> None:
+        runs.append(run_suite(job, threading.Event(), redactor=redactor))
+
+    thread = threading.Thread(target=run)
     thread.start()
     return thread, runs
 
@@ -110,12 +117,7 @@ def test_a_half_written_report_is_never_kept(tmp_path: Path) -> None:
     (tmp_path / "report.py").write_text(TWO_PART_REPORT, encoding="utf-8")
     run_line = f"{shlex.quote(sys.executable)} report.py {shlex.quote(str(tmp_path))}"
     job = make_job(tmp_path, run_line, cwd=str(tmp_path))
-    runs: list[SuiteRun] = []
-    redactor = Redactor([SECRET])
-    thread = threading.Thread(
-        target=lambda: runs.append(run_suite(job, threading.Event(), redactor=redactor))
-    )
-    thread.start()
+    thread, runs = _in_thread(job, Redactor([SECRET]))
     try:
         wait_for((tmp_path / "PART1").exists)
         # The run is polled every process.POLL_S: half a second is some 25 early reads.
