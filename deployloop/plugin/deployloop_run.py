@@ -86,7 +86,7 @@ class Report(LogXML):
         self.given: set[tuple[str, Any]] = set()  # tests LogXML has, until their teardown
 
     def pytest_runtest_logreport(self, report: Any) -> None:
-        key = (report.nodeid, getattr(report, "node", None))
+        key = _key(report)
         if key in self.given:  # a subtest's report before its setup's, say: LogXML's test
             self._write(report)
             return
@@ -117,11 +117,10 @@ class Report(LogXML):
             ordered[place] = ordered.pop(made)
 
     def _write(self, report: Any) -> None:
-        key = (report.nodeid, getattr(report, "node", None))
         if report.when == "teardown":
-            self.given.discard(key)
+            self.given.discard(_key(report))
         else:
-            self.given.add(key)
+            self.given.add(_key(report))
         super().pytest_runtest_logreport(report)
         if report.when == "call" and report.passed and hasattr(report, "wasxfail"):
             self.node_reporter(report)._add_simple("skipped", XPASS_MESSAGE)
@@ -142,6 +141,11 @@ class Report(LogXML):
 
 
 _BEFORE = {"setup": [], "call": ["setup"], "teardown": ["setup", "call"]}
+
+
+def _key(report: Any) -> tuple[str, Any]:
+    """A test's reports as ``Report`` keeps them apart: its node id, and its xdist worker."""
+    return report.nodeid, getattr(report, "node", None)
 
 
 def _named(entry: Any) -> bool:
