@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from deployloop.config import PhaseConfig, SuiteConfig
 from deployloop.progress import SuiteProgress
 from deployloop.runner import PLUGIN_DIR, PLUGINS, PROGRESS_ENV, SuiteJob, progress_path, run_suite
@@ -76,15 +78,16 @@ def test_broken(slow_cleanup):
     assert (where / "teardown.marker").read_text() == "released"
 
 
-def test_xdist_a_finished_test_shows_while_another_worker_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("quick", ["assert False", "pass"])
+def test_xdist_a_finished_test_shows_while_another_worker_runs(tmp_path: Path, quick: str) -> None:
     """Under xdist a test that ended on one worker is done in the live view while a long test
-    goes on on the other: no other test starts to take its records along."""
-    tests = """
+    goes on on the other, a pass too: no other test starts to take its records along."""
+    tests = f"""
 def test_long():
     wait_for_release("long")
 
 def test_quick():
-    assert False
+    {quick}
 """
     where = waiting_suite(tmp_path, tests)
     run_watching(
@@ -111,3 +114,55 @@ def test_a_setup_error_rerun_is_no_skip_in_the_live_counts(tmp_path: Path) -> No
     for line in progress.read_bytes().splitlines():
         live.apply(line)
     assert (live.passed, live.failed, live.skipped) == (1, 1, 0)
+
+
+# Appends, at each of these moments, whether each test's ``done`` record is in the progress
+# file yet: run last, after the live plugin's own hooks.
+SEEN_AT = """
+import json, os, pytest
+
+def _seen(moment):
+    with open(os.environ["DEPLOYLOOP_PROGRESS"]) as progress:
+        done = [json.loads(line)["id"].rsplit("::", 1)[1] for line in progress
+                if '"done"' in line]
+    with open(os.path.join(os.path.dirname(__file__), "seen.jsonl"), "a") as out:
+        out.write(json.dumps([moment, done]) + "\\n")
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logfinish(nodeid):
+    _seen("finish " + nodeid.rsplit("::", 1)[1])
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logstart(nodeid):
+    _seen("start " + nodeid.rsplit("::", 1)[1])
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish():
+    _seen("session end")
+"""
+
+
+def test_a_pass_goes_out_with_the_next_start_and_a_failure_at_once(tmp_path: Path) -> None:
+    """One write a test: a passing test's ``done`` waits for the next test's ``start``, which
+    pytest reports straight after it, and the last one for the session's end; a failure's
+    ``done`` does not wait."""
+    where = suite_dir(
+        tmp_path,
+        "def test_a():\n    pass\ndef test_b():\n    assert False\ndef test_c():\n    pass\n",
+        SEEN_AT,
+    )
+    progress = tmp_path / "progress.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(PLUGIN_DIR), PROGRESS_ENV: str(progress)}
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *PLUGINS.split()]
+    subprocess.run([*argv, str(where)], cwd=where, env={**env, "DEPLOYLOOP_JUNIT": ""},
+                   capture_output=True, timeout=120)  # fmt: skip
+    seen = [json.loads(line) for line in (where / "seen.jsonl").read_text().splitlines()]
+    assert seen == [
+        ["start test_a", []],
+        ["finish test_a", []],  # held: test_b's start follows
+        ["start test_b", ["test_a"]],
+        ["finish test_b", ["test_a", "test_b"]],  # a failure goes out at once
+        ["start test_c", ["test_a", "test_b"]],
+        ["finish test_c", ["test_a", "test_b"]],
+        ["session end", ["test_a", "test_b", "test_c"]],
+    ]

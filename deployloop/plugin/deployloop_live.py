@@ -10,10 +10,12 @@ A failed-first pass reads its verdict from these before pytest exits (``retest.F
 Under pytest-xdist the controller collects nothing itself: its count is the first worker's
 collection as reported back to it (every worker collects the same tests, or xdist stops).
 
-Lines go out when a test starts and when its attempt ends (its ``test`` record with its
-``done``, or at once when the call failed: a slow teardown must not hide a failure), and when
-the collection is counted: two writes a test, and the reader sees the running test and every
-outcome as they happen, under pytest-xdist too.
+Lines go out when a test starts, when the collection is counted, at once when a call failed
+(a slow teardown must not hide a failure), and when an attempt ends, but for a pass that no
+other running test outlives: that ``done`` goes out with the next test's ``start``, which
+pytest reports straight after it (or at the session's end). One write a test in a plain run,
+and the reader still sees the running test and every outcome as they happen, under
+pytest-xdist too, where another worker's test may run on for minutes.
 
 deployloop points $DEPLOYLOOP_PROGRESS at a FIFO it reads and scrubs into the kept
 ``.progress.jsonl`` (test ids may hold secrets). Progress is a convenience: when nobody reads
@@ -146,10 +148,17 @@ def pytest_runtest_logreport(report: Any) -> None:
         if report.when == "setup" and outcome != "rerun":
             outcome = "error" if report.failed else "skipped"
         _write(_test("test", report.nodeid, outcome), flush=outcome in ("failed", "error"))
+    if _clean(report):
+        return  # a pass ranks lowest: it changes no attempt's outcome
     if report.nodeid in _attempts:
         _attempts[report.nodeid] = max(
             _attempts[report.nodeid], _final(report), key=FINAL_RANK.index
         )
+
+
+def _clean(report: Any) -> bool:
+    """A passing report without an xfail mark (an xpass outranks a pass)."""
+    return bool(report.passed and not hasattr(report, "wasxfail"))
 
 
 def _final(report: Any) -> str:
@@ -166,7 +175,12 @@ def _final(report: Any) -> str:
 def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
     outcome = _attempts.pop(nodeid, None)
     if outcome is not None:
-        _write(_test("done", nodeid, outcome), flush=True)
+        # Held only when the next thing pytest reports is another test's start (see above).
+        _write(_test("done", nodeid, outcome), flush=outcome != "passed" or bool(_attempts))
+
+
+def pytest_sessionfinish(session: Any) -> None:
+    _flush()  # the last test's done: the report and pytest's exit take a while yet
 
 
 def pytest_unconfigure(config: Any) -> None:
