@@ -51,6 +51,10 @@ MASK_ENV = "DEPLOYLOOP_SELECT_MASK"  # a selected id's redaction mask matches an
 SHARD_ENV = "DEPLOYLOOP_SHARD"
 USERS_JUNIT_ENV = "DEPLOYLOOP_USER_JUNIT"
 NO_TESTS = 5  # pytest's exit code when it ran nothing: a shard may rightly get no test
+USAGE_ERROR = 4
+# How pytest tells a usage error (pytest.UsageError, and argparse's for an unknown option).
+PYTEST_SAYS = re.compile(r"^(?:ERROR: (?!usage: )|[^:\n]+: error: )(.+)$", re.MULTILINE)
+SAYS_CHARS = 300  # the most of pytest's own words a harness error quotes
 # xdist's --dist loadgroup writes "test_a@group" (pytest-xdist#992); "test_a[x@y.com]" is an id.
 XDIST_GROUP = re.compile(r"@[^\[\]:@]*$")
 
@@ -334,11 +338,26 @@ def _runner_error(
     if pytest and done.returncode in PYTEST_EXIT:
         # xdist stops an -x / --maxfail run as interrupted (exit 2): what did not run is the news
         partial = _not_run(job, cases, collected) if done.returncode == 2 else None
+        if done.returncode == USAGE_ERROR:
+            return _usage_error(job.log_path)
         return partial or PYTEST_EXIT[done.returncode]
     if found.error:
         return found.error
     whole = job.shard is None  # a shard's emptiness and all-skipped: judged on the merged suite
     return _suspicious_results(done, cases, whole) or _not_run(job, cases, collected)
+
+
+def _usage_error(log_path: Path) -> str:
+    """pytest's exit 4 in words, with what pytest said last about it in the log's tail
+    (``ERROR: …``, or argparse's ``prog: error: …``) as one printable line of at most
+    ``SAYS_CHARS``: an option it does not know, a plugin refusing the run."""
+    said = PYTEST_SAYS.findall(process.tail(log_path))
+    if not said:
+        return PYTEST_EXIT[USAGE_ERROR]
+    words = " ".join("".join(c if c.isprintable() else " " for c in said[-1]).split())
+    if len(words) > SAYS_CHARS:
+        words = words[: SAYS_CHARS - 1] + "…"
+    return f"{PYTEST_EXIT[USAGE_ERROR]}: {words}"
 
 
 def _suspicious_results(

@@ -39,38 +39,6 @@ def slow_setup():
     time.sleep(0.004)
 
 
-def _flag(name):
-    return os.path.join(os.environ["FLAG_DIR"], name)
-
-
-def _wait_for(name):
-    deadline = time.monotonic() + 30
-    while not os.path.exists(_flag(name)) and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
-def _on(worker):
-    return os.environ.get("HANDSHAKE") and os.environ.get("PYTEST_XDIST_WORKER") == worker
-
-
-# Under --dist each (HANDSHAKE set, and CONTROLLER_CONFTEST), the controller's order of reports
-# is: test_held's setup from gw0, all of test_meanwhile from gw1, then the rest of test_held:
-# LogXML places each test where its setup report came.
-def test_held():
-    if _on("gw0"):
-        _wait_for("seen-test_meanwhile-teardown")
-
-
-@pytest.fixture
-def after_the_hold():
-    if _on("gw1"):
-        _wait_for("seen-test_held-setup")
-
-
-def test_meanwhile(after_the_hold):
-    pass
-
-
 class TestInAClass:
     def test_pass(self, slow_setup):
         time.sleep(0.004)
@@ -154,37 +122,15 @@ def test_flaky_once():
 """
 
 
-# The xdist controller notes the reports the workers of SUITE wait for (xdist sets ``node``).
-CONTROLLER_CONFTEST = """
-import os
-
-NOTED = {("gw0", "test_held", "setup"), ("gw1", "test_meanwhile", "teardown")}
-
-
-def pytest_runtest_logreport(report):
-    node = getattr(report, "node", None)
-    if node is None or not os.environ.get("HANDSHAKE"):
-        return
-    name = report.nodeid.rpartition("::")[2]
-    if (node.gateway.id, name, report.when) in NOTED:
-        open(os.path.join(os.environ["FLAG_DIR"], f"seen-{name}-{report.when}"), "w").close()
-"""
-
-
-def _run(
-    tmp_path: Path, *args: str, handshake: bool = False, suite: str = SUITE
-) -> tuple[ET.Element, ET.Element]:
-    """(pytest's own report, deployloop's) of one run of ``suite`` with ``args``; ``handshake``:
-    its two xdist workers interleave test_held and test_meanwhile (see SUITE)."""
+def _run(tmp_path: Path, *args: str, suite: str = SUITE) -> tuple[ET.Element, ET.Element]:
+    """(pytest's own report, deployloop's) of one run of ``suite`` with ``args``."""
     (tmp_path / "test_kinds.py").write_text(suite, encoding="utf-8")
-    (tmp_path / "conftest.py").write_text(CONTROLLER_CONFTEST, encoding="utf-8")
     (tmp_path / "flags").mkdir()
     env = {
         **os.environ,
         "PYTHONPATH": str(PLUGIN_DIR),
         JUNIT_ENV: str(tmp_path / "ours.xml"),
         "FLAG_DIR": str(tmp_path / "flags"),
-        **({"HANDSHAKE": "1"} if handshake else {}),
     }
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
     argv += ["-p", "deployloop_run", "-o", "junit_family=xunit1", "--junitxml=theirs.xml"]
@@ -214,15 +160,11 @@ def _cases(root: ET.Element) -> list[ET.Element]:
 XDIST = ("-p", "xdist", "-n", "2")
 
 
-@pytest.mark.parametrize(
-    "args", [(), XDIST, (*XDIST, "--dist", "each")], ids=["plain", "xdist", "each"]
-)
+@pytest.mark.parametrize("args", [(), XDIST], ids=["plain", "xdist"])
 def test_deployloops_report_says_what_pytests_says(tmp_path: Path, args: tuple[str, ...]) -> None:
-    """Case by case and in pytest's order: a test is placed where its setup report came (under
-    ``--dist each`` a test's records from two workers are folded in that order)."""
-    each = "each" in args  # without reruns: pytest-rerunfailures logs a test's reports at its end
-    reruns = () if each else ("-p", "rerunfailures", "--reruns", "1")
-    theirs, ours = _run(tmp_path, *reruns, *args, handshake=each)
+    """Case by case and in pytest's order: a test is placed where its setup report came, as
+    ``LogXML`` places it, however xdist's workers interleave their reports."""
+    theirs, ours = _run(tmp_path, "-p", "rerunfailures", "--reruns", "1", *args)
     assert [_comparable(c) for c in _cases(ours)] == [_comparable(c) for c in _cases(theirs)]
     # pytest counts each result element: an xpass's mark is one more skipped, one more test
     marks = sum(c.get("message") == XPASS_MESSAGE for c in ours.iter("skipped"))

@@ -13,8 +13,9 @@ import pytest
 from deployloop import gates
 from deployloop.config import PhaseConfig
 from deployloop.models import Outcome, RunEnd, SuiteRun
+from deployloop.plugin.deployloop_run import DIST_EACH
 from deployloop.pytestline import is_pytest, runs_pytest
-from deployloop.runner import SuiteJob, run_suite
+from deployloop.runner import SAYS_CHARS, SuiteJob, run_suite
 from tests.helpers import python_pytest, wait_for, write_tests
 
 
@@ -104,11 +105,39 @@ def test_collection_error_is_a_harness_error(tmp_path: Path) -> None:
     assert run.harness_error == "pytest was interrupted (exit 2)"
 
 
-def test_usage_error_is_a_harness_error(tmp_path: Path) -> None:
-    """pytest exit 4 (bad arguments) is a harness error."""
+def test_usage_error_is_a_harness_error_in_pytests_words(tmp_path: Path) -> None:
+    """pytest exit 4 (bad arguments) is a harness error that says what pytest said."""
     _, run = run_in(tmp_path, "def test_a():\n    pass\n", args="--no-such-option")
-    assert run.harness_error == "pytest usage error (exit 4)"
+    said = "pytest usage error (exit 4): unrecognized arguments: --no-such-option"
+    assert run.harness_error == said
     assert run.ended is RunEnd.RUNNER_ERROR
+
+
+def test_a_usage_errors_words_are_one_printable_bounded_line(tmp_path: Path) -> None:
+    """A plugin's own usage error is the suite's text: control characters (a terminal escape,
+    a line break) become spaces and it is cut to SAYS_CHARS."""
+    write_tests(
+        tmp_path / "suite",
+        "conftest.py",
+        "import pytest\ndef pytest_configure(config):\n"
+        "    raise pytest.UsageError('\\x1b[2Jstaging\\rtoken\\x07 ' + 'x' * 1000)\n",
+    )
+    _, run = run_in(tmp_path, "def test_a():\n    pass\n")
+    assert run.harness_error is not None
+    words = run.harness_error.removeprefix("pytest usage error (exit 4): ")
+    assert words.startswith("[2Jstaging token xxx") and words.endswith("x…")
+    assert len(words) == SAYS_CHARS and words.isprintable()
+
+
+def test_dist_each_is_refused_never_read_as_retries(tmp_path: Path) -> None:
+    """``--dist each``: a test failing on gw0 and passing on gw1 read as a flaky pass (its two
+    workers' records folded as attempts). The run plugin refuses it: a harness error that says
+    why, no test counted."""
+    source = "import os\ndef test_breaks_on_gw0():\n"
+    source += "    assert os.environ['PYTEST_XDIST_WORKER'] != 'gw0'\n"
+    _, run = run_in(tmp_path, source, args="-p xdist -n 2 --dist each")
+    assert run.ended is RunEnd.RUNNER_ERROR and run.cases == ()
+    assert run.harness_error == f"pytest usage error (exit 4): {DIST_EACH}"
 
 
 def test_nothing_collected_is_a_harness_error(tmp_path: Path) -> None:

@@ -27,6 +27,9 @@ starts pytest (``cd e2e && VAR=x pytest …``, a wrapper script), passed in ``PY
   the tests of shard ``index`` of ``count`` run. ``plan`` maps the ids with a known duration to
   their shard; the others are dealt round-robin in sorted id order, so every shard, collecting
   the same tests in any order, computes the same partition (issue 21).
+
+Whatever the variables, pytest-xdist's ``--dist each`` is refused (a usage error, exit 4): it
+runs every test on every worker, and no report says which worker ran which record.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def plain_id(node_id: str) -> str:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's junitxml plugin reads --junitxml
 def pytest_configure(config: Any) -> None:
+    _refuse_dist_each(config)
     if os.environ.get("DEPLOYLOOP_SELECT") or os.environ.get("DEPLOYLOOP_SHARD"):
         _note_users_report(config)
         config.option.xmlpath = None  # deployloop's own pass: the user's report is left alone
@@ -63,6 +67,22 @@ def pytest_configure(config: Any) -> None:
     report = Report(path)
     setattr(config, _KEY, report)
     config.pluginmanager.register(report, _KEY)
+
+
+DIST_EACH = (
+    "deployloop: --dist each runs every test on every worker, and deployloop would read one "
+    "test's runs as retries (a failure on one worker hidden by a pass on another): "
+    "run one suite per environment instead"
+)
+
+
+def _refuse_dist_each(config: Any) -> None:
+    """Raises ``pytest.UsageError`` (pytest exits 4 and prints it) for ``--dist each`` with
+    workers: pytest-xdist runs a distributed session when ``dist`` is not "no" and ``tx``
+    names workers (``-n N`` sets both; ``-n 0`` sets ``dist`` back to "no")."""
+    option = config.option
+    if getattr(option, "dist", "no") == "each" and getattr(option, "tx", None):
+        raise pytest.UsageError(DIST_EACH)
 
 
 class Report(LogXML):
