@@ -22,12 +22,14 @@ the session keeps iterating) run by one session for ITERATIONS iterations; each 
 done by hand: an iteration after the first runs the failed test first (the target has no
 version, so every iteration may be a new one) and then the whole suite, so its plain figure is
 one ``pytest --junitxml`` of the suite plus one of the failed test alone, in the same
-``SUITE_ENV``, timed in the session's wait just before the iteration (``PAUSE_S``: the session
-sleeps, and each pair must end before the next iteration starts). Pairing each iteration with
-plain runs of the same minute keeps the machine's drift out of the figure: these machines run
-a pass 0.55 s one minute and 0.72 s the next. The median of the per-iteration ratios; the first
-iteration, which has no failed-first pass, is left out. A single ratio still swings by ±10%
-between seconds here, so the median is taken over ITERATIONS - 1 of them.
+``SUITE_ENV``, timed in the session's waits (``PAUSE_S``: the session sleeps, and each pair
+must end before the next iteration starts): an iteration's plain figure is the mean of the
+pair just before it and the pair just after it. Pairing each iteration with plain runs of the
+same seconds on both sides keeps the machine's drift out of the figure: these machines run a
+pass 0.55 s one minute and 0.72 s the next, and a pair on one side only reads a drift as
+overhead. The median of the per-iteration ratios; the first iteration, which has no
+failed-first pass, and the last, which has no wait after it, are left out. A single ratio
+still swings by ±10% between seconds here, so the median is taken over ITERATIONS - 2 of them.
 ``iteration_overhead_per_test_us`` is the same difference per test: what a test's own
 duration must exceed for the ratio to hold.
 ``iteration_overhead_ratio_one_request`` is the same figure for the same tests when each first
@@ -39,6 +41,7 @@ The session's start-up is paid once a night and is measured by the start-up benc
 from __future__ import annotations
 
 import http.server
+import itertools
 import json
 import re
 import resource
@@ -72,7 +75,7 @@ GOALS = {
 SLOW_TESTS = 400
 WAIT_S = 0.1
 SHARDS = 8
-ITERATIONS = 10
+ITERATIONS = 12
 TESTS = 1000
 PAUSE_S = 3.0  # the session's wait between iterations, where the plain runs are timed
 # The suite's environment in every run, deployloop's and plain pytest's alike (see above).
@@ -280,8 +283,10 @@ def iteration_overhead(root: Path, name: str, staging_url: str | None) -> dict[s
     starts = [r["ts"] for r in records if r["event"] == "iteration_start"]
     if any(ended > starts[n] for n, (_, _, ended) in enumerate(plain, 1)):
         raise RuntimeError(f"plain runs overlapped an iteration: raise PAUSE_S ({PAUSE_S} s)")
-    iterations = [r["duration_s"] for r in records if r["event"] == "iteration_end"][1:]
-    pairs = [f + ff for f, ff, _ in plain]
+    # Iteration n (2 .. ITERATIONS - 1) runs between waits n - 1 and n: plain[n - 2], plain[n - 1]
+    iterations = [r["duration_s"] for r in records if r["event"] == "iteration_end"][1:-1]
+    sums = [f + ff for f, ff, _ in plain]
+    pairs = [(before + after) / 2 for before, after in itertools.pairwise(sums)]
     return {
         "iteration_overhead_ratio": median([i / p for i, p in zip(iterations, pairs, strict=True)]),
         "iteration_s": median(iterations),
