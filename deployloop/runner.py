@@ -335,11 +335,11 @@ def _runner_error(
     pytest = found.ours or runs_pytest(job.suite.run)
     if job.shard is not None and done.returncode == NO_TESTS and not cases:
         return None  # shards.merge judges emptiness on the merged suite
+    if pytest and done.returncode == USAGE_ERROR:
+        return _usage_error(job.log_path)
     if pytest and done.returncode in PYTEST_EXIT:
         # xdist stops an -x / --maxfail run as interrupted (exit 2): what did not run is the news
         partial = _not_run(job, cases, collected) if done.returncode == 2 else None
-        if done.returncode == USAGE_ERROR:
-            return _usage_error(job.log_path)
         return partial or PYTEST_EXIT[done.returncode]
     if found.error:
         return found.error
