@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 def temp_beside(path: Path, text: str, *, mode: int = 0o644, errors: str = "strict") -> Path:
     """``text`` written and synced to a new temporary file in ``path``'s folder."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, temp = _new_temp(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors=errors) as handle:
             handle.write(text)
@@ -17,18 +20,41 @@ def temp_beside(path: Path, text: str, *, mode: int = 0o644, errors: str = "stri
             os.fsync(handle.fileno())
         os.chmod(temp, mode)  # mkstemp makes every file private; say what this one is
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
-    return Path(temp)
+    return temp
 
 
 def write_atomic(path: Path, text: str, *, mode: int = 0o644, errors: str = "strict") -> Path:
     """Replace ``path`` with ``text`` through a synced temporary file and ``os.replace``."""
+    data = text.encode("utf-8", errors)  # before the temporary: a failure leaves none behind
+    with replacing(path, mode=mode) as handle:
+        handle.write(data)
+    return path
+
+
+@contextlib.contextmanager
+def replacing(path: Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A binary handle on a new temporary file in ``path``'s folder (made if missing), for a
+    writer that streams: when the block ends, the file is synced, given ``mode`` and put in
+    ``path``'s place by ``os.replace``. When the block raises, the temporary is removed, ``path``
+    is left as it was, and the exception goes on. Raises ``OSError`` when the folder, the
+    temporary or the replacement cannot be made."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_beside(path, text, mode=mode, errors=errors)
+    fd, temp = _new_temp(path)
     try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)  # mkstemp makes every file private; say what this one is
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def _new_temp(path: Path) -> tuple[int, Path]:
+    """An open descriptor on a new, private, hidden temporary file beside ``path``."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    return fd, Path(temp)

@@ -94,15 +94,19 @@ class Sharded:
 
     def run(self, suite: SuiteConfig, run_shard: Callable[[Shard], SuiteRun]) -> SuiteRun:
         """The suite's merged result, stored as its ``full`` run (``partial`` when a stop cut a
-        shard short, so a resumed session runs the suite again) and reported by a SuiteEnd;
-        the user's own ``--junitxml``, if the run line names one, gets the merged report."""
+        shard short, so a resumed session runs the suite again) and reported by a SuiteEnd.
+        Its JUnit is ``<iteration>/<suite>.xml`` like any suite's (SPEC, "Files it writes"),
+        merged from the shards' reports; the user's own ``--junitxml``, if the run line names
+        one, gets a copy of it. Raises ``OSError`` when files under ``logs/`` cannot be
+        written."""
         durations = self.store.durations(self.session_id, suite.name)
         planned = shards.shards_for(durations, suite.shards)
         ran = side_by_side(planned, len(planned), run_shard, lambda run: False)
         log_path = self.iteration_dir / f"{suite.name}.log"
-        merged = shards.merge(ran, suite.expect_tests, log_path)
+        report = shards.write_merged(log_path.with_suffix(".xml"), ran)
+        merged = shards.merge(ran, suite.expect_tests, log_path, report)
         note = users_report_note(Path(ran[0].log_path or log_path))
-        if problem := shards.write_users_report(note, ran):
+        if problem := shards.write_users_report(note, report):
             with open(log_path, "a", encoding="utf-8") as log:
                 log.write(f"[deployloop] {problem}\n")
         record_run(self.store, self.reporter, self.session_id, self.iteration, "full", merged)

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import heapq
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 from xml.etree import ElementTree
 
-from defusedxml import ElementTree as DefusedElementTree
 from defusedxml.common import DefusedXmlException
 
-from deployloop.atomic import write_atomic
+from deployloop.atomic import replacing
+from deployloop.errors import JUnitError
+from deployloop.junit_merge import copy_suites
 from deployloop.logical import hollow
 from deployloop.models import CaseResult, RunEnd, SuiteRun
 
@@ -72,7 +75,26 @@ def shards_for(durations: Mapping[str, float], count: int) -> tuple[Shard, ...]:
     return tuple(Shard(index, count, plan) for index in range(1, count + 1))
 
 
-def merge(runs: Sequence[SuiteRun], expected_tests: int | None, log_path: Path) -> SuiteRun:
+class MergedReport(NamedTuple):
+    """The suite's one JUnit file made from its shards' kept reports (``write_merged``)."""
+
+    path: Path | None  # None: no shard kept a report, so nothing was written
+    problems: tuple[str, ...] = ()  # one line per shard left out of it, for the suite's log
+
+
+NOTHING_MERGED = MergedReport(None)
+
+# What a shard's kept report that cannot be copied raises (junit_merge.copy_suites); its
+# OSError is the disk's (a write to the merged file failed), so it goes on.
+UNREADABLE = (ElementTree.ParseError, DefusedXmlException, JUnitError)
+
+
+def merge(
+    runs: Sequence[SuiteRun],
+    expected_tests: int | None,
+    log_path: Path,
+    report: MergedReport = NOTHING_MERGED,
+) -> SuiteRun:
     """The suite's one result from its shards' runs (in shard order; at least one).
 
     Every case of every shard, a test id reported by two shards once (the shards did not split
@@ -82,7 +104,8 @@ def merge(runs: Sequence[SuiteRun], expected_tests: int | None, log_path: Path) 
     all-skipped are judged on the merged tests (a shard may rightly get none).
     ``expected_tests`` (the suite's ``expect_tests``) applies to the merged suite, as do the
     shards' collected counts (summed) and JUnit repair notes (all kept). ``log_path``
-    gets one line per shard naming its log, so issue bodies and the report find them.
+    gets one line per shard naming its log, so issue bodies and the report find them, then
+    ``report``'s problem lines; the result's ``junit_path`` is ``report``'s file, if any.
     """
     first = runs[0]
     count = len(runs)
@@ -98,7 +121,7 @@ def merge(runs: Sequence[SuiteRun], expected_tests: int | None, log_path: Path) 
         ended = RunEnd.RUNNER_ERROR if ended is RunEnd.COMPLETED else ended
     if not errors and (problem := hollow(cases)):
         errors, ended = [problem], RunEnd.RUNNER_ERROR
-    _write_index(log_path, runs)
+    _write_index(log_path, runs, report.problems)
     return SuiteRun(
         phase=first.phase,
         suite=first.suite,
@@ -107,7 +130,7 @@ def merge(runs: Sequence[SuiteRun], expected_tests: int | None, log_path: Path) 
         exit_code=next((run.exit_code for run in runs if run.exit_code), first.exit_code),
         harness_error="; ".join(errors) or None,
         version=first.version,
-        junit_path=None,
+        junit_path=None if report.path is None else str(report.path),
         log_path=str(log_path),
         expected_tests=expected_tests,
         ended=ended,
@@ -122,34 +145,83 @@ def _collected(runs: Sequence[SuiteRun]) -> int | None:
     return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
 
 
-def write_users_report(note: Path, runs: Sequence[SuiteRun]) -> str | None:
+def write_merged(target: Path, runs: Sequence[SuiteRun]) -> MergedReport:
+    """Write the suite's ``<iteration>/<suite>.xml`` (SPEC, "Files it writes": every suite's
+    JUnit) at ``target``, atomically: one ``<testsuites>`` holding every shard's
+    ``<testsuite>`` elements, shards in order, streamed from their kept files (so scrubbed like
+    them; a folder of several kept files is read in name order). Memory holds one testcase at a
+    time, never a shard's file (issue 19).
+
+    A shard without a report (``junit_path`` None: it ended before pytest wrote one) adds
+    nothing; when no shard has one, there is no file (one an earlier attempt left is
+    removed). A shard whose kept file cannot be read (missing, cut past its cap, not JUnit) is
+    left out whole, the other shards kept, and named in a problem line. Raises ``OSError``
+    when ``target`` cannot be written, or a kept file fails part way through its reading.
+    """
+    kept = [_kept_files(run) for run in runs]
+    if not any(kept):
+        target.unlink(missing_ok=True)  # an interrupted earlier attempt's: not this run's
+        return NOTHING_MERGED
+    problems: list[str] = []
+    with replacing(target) as out:
+        out.write(b'<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n')
+        for index, files in enumerate(kept, 1):
+            if problem := _copy_shard(out, files):
+                problems.append(f"shard {index}/{len(runs)} left out of {target}: {problem}")
+        out.write(b"</testsuites>\n")
+    return MergedReport(target, tuple(problems))
+
+
+def _kept_files(run: SuiteRun) -> list[Path]:
+    """A shard's kept report: its file, the files of its folder (several result files kept
+    together: ``junit_files.keep``), or none."""
+    if run.junit_path is None:
+        return []
+    path = Path(run.junit_path)
+    return sorted(path.glob("*.xml")) if path.is_dir() else [path]
+
+
+def _copy_shard(out: BinaryIO, files: Sequence[Path]) -> str | None:
+    """Copy one shard's files to ``out``; on the first that cannot be read, cut ``out`` back
+    to where the shard began (none of its suites kept, the file stays well-formed) and say
+    which file and why: ``FILE: problem``."""
+    start = out.tell()
+    for path in files:
+        try:
+            copy_suites(path, out)
+        except UNREADABLE as exc:
+            out.seek(start)
+            out.truncate()
+            return f"{path}: {_problem(exc)}"
+    return None
+
+
+def _problem(exc: Exception) -> str:
+    """What went wrong, without the path the caller names already."""
+    if isinstance(exc, JUnitError):
+        return exc.problem
+    return f"refused ({exc})" if isinstance(exc, DefusedXmlException) else str(exc)
+
+
+def write_users_report(note: Path, report: MergedReport) -> str | None:
     """Write the user's own ``--junitxml`` (the path the first shard's plugin wrote to
-    ``note``, which is then removed; nothing to do without it) as one ``<testsuites>`` holding
-    every shard's ``<testsuite>`` elements, taken from the shards' kept files, so scrubbed like
-    them (issue 15 item 14). Returns a line for the suite's log when a kept file cannot be
-    read (cut past its cap, or missing: the user's file is left alone then), else None."""
+    ``note``, which is then removed; nothing to do without it) as a copy of the suite's merged
+    file (``write_merged``): one merge for both, scrubbed like the kept files (issue 15 item
+    14). Nothing is written without a merged file. Returns a line for the suite's log when a
+    shard was left out of it (the user's file is left alone then: it would miss tests), else
+    None. Raises ``OSError`` when the user's file cannot be written."""
     try:
         target = Path(note.read_text("utf-8"))
     except (OSError, UnicodeDecodeError):
         return None
     note.unlink()
-    merged = ElementTree.Element("testsuites")
-    for run in runs:
-        try:
-            root = _parse(Path(run.junit_path)) if run.junit_path else None
-        except (OSError, ElementTree.ParseError, DefusedXmlException) as exc:
-            return f"your --junitxml {target} was not written: {run.junit_path}: {exc}"
-        if root is not None:
-            merged.extend(root.iter("testsuite") if root.tag == "testsuites" else [root])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, ElementTree.tostring(merged, encoding="unicode", xml_declaration=True))
+    if report.path is None:
+        return None
+    if report.problems:
+        return f"your --junitxml {target} was not written: a shard's report could not be read"
+    with open(report.path, "rb") as source, replacing(target) as out:
+        shutil.copyfileobj(source, out)
     return None
-
-
-def _parse(path: Path) -> ElementTree.Element:
-    """A kept (scrubbed) JUnit file's root, through defusedxml: the bytes are the suite's."""
-    root: ElementTree.Element = DefusedElementTree.parse(path).getroot()
-    return root
 
 
 def _folded(runs: Sequence[SuiteRun]) -> tuple[tuple[CaseResult, ...], list[str]]:
@@ -166,12 +238,14 @@ def _folded(runs: Sequence[SuiteRun]) -> tuple[tuple[CaseResult, ...], list[str]
     return tuple(cases), repeated
 
 
-def _write_index(log_path: Path, runs: Sequence[SuiteRun]) -> None:
+def _write_index(log_path: Path, runs: Sequence[SuiteRun], problems: Sequence[str]) -> None:
+    """The suite's log: a line per shard naming its log, then the merge's problem lines."""
     lines = [
         f"[deployloop] shard {i}/{len(runs)}: {run.log_path} "
         f"({len(run.cases)} tests, exit {run.exit_code}, {run.wall_s:.1f} s"
         f"{'; ' + run.harness_error if run.harness_error else ''})\n"
         for i, run in enumerate(runs, 1)
     ]
+    lines += [f"[deployloop] {problem}\n" for problem in problems]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("".join(lines), "utf-8")
