@@ -52,20 +52,42 @@ TRUNCATION_ERRORS = frozenset(
 JUNK_AFTER_ROOT = expat.errors.codes[expat.errors.XML_ERROR_JUNK_AFTER_DOC_ELEMENT]
 
 
-def collect_files(paths: Iterable[Path]) -> list[Path]:
-    """The JUnit files named: files as given, directories searched for ``*.xml`` recursively."""
+def collect_files(paths: Iterable[Path], left_out: list[Path] | None = None) -> list[Path]:
+    """The JUnit files named: files as given, directories searched for ``*.xml`` recursively.
+
+    In a directory, a pass deployloop runs beside a suite's own (``S+failed-first.xml``,
+    ``S+rerun.xml``, ``S+shard-2.xml``: ``passes.Passes``) is left out where the suite's
+    result ``S.xml`` stands next to it, which holds its tests already (a sharded suite's
+    merged file): read both, and each of those tests would count twice. Such files go to
+    ``left_out``; a file named on its own is always read. Raises ``JUnitError`` for a path
+    that does not exist, or a directory without ``*.xml``."""
     found: set[Path] = set()
     for path in paths:
         if path.is_dir():
             inside = {p for p in path.rglob("*.xml") if p.is_file()}
             if not inside:
                 raise JUnitError(path, "no *.xml files in this directory")
-            found.update(inside)
+            extra = {p for p in inside if _extra_pass(p, path)}
+            found.update(inside - extra)
+            if left_out is not None:
+                left_out.extend(sorted(extra))
         elif path.exists():
             found.add(path)
         else:
             raise JUnitError(path, "no such file or directory")
     return sorted(found)
+
+
+def _extra_pass(path: Path, searched: Path) -> bool:
+    """Whether ``path`` (found in ``searched``) is, or is inside, an ``S+PASS.xml`` beside an
+    ``S.xml`` (see ``collect_files``)."""
+    for part in (path, *path.parents):
+        if part == searched:
+            return False
+        suite, plus, _ = part.name.partition("+")
+        if plus and part.suffix == ".xml" and (part.parent / f"{suite}.xml").is_file():
+            return True
+    return False
 
 
 def read_cases(path: Path, repairs: list[str] | None = None) -> list[CaseResult]:

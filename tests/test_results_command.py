@@ -159,3 +159,24 @@ def test_results_output_is_scrubbed_of_secret_shapes(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert "[REDACTED]" in done.stdout
         assert "ghp_abcdefghijklmnop" not in done.stdout and "Hunter2-Sekret" not in done.stdout
+
+
+def test_an_iteration_folder_counts_each_suites_tests_once(tmp_path: Path) -> None:
+    """An iteration's folder holds a suite's own result (a sharded suite's merged file) beside
+    its extra passes (shards, failed-first, rerun): read together, every test of theirs counted
+    twice. They are left out, and said to be; a pass without its suite's file (an interrupted
+    iteration) is read, and so is a file named on its own."""
+    folder = tmp_path / "3"
+    (folder / "api+shard-2.xml").mkdir(parents=True)  # a runner's several kept files
+    (folder / "api.xml").write_text(FAILING, encoding="utf-8")
+    (folder / "api+shard-1.xml").write_text(FAILING, encoding="utf-8")
+    (folder / "api+shard-2.xml" / "part.xml").write_text(FAILING, encoding="utf-8")
+    (folder / "api+failed-first.xml").write_text(FAILING, encoding="utf-8")
+    (folder / "ui+rerun.xml").write_text(PASSING, encoding="utf-8")  # no ui.xml: read
+    done = deployloop("results", str(folder), "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert (data["files"], data["tests"]) == (2, 6)  # api's 3 tests once, ui's 3
+    assert "left out 3 file(s) of deployloop's extra passes" in done.stderr
+    alone = deployloop("results", str(folder / "api+shard-1.xml"), "--json")
+    assert json.loads(alone.stdout)["tests"] == 3

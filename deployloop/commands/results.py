@@ -39,7 +39,8 @@ def run(
     JSON's ``explain`` key.
     """
     clusters = config_module.load(config_path).clusters if config_path else ClustersConfig()
-    files = junit.collect_files(paths)
+    left_out: list[Path] = []
+    files = junit.collect_files(paths, left_out)
     repairs: list[str] = []
     read = itertools.chain.from_iterable(junit.iter_cases(path, repairs) for path in files)
     cases = _scrubbed(read, Redactor.from_env(os.environ))
@@ -48,6 +49,12 @@ def run(
     keyed = key_cases(broken, clusters.mask, clusters.merge) if explain else []
     for note in repairs:
         Console(sys.stderr).line(f"repaired {note}")
+    if left_out:
+        Console(sys.stderr).line(
+            f"left out {len(left_out)} file(s) of deployloop's extra passes (failed-first, "
+            f"rerun, shards), whose tests the suite's own file beside them holds, e.g. "
+            f"{left_out[0]}: name a file to read it"
+        )
     console = Console()
     if as_json:
         extra = {"explain": explained(broken, keyed)} if explain else {}
