@@ -35,7 +35,7 @@ from deployloop.config_values import (
     WsUrl,
 )
 from deployloop.errors import UsageError
-from deployloop.pytestline import runs_pytest
+from deployloop.pytestline import DIST_EACH, DIST_EACH_OPTION, runs_pytest
 
 MAX_ITERATIONS = 1_000_000
 MAX_RULES = 1000  # merge rules, and prints per rule: far beyond what a person edits
@@ -119,6 +119,17 @@ class SuiteConfig(_Model):
     timeout: Wait = 1800.0
     # Split into this many pytest runs side by side, by earlier durations (deployloop/shards.py).
     shards: Integer = Field(1, ge=1, le=MAX_SHARDS)
+
+    @field_validator("run", "env")
+    @classmethod
+    def _not_dist_each(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        """The run line and the suite's ``PYTEST_ADDOPTS`` never ask for ``--dist each``
+        (``pytestline.DIST_EACH``): refused here with the config's line, before a night of
+        harness errors; the run plugin refuses it however else pytest got it (an ini file)."""
+        text = value if isinstance(value, str) else value.get("PYTEST_ADDOPTS", "")
+        if DIST_EACH_OPTION.search(text):
+            raise ValueError(DIST_EACH)
+        return value
 
     @field_validator("shards")
     @classmethod

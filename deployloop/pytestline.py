@@ -42,6 +42,13 @@ WRAPPER_ARG = re.compile(r"-|\w+=|\d+(\.\d+)?[smhd]?$")  # an option, VAR=x, a d
 # PYTEST_ADDOPTS assigned by the line itself ("PYTEST_ADDOPTS=… pytest", "export …", "env …").
 ADDOPTS_SET = re.compile(r"(?:^|[\s;&|('\"])PYTEST_ADDOPTS=")
 ADDOPTS_KEPT = re.compile(r"\$\{?PYTEST_ADDOPTS\b")  # "…=\"$PYTEST_ADDOPTS -x\"" keeps ours
+# pytest-xdist's "--dist each" ("--dist=each", "--dist each"), refused (``DIST_EACH``).
+DIST_EACH_OPTION = re.compile(r"(?:^|[\s'\"])--dist(?:=|\s+)['\"]?each\b")
+DIST_EACH = (
+    "--dist each runs every test on every xdist worker, and deployloop would read one test's "
+    "runs as retries (a failure on one worker hidden by a pass on another): run one suite per "
+    "environment instead (its run plugin refuses it too)"
+)
 ADDOPTS_HINT = (
     "the run line sets PYTEST_ADDOPTS, which replaces the options deployloop gives pytest "
     'there: set it in the suite\'s env = { PYTEST_ADDOPTS = "…" } instead (deployloop adds '

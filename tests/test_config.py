@@ -309,3 +309,28 @@ def test_validate_warns_about_a_run_line_whose_results_it_cannot_find(tmp_path: 
         said[name] = done.stdout + done.stderr
     assert re.search(r"blind\.toml:\d+: phase\[0\]\.suite\[0\]\.run: warning: ", said["blind"])
     assert "warning" not in said["shell"]
+
+
+@pytest.mark.parametrize(
+    ("run", "env", "line"),
+    [
+        ("pytest -n 4 --dist each tests", "", 12),
+        ("pytest -n 4 '--dist=each' tests", "", 12),
+        ("pytest -n 4 tests", '\n  env = { PYTEST_ADDOPTS = "-p xdist --dist  each" }', 13),
+    ],
+)
+def test_dist_each_is_refused_with_its_line(run: str, env: str, line: int) -> None:
+    """pytest-xdist's ``--dist each`` in the run line or the suite's PYTEST_ADDOPTS: one test's
+    runs on two workers would read as retries; refused before the night, naming the line."""
+    text = MINIMAL.replace('  run = "pytest tests"', f'  run = "{run}"{env}')
+    with pytest.raises(ConfigError) as info:
+        config.parse(text, "c.toml", {})
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith(f"c.toml:{line}: phase[0].suite[0].")
+    assert "--dist each runs every test on every xdist worker" in info.value.problems[0]
+
+
+def test_other_dist_modes_and_lookalikes_are_taken() -> None:
+    """``--dist load``, ``--dist eachfile`` (not xdist's) and a test named "each" pass."""
+    for run in ("pytest -n 4 --dist load tests", "pytest --dist eachfile", "pytest -k each"):
+        config.parse(MINIMAL.replace('  run = "pytest tests"', f'  run = "{run}"'), "c.toml", {})
