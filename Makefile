@@ -6,6 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint bench soak clean
 
+# Bytecode is written: the tests start hundreds of Python processes (suites, the CLI), and with
+# PYTHONDONTWRITEBYTECODE=1 (some images set it) each compiled deployloop again and pytest
+# rewrote every plugin again: 5 CPU-minutes for the suite from a fresh clone instead of 3.
+unexport PYTHONDONTWRITEBYTECODE
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
