@@ -129,10 +129,26 @@ def fields(event: FailedFirstSuite) -> dict[str, object]:
     return {k: v for k, v in record.items() if k not in ("ts", "event")}
 
 
+# The failing test last, or first: the last test's pass must not wait for the session's end.
+LAST_PASSES = """
+def test_three():
+    assert False, "still broken"
+
+def test_one():
+    assert True
+
+def test_two():
+    assert True
+"""
+
+
+@pytest.mark.parametrize("tests", [TESTS, LAST_PASSES], ids=["last-fails", "last-passes"])
 @pytest.mark.parametrize("args", ["", "-n 2"], ids=["plain", "xdist"])
-def test_early_verdict_arrives_while_pytest_still_runs(tmp_path: Path, args: str) -> None:
+def test_early_verdict_arrives_while_pytest_still_runs(
+    tmp_path: Path, args: str, tests: str
+) -> None:
     """The verdict is told from the stream while the session's end waits on it; JUnit agrees."""
-    where = suite_dir(tmp_path, conftest=BLOCKING_END)
+    where = suite_dir(tmp_path, tests, conftest=BLOCKING_END)
     told = Told(on_early=where / RELEASE)
     assert failed_first(where, told, args) == (2, 3)
     assert (where / "end.marker").read_text() == "released"

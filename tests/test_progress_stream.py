@@ -117,7 +117,7 @@ def test_a_setup_error_rerun_is_no_skip_in_the_live_counts(tmp_path: Path) -> No
 
 
 # Appends, at each of these moments, whether each test's ``done`` record is in the progress
-# file yet: run last, after the live plugin's own hooks.
+# file yet: run after the live plugin's own hooks, but at the session's end before them.
 SEEN_AT = """
 import json, os, pytest
 
@@ -136,7 +136,7 @@ def pytest_runtest_logfinish(nodeid):
 def pytest_runtest_logstart(nodeid):
     _seen("start " + nodeid.rsplit("::", 1)[1])
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)  # the suite's own session end: the last done is out before it
 def pytest_sessionfinish():
     _seen("session end")
 """
@@ -144,8 +144,8 @@ def pytest_sessionfinish():
 
 def test_a_pass_goes_out_with_the_next_start_and_a_failure_at_once(tmp_path: Path) -> None:
     """One write a test: a passing test's ``done`` waits for the next test's ``start``, which
-    pytest reports straight after it, and the last one for the session's end; a failure's
-    ``done`` does not wait."""
+    pytest reports straight after it, and the last one for the end of the test loop, before
+    any session-end hook; a failure's ``done`` does not wait."""
     where = suite_dir(
         tmp_path,
         "def test_a():\n    pass\ndef test_b():\n    assert False\ndef test_c():\n    pass\n",

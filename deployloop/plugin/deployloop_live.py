@@ -11,11 +11,12 @@ Under pytest-xdist the controller collects nothing itself: its count is the firs
 collection as reported back to it (every worker collects the same tests, or xdist stops).
 
 Lines go out when a test starts, when the collection is counted, at once when a call failed
-(a slow teardown must not hide a failure), and when an attempt ends, but for a pass that no
-other running test outlives: that ``done`` goes out with the next test's ``start``, which
-pytest reports straight after it (or at the session's end). One write a test in a plain run,
-and the reader still sees the running test and every outcome as they happen, under
-pytest-xdist too, where another worker's test may run on for minutes.
+(a slow teardown must not hide a failure), and when an attempt ends, but for a pass in a
+session pytest runs itself (not pytest-xdist's, where another worker's test may run on for
+minutes): that ``done`` goes out with the next test's ``start``, which pytest reports straight
+after it, or as its test loop ends, before any session-end hook of the suite's own. One write
+a test in a plain run, and the reader still sees the running test and every outcome as they
+happen.
 
 deployloop points $DEPLOYLOOP_PROGRESS at a FIFO it reads and scrubs into the kept
 ``.progress.jsonl`` (test ids may hold secrets). Progress is a convenience: when nobody reads
@@ -39,6 +40,7 @@ _counted = False  # the collected count is written once, by pytest itself or xdi
 FINAL_RANK = ("passed", "xpassed", "xfailed", "skipped", "failed", "error", "rerun")
 # node id -> worst outcome so far of its running attempt (xdist interleaves workers' tests)
 _attempts: dict[str, str] = {}
+_holding = False  # a pass's done may wait for the next start: pytest runs the tests itself
 
 
 class _Stream:
@@ -115,6 +117,12 @@ def pytest_configure(config: Any) -> None:
         _stream = _open(path)
 
 
+def pytest_sessionstart(session: Any) -> None:
+    global _holding
+    # pytest-xdist's controller (its "dsession" plugin, registered at configure) runs no test
+    _holding = not session.config.pluginmanager.has_plugin("dsession")
+
+
 def pytest_collection_finish(session: Any) -> None:
     _collected(len(session.items))
 
@@ -175,12 +183,16 @@ def _final(report: Any) -> str:
 def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
     outcome = _attempts.pop(nodeid, None)
     if outcome is not None:
-        # Held only when the next thing pytest reports is another test's start (see above).
-        _write(_test("done", nodeid, outcome), flush=outcome != "passed" or bool(_attempts))
+        # Held only where the next thing pytest does is start a test or end its loop (above).
+        _write(_test("done", nodeid, outcome), flush=outcome != "passed" or not _holding)
 
 
-def pytest_sessionfinish(session: Any) -> None:
-    _flush()  # the last test's done: the report and pytest's exit take a while yet
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtestloop(session: Any) -> Any:
+    """The last test's ``done``, as the test loop ends: before session-end hooks, the report
+    and pytest's exit, which may take a while (a hook of the suite's may hang)."""
+    yield
+    _flush()
 
 
 def pytest_unconfigure(config: Any) -> None:
