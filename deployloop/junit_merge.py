@@ -40,7 +40,8 @@ def copy_suites(source: Path, out: BinaryIO) -> None:
     ``out`` may hold part of the file when this raises: the caller cuts it back. Raises
     ``JUnitError`` when ``source`` cannot be opened (missing, no permission) or its root is
     neither ``<testsuites>`` nor ``<testsuite>``, ``ElementTree.ParseError`` when it is not
-    well-formed XML (truncated, or cut past ``junit_caps.MAX_KEPT_BYTES``), defusedxml's
+    well-formed XML (truncated; a copy cut past ``junit_caps.MAX_KEPT_BYTES`` may well be, when
+    its cut fell inside text: ``shards.write_merged`` refuses those by size), defusedxml's
     ``DefusedXmlException`` for an entity declaration or external reference, and ``OSError``
     only when reading it part way or writing ``out`` fails (the disk's fault, not the file's).
     """

@@ -23,6 +23,7 @@ from defusedxml.common import DefusedXmlException
 
 from deployloop.atomic import replacing
 from deployloop.errors import JUnitError
+from deployloop.junit_caps import MAX_KEPT_BYTES
 from deployloop.junit_merge import copy_suites
 from deployloop.logical import hollow
 from deployloop.models import CaseResult, RunEnd, SuiteRun
@@ -78,8 +79,8 @@ def shards_for(durations: Mapping[str, float], count: int) -> tuple[Shard, ...]:
 class MergedReport(NamedTuple):
     """The suite's one JUnit file made from its shards' kept reports (``write_merged``)."""
 
-    path: Path | None  # None: no shard kept a report, so nothing was written
-    problems: tuple[str, ...] = ()  # one line per shard left out of it, for the suite's log
+    path: Path | None  # None: nothing written (no shard kept a report, or one could not merge)
+    problems: tuple[str, ...] = ()  # why it was not written, for the suite's log
 
 
 NOTHING_MERGED = MergedReport(None)
@@ -145,7 +146,9 @@ def _collected(runs: Sequence[SuiteRun]) -> int | None:
     return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
 
 
-def write_merged(target: Path, runs: Sequence[SuiteRun]) -> MergedReport:
+def write_merged(
+    target: Path, runs: Sequence[SuiteRun], limit: int = MAX_KEPT_BYTES
+) -> MergedReport:
     """Write the suite's ``<iteration>/<suite>.xml`` (SPEC, "Files it writes": every suite's
     JUnit) at ``target``, atomically: one ``<testsuites>`` holding every shard's
     ``<testsuite>`` elements, shards in order, streamed from their kept files (so scrubbed like
@@ -153,23 +156,32 @@ def write_merged(target: Path, runs: Sequence[SuiteRun]) -> MergedReport:
     time, never a shard's file (issue 19).
 
     A shard without a report (``junit_path`` None: it ended before pytest wrote one) adds
-    nothing; when no shard has one, there is no file (one an earlier attempt left is
-    removed). A shard whose kept file cannot be read (missing, cut past its cap, not JUnit) is
-    left out whole, the other shards kept, and named in a problem line. Raises ``OSError``
-    when ``target`` cannot be written, or a kept file fails part way through its reading.
+    nothing. Either every report is merged whole or there is no file (one an earlier attempt
+    left is removed) and one problem line says why: a kept file that cannot be read (missing,
+    not well-formed, not JUnit) or that was cut to head and tail past ``limit`` bytes
+    (``junit_caps.cap_kept``: a copy for people, its cut maybe inside text). A merged file
+    without some of the suite's tests would read as all of them; without it, ``deployloop
+    results`` reads the shards' own files. Raises ``OSError`` when ``target`` cannot be
+    written, or a kept file fails part way through its reading.
     """
     kept = [_kept_files(run) for run in runs]
-    if not any(kept):
-        target.unlink(missing_ok=True)  # an interrupted earlier attempt's: not this run's
-        return NOTHING_MERGED
-    problems: list[str] = []
-    with replacing(target) as out:
-        out.write(b'<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n')
-        for index, files in enumerate(kept, 1):
-            if problem := _copy_shard(out, files):
-                problems.append(f"shard {index}/{len(runs)} left out of {target}: {problem}")
-        out.write(b"</testsuites>\n")
-    return MergedReport(target, tuple(problems))
+    problems: tuple[str, ...] = ()
+    if any(kept):
+        try:
+            with replacing(target) as out:
+                out.write(b'<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n')
+                for index, files in enumerate(kept, 1):
+                    _copy_shard(out, files, f"shard {index}/{len(runs)}", limit)
+                out.write(b"</testsuites>\n")
+            return MergedReport(target)
+        except _NotMerged as exc:
+            problems = (f"{target} not written: {exc}; the shards' own files hold their tests",)
+    target.unlink(missing_ok=True)  # an interrupted earlier attempt's: not this run's
+    return MergedReport(None, problems)
+
+
+class _NotMerged(Exception):
+    """A shard's kept report that cannot be merged whole: ``shard i/n: FILE: problem``."""
 
 
 def _kept_files(run: SuiteRun) -> list[Path]:
@@ -181,19 +193,24 @@ def _kept_files(run: SuiteRun) -> list[Path]:
     return sorted(path.glob("*.xml")) if path.is_dir() else [path]
 
 
-def _copy_shard(out: BinaryIO, files: Sequence[Path]) -> str | None:
-    """Copy one shard's files to ``out``; on the first that cannot be read, cut ``out`` back
-    to where the shard began (none of its suites kept, the file stays well-formed) and say
-    which file and why: ``FILE: problem``."""
-    start = out.tell()
+def _copy_shard(out: BinaryIO, files: Sequence[Path], shard: str, limit: int) -> None:
+    """Copy one shard's files to ``out``; raises ``_NotMerged`` for the first that cannot be
+    copied whole."""
     for path in files:
+        if _size(path) > limit:  # cap_kept leaves a cut file just over the limit
+            raise _NotMerged(f"{shard}: {path}: cut to its head and tail past {limit} bytes")
         try:
             copy_suites(path, out)
         except UNREADABLE as exc:
-            out.seek(start)
-            out.truncate()
-            return f"{path}: {_problem(exc)}"
-    return None
+            raise _NotMerged(f"{shard}: {path}: {_problem(exc)}") from None
+
+
+def _size(path: Path) -> int:
+    """``path``'s size in bytes; 0 when it cannot be seen (``copy_suites`` says why next)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _problem(exc: Exception) -> str:
@@ -208,17 +225,17 @@ def write_users_report(note: Path, report: MergedReport) -> str | None:
     ``note``, which is then removed; nothing to do without it) as a copy of the suite's merged
     file (``write_merged``): one merge for both, scrubbed like the kept files (issue 15 item
     14). Nothing is written without a merged file. Returns a line for the suite's log when a
-    shard was left out of it (the user's file is left alone then: it would miss tests), else
-    None. Raises ``OSError`` when the user's file cannot be written."""
+    shard's report could not be merged (the user's file is left alone then), else None.
+    Raises ``OSError`` when the user's file cannot be written."""
     try:
         target = Path(note.read_text("utf-8"))
     except (OSError, UnicodeDecodeError):
         return None
     note.unlink()
+    if report.problems:
+        return f"your --junitxml {target} was not written: a shard's report could not be merged"
     if report.path is None:
         return None
-    if report.problems:
-        return f"your --junitxml {target} was not written: a shard's report could not be read"
     with open(report.path, "rb") as source, replacing(target) as out:
         shutil.copyfileobj(source, out)
     return None

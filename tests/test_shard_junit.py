@@ -111,14 +111,15 @@ def _damage_gone(path: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "words"),
     [(_damage_cut, "line "), (_damage_gone, "No such file")],
-    ids=["cut-past-cap", "missing"],
+    ids=["cut-in-markup", "missing"],
 )
-def test_a_broken_shard_report_is_left_out_and_said(
+def test_a_broken_shard_report_means_no_merged_file_and_a_line(
     tmp_path: Path, damage: Callable[[Path], None], words: str
 ) -> None:
-    """Shard 2 of 3 kept a report that cannot be read: the merged file holds shards 1 and 3's
-    tests, the merged run still names it, and the suite's log has one line naming the shard,
-    the file and the problem."""
+    """Shard 2 of 3 kept a report that cannot be read: no merged file (one without shard 2's
+    tests would read as the whole suite, and ``results`` on the folder would then skip the
+    shard files), the merged run names none, and the suite's log has one line naming the
+    shard, the file and the problem."""
     write_tests(tmp_path / "suite", "test_it.py", SUITE)
     line = python_pytest(f"--rootdir {tmp_path / 'suite'} {tmp_path / 'suite'}")
     phase = PhaseConfig.model_validate(
@@ -134,6 +135,9 @@ def test_a_broken_shard_report_is_left_out_and_said(
             damage(Path(run.junit_path))
         return run
 
+    target = tmp_path / "out" / "s.xml"
+    target.parent.mkdir()
+    target.write_text("an earlier attempt's")
     store = Store(tmp_path / "state")
     try:
         row = SessionRow("s", "k", "t", str(tmp_path), time.time(), None, 1, "running", None, None)
@@ -143,25 +147,40 @@ def test_a_broken_shard_report_is_left_out_and_said(
         merged = sharded.run(phase.suites[0], run_shard)
     finally:
         store.close()
-    target = tmp_path / "out" / "s.xml"
-    assert merged.junit_path == str(target)
-    kept = [c.id for i in (1, 3) for c in ran[i].cases]
-    assert len(kept) == 8 and sorted(c.id for c in junit.read_cases(target)) == sorted(kept)
+    assert merged.junit_path is None and not target.exists()
+    assert len(merged.cases) == 12  # the results were read from the whole files before
     notes = [
         ln
         for ln in (tmp_path / "out" / "s.log").read_text().splitlines()
-        if ln.startswith("[deployloop]") and "left out of" in ln
+        if ln.startswith("[deployloop]") and "not written" in ln
     ]
     assert len(notes) == 1, notes
     assert notes[0].startswith(
-        f"[deployloop] shard 2/3 left out of {target}: {ran[2].junit_path}: "
+        f"[deployloop] {target} not written: shard 2/3: {ran[2].junit_path}: "
     )
     assert words in notes[0]
 
 
+def test_a_report_cut_inside_text_is_no_merge(tmp_path: Path) -> None:
+    """A report cut to head and tail where the cut falls inside a failure's text is still
+    well-formed XML, but lacks the tests in its middle: refused by its size, never merged."""
+    body = "".join(f'<testcase classname="c" name="t{n}"><failure>{"x" * 400}</failure></testcase>'
+                   for n in range(3))  # fmt: skip
+    report = tmp_path / "s+shard-1.xml"
+    report.write_text(f"<testsuite>{body}</testsuite>")
+    half = len("<testsuite>") + len(body) // 6  # inside t0's text; the tail starts inside t2's
+    limit = 2 * half
+    assert cap_kept(report, limit=limit)
+    assert [c.name for c in junit.read_cases(report)] == ["t0"]  # well-formed: t1, t2 gone
+    runs = [SuiteRun("p", "s", (), 1.0, 1, junit_path=str(report))]
+    merged = shards.write_merged(tmp_path / "s.xml", runs, limit=limit)
+    assert merged.path is None and not (tmp_path / "s.xml").exists()
+    assert f"shard 1/1: {report}: cut to its head and tail past {limit} bytes" in merged.problems[0]
+
+
 def test_hostile_reports_are_refused_and_the_users_file_left_alone(tmp_path: Path) -> None:
-    """An entity declaration (a possible XML bomb) and a page that is not JUnit are each left
-    out with a line saying why; the user's --junitxml, asked for through the first shard's
+    """An entity declaration (a possible XML bomb) and a page that is not JUnit each stop the
+    merge with a line saying why; the user's --junitxml, asked for through the first shard's
     note, is then left as it was. With every shard readable it is a copy of the merged file."""
     good = tmp_path / "good.xml"
     good.write_text('<testsuite name="s"><testcase classname="c" name="t"/></testsuite>')
@@ -169,22 +188,24 @@ def test_hostile_reports_are_refused_and_the_users_file_left_alone(tmp_path: Pat
     bomb.write_text('<!DOCTYPE t [<!ENTITY a "aaaa">]><testsuites>&a;</testsuites>')
     page = tmp_path / "page.xml"
     page.write_text("<html><body>502 Bad Gateway</body></html>")
-    runs = [SuiteRun("p", "s", (), 1.0, 0, junit_path=str(p)) for p in (good, bomb, page)]
-    report = shards.write_merged(tmp_path / "s.xml", runs)
-    assert _ids(tmp_path / "s.xml") == ["c::t"]
-    assert [line.split(": ", 2)[2] for line in report.problems] == [
-        "refused (EntitiesForbidden(name='a', system_id=None, public_id=None))",
-        "not a JUnit file (root element <html>)",
-    ]
     mine, note = tmp_path / "mine.xml", tmp_path / "s+shard-1.user-junit"
     mine.write_text("yesterday's")
+    for bad, problem in (
+        (bomb, "refused (EntitiesForbidden(name='a', system_id=None, public_id=None))"),
+        (page, "not a JUnit file (root element <html>)"),
+    ):
+        runs = [SuiteRun("p", "s", (), 1.0, 0, junit_path=str(p)) for p in (good, bad)]
+        report = shards.write_merged(tmp_path / "s.xml", runs)
+        assert report.path is None and not (tmp_path / "s.xml").exists()
+        assert report.problems[0].endswith(f"shard 2/2: {bad}: {problem}; "
+                                           "the shards' own files hold their tests")  # fmt: skip
+        note.write_text(str(mine))
+        line = shards.write_users_report(note, report)
+        assert line is not None and str(mine) in line and mine.read_text() == "yesterday's"
     note.write_text(str(mine))
-    line = shards.write_users_report(note, report)
-    assert line is not None and str(mine) in line and mine.read_text() == "yesterday's"
-    note.write_text(str(mine))
-    assert (
-        shards.write_users_report(note, shards.write_merged(tmp_path / "s.xml", runs[:1])) is None
-    )
+    runs = [SuiteRun("p", "s", (), 1.0, 0, junit_path=str(good))]
+    assert shards.write_users_report(note, shards.write_merged(tmp_path / "s.xml", runs)) is None
+    assert _ids(tmp_path / "s.xml") == ["c::t"]
     assert mine.read_bytes() == (tmp_path / "s.xml").read_bytes() and not note.exists()
 
 
