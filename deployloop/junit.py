@@ -10,6 +10,7 @@ reading anything.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,9 @@ TRUNCATION_ERRORS = frozenset(
     )
 )
 
+# A suite's extra pass as ``passes.Passes`` names its kept report: ``S+failed-first.xml``,
+# ``S+rerun.xml``, ``S+shard-2.xml``, or its folder of several (``junit_files.kept_dir``).
+EXTRA_PASS = re.compile(r"(?P<suite>[^+]+)\+(?:failed-first|rerun|shard-\d+)\.(?:xml|junit)")
 JUNK_AFTER_ROOT = expat.errors.codes[expat.errors.XML_ERROR_JUNK_AFTER_DOC_ELEMENT]
 
 
@@ -79,13 +83,13 @@ def collect_files(paths: Iterable[Path], left_out: list[Path] | None = None) -> 
 
 
 def _extra_pass(path: Path, searched: Path) -> bool:
-    """Whether ``path`` (found in ``searched``) is, or is inside, an ``S+PASS.xml`` beside an
-    ``S.xml`` (see ``collect_files``)."""
+    """Whether ``path`` (found in ``searched``) is, or is inside, one of deployloop's extra
+    passes beside its suite's ``S.xml`` (``EXTRA_PASS``; see ``collect_files``)."""
     for part in (path, *path.parents):
         if part == searched:
             return False
-        suite, plus, _ = part.name.partition("+")
-        if plus and part.suffix == ".xml" and (part.parent / f"{suite}.xml").is_file():
+        extra = EXTRA_PASS.fullmatch(part.name)
+        if extra and (part.parent / f"{extra['suite']}.xml").is_file():
             return True
     return False
 

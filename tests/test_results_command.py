@@ -167,16 +167,18 @@ def test_an_iteration_folder_counts_each_suites_tests_once(tmp_path: Path) -> No
     twice. They are left out, and said to be; a pass without its suite's file (an interrupted
     iteration) is read, and so is a file named on its own."""
     folder = tmp_path / "3"
-    (folder / "api+shard-2.xml").mkdir(parents=True)  # a runner's several kept files
+    (folder / "api+shard-2.junit").mkdir(parents=True)  # a runner's several kept files
     (folder / "api.xml").write_text(FAILING, encoding="utf-8")
     (folder / "api+shard-1.xml").write_text(FAILING, encoding="utf-8")
-    (folder / "api+shard-2.xml" / "part.xml").write_text(FAILING, encoding="utf-8")
+    (folder / "api+shard-2.junit" / "part.xml").write_text(FAILING, encoding="utf-8")
     (folder / "api+failed-first.xml").write_text(FAILING, encoding="utf-8")
     (folder / "ui+rerun.xml").write_text(PASSING, encoding="utf-8")  # no ui.xml: read
+    (folder / "api+ui.xml").write_text(PASSING, encoding="utf-8")  # the user's own: read
+    (folder / "api++.xml").write_text(PASSING, encoding="utf-8")
     done = deployloop("results", str(folder), "--json")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert (data["files"], data["tests"]) == (2, 6)  # api's 3 tests once, ui's 3
+    assert (data["files"], data["tests"]) == (4, 12)  # api's 3 tests once, ui's, the user's
     assert "left out 3 file(s) of deployloop's extra passes" in done.stderr
     alone = deployloop("results", str(folder / "api+shard-1.xml"), "--json")
     assert json.loads(alone.stdout)["tests"] == 3
