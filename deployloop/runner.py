@@ -55,6 +55,8 @@ USAGE_ERROR = 4
 # How pytest tells a usage error (pytest.UsageError, and argparse's for an unknown option).
 PYTEST_SAYS = re.compile(r"^(?:ERROR: (?!usage: )|[^:\n]+: error: )(.+)$", re.MULTILINE)
 SAYS_CHARS = 300  # the most of pytest's own words a harness error quotes
+# A terminal escape in quoted words, dropped whole (ECMA-48: CSI, OSC, or ESC and one byte).
+TERMINAL_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|.?)")
 # xdist's --dist loadgroup writes "test_a@group" (pytest-xdist#992); "test_a[x@y.com]" is an id.
 XDIST_GROUP = re.compile(r"@[^\[\]:@]*$")
 
@@ -350,11 +352,13 @@ def _runner_error(
 def _usage_error(log_path: Path) -> str:
     """pytest's exit 4 in words, with what pytest said last about it in the log's tail
     (``ERROR: …``, or argparse's ``prog: error: …``) as one printable line of at most
-    ``SAYS_CHARS``: an option it does not know, a plugin refusing the run."""
+    ``SAYS_CHARS``, terminal escapes dropped: an option it does not know, a plugin refusing
+    the run."""
     said = PYTEST_SAYS.findall(process.tail(log_path))
     if not said:
         return PYTEST_EXIT[USAGE_ERROR]
-    words = " ".join("".join(c if c.isprintable() else " " for c in said[-1]).split())
+    bare = TERMINAL_ESCAPE.sub("", said[-1])
+    words = " ".join("".join(c if c.isprintable() else " " for c in bare).split())
     if len(words) > SAYS_CHARS:
         words = words[: SAYS_CHARS - 1] + "…"
     return f"{PYTEST_EXIT[USAGE_ERROR]}: {words}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import threading
 from functools import partial
@@ -15,7 +17,7 @@ from deployloop.config import PhaseConfig
 from deployloop.models import Outcome, RunEnd, SuiteRun
 from deployloop.plugin.deployloop_run import DIST_EACH
 from deployloop.pytestline import is_pytest, runs_pytest
-from deployloop.runner import SAYS_CHARS, SuiteJob, run_suite
+from deployloop.runner import JUNIT_ENV, PLUGIN_DIR, SAYS_CHARS, SuiteJob, run_suite
 from tests.helpers import python_pytest, wait_for, write_tests
 
 
@@ -114,18 +116,20 @@ def test_usage_error_is_a_harness_error_in_pytests_words(tmp_path: Path) -> None
 
 
 def test_a_usage_errors_words_are_one_printable_bounded_line(tmp_path: Path) -> None:
-    """A plugin's own usage error is the suite's text: control characters (a terminal escape,
-    a line break) become spaces and it is cut to SAYS_CHARS."""
+    """A plugin's own usage error is the suite's text: terminal escapes (colour, a window
+    title) go whole, other control characters (a line break) become spaces, and it is cut to
+    SAYS_CHARS."""
     write_tests(
         tmp_path / "suite",
         "conftest.py",
         "import pytest\ndef pytest_configure(config):\n"
-        "    raise pytest.UsageError('\\x1b[2Jstaging\\rtoken\\x07 ' + 'x' * 1000)\n",
+        "    raise pytest.UsageError('\\x1b[31;1mstaging\\x1b[0m\\rtoken\\x07\\x1b]0;t\\x07 '"
+        " + 'x' * 1000)\n",
     )
     _, run = run_in(tmp_path, "def test_a():\n    pass\n")
     assert run.harness_error is not None
     words = run.harness_error.removeprefix("pytest usage error (exit 4): ")
-    assert words.startswith("[2Jstaging token xxx") and words.endswith("x…")
+    assert words.startswith("staging token xxx") and words.endswith("x…")
     assert len(words) == SAYS_CHARS and words.isprintable()
 
 
@@ -135,7 +139,9 @@ def test_dist_each_is_refused_never_read_as_retries(tmp_path: Path) -> None:
     why, no test counted."""
     source = "import os\ndef test_breaks_on_gw0():\n"
     source += "    assert os.environ['PYTEST_XDIST_WORKER'] != 'gw0'\n"
-    _, run = run_in(tmp_path, source, args="-p xdist -n 2 --dist each")
+    # In the suite's ini file, where the config's own check cannot see it.
+    write_tests(tmp_path / "suite", "pytest.ini", "[pytest]\naddopts = -p xdist -n 2 --dist each\n")
+    _, run = run_in(tmp_path, source)
     assert run.ended is RunEnd.RUNNER_ERROR and run.cases == ()
     assert run.harness_error == f"pytest usage error (exit 4): {DIST_EACH}"
 
@@ -462,3 +468,16 @@ def test_rerun_makes_items_only_of_the_functions_its_ids_name(tmp_path: Path) ->
     assert again.harness_error is None
     assert sorted(c.name for c in again.cases) == ["test_a", "test_m"]
     assert "deselected" not in job.log_path.read_text()
+
+
+def test_dist_each_only_collecting_is_not_refused(tmp_path: Path) -> None:
+    """xdist distributes no ``--collect-only``: nothing to refuse there."""
+    write_tests(tmp_path, "test_it.py", "def test_a():\n    pass\n")
+    argv = [sys.executable, "-m", "pytest", "-p", "deployloop_run", "-p", "xdist", "-n", "2"]
+    env = {**os.environ, "PYTHONPATH": str(PLUGIN_DIR), JUNIT_ENV: str(tmp_path / "r.xml")}
+    done = subprocess.run(
+        [*argv, "--dist", "each", "--collect-only", "-q", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "test_it.py::test_a" in done.stdout

@@ -79,9 +79,11 @@ DIST_EACH = (
 def _refuse_dist_each(config: Any) -> None:
     """Raises ``pytest.UsageError`` (pytest exits 4 and prints it) for ``--dist each`` with
     workers: pytest-xdist runs a distributed session when ``dist`` is not "no" and ``tx``
-    names workers (``-n N`` sets both; ``-n 0`` sets ``dist`` back to "no")."""
+    names workers (``-n N`` sets both; ``-n 0`` sets ``dist`` back to "no"), and not for
+    ``--collect-only``, which it never distributes."""
     option = config.option
-    if getattr(option, "dist", "no") == "each" and getattr(option, "tx", None):
+    each = getattr(option, "dist", "no") == "each" and getattr(option, "tx", None)
+    if each and not getattr(option, "collectonly", False):
         raise pytest.UsageError(DIST_EACH)
 
 
