@@ -75,9 +75,9 @@ GOALS = {
 SLOW_TESTS = 400
 WAIT_S = 0.1
 SHARDS = 8
-ITERATIONS = 12
+ITERATIONS = 20
 TESTS = 1000
-PAUSE_S = 3.0  # the session's wait between iterations, where the plain runs are timed
+PAUSE_S = 2.5  # the session's wait between iterations, where the plain runs are timed
 # The suite's environment in every run, deployloop's and plain pytest's alike (see above).
 SUITE_ENV = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 CONFIG = """\
