@@ -10,6 +10,7 @@ reading anything.
 
 from __future__ import annotations
 
+import glob
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -52,7 +53,9 @@ TRUNCATION_ERRORS = frozenset(
 
 # A suite's extra pass as ``passes.Passes`` names its kept report: ``S+failed-first.xml``,
 # ``S+rerun.xml``, ``S+shard-2.xml``, or its folder of several (``junit_files.kept_dir``).
-EXTRA_PASS = re.compile(r"(?P<suite>[^+]+)\+(?:failed-first|rerun|shard-\d+)\.(?:xml|junit)")
+EXTRA_PASS = re.compile(
+    r"(?P<suite>[^+]+)\+(?:(?P<shard>shard-\d+)|failed-first|rerun)\.(?:xml|junit)"
+)
 JUNK_AFTER_ROOT = expat.errors.codes[expat.errors.XML_ERROR_JUNK_AFTER_DOC_ELEMENT]
 
 
@@ -62,7 +65,8 @@ def collect_files(paths: Iterable[Path], left_out: list[Path] | None = None) -> 
     In a directory, a pass deployloop runs beside a suite's own (``S+failed-first.xml``,
     ``S+rerun.xml``, ``S+shard-2.xml``: ``passes.Passes``) is left out where the suite's
     result ``S.xml`` stands next to it, which holds its tests already (a sharded suite's
-    merged file): read both, and each of those tests would count twice. Such files go to
+    merged file), and a failed-first or rerun pass where the suite's shards do: read both,
+    and each of those tests would count twice. Such files go to
     ``left_out``; a file named on its own is always read. Raises ``JUnitError`` for a path
     that does not exist, or a directory without ``*.xml``."""
     found: set[Path] = set()
@@ -84,12 +88,19 @@ def collect_files(paths: Iterable[Path], left_out: list[Path] | None = None) -> 
 
 def _extra_pass(path: Path, searched: Path) -> bool:
     """Whether ``path`` (found in ``searched``) is, or is inside, one of deployloop's extra
-    passes beside its suite's ``S.xml`` (``EXTRA_PASS``; see ``collect_files``)."""
+    passes beside its suite's whole result (``EXTRA_PASS``; see ``collect_files``): ``S.xml``,
+    or for a failed-first or rerun pass the suite's shards (``S+shard-N``: their merged
+    ``S.xml`` is not written when one could not be merged)."""
     for part in (path, *path.parents):
         if part == searched:
             return False
         extra = EXTRA_PASS.fullmatch(part.name)
-        if extra and (part.parent / f"{extra['suite']}.xml").is_file():
+        if extra is None:
+            continue
+        suite = extra["suite"]
+        if (part.parent / f"{suite}.xml").is_file():
+            return True
+        if not extra["shard"] and any(part.parent.glob(f"{glob.escape(suite)}+shard-*")):
             return True
     return False
 

@@ -43,7 +43,7 @@ WRAPPER_ARG = re.compile(r"-|\w+=|\d+(\.\d+)?[smhd]?$")  # an option, VAR=x, a d
 ADDOPTS_SET = re.compile(r"(?:^|[\s;&|('\"])PYTEST_ADDOPTS=")
 ADDOPTS_KEPT = re.compile(r"\$\{?PYTEST_ADDOPTS\b")  # "…=\"$PYTEST_ADDOPTS -x\"" keeps ours
 # pytest-xdist's "--dist each" ("--dist=each", "--dist each"), refused (``DIST_EACH``).
-DIST_EACH_OPTION = re.compile(r"(?:^|[\s'\"])--dist(?:=|\s+)['\"]?each\b")
+DIST_EACH_OPTION = re.compile(r"(?:^|[\s'\"])--dist(?:=|\s+)['\"]?each(?![\w-])")
 DIST_EACH = (
     "--dist each runs every test on every xdist worker, and deployloop would read one test's "
     "runs as retries (a failure on one worker hidden by a pass on another): run one suite per "

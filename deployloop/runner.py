@@ -55,8 +55,11 @@ USAGE_ERROR = 4
 # How pytest tells a usage error (pytest.UsageError, and argparse's for an unknown option).
 PYTEST_SAYS = re.compile(r"^(?:ERROR: (?!usage: )|[^:\n]+: error: )(.+)$", re.MULTILINE)
 SAYS_CHARS = 300  # the most of pytest's own words a harness error quotes
-# A terminal escape in quoted words, dropped whole (ECMA-48: CSI, OSC, or ESC and one byte).
-TERMINAL_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|.?)")
+# A terminal escape in quoted words, dropped whole (ECMA-48: CSI, 8-bit CSI, a terminated
+# OSC, or ESC, intermediate bytes and a final byte: "ESC ( B" of tput sgr0).
+TERMINAL_ESCAPE = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-~]?)|\x9b[0-?]*[ -/]*[@-~]"
+)
 # xdist's --dist loadgroup writes "test_a@group" (pytest-xdist#992); "test_a[x@y.com]" is an id.
 XDIST_GROUP = re.compile(r"@[^\[\]:@]*$")
 

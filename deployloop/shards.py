@@ -155,14 +155,15 @@ def write_merged(
     them; a folder of several kept files is read in name order). Memory holds one testcase at a
     time, never a shard's file (issue 19).
 
-    A shard without a report (``junit_path`` None: it ended before pytest wrote one) adds
-    nothing. Either every report is merged whole or there is no file (one an earlier attempt
+    A shard without a report (``junit_path`` None: it ended before pytest wrote one, a
+    harness error its log line and the suite's result tell) adds nothing. Every report there
+    is is merged whole, or there is no file (one an earlier attempt
     left is removed) and one problem line says why: a kept file that cannot be read (missing,
     not well-formed, not JUnit) or that was cut to head and tail past ``limit`` bytes
     (``junit_caps.cap_kept``: a copy for people, its cut maybe inside text). A merged file
-    without some of the suite's tests would read as all of them; without it, ``deployloop
-    results`` reads the shards' own files. Raises ``OSError`` when ``target`` cannot be
-    written, or a kept file fails part way through its reading.
+    without some of a report's tests would read as all of them; without it, ``deployloop
+    results`` reads the shards' own files (``junit.collect_files``). Raises ``OSError`` when
+    ``target`` cannot be written, or a kept file fails part way through its reading.
     """
     kept = [_kept_files(run) for run in runs]
     problems: tuple[str, ...] = ()

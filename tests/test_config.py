@@ -332,5 +332,6 @@ def test_dist_each_is_refused_with_its_line(run: str, env: str, line: int) -> No
 
 def test_other_dist_modes_and_lookalikes_are_taken() -> None:
     """``--dist load``, ``--dist eachfile`` (not xdist's) and a test named "each" pass."""
-    for run in ("pytest -n 4 --dist load tests", "pytest --dist eachfile", "pytest -k each"):
+    taken = ("pytest -n 4 --dist load tests", "pytest --dist eachfile", "pytest --dist=each-x")
+    for run in (*taken, "pytest -k each"):
         config.parse(MINIMAL.replace('  run = "pytest tests"', f'  run = "{run}"'), "c.toml", {})

@@ -136,6 +136,11 @@ def pytest_runtest_logfinish(nodeid):
 def pytest_runtest_logstart(nodeid):
     _seen("start " + nodeid.rsplit("::", 1)[1])
 
+@pytest.hookimpl(hookwrapper=True)  # a wrapper of the suite's: it ends later
+def pytest_runtestloop(session):
+    yield
+    _seen("loop end")
+
 @pytest.hookimpl(tryfirst=True)  # the suite's own session end: the last done is out before it
 def pytest_sessionfinish():
     _seen("session end")
@@ -164,5 +169,6 @@ def test_a_pass_goes_out_with_the_next_start_and_a_failure_at_once(tmp_path: Pat
         ["finish test_b", ["test_a", "test_b"]],  # a failure goes out at once
         ["start test_c", ["test_a", "test_b"]],
         ["finish test_c", ["test_a", "test_b"]],
+        ["loop end", ["test_a", "test_b", "test_c"]],
         ["session end", ["test_a", "test_b", "test_c"]],
     ]

@@ -182,3 +182,8 @@ def test_an_iteration_folder_counts_each_suites_tests_once(tmp_path: Path) -> No
     assert "left out 3 file(s) of deployloop's extra passes" in done.stderr
     alone = deployloop("results", str(folder / "api+shard-1.xml"), "--json")
     assert json.loads(alone.stdout)["tests"] == 3
+    (folder / "api.xml").unlink()  # a shard's report could not be merged: the shards are read
+    done = deployloop("results", str(folder), "--json")
+    data = json.loads(done.stdout)
+    assert (data["files"], data["tests"]) == (5, 15)  # api's 2 shards, ui's, the user's two
+    assert "left out 1 file(s)" in done.stderr  # api+failed-first.xml

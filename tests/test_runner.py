@@ -123,7 +123,7 @@ def test_a_usage_errors_words_are_one_printable_bounded_line(tmp_path: Path) -> 
         tmp_path / "suite",
         "conftest.py",
         "import pytest\ndef pytest_configure(config):\n"
-        "    raise pytest.UsageError('\\x1b[31;1mstaging\\x1b[0m\\rtoken\\x07\\x1b]0;t\\x07 '"
+        "    raise pytest.UsageError('\\x1b[31;1mstaging\\x1b(B\\x9b0m\\rtoken\\x07\\x1b]0;t\\x07 '"
         " + 'x' * 1000)\n",
     )
     _, run = run_in(tmp_path, "def test_a():\n    pass\n")

@@ -187,7 +187,7 @@ def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
         _write(_test("done", nodeid, outcome), flush=outcome != "passed" or not _holding)
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(hookwrapper=True, trylast=True)  # innermost: before other wrappers' ends
 def pytest_runtestloop(session: Any) -> Any:
     """The last test's ``done``, as the test loop ends: before session-end hooks, the report
     and pytest's exit, which may take a while (a hook of the suite's may hang)."""
