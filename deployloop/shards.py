@@ -80,7 +80,7 @@ class MergedReport(NamedTuple):
     """The suite's one JUnit file made from its shards' kept reports (``write_merged``)."""
 
     path: Path | None  # None: nothing written (no shard kept a report, or one could not merge)
-    problems: tuple[str, ...] = ()  # why it was not written, for the suite's log
+    problem: str | None = None  # why it was not written, for the suite's log
 
 
 NOTHING_MERGED = MergedReport(None)
@@ -106,7 +106,7 @@ def merge(
     ``expected_tests`` (the suite's ``expect_tests``) applies to the merged suite, as do the
     shards' collected counts (summed) and JUnit repair notes (all kept). ``log_path``
     gets one line per shard naming its log, so issue bodies and the report find them, then
-    ``report``'s problem lines; the result's ``junit_path`` is ``report``'s file, if any.
+    ``report``'s problem, if any; the result's ``junit_path`` is ``report``'s file, if any.
     """
     first = runs[0]
     count = len(runs)
@@ -122,7 +122,7 @@ def merge(
         ended = RunEnd.RUNNER_ERROR if ended is RunEnd.COMPLETED else ended
     if not errors and (problem := hollow(cases)):
         errors, ended = [problem], RunEnd.RUNNER_ERROR
-    _write_index(log_path, runs, report.problems)
+    _write_index(log_path, runs, report.problem)
     return SuiteRun(
         phase=first.phase,
         suite=first.suite,
@@ -156,9 +156,9 @@ def write_merged(
     time, never a shard's file (issue 19).
 
     A shard without a report (``junit_path`` None: it ended before pytest wrote one, a
-    harness error its log line and the suite's result tell) adds nothing. Every report there
-    is is merged whole, or there is no file (one an earlier attempt
-    left is removed) and one problem line says why: a kept file that cannot be read (missing,
+    harness error its log line and the suite's result tell) adds nothing. The reports there
+    are are merged whole, or there is no file (one an earlier attempt left is removed) and a
+    problem line says why: a kept file that cannot be read (missing,
     not well-formed, not JUnit) or that was cut to head and tail past ``limit`` bytes
     (``junit_caps.cap_kept``: a copy for people, its cut maybe inside text). A merged file
     without some of a report's tests would read as all of them; without it, ``deployloop
@@ -166,7 +166,7 @@ def write_merged(
     ``target`` cannot be written, or a kept file fails part way through its reading.
     """
     kept = [_kept_files(run) for run in runs]
-    problems: tuple[str, ...] = ()
+    problem = None
     if any(kept):
         try:
             with replacing(target) as out:
@@ -176,9 +176,9 @@ def write_merged(
                 out.write(b"</testsuites>\n")
             return MergedReport(target)
         except _NotMerged as exc:
-            problems = (f"{target} not written: {exc}; the shards' own files hold their tests",)
+            problem = f"{target} not written: {exc}; the shards' own files hold their tests"
     target.unlink(missing_ok=True)  # an interrupted earlier attempt's: not this run's
-    return MergedReport(None, problems)
+    return MergedReport(None, problem)
 
 
 class _NotMerged(Exception):
@@ -233,7 +233,7 @@ def write_users_report(note: Path, report: MergedReport) -> str | None:
     except (OSError, UnicodeDecodeError):
         return None
     note.unlink()
-    if report.problems:
+    if report.problem:
         return f"your --junitxml {target} was not written: a shard's report could not be merged"
     if report.path is None:
         return None
@@ -256,14 +256,14 @@ def _folded(runs: Sequence[SuiteRun]) -> tuple[tuple[CaseResult, ...], list[str]
     return tuple(cases), repeated
 
 
-def _write_index(log_path: Path, runs: Sequence[SuiteRun], problems: Sequence[str]) -> None:
-    """The suite's log: a line per shard naming its log, then the merge's problem lines."""
+def _write_index(log_path: Path, runs: Sequence[SuiteRun], problem: str | None) -> None:
+    """The suite's log: a line per shard naming its log, then the merge's problem, if any."""
     lines = [
         f"[deployloop] shard {i}/{len(runs)}: {run.log_path} "
         f"({len(run.cases)} tests, exit {run.exit_code}, {run.wall_s:.1f} s"
         f"{'; ' + run.harness_error if run.harness_error else ''})\n"
         for i, run in enumerate(runs, 1)
     ]
-    lines += [f"[deployloop] {problem}\n" for problem in problems]
+    lines += [] if problem is None else [f"[deployloop] {problem}\n"]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("".join(lines), "utf-8")
