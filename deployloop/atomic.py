@@ -12,16 +12,9 @@ from typing import BinaryIO
 
 def temp_beside(path: Path, text: str, *, mode: int = 0o644, errors: str = "strict") -> Path:
     """``text`` written and synced to a new temporary file in ``path``'s folder."""
-    fd, temp = _new_temp(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors=errors) as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)  # mkstemp makes every file private; say what this one is
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    data = text.encode("utf-8", errors)
+    with _synced_temp(path, mode) as (handle, temp):
+        handle.write(data)
     return temp
 
 
@@ -41,20 +34,27 @@ def replacing(path: Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
     is left as it was, and the exception goes on. Raises ``OSError`` when the folder, the
     temporary or the replacement cannot be made."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = _new_temp(path)
+    with _synced_temp(path, mode) as (handle, temp):
+        yield handle
     try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)  # mkstemp makes every file private; say what this one is
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
 
 
-def _new_temp(path: Path) -> tuple[int, Path]:
-    """An open descriptor on a new, private, hidden temporary file beside ``path``."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    return fd, Path(temp)
+@contextlib.contextmanager
+def _synced_temp(path: Path, mode: int) -> Iterator[tuple[BinaryIO, Path]]:
+    """A binary handle on a new, hidden temporary file beside ``path``, and its path: when the
+    block ends, the file is synced and given ``mode``; when it raises, the file is removed."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle, temp
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)  # mkstemp makes every file private; say what this one is
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
