@@ -26,6 +26,7 @@ from deployloop.hookerrors import attach_hook_errors
 from deployloop.junit_fields import with_files
 from deployloop.logical import hollow
 from deployloop.models import CaseResult, RunEnd, SuiteRun
+from deployloop.oneline import one_line
 from deployloop.progress import ScrubbedRecords, collected_count
 from deployloop.pump import Pump
 from deployloop.pytestline import runs_pytest
@@ -361,9 +362,7 @@ def _usage_error(log_path: Path) -> str:
     if not said:
         return PYTEST_EXIT[USAGE_ERROR]
     bare = TERMINAL_ESCAPE.sub("", said[-1])
-    words = " ".join("".join(c if c.isprintable() else " " for c in bare).split())
-    if len(words) > SAYS_CHARS:
-        words = words[: SAYS_CHARS - 1] + "…"
+    words = one_line("".join(c if c.isprintable() else " " for c in bare), SAYS_CHARS)
     return f"{PYTEST_EXIT[USAGE_ERROR]}: {words}"
 
 

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from deployloop import __version__
+from deployloop.oneline import one_line
 from deployloop.report import words
 from deployloop.report.records import ReportData
 
@@ -286,5 +287,4 @@ def code(value: str) -> str:
 
 
 def short(message: str) -> str:
-    flat = " ".join(message.split())
-    return flat if len(flat) <= MESSAGE_CHARS else flat[: MESSAGE_CHARS - 1] + "…"
+    return one_line(message, MESSAGE_CHARS)

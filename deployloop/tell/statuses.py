@@ -34,6 +34,7 @@ from deployloop.events import (
     SessionEnd,
 )
 from deployloop.issues.github_calls import Caller, RetryPolicy
+from deployloop.oneline import one_line
 from deployloop.tell.night import Night
 
 if TYPE_CHECKING:
@@ -159,8 +160,7 @@ def failure_description(night: Night) -> str:
 
 
 def _clip(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= MAX_DESCRIPTION else flat[: MAX_DESCRIPTION - 1] + "…"
+    return one_line(text, MAX_DESCRIPTION)
 
 
 def _is_sha(version: str | None) -> TypeGuard[str]:
